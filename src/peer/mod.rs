@@ -1,0 +1,1 @@
+//! The peer program (see `bin/peer.rs`).

@@ -1,0 +1,469 @@
+//! Registry protocol messages (see `protocol.md`).
+//!
+//! A request is one JSON object with an `op` and an `id`; its reply echoes the
+//! `id` and carries `"ok": true` with the op's fields, or `"ok": false` with a
+//! stable [`ErrorCode`] and a human `message`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Every op the registry understands, in the order `protocol.md` lists them.
+pub const OPS: &[&str] = &[
+    "register",
+    "login",
+    "resume",
+    "logout",
+    "heartbeat",
+    "search",
+    "online",
+    "create_room",
+    "join_room",
+    "leave_room",
+    "rooms",
+    "members",
+];
+
+/// A parsed request. Unknown extra fields are ignored so that newer clients
+/// can talk to older registries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Register {
+        username: String,
+        password: String,
+    },
+    Login {
+        username: String,
+        password: String,
+        tcp_port: u16,
+        udp_port: u16,
+        /// Address other peers should use instead of the source address the
+        /// registry sees (for machines with several interfaces).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        advertise_ip: Option<String>,
+    },
+    /// Re-attach an existing session (after a reconnect or registry restart)
+    /// without the password.
+    Resume {
+        token: String,
+        tcp_port: u16,
+        udp_port: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        advertise_ip: Option<String>,
+    },
+    Logout {
+        token: String,
+    },
+    Heartbeat {
+        token: String,
+    },
+    Search {
+        token: String,
+        username: String,
+    },
+    Online {
+        token: String,
+    },
+    CreateRoom {
+        token: String,
+        room: String,
+    },
+    JoinRoom {
+        token: String,
+        room: String,
+    },
+    LeaveRoom {
+        token: String,
+        room: String,
+    },
+    Rooms {
+        token: String,
+    },
+    Members {
+        token: String,
+        room: String,
+    },
+}
+
+impl Request {
+    /// The session token, for ops that need one.
+    pub fn token(&self) -> Option<&str> {
+        match self {
+            Request::Register { .. } | Request::Login { .. } => None,
+            Request::Resume { token, .. }
+            | Request::Logout { token }
+            | Request::Heartbeat { token }
+            | Request::Search { token, .. }
+            | Request::Online { token }
+            | Request::CreateRoom { token, .. }
+            | Request::JoinRoom { token, .. }
+            | Request::LeaveRoom { token, .. }
+            | Request::Rooms { token }
+            | Request::Members { token, .. } => Some(token),
+        }
+    }
+}
+
+/// A request line with its `id` (any JSON scalar; echoed verbatim).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: Value,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+macro_rules! error_codes {
+    ($($(#[$meta:meta])* $variant:ident => $name:literal,)*) => {
+        /// Stable machine-readable error codes. The `Display` form is the wire form.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum ErrorCode {
+            $($(#[$meta])* #[serde(rename = $name)] $variant,)*
+        }
+
+        impl ErrorCode {
+            /// The wire name, e.g. `"rate_limited"`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $name,)*
+                }
+            }
+        }
+
+        /// The wire names of every error code.
+        pub const ALL_CODES: &[&str] = &[$($name,)*];
+    };
+}
+
+error_codes! {
+    /// The line is not JSON.
+    BadJson => "bad_json",
+    /// JSON, but not a request object: no `op`, a missing or mistyped field.
+    BadRequest => "bad_request",
+    /// `op` names no operation.
+    UnknownOp => "unknown_op",
+    /// The line is longer than 64 KiB (the connection is closed).
+    LineTooLong => "line_too_long",
+    /// The line is not UTF-8 (the connection is closed).
+    BadEncoding => "bad_encoding",
+    /// Username breaks the rules (3-32 of `a-z 0-9 _ . -`, starting with a letter or digit).
+    InvalidUsername => "invalid_username",
+    /// Password shorter than 8 characters (or longer than 1024 bytes).
+    WeakPassword => "weak_password",
+    /// `advertise_ip` is not an IP address, or a port is 0.
+    InvalidAddress => "invalid_address",
+    UserExists => "user_exists",
+    /// Unknown user or wrong password (deliberately not told apart).
+    InvalidCredentials => "invalid_credentials",
+    /// Too many failed logins for this username or from this address.
+    RateLimited => "rate_limited",
+    /// The user already has a live session.
+    AlreadyOnline => "already_online",
+    /// The token names no session (never issued, logged out, or expired).
+    InvalidSession => "invalid_session",
+    /// This connection is bound to another session.
+    NotYourSession => "not_your_session",
+    UserNotFound => "user_not_found",
+    InvalidRoomName => "invalid_room_name",
+    RoomExists => "room_exists",
+    NoSuchRoom => "no_such_room",
+    NotAMember => "not_a_member",
+    /// Too much work queued (password hashing); try again shortly.
+    ServerBusy => "server_busy",
+    /// The store (database) cannot be reached; try again.
+    StoreUnavailable => "store_unavailable",
+    /// A bug in the registry; the message says more.
+    Internal => "internal",
+}
+
+impl ErrorCode {
+    /// Errors after which the registry closes the connection.
+    pub fn closes_connection(self) -> bool {
+        matches!(self, ErrorCode::LineTooLong | ErrorCode::BadEncoding)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error reply's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Where a peer can be reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    pub ip: String,
+    pub tcp_port: u16,
+    pub udp_port: u16,
+}
+
+/// A user as `search`, `online` and room replies show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserInfo {
+    pub username: String,
+    pub online: bool,
+    /// Present only while the user is online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+}
+
+/// A room with its members (reply to `create_room`, `join_room`, `members`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomInfo {
+    pub name: String,
+    /// The room key, 64 hex digits (32 bytes), used for the HMAC tag on
+    /// room datagrams.
+    pub key: String,
+    pub members: Vec<UserInfo>,
+}
+
+/// One line of the `rooms` reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomSummary {
+    pub name: String,
+    pub members: u64,
+}
+
+/// The body of a successful reply, one shape per op.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReplyBody {
+    /// login, resume
+    Session(SessionReply),
+    /// search
+    User { user: UserInfo },
+    /// online
+    Users { users: Vec<UserInfo> },
+    /// create_room, join_room, members
+    Room { room: RoomInfo },
+    /// rooms
+    Rooms { rooms: Vec<RoomSummary> },
+    /// leave_room
+    Left { room: String, deleted: bool },
+    /// register
+    Registered { username: String },
+    /// logout, heartbeat
+    Empty {},
+}
+
+/// Reply to `login` and `resume`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionReply {
+    pub username: String,
+    pub token: String,
+    /// The address other peers will be given for this user.
+    pub address: Address,
+    /// How often to send a heartbeat (UDP datagram or `heartbeat` request).
+    pub heartbeat_interval_ms: u64,
+    /// After this long without a heartbeat the session goes offline.
+    pub session_timeout_ms: u64,
+    /// The registry's UDP port for heartbeat datagrams.
+    pub heartbeat_port: u16,
+}
+
+/// A reply line as it travels: `{"id":…,"ok":true,…}` or
+/// `{"id":…,"ok":false,"code":…,"message":…}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub id: Value,
+    pub result: Result<ReplyBody, ApiError>,
+}
+
+impl Reply {
+    pub fn ok(id: Value, body: ReplyBody) -> Self {
+        Reply {
+            id,
+            result: Ok(body),
+        }
+    }
+
+    pub fn err(id: Value, err: ApiError) -> Self {
+        Reply {
+            id,
+            result: Err(err),
+        }
+    }
+
+    /// The reply as a JSON object.
+    pub fn to_value(&self) -> Value {
+        let mut map = Map::new();
+        map.insert("id".into(), self.id.clone());
+        match &self.result {
+            Ok(body) => {
+                map.insert("ok".into(), Value::Bool(true));
+                if let Ok(Value::Object(fields)) = serde_json::to_value(body) {
+                    map.extend(fields);
+                }
+            }
+            Err(e) => {
+                map.insert("ok".into(), Value::Bool(false));
+                map.insert("code".into(), Value::String(e.code.as_str().into()));
+                map.insert("message".into(), Value::String(e.message.clone()));
+            }
+        }
+        Value::Object(map)
+    }
+
+    /// Parses a reply line; the body is kept as the untagged [`ReplyBody`].
+    pub fn from_value(v: Value) -> Result<Reply, String> {
+        let Value::Object(mut map) = v else {
+            return Err("reply is not an object".into());
+        };
+        let id = map.remove("id").ok_or("reply has no id")?;
+        let ok = map
+            .remove("ok")
+            .and_then(|v| v.as_bool())
+            .ok_or("reply has no boolean ok")?;
+        if ok {
+            let body: ReplyBody =
+                serde_json::from_value(Value::Object(map)).map_err(|e| e.to_string())?;
+            Ok(Reply::ok(id, body))
+        } else {
+            let err: ApiError =
+                serde_json::from_value(Value::Object(map)).map_err(|e| e.to_string())?;
+            Ok(Reply::err(id, err))
+        }
+    }
+}
+
+impl Serialize for Reply {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(s)
+    }
+}
+
+/// Parses one request line. On failure, returns the error together with the
+/// `id` recovered from the line (or `null`), so the error reply can echo it.
+pub fn parse_request(line: &str) -> Result<Envelope, (Value, ApiError)> {
+    let value: Value = serde_json::from_str(line).map_err(|e| {
+        (
+            Value::Null,
+            ApiError::new(ErrorCode::BadJson, format!("not valid JSON: {e}")),
+        )
+    })?;
+    let Value::Object(mut map) = value else {
+        return Err((
+            Value::Null,
+            ApiError::new(ErrorCode::BadRequest, "a request must be a JSON object"),
+        ));
+    };
+    let id = match map.remove("id") {
+        None => Value::Null,
+        Some(v @ (Value::Number(_) | Value::String(_) | Value::Null)) => v,
+        Some(_) => {
+            return Err((
+                Value::Null,
+                ApiError::new(ErrorCode::BadRequest, "`id` must be a number or a string"),
+            ))
+        }
+    };
+    let op = match map.get("op") {
+        None => {
+            return Err((
+                id,
+                ApiError::new(ErrorCode::BadRequest, "missing field `op`"),
+            ))
+        }
+        Some(Value::String(op)) => op.clone(),
+        Some(_) => {
+            return Err((
+                id,
+                ApiError::new(ErrorCode::BadRequest, "`op` must be a string"),
+            ))
+        }
+    };
+    if !OPS.contains(&op.as_str()) {
+        let shown: String = op.chars().take(40).collect();
+        return Err((
+            id,
+            ApiError::new(ErrorCode::UnknownOp, format!("unknown op `{shown}`")),
+        ));
+    }
+    match serde_json::from_value::<Request>(Value::Object(map)) {
+        Ok(request) => Ok(Envelope { id, request }),
+        Err(e) => Err((
+            id,
+            ApiError::new(ErrorCode::BadRequest, format!("bad `{op}` request: {e}")),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn error_code_names_match_the_list() {
+        for name in ALL_CODES {
+            let code: ErrorCode = serde_json::from_value(json!(name)).unwrap();
+            assert_eq!(code.as_str(), *name);
+        }
+    }
+
+    #[test]
+    fn ops_list_matches_the_enum() {
+        for op in OPS {
+            let err = parse_request(&json!({"id": 1, "op": op}).to_string()).unwrap_err();
+            assert_eq!(err.1.code, ErrorCode::BadRequest, "{op}");
+            assert!(err.1.message.contains("missing field"), "{op}: {}", err.1);
+        }
+    }
+
+    #[test]
+    fn parse_errors_keep_the_id() {
+        let (id, e) = parse_request(r#"{"id":"a7","op":"nope"}"#).unwrap_err();
+        assert_eq!((id, e.code), (json!("a7"), ErrorCode::UnknownOp));
+        let (id, e) = parse_request(r#"{"id":3,"op":"search","token":5}"#).unwrap_err();
+        assert_eq!((id, e.code), (json!(3), ErrorCode::BadRequest));
+        let (id, e) = parse_request("{not json").unwrap_err();
+        assert_eq!((id, e.code), (Value::Null, ErrorCode::BadJson));
+        let (_, e) = parse_request("[1,2]").unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn reply_round_trips() {
+        let r = Reply::ok(
+            json!(9),
+            ReplyBody::Left {
+                room: "lab".into(),
+                deleted: true,
+            },
+        );
+        let v = r.to_value();
+        assert_eq!(v, json!({"id": 9, "ok": true, "room": "lab", "deleted": true}));
+        assert_eq!(Reply::from_value(v).unwrap(), r);
+        let e = Reply::err(json!(null), ApiError::new(ErrorCode::BadJson, "x"));
+        assert_eq!(Reply::from_value(e.to_value()).unwrap(), e);
+    }
+}

@@ -1,0 +1,5 @@
+//! The registry server.
+//!
+//! - [`store`]: users, sessions and rooms, embedded (SQLite) or MongoDB.
+
+pub mod store;

@@ -1,0 +1,180 @@
+//! Persistent state of the registry: users, sessions and rooms.
+//!
+//! [`Store`] is the one interface the handlers use; two backends implement it
+//! and pass the same conformance suite (`tests/store_conformance.rs`):
+//!
+//! - [`embedded::SqliteStore`]: SQLite in WAL mode, the default, nothing to install;
+//! - [`mongo::MongoStore`]: MongoDB through the official driver's sync API.
+//!
+//! Everything that must survive a registry restart, or be shared by several
+//! registry processes using one database, lives here. Operations that must be
+//! race-free across processes (one session per user, one room per name, one
+//! membership per user and room) rest on unique indexes, not on locks held in
+//! one process.
+
+pub mod embedded;
+pub mod mongo;
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A registered account. `password_hash` is an Argon2id PHC string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub username: String,
+    pub password_hash: String,
+    pub created_ms: i64,
+}
+
+/// A session: at most one per user. The token itself is never stored, only
+/// its SHA-256 (`token_hash`), so a copy of the database cannot act as anyone.
+///
+/// A session is *online* while it is `attached` to a registry connection and
+/// its `last_seen_ms` (last heartbeat) is recent. A detached session stays
+/// resumable by its token until it is purged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub token_hash: String,
+    pub username: String,
+    pub ip: String,
+    pub tcp_port: u16,
+    pub udp_port: u16,
+    pub last_seen_ms: i64,
+    /// The registry instance whose connection the session is attached to.
+    pub instance: String,
+    pub attached: bool,
+    pub created_ms: i64,
+}
+
+/// A chat room. `key` is 64 hex digits (the HMAC key for room datagrams).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRecord {
+    pub name: String,
+    pub key: String,
+    pub created_ms: i64,
+}
+
+/// Where a session's peer can be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ip: String,
+    pub tcp_port: u16,
+    pub udp_port: u16,
+}
+
+/// What leaving a room did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Left {
+    /// The user was a member and is not any more.
+    pub removed: bool,
+    /// The user was the last member, so the room is gone.
+    pub room_deleted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// A unique key is taken (username, a user's session, a room name).
+    Conflict,
+    /// The thing the operation needs (a room) does not exist.
+    NotFound,
+    /// The database cannot be reached right now.
+    Unavailable(String),
+    /// Anything else the database reported.
+    Other(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Conflict => f.write_str("already exists"),
+            StoreError::NotFound => f.write_str("not found"),
+            StoreError::Unavailable(m) => write!(f, "store unavailable: {m}"),
+            StoreError::Other(m) => write!(f, "store error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The registry's persistent state. Implementations are shared by every
+/// client thread (`Send + Sync`) and must be safe under concurrent calls.
+pub trait Store: Send + Sync {
+    /// A short name for logs: `"embedded"` or `"mongodb"`.
+    fn backend(&self) -> &'static str;
+
+    /// Checks that the database answers (and creates indexes if they were
+    /// not created yet because it was down at start).
+    fn ping(&self) -> StoreResult<()>;
+
+    // ---- users ----
+
+    /// Inserts a user; `Conflict` if the username is taken.
+    fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+    fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+
+    // ---- sessions ----
+
+    /// Inserts a session; `Conflict` if the user already has one.
+    fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    fn session_by_token(&self, token_hash: &str) -> StoreResult<Option<SessionRecord>>;
+    fn session_by_user(&self, username: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Deletes a session; true if it existed.
+    fn delete_session(&self, token_hash: &str) -> StoreResult<bool>;
+    /// Attaches a session to `instance` with a new endpoint and
+    /// `last_seen_ms = now_ms`; false if the session does not exist.
+    fn attach_session(
+        &self,
+        token_hash: &str,
+        endpoint: &Endpoint,
+        instance: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Detaches a session, but only if it is attached to `instance` (so a
+    /// connection closing on one registry never takes down the session that
+    /// moved to another); true if it was detached.
+    fn detach_session(&self, token_hash: &str, instance: &str) -> StoreResult<bool>;
+    /// Detaches an attached session whose last heartbeat is older than
+    /// `stale_before_ms`; true if it did (false if a heartbeat won the race).
+    fn detach_if_stale(&self, token_hash: &str, stale_before_ms: i64) -> StoreResult<bool>;
+    /// Detaches every session attached to `instance`; returns their records
+    /// as they were.
+    fn detach_instance(&self, instance: &str) -> StoreResult<Vec<SessionRecord>>;
+    /// Sets `last_seen_ms = now_ms` on the sessions with these token hashes
+    /// (unknown ones are ignored); returns how many matched.
+    fn touch_sessions(&self, token_hashes: &[String], now_ms: i64) -> StoreResult<u64>;
+    /// Attached sessions with `last_seen_ms >= fresh_since_ms`, by username.
+    fn online_sessions(&self, fresh_since_ms: i64) -> StoreResult<Vec<SessionRecord>>;
+    /// Attached sessions with `last_seen_ms < stale_before_ms`.
+    fn stale_sessions(&self, stale_before_ms: i64) -> StoreResult<Vec<SessionRecord>>;
+    /// Deletes detached sessions with `last_seen_ms < before_ms`; returns how many.
+    fn purge_sessions(&self, before_ms: i64) -> StoreResult<u64>;
+
+    // ---- rooms ----
+
+    /// Creates a room with `creator` as its only member; `Conflict` if the
+    /// name is taken.
+    fn create_room(&self, room: &RoomRecord, creator: &str) -> StoreResult<()>;
+    fn find_room(&self, name: &str) -> StoreResult<Option<RoomRecord>>;
+    /// Adds a member (idempotent); `NotFound` if the room does not exist.
+    fn add_member(&self, room: &str, username: &str) -> StoreResult<()>;
+    /// Removes a member; deletes the room when it was the last one.
+    fn remove_member(&self, room: &str, username: &str) -> StoreResult<Left>;
+    /// Usernames of a room's members, sorted.
+    fn room_members(&self, room: &str) -> StoreResult<Vec<String>>;
+    /// Every room with its member count, sorted by name.
+    fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>>;
+    /// Names of the rooms a user is in, sorted.
+    fn rooms_of(&self, username: &str) -> StoreResult<Vec<String>>;
+}
+
+/// Opens the store named on the command line: a `mongodb://` or
+/// `mongodb+srv://` URI, or else a path to the embedded database file.
+pub fn open(spec: &str) -> StoreResult<Arc<dyn Store>> {
+    if spec.starts_with("mongodb://") || spec.starts_with("mongodb+srv://") {
+        let _ = mongo::MongoStore::connect(spec)?; todo!()
+    } else {
+        let _ = embedded::SqliteStore::open(spec)?; todo!()
+    }
+}
