@@ -1,1 +1,128 @@
-fn main() {}
+//! `registry`: the lanchat registry server. Parses flags, starts logging and
+//! hands off to [`lanchat::registry::Server`].
+
+use clap::Parser;
+use lanchat::registry::{Config, Server};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The lanchat registry: accounts, sessions, presence and rooms for peers on
+/// a LAN. It never relays chat messages; peers talk to each other directly.
+///
+/// Peers send requests over TCP (newline-delimited JSON, see protocol.md) and
+/// heartbeats as UDP datagrams to the same port number.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Address to listen on, TCP for requests and UDP for heartbeats (same port).
+    /// Use 0.0.0.0 to accept peers from the LAN, 127.0.0.1 for this machine only.
+    #[arg(long, env = "REGISTRY_LISTEN", default_value = "0.0.0.0:15600")]
+    listen: String,
+
+    /// Where accounts, sessions and rooms are kept: a mongodb:// URI (database
+    /// from the URI path, default "lanchat"), or a path to the embedded SQLite
+    /// file, created on first start.
+    #[arg(long, env = "REGISTRY_STORE", default_value = "registry.db")]
+    store: String,
+
+    /// How often peers are told to send a heartbeat, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    heartbeat_interval_ms: u64,
+
+    /// A session whose heartbeats stop for this long (ms) goes offline and
+    /// leaves its rooms. Must be larger than the heartbeat interval.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(200..=600_000))]
+    session_timeout_ms: u64,
+
+    /// Seconds a connection that has not logged in may stay silent.
+    #[arg(long, default_value_t = 30)]
+    idle_timeout_secs: u64,
+
+    /// Seconds an offline session can still be resumed by its token.
+    #[arg(long, default_value_t = 600)]
+    resume_grace_secs: u64,
+
+    /// Requests per second one connection may send before it is slowed down.
+    #[arg(long, default_value_t = 200)]
+    requests_per_sec: u32,
+
+    /// Password hashes computed at once (each takes about 19 MiB);
+    /// default: the number of CPUs.
+    #[arg(long)]
+    hash_concurrency: Option<usize>,
+
+    /// Name of this registry in a shared store (default: hostname:port). At
+    /// start, sessions a previous run with the same name left are taken offline.
+    #[arg(long)]
+    instance_id: Option<String>,
+}
+
+/// Raises the soft open-file limit to the hard one: each client holds a socket.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            log::warn!("cannot read the open-file limit");
+            return;
+        }
+        if lim.rlim_cur >= lim.rlim_max {
+            log::info!("open-file limit: {}", lim.rlim_cur);
+            return;
+        }
+        let old = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+            log::info!("raised the open-file limit from {old} to {}", lim.rlim_cur);
+        } else {
+            log::warn!(
+                "cannot raise the open-file limit above {old}; at most about that many clients"
+            );
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = Args::parse();
+    if args.session_timeout_ms <= args.heartbeat_interval_ms {
+        eprintln!("error: --session-timeout-ms must be larger than --heartbeat-interval-ms");
+        return ExitCode::from(2);
+    }
+    raise_nofile_limit();
+    let mut config = Config {
+        listen: args.listen,
+        store: args.store,
+        heartbeat_interval: Duration::from_millis(args.heartbeat_interval_ms),
+        session_timeout: Duration::from_millis(args.session_timeout_ms),
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
+        resume_grace: Duration::from_secs(args.resume_grace_secs),
+        requests_per_sec: args.requests_per_sec,
+        instance_id: args.instance_id,
+        ..Config::default()
+    };
+    if let Some(n) = args.hash_concurrency {
+        config.hash_concurrency = n.max(1);
+    }
+    let server = match Server::bind(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Tests and scripts read the real port from this line (with --listen …:0).
+    println!("registry listening on {}", server.local_addr());
+    let handle = server.handle();
+    if let Err(e) = ctrlc::set_handler(move || {
+        log::info!("stopping (signal)");
+        handle.shutdown();
+    }) {
+        log::warn!("cannot install the Ctrl-C handler: {e}");
+    }
+    server.run();
+    ExitCode::SUCCESS
+}

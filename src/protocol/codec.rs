@@ -106,7 +106,11 @@ mod tests {
     fn splits_lines_across_small_reads() {
         assert_eq!(
             lines(b"{\"a\":1}\r\nsecond line\nlast"),
-            vec![Ok("{\"a\":1}".into()), Ok("second line".into()), Ok("last".into())]
+            vec![
+                Ok("{\"a\":1}".into()),
+                Ok("second line".into()),
+                Ok("last".into())
+            ]
         );
     }
 

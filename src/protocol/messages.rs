@@ -239,8 +239,9 @@ pub struct UserInfo {
 pub struct RoomInfo {
     pub name: String,
     /// The room key, 64 hex digits (32 bytes), used for the HMAC tag on
-    /// room datagrams.
-    pub key: String,
+    /// room datagrams. Only members are told it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub members: Vec<UserInfo>,
 }
 
@@ -461,7 +462,10 @@ mod tests {
             },
         );
         let v = r.to_value();
-        assert_eq!(v, json!({"id": 9, "ok": true, "room": "lab", "deleted": true}));
+        assert_eq!(
+            v,
+            json!({"id": 9, "ok": true, "room": "lab", "deleted": true})
+        );
         assert_eq!(Reply::from_value(v).unwrap(), r);
         let e = Reply::err(json!(null), ApiError::new(ErrorCode::BadJson, "x"));
         assert_eq!(Reply::from_value(e.to_value()).unwrap(), e);

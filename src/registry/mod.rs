@@ -1,5 +1,19 @@
 //! The registry server.
 //!
+//! - [`server`]: sockets and threads (accept loop, one thread per client,
+//!   UDP heartbeats, shutdown).
+//! - [`service`]: request handlers, typed in and out, no sockets.
+//! - [`presence`]: heartbeat batching, time-outs, clean-up.
+//! - [`auth`]: username/password rules, Argon2id, tokens, login rate limit.
+//! - [`config`]: settings.
 //! - [`store`]: users, sessions and rooms, embedded (SQLite) or MongoDB.
 
+pub mod auth;
+pub mod config;
+pub mod presence;
+pub mod server;
+pub mod service;
 pub mod store;
+
+pub use config::Config;
+pub use server::{Handle, Server};

@@ -173,8 +173,9 @@ pub trait Store: Send + Sync {
 /// `mongodb+srv://` URI, or else a path to the embedded database file.
 pub fn open(spec: &str) -> StoreResult<Arc<dyn Store>> {
     if spec.starts_with("mongodb://") || spec.starts_with("mongodb+srv://") {
-        let _ = mongo::MongoStore::connect(spec)?; todo!()
+        let _ = mongo::MongoStore::connect(spec)?;
+        Err(StoreError::Other("MongoDB backend not built yet".into()))
     } else {
-        let _ = embedded::SqliteStore::open(spec)?; todo!()
+        Ok(Arc::new(embedded::SqliteStore::open(spec)?))
     }
 }

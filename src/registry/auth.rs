@@ -1,0 +1,298 @@
+//! Credentials: username and password rules, Argon2id hashing with bounded
+//! concurrency, session tokens, and the failed-login rate limiter.
+
+use crate::protocol::{ApiError, ErrorCode};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::rngs::OsRng;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub const USERNAME_MIN: usize = 3;
+pub const USERNAME_MAX: usize = 32;
+pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MAX: usize = 1024;
+
+/// Usernames: 3–32 characters of `a-z`, `0-9`, `_`, `.`, `-`, starting with a
+/// letter or digit. Lower case only, so `Alice` and `alice` cannot both exist.
+pub fn check_username(name: &str) -> Result<(), ApiError> {
+    let ok_len = (USERNAME_MIN..=USERNAME_MAX).contains(&name.len());
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
+    let ok_start = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if ok_len && ok_chars && ok_start {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidUsername,
+            format!(
+                "a username is {USERNAME_MIN}-{USERNAME_MAX} characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+            ),
+        ))
+    }
+}
+
+/// Passwords: at least 8 characters, at most 1024 bytes.
+pub fn check_password(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < PASSWORD_MIN {
+        Err(ApiError::new(
+            ErrorCode::WeakPassword,
+            format!("a password needs at least {PASSWORD_MIN} characters"),
+        ))
+    } else if password.len() > PASSWORD_MAX {
+        Err(ApiError::new(
+            ErrorCode::WeakPassword,
+            format!("a password may be at most {PASSWORD_MAX} bytes"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A new session token: 32 random bytes as 64 hex digits.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    hex(&bytes)
+}
+
+/// What the store keeps instead of a token: its SHA-256, in hex.
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Runs Argon2id with at most `permits` hashes at a time. Each hash uses
+/// about 19 MiB, so this bounds the memory a login storm can take; a caller
+/// that waits longer than `max_wait` gets `server_busy`.
+pub struct Hasher {
+    permits: Mutex<usize>,
+    freed: Condvar,
+    max_wait: Duration,
+    /// Verified against when the user does not exist, so that an unknown
+    /// username costs as much time as a wrong password.
+    dummy_hash: String,
+}
+
+impl Hasher {
+    pub fn new(permits: usize, max_wait: Duration) -> Hasher {
+        let salt = SaltString::generate(&mut OsRng);
+        let dummy_hash = Argon2::default()
+            .hash_password(b"not a real password", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        Hasher {
+            permits: Mutex::new(permits.max(1)),
+            freed: Condvar::new(),
+            max_wait,
+            dummy_hash,
+        }
+    }
+
+    fn with_permit<T>(&self, f: impl FnOnce() -> T) -> Result<T, ApiError> {
+        let deadline = Instant::now() + self.max_wait;
+        let mut free = self.permits.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ApiError::new(
+                    ErrorCode::ServerBusy,
+                    "too many logins at once; try again in a moment",
+                ));
+            }
+            free = self
+                .freed
+                .wait_timeout(free, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *free -= 1;
+        drop(free);
+        struct Release<'a>(&'a Hasher);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                *self.0.permits.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                self.0.freed.notify_one();
+            }
+        }
+        let _release = Release(self);
+        Ok(f())
+    }
+
+    /// Hashes a password with a fresh random salt into a PHC string.
+    pub fn hash(&self, password: &str) -> Result<String, ApiError> {
+        self.with_permit(|| {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| ApiError::new(ErrorCode::Internal, format!("hashing failed: {e}")))
+        })?
+    }
+
+    /// Verifies a password against a stored PHC string (or, with `None`,
+    /// against a dummy hash, to take the same time); true on a match.
+    pub fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, ApiError> {
+        let phc = stored.unwrap_or(&self.dummy_hash);
+        let matched = self.with_permit(|| match PasswordHash::new(phc) {
+            Ok(parsed) => Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
+            Err(e) => {
+                log::error!("a stored password hash does not parse: {e}");
+                false
+            }
+        })?;
+        Ok(matched && stored.is_some())
+    }
+}
+
+/// Counts failed logins per username and per source address; after `limit`
+/// failures within `window`, that key is refused for `block` (checked before
+/// the password is even hashed). In memory: each registry process limits
+/// what it sees.
+pub struct LoginLimiter {
+    limit: usize,
+    window: Duration,
+    block: Duration,
+    state: Mutex<HashMap<String, Failures>>,
+}
+
+#[derive(Default)]
+struct Failures {
+    recent: VecDeque<Instant>,
+    blocked_until: Option<Instant>,
+}
+
+/// Cap on tracked keys; past it, entries with nothing recent are dropped.
+const MAX_TRACKED: usize = 100_000;
+
+impl LoginLimiter {
+    pub fn new(limit: usize, window: Duration, block: Duration) -> LoginLimiter {
+        LoginLimiter {
+            limit,
+            window,
+            block,
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn keys(username: &str, ip: IpAddr) -> [String; 2] {
+        [format!("u:{username}"), format!("ip:{ip}")]
+    }
+
+    /// `rate_limited` if either key is blocked now.
+    pub fn check(&self, username: &str, ip: IpAddr) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for key in Self::keys(username, ip) {
+            if let Some(until) = state.get(&key).and_then(|f| f.blocked_until) {
+                if until > now {
+                    let secs = (until - now).as_secs() + 1;
+                    return Err(ApiError::new(
+                        ErrorCode::RateLimited,
+                        format!("too many failed logins; try again in {secs} s"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn record_failure(&self, username: &str, ip: IpAddr) {
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.len() >= MAX_TRACKED {
+            let window = self.window;
+            state.retain(|_, f| {
+                f.blocked_until.is_some_and(|u| u > now)
+                    || f.recent.back().is_some_and(|t| now - *t < window)
+            });
+        }
+        for key in Self::keys(username, ip) {
+            let f = state.entry(key).or_default();
+            while f.recent.front().is_some_and(|t| now - *t >= self.window) {
+                f.recent.pop_front();
+            }
+            f.recent.push_back(now);
+            if f.recent.len() >= self.limit {
+                f.blocked_until = Some(now + self.block);
+                f.recent.clear();
+            }
+        }
+    }
+
+    /// A successful login clears the username's count (not the address's).
+    pub fn record_success(&self, username: &str) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.remove(&format!("u:{username}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn username_rules() {
+        for ok in ["bob", "alice_2", "a.b-c", "0zero"] {
+            assert!(check_username(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "ab", "Alice", "_bob", "bob!", "ünï", &"a".repeat(33)] {
+            assert_eq!(
+                check_username(bad).unwrap_err().code,
+                ErrorCode::InvalidUsername,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn hash_and_verify() {
+        let h = Hasher::new(2, Duration::from_secs(5));
+        let phc = h.hash("correct horse").unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(!phc.contains("correct horse"));
+        assert!(h.verify("correct horse", Some(&phc)).unwrap());
+        assert!(!h.verify("wrong horse", Some(&phc)).unwrap());
+        assert!(!h.verify("correct horse", None).unwrap());
+        assert_ne!(phc, h.hash("correct horse").unwrap(), "salt must be random");
+    }
+
+    #[test]
+    fn limiter_blocks_after_five_failures() {
+        let l = LoginLimiter::new(5, Duration::from_secs(60), Duration::from_secs(60));
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let other: IpAddr = "127.0.0.2".parse().unwrap();
+        for _ in 0..4 {
+            l.record_failure("bob", ip);
+        }
+        assert!(l.check("bob", ip).is_ok());
+        l.record_failure("bob", ip);
+        assert_eq!(
+            l.check("bob", other).unwrap_err().code,
+            ErrorCode::RateLimited
+        );
+        assert_eq!(
+            l.check("carol", ip).unwrap_err().code,
+            ErrorCode::RateLimited
+        );
+        assert!(l.check("carol", other).is_ok());
+    }
+}

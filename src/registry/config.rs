@@ -1,0 +1,45 @@
+//! Registry settings (filled from the command line in `bin/registry.rs`).
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// TCP address for requests; the UDP heartbeat socket binds the same address.
+    pub listen: String,
+    /// `mongodb://…` URI, or a path to the embedded database file.
+    pub store: String,
+    /// How often peers are told to send a heartbeat.
+    pub heartbeat_interval: Duration,
+    /// A session whose heartbeats stop for this long goes offline.
+    pub session_timeout: Duration,
+    /// A connection that has not logged in is closed after this long idle.
+    pub idle_timeout: Duration,
+    /// How long an offline session can still be resumed by its token.
+    pub resume_grace: Duration,
+    /// Password hashes run at once (each takes about 19 MiB).
+    pub hash_concurrency: usize,
+    /// Requests per second one connection may send before it is slowed down.
+    pub requests_per_sec: u32,
+    /// Identifies this registry's sessions in a shared store; at start, the
+    /// sessions a previous run with the same id left behind are taken offline.
+    /// Defaults to `hostname:port`.
+    pub instance_id: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "0.0.0.0:15600".into(),
+            store: "registry.db".into(),
+            heartbeat_interval: Duration::from_secs(1),
+            session_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(30),
+            resume_grace: Duration::from_secs(600),
+            hash_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            requests_per_sec: 200,
+            instance_id: None,
+        }
+    }
+}

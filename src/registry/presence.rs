@@ -1,0 +1,116 @@
+//! Heartbeats and time-outs.
+//!
+//! Heartbeats (UDP datagrams or `heartbeat` requests) are collected in memory
+//! and written to the store in one batch every [`FLUSH_EVERY`], so ten
+//! thousand peers cost one write a tick, not ten thousand. The same thread
+//! sweeps sessions whose heartbeats stopped and purges old offline ones.
+
+use super::service::{now_ms, Registry};
+use crossbeam_channel::Receiver;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Largest heartbeat datagram read; anything longer is garbage.
+pub const MAX_DATAGRAM: usize = 512;
+
+/// Pending heartbeats and counters.
+#[derive(Default)]
+pub struct Presence {
+    pending: Mutex<HashSet<String>>,
+    /// Valid heartbeat datagrams received.
+    pub heartbeats: AtomicU64,
+    /// Datagrams dropped as garbage.
+    pub garbage: AtomicU64,
+}
+
+/// The heartbeat datagram: `{"op":"heartbeat","token":"…"}`.
+#[derive(Deserialize)]
+struct HeartbeatDatagram {
+    op: String,
+    token: String,
+}
+
+impl Presence {
+    /// Notes a heartbeat for a session (by token hash).
+    pub fn touch(&self, token_hash: String) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token_hash);
+    }
+
+    /// Handles one datagram from the UDP socket. Garbage is counted and
+    /// dropped; no reply is ever sent.
+    pub fn datagram(&self, bytes: &[u8]) {
+        match serde_json::from_slice::<HeartbeatDatagram>(bytes) {
+            Ok(hb) if hb.op == "heartbeat" && hb.token.len() <= 128 => {
+                self.heartbeats.fetch_add(1, Ordering::Relaxed);
+                self.touch(super::auth::token_hash(&hb.token));
+            }
+            _ => {
+                let n = self.garbage.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    log::warn!("dropped {n} malformed heartbeat datagrams so far");
+                }
+            }
+        }
+    }
+
+    fn take(&self) -> Vec<String> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.drain().collect()
+    }
+}
+
+/// Runs until `stop` fires or disconnects: flushes heartbeats, sweeps stale
+/// sessions, purges old ones, and retries the start-up clean-up until the
+/// store lets it through.
+pub fn run(registry: &Registry, stop: Receiver<()>, mut startup_done: bool) {
+    let mut last_sweep = Instant::now();
+    let mut last_purge = Instant::now();
+    loop {
+        let stopping = !matches!(
+            stop.recv_timeout(FLUSH_EVERY),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout)
+        );
+        flush(registry);
+        if stopping {
+            return;
+        }
+        if !startup_done {
+            startup_done = registry.detach_own_sessions().is_ok();
+        }
+        if last_sweep.elapsed() >= SWEEP_EVERY {
+            last_sweep = Instant::now();
+            if let Err(e) = registry.sweep_stale() {
+                log::warn!("presence sweep failed: {e}");
+            }
+        }
+        if last_purge.elapsed() >= PURGE_EVERY {
+            last_purge = Instant::now();
+            match registry.purge_old() {
+                Ok(0) => {}
+                Ok(n) => log::info!("purged {n} expired offline sessions"),
+                Err(e) => log::warn!("purge failed: {e}"),
+            }
+        }
+    }
+}
+
+fn flush(registry: &Registry) {
+    let batch = registry.presence.take();
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(e) = registry.store.touch_sessions(&batch, now_ms()) {
+        // Dropped, not retried: the next heartbeat (a second later) carries
+        // the same news, and retrying old ones would only make them stale.
+        log::warn!("could not record {} heartbeats: {e}", batch.len());
+    }
+}

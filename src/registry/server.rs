@@ -1,0 +1,377 @@
+//! Sockets and threads: the TCP accept loop with one thread per client, the
+//! UDP heartbeat receiver, the presence thread, and shutdown.
+//!
+//! Only this module touches registry sockets; it turns lines into
+//! [`Request`]s with the codec and hands them to [`Registry::handle`].
+
+use super::config::Config;
+use super::presence::{self, MAX_DATAGRAM};
+use super::service::{Conn, Registry};
+use super::store;
+use crate::protocol::codec::{read_line, write_json, LineError};
+use crate::protocol::*;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{self, BufReader};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket,
+};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How often a blocked client read wakes to check idleness and shutdown.
+const READ_TICK: Duration = Duration::from_secs(1);
+/// A client that does not read its replies for this long is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+const CLIENT_STACK: usize = 256 * 1024;
+
+/// A registry bound to its sockets, ready to [`run`](Server::run).
+pub struct Server {
+    registry: Arc<Registry>,
+    listener: TcpListener,
+    udp: UdpSocket,
+    handle: Handle,
+    startup_done: bool,
+}
+
+/// Stops a running server from another thread (or a signal handler).
+#[derive(Clone)]
+pub struct Handle {
+    stop: Arc<AtomicBool>,
+    local: SocketAddr,
+    conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
+    live: Arc<(Mutex<usize>, Condvar)>,
+}
+
+impl Handle {
+    /// Asks the server to stop: wakes the accept loop and the UDP receiver
+    /// and closes every client connection.
+    pub fn shutdown(&self) {
+        if self.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let wake = SocketAddr::new(loopback_for(self.local.ip()), self.local.port());
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_millis(500));
+        if let Ok(s) = UdpSocket::bind(SocketAddr::new(loopback_for(self.local.ip()), 0)) {
+            let _ = s.send_to(b"", wake);
+        }
+        for stream in self
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+fn loopback_for(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v) if v.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        other => other,
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+impl Server {
+    /// Opens the store and binds the TCP and UDP sockets.
+    pub fn bind(config: Config) -> Result<Server, String> {
+        let store = store::open(&config.store)
+            .map_err(|e| format!("cannot open store {}: {e}", config.store))?;
+        let listener = TcpListener::bind(&config.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let udp = UdpSocket::bind(local).map_err(|e| format!("cannot bind UDP {local}: {e}"))?;
+        let instance = config
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", hostname(), local.port()));
+        let registry = Registry::new(store, config, instance, local.port());
+        let startup_done = match registry.detach_own_sessions() {
+            Ok(0) => true,
+            Ok(n) => {
+                log::info!("took {n} sessions left by a previous run offline");
+                true
+            }
+            Err(e) => {
+                log::warn!("store not ready at start ({e}); will retry");
+                false
+            }
+        };
+        log::info!(
+            "registry {} listening on {local} (TCP requests, UDP heartbeats), store: {}",
+            registry.instance,
+            registry.store.backend()
+        );
+        Ok(Server {
+            registry: Arc::new(registry),
+            listener,
+            udp,
+            handle: Handle {
+                stop: Arc::new(AtomicBool::new(false)),
+                local,
+                conns: Arc::new(Mutex::new(HashMap::new())),
+                live: Arc::new((Mutex::new(0), Condvar::new())),
+            },
+            startup_done,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.local
+    }
+
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
+    }
+
+    /// Serves until [`Handle::shutdown`]; then waits (up to 3 s) for client
+    /// threads to finish and takes this instance's sessions offline.
+    pub fn run(self) {
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let reg = self.registry.clone();
+        let startup_done = self.startup_done;
+        let presence = thread::Builder::new()
+            .name("presence".into())
+            .spawn(move || presence::run(&reg, stop_rx, startup_done))
+            .expect("spawn presence thread");
+        let reg = self.registry.clone();
+        let udp = match self.udp.try_clone() {
+            Ok(u) => u,
+            Err(e) => {
+                log::error!("cannot clone the UDP socket: {e}");
+                return;
+            }
+        };
+        let stop = self.handle.stop.clone();
+        let udp_thread = thread::Builder::new()
+            .name("heartbeats".into())
+            .spawn(move || udp_loop(&reg, &udp, &stop))
+            .expect("spawn heartbeat thread");
+
+        let next_id = AtomicU64::new(1);
+        for stream in self.listener.incoming() {
+            if self.handle.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    log::warn!("accept failed: {e}");
+                    thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            let id = next_id.fetch_add(1, Ordering::Relaxed);
+            self.spawn_client(id, stream);
+        }
+
+        let (count, cv) = &*self.handle.live;
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut live = count.lock().unwrap_or_else(|p| p.into_inner());
+        while *live > 0 && Instant::now() < deadline {
+            live = cv
+                .wait_timeout(live, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        drop(live);
+        drop(stop_tx);
+        let _ = presence.join();
+        let _ = udp_thread.join();
+        match self.registry.detach_own_sessions() {
+            Ok(n) if n > 0 => log::info!("took {n} sessions offline at shutdown"),
+            Ok(_) => {}
+            Err(e) => log::warn!("could not take sessions offline at shutdown: {e}"),
+        }
+        log::info!("registry stopped");
+    }
+
+    fn spawn_client(&self, id: u64, stream: TcpStream) {
+        let Ok(peer) = stream.peer_addr() else { return };
+        let Ok(clone) = stream.try_clone() else {
+            return;
+        };
+        self.handle
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, clone);
+        *self.handle.live.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        let reg = self.registry.clone();
+        let handle = self.handle.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("client-{id}"))
+            .stack_size(CLIENT_STACK)
+            .spawn(move || {
+                let mut conn = Conn {
+                    id,
+                    ip: peer.ip(),
+                    session: None,
+                };
+                if let Err(e) = serve(&reg, &mut conn, stream, &handle.stop) {
+                    log::debug!("client {peer}: {e}");
+                }
+                reg.disconnected(&conn);
+                handle.finished(id);
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot start a thread for {peer}: {e}");
+            self.handle.finished(id);
+        }
+    }
+}
+
+impl Handle {
+    fn finished(&self, id: u64) {
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        let (count, cv) = &*self.live;
+        *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        cv.notify_all();
+    }
+}
+
+fn udp_loop(reg: &Registry, udp: &UdpSocket, stop: &AtomicBool) {
+    let mut buf = [0u8; MAX_DATAGRAM + 1];
+    while !stop.load(Ordering::SeqCst) {
+        match udp.recv_from(&mut buf) {
+            Ok((n, _)) if n > MAX_DATAGRAM => reg.presence.datagram(b""),
+            Ok((0, _)) => {}
+            Ok((n, _)) => reg.presence.datagram(&buf[..n]),
+            Err(e) => {
+                log::debug!("heartbeat socket: {e}");
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// Paces one connection: `rate` requests a second with bursts of twice that;
+/// a client that goes faster is made to wait, which slows it alone.
+struct Pacer {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Pacer {
+    fn new(rate: u32) -> Pacer {
+        let rate = f64::from(rate.max(1));
+        Pacer {
+            rate,
+            tokens: rate * 2.0,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + (now - self.last).as_secs_f64() * self.rate).min(self.rate * 2.0);
+        self.last = now;
+        if self.tokens < 1.0 {
+            let wait = (1.0 - self.tokens) / self.rate;
+            thread::sleep(Duration::from_secs_f64(wait));
+            self.tokens = 1.0;
+            self.last = Instant::now();
+        }
+        self.tokens -= 1.0;
+    }
+}
+
+fn serve(reg: &Registry, conn: &mut Conn, stream: TcpStream, stop: &AtomicBool) -> io::Result<()> {
+    stream.set_read_timeout(Some(READ_TICK))?;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let _ = stream.set_nodelay(true);
+    let mut reader = BufReader::with_capacity(8 * 1024, stream.try_clone()?);
+    let mut writer = stream;
+    let mut buf = Vec::new();
+    let mut last_line = Instant::now();
+    let mut pacer = Pacer::new(reg.config.requests_per_sec);
+    let idle = reg.config.idle_timeout;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let line = match read_line(&mut reader, &mut buf) {
+            Ok(line) => line,
+            Err(LineError::Closed) => return Ok(()),
+            Err(LineError::TooLong) => {
+                let e = ApiError::new(ErrorCode::LineTooLong, "line longer than 64 KiB; closing");
+                return write_json(&mut writer, &Reply::err(Value::Null, e));
+            }
+            Err(LineError::BadEncoding) => {
+                let e = ApiError::new(ErrorCode::BadEncoding, "line is not UTF-8; closing");
+                return write_json(&mut writer, &Reply::err(Value::Null, e));
+            }
+            Err(LineError::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if last_line.elapsed() >= idle && !session_online(reg, conn) {
+                    log::debug!("closing idle connection from {}", conn.ip);
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(LineError::Io(e)) => return Err(e),
+        };
+        last_line = Instant::now();
+        if line.trim().is_empty() {
+            continue;
+        }
+        pacer.take();
+        let reply = match parse_request(&line) {
+            Err((id, e)) => Reply::err(id, e),
+            Ok(Envelope { id, request }) => {
+                let result = catch_unwind(AssertUnwindSafe(|| reg.handle(conn, request)))
+                    .unwrap_or_else(|_| {
+                        log::error!("a handler panicked (a bug); the connection lives on");
+                        Err(ApiError::new(ErrorCode::Internal, "internal error"))
+                    });
+                Reply { id, result }
+            }
+        };
+        write_json(&mut writer, &reply)?;
+    }
+}
+
+/// Whether the connection's session is online (checked only when the
+/// connection has been quiet for the idle time-out).
+fn session_online(reg: &Registry, conn: &Conn) -> bool {
+    let Some(hash) = &conn.session else {
+        return false;
+    };
+    match reg.store.session_by_token(hash) {
+        Ok(Some(s)) => reg.is_online(&s, super::service::now_ms()),
+        Ok(None) => false,
+        // Do not drop clients because the database blinked.
+        Err(_) => true,
+    }
+}

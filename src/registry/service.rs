@@ -1,0 +1,607 @@
+//! Request handlers: a typed [`Request`] in, a typed reply out, no sockets.
+//!
+//! [`Registry`] holds what every client thread shares: the store, the
+//! password hasher, the login limiter and the heartbeat batch. Per-connection
+//! state ([`Conn`]) is only which session the connection has logged in to.
+
+use super::auth::{self, Hasher, LoginLimiter};
+use super::config::Config;
+use super::presence::Presence;
+use super::store::{Endpoint, RoomRecord, SessionRecord, Store, StoreError, UserRecord};
+use crate::protocol::*;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const ROOM_NAME_MAX: usize = 32;
+
+/// Wall-clock milliseconds since the Unix epoch (shared across registries).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Unavailable(m) => {
+                log::warn!("store unavailable: {m}");
+                ApiError::new(
+                    ErrorCode::StoreUnavailable,
+                    "the registry's database is unavailable; try again shortly",
+                )
+            }
+            other => {
+                log::error!("store: {other}");
+                ApiError::new(ErrorCode::Internal, format!("{other}"))
+            }
+        }
+    }
+}
+
+/// One client connection's state.
+#[derive(Debug)]
+pub struct Conn {
+    /// Unique within this process.
+    pub id: u64,
+    /// The address the registry sees the client at.
+    pub ip: IpAddr,
+    /// The session this connection logged in to (its token hash).
+    pub session: Option<String>,
+}
+
+/// Shared state of a running registry.
+pub struct Registry {
+    pub store: Arc<dyn Store>,
+    pub config: Config,
+    pub instance: String,
+    pub heartbeat_port: u16,
+    pub presence: Presence,
+    hasher: Hasher,
+    limiter: LoginLimiter,
+    /// Which connection of this process holds each attached session, so a
+    /// connection that closes only detaches the session if it still holds it.
+    holders: Mutex<HashMap<String, u64>>,
+}
+
+fn api(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError::new(code, message)
+}
+
+fn endpoint(
+    ip: IpAddr,
+    tcp_port: u16,
+    udp_port: u16,
+    advertise: &Option<String>,
+) -> Result<Endpoint, ApiError> {
+    if tcp_port == 0 || udp_port == 0 {
+        return Err(api(
+            ErrorCode::InvalidAddress,
+            "tcp_port and udp_port must be 1-65535",
+        ));
+    }
+    let ip = match advertise {
+        None => ip,
+        Some(s) => s.parse::<IpAddr>().map_err(|_| {
+            api(
+                ErrorCode::InvalidAddress,
+                "advertise_ip is not an IP address",
+            )
+        })?,
+    };
+    // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    Ok(Endpoint {
+        ip: ip.to_string(),
+        tcp_port,
+        udp_port,
+    })
+}
+
+pub fn check_room_name(name: &str) -> Result<(), ApiError> {
+    let ok = (1..=ROOM_NAME_MAX).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(api(
+            ErrorCode::InvalidRoomName,
+            format!("a room name is 1-{ROOM_NAME_MAX} characters of a-z, 0-9, '_', '-'"),
+        ))
+    }
+}
+
+impl Registry {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: Config,
+        instance: String,
+        heartbeat_port: u16,
+    ) -> Registry {
+        Registry {
+            hasher: Hasher::new(config.hash_concurrency, Duration::from_secs(10)),
+            limiter: LoginLimiter::new(5, Duration::from_secs(60), Duration::from_secs(60)),
+            presence: Presence::default(),
+            holders: Mutex::new(HashMap::new()),
+            store,
+            config,
+            instance,
+            heartbeat_port,
+        }
+    }
+
+    fn timeout_ms(&self) -> i64 {
+        self.config.session_timeout.as_millis() as i64
+    }
+
+    /// Online: attached to a connection and heard from within the timeout.
+    pub fn is_online(&self, s: &SessionRecord, now: i64) -> bool {
+        s.attached && s.last_seen_ms >= now - self.timeout_ms()
+    }
+
+    fn info(&self, username: String, session: Option<&SessionRecord>, now: i64) -> UserInfo {
+        match session.filter(|s| self.is_online(s, now)) {
+            Some(s) => UserInfo {
+                username,
+                online: true,
+                address: Some(Address {
+                    ip: s.ip.clone(),
+                    tcp_port: s.tcp_port,
+                    udp_port: s.udp_port,
+                }),
+            },
+            None => UserInfo {
+                username,
+                online: false,
+                address: None,
+            },
+        }
+    }
+
+    fn session_reply(&self, token: String, s: &SessionRecord) -> ReplyBody {
+        ReplyBody::Session(SessionReply {
+            username: s.username.clone(),
+            token,
+            address: Address {
+                ip: s.ip.clone(),
+                tcp_port: s.tcp_port,
+                udp_port: s.udp_port,
+            },
+            heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
+            session_timeout_ms: self.config.session_timeout.as_millis() as u64,
+            heartbeat_port: self.heartbeat_port,
+        })
+    }
+
+    fn hold(&self, token_hash: &str, conn: &mut Conn) {
+        self.holders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token_hash.to_string(), conn.id);
+        conn.session = Some(token_hash.to_string());
+    }
+
+    /// Handles one request for `conn`.
+    pub fn handle(&self, conn: &mut Conn, req: Request) -> Result<ReplyBody, ApiError> {
+        match req {
+            Request::Register { username, password } => self.register(&username, &password),
+            Request::Login {
+                username,
+                password,
+                tcp_port,
+                udp_port,
+                advertise_ip,
+            } => {
+                let ep = endpoint(conn.ip, tcp_port, udp_port, &advertise_ip)?;
+                self.login(conn, &username, &password, ep)
+            }
+            Request::Resume {
+                token,
+                tcp_port,
+                udp_port,
+                advertise_ip,
+            } => {
+                let ep = endpoint(conn.ip, tcp_port, udp_port, &advertise_ip)?;
+                self.resume(conn, &token, ep)
+            }
+            other => {
+                let token = other.token().unwrap_or_default().to_string();
+                let session = self.authenticate(conn, &token)?;
+                self.authed(conn, session, other)
+            }
+        }
+    }
+
+    fn register(&self, username: &str, password: &str) -> Result<ReplyBody, ApiError> {
+        auth::check_username(username)?;
+        auth::check_password(password)?;
+        // Cheap early answer; the unique index decides races.
+        if self.store.find_user(username)?.is_some() {
+            return Err(api(
+                ErrorCode::UserExists,
+                format!("{username} is already registered"),
+            ));
+        }
+        let password_hash = self.hasher.hash(password)?;
+        let user = UserRecord {
+            username: username.to_string(),
+            password_hash,
+            created_ms: now_ms(),
+        };
+        match self.store.create_user(&user) {
+            Ok(()) => {
+                log::info!("registered {username}");
+                Ok(ReplyBody::Registered {
+                    username: username.to_string(),
+                })
+            }
+            Err(StoreError::Conflict) => Err(api(
+                ErrorCode::UserExists,
+                format!("{username} is already registered"),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn login(
+        &self,
+        conn: &mut Conn,
+        username: &str,
+        password: &str,
+        ep: Endpoint,
+    ) -> Result<ReplyBody, ApiError> {
+        if let Some(held) = &conn.session {
+            if self.store.session_by_token(held)?.is_some() {
+                return Err(api(
+                    ErrorCode::AlreadyOnline,
+                    "this connection is already logged in; log out first",
+                ));
+            }
+        }
+        self.limiter.check(username, conn.ip)?;
+        let user = if auth::check_username(username).is_ok() {
+            self.store.find_user(username)?
+        } else {
+            None
+        };
+        if !self
+            .hasher
+            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))?
+        {
+            self.limiter.record_failure(username, conn.ip);
+            log::info!("failed login for {username:?} from {}", conn.ip);
+            return Err(api(
+                ErrorCode::InvalidCredentials,
+                "wrong username or password",
+            ));
+        }
+        self.limiter.record_success(username);
+        let token = auth::new_token();
+        let now = now_ms();
+        let session = SessionRecord {
+            token_hash: auth::token_hash(&token),
+            username: username.to_string(),
+            ip: ep.ip,
+            tcp_port: ep.tcp_port,
+            udp_port: ep.udp_port,
+            last_seen_ms: now,
+            instance: self.instance.clone(),
+            attached: true,
+            created_ms: now,
+        };
+        // One session per user, enforced by the store's unique key. An old
+        // session that is no longer online is replaced; a live one wins.
+        for _ in 0..3 {
+            match self.store.insert_session(&session) {
+                Ok(()) => {
+                    self.hold(&session.token_hash, conn);
+                    log::info!("{username} logged in from {}", conn.ip);
+                    return Ok(self.session_reply(token, &session));
+                }
+                Err(StoreError::Conflict) => match self.store.session_by_user(username)? {
+                    Some(old) if self.is_online(&old, now_ms()) => break,
+                    Some(old) => {
+                        self.store.delete_session(&old.token_hash)?;
+                        self.leave_all_rooms(username);
+                    }
+                    None => {}
+                },
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(api(
+            ErrorCode::AlreadyOnline,
+            format!("{username} is already online elsewhere"),
+        ))
+    }
+
+    fn resume(&self, conn: &mut Conn, token: &str, ep: Endpoint) -> Result<ReplyBody, ApiError> {
+        let hash = auth::token_hash(token);
+        if let Some(held) = &conn.session {
+            if *held != hash && self.store.session_by_token(held)?.is_some() {
+                return Err(api(
+                    ErrorCode::AlreadyOnline,
+                    "this connection is already logged in; log out first",
+                ));
+            }
+        }
+        let Some(old) = self.store.session_by_token(&hash)? else {
+            return Err(api(
+                ErrorCode::InvalidSession,
+                "no such session; log in again",
+            ));
+        };
+        if !self
+            .store
+            .attach_session(&hash, &ep, &self.instance, now_ms())?
+        {
+            return Err(api(
+                ErrorCode::InvalidSession,
+                "no such session; log in again",
+            ));
+        }
+        self.hold(&hash, conn);
+        let session = SessionRecord {
+            ip: ep.ip,
+            tcp_port: ep.tcp_port,
+            udp_port: ep.udp_port,
+            attached: true,
+            instance: self.instance.clone(),
+            ..old
+        };
+        log::info!("{} resumed a session from {}", session.username, conn.ip);
+        Ok(self.session_reply(token.to_string(), &session))
+    }
+
+    /// The live session behind `token`, which must be the one this
+    /// connection logged in to.
+    fn authenticate(&self, conn: &Conn, token: &str) -> Result<SessionRecord, ApiError> {
+        let hash = auth::token_hash(token);
+        let session = self.store.session_by_token(&hash)?;
+        match (&session, &conn.session) {
+            (None, _) => Err(api(
+                ErrorCode::InvalidSession,
+                "no such session; log in again",
+            )),
+            (Some(_), held) if held.as_deref() != Some(hash.as_str()) => Err(api(
+                ErrorCode::NotYourSession,
+                "that session is not this connection's; use resume to move it here",
+            )),
+            (Some(s), _) if !self.is_online(s, now_ms()) => Err(api(
+                ErrorCode::InvalidSession,
+                "the session went offline (no heartbeats); resume it",
+            )),
+            (Some(_), _) => Ok(session.unwrap_or_else(|| unreachable!())),
+        }
+    }
+
+    fn authed(
+        &self,
+        conn: &mut Conn,
+        me: SessionRecord,
+        req: Request,
+    ) -> Result<ReplyBody, ApiError> {
+        let now = now_ms();
+        match req {
+            Request::Logout { .. } => {
+                self.store.delete_session(&me.token_hash)?;
+                self.release(&me.token_hash, conn.id);
+                conn.session = None;
+                self.leave_all_rooms(&me.username);
+                log::info!("{} logged out", me.username);
+                Ok(ReplyBody::Empty {})
+            }
+            Request::Heartbeat { .. } => {
+                self.presence.touch(me.token_hash);
+                Ok(ReplyBody::Empty {})
+            }
+            Request::Search { username, .. } => {
+                if auth::check_username(&username).is_err()
+                    || self.store.find_user(&username)?.is_none()
+                {
+                    return Err(api(
+                        ErrorCode::UserNotFound,
+                        format!("no user named {username:?}"),
+                    ));
+                }
+                let s = self.store.session_by_user(&username)?;
+                Ok(ReplyBody::User {
+                    user: self.info(username, s.as_ref(), now),
+                })
+            }
+            Request::Online { .. } => {
+                let since = now - self.timeout_ms();
+                let users = self
+                    .store
+                    .online_sessions(since)?
+                    .into_iter()
+                    .map(|s| self.info(s.username.clone(), Some(&s), now))
+                    .collect();
+                Ok(ReplyBody::Users { users })
+            }
+            Request::CreateRoom { room, .. } => {
+                check_room_name(&room)?;
+                let record = RoomRecord {
+                    name: room.clone(),
+                    key: auth::new_token(),
+                    created_ms: now,
+                };
+                match self.store.create_room(&record, &me.username) {
+                    Ok(()) => {
+                        log::info!("{} created room {room}", me.username);
+                        self.room_reply(&room, true)
+                    }
+                    Err(StoreError::Conflict) => Err(api(
+                        ErrorCode::RoomExists,
+                        format!("room {room} already exists"),
+                    )),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Request::JoinRoom { room, .. } => {
+                check_room_name(&room)?;
+                match self.store.add_member(&room, &me.username) {
+                    Ok(()) => self.room_reply(&room, true),
+                    Err(StoreError::NotFound) => Err(no_such_room(&room)),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Request::LeaveRoom { room, .. } => {
+                check_room_name(&room)?;
+                if self.store.find_room(&room)?.is_none() {
+                    return Err(no_such_room(&room));
+                }
+                let left = self.store.remove_member(&room, &me.username)?;
+                if !left.removed {
+                    return Err(api(
+                        ErrorCode::NotAMember,
+                        format!("you are not in room {room}"),
+                    ));
+                }
+                Ok(ReplyBody::Left {
+                    room,
+                    deleted: left.room_deleted,
+                })
+            }
+            Request::Rooms { .. } => Ok(ReplyBody::Rooms {
+                rooms: self
+                    .store
+                    .list_rooms()?
+                    .into_iter()
+                    .map(|(name, members)| RoomSummary { name, members })
+                    .collect(),
+            }),
+            Request::Members { room, .. } => {
+                check_room_name(&room)?;
+                let is_member = self.store.room_members(&room)?.contains(&me.username);
+                self.room_reply(&room, is_member)
+            }
+            Request::Register { .. } | Request::Login { .. } | Request::Resume { .. } => {
+                Err(api(ErrorCode::Internal, "unreachable"))
+            }
+        }
+    }
+
+    /// A room with its members; the key only for members.
+    fn room_reply(&self, room: &str, with_key: bool) -> Result<ReplyBody, ApiError> {
+        let record = self
+            .store
+            .find_room(room)?
+            .ok_or_else(|| no_such_room(room))?;
+        let now = now_ms();
+        let members = self
+            .store
+            .room_members(room)?
+            .into_iter()
+            .map(|u| {
+                let s = self.store.session_by_user(&u)?;
+                Ok(self.info(u, s.as_ref(), now))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(ReplyBody::Room {
+            room: RoomInfo {
+                name: record.name,
+                key: with_key.then_some(record.key),
+                members,
+            },
+        })
+    }
+
+    /// Removes a user from every room (their session went offline).
+    pub fn leave_all_rooms(&self, username: &str) {
+        match self.store.rooms_of(username) {
+            Ok(rooms) => {
+                for room in rooms {
+                    match self.store.remove_member(&room, username) {
+                        Ok(left) if left.room_deleted => {
+                            log::info!("room {room} is empty and deleted")
+                        }
+                        Ok(_) => {}
+                        Err(e) => log::warn!("cannot remove {username} from {room}: {e}"),
+                    }
+                }
+            }
+            Err(e) => log::warn!("cannot list the rooms of {username}: {e}"),
+        }
+    }
+
+    fn release(&self, token_hash: &str, conn_id: u64) -> bool {
+        let mut holders = self.holders.lock().unwrap_or_else(|p| p.into_inner());
+        if holders.get(token_hash) == Some(&conn_id) {
+            holders.remove(token_hash);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A connection closed: its session, if it still holds it, goes offline
+    /// at once and leaves its rooms (it can be resumed by its token later).
+    pub fn disconnected(&self, conn: &Conn) {
+        let Some(hash) = &conn.session else { return };
+        if !self.release(hash, conn.id) {
+            return;
+        }
+        match self.store.session_by_token(hash) {
+            Ok(Some(s)) => match self.store.detach_session(hash, &self.instance) {
+                Ok(true) => {
+                    log::info!("{} disconnected without logout; offline", s.username);
+                    self.leave_all_rooms(&s.username);
+                }
+                Ok(false) => {}
+                Err(e) => log::warn!("cannot take {} offline: {e}", s.username),
+            },
+            Ok(None) => {}
+            Err(e) => log::warn!("cannot take a closed connection's session offline: {e}"),
+        }
+    }
+
+    /// Detaches sessions whose heartbeats stopped, removing them from rooms.
+    pub fn sweep_stale(&self) -> Result<usize, StoreError> {
+        let before = now_ms() - self.timeout_ms();
+        let mut n = 0;
+        for s in self.store.stale_sessions(before)? {
+            if self.store.detach_if_stale(&s.token_hash, before)? {
+                log::info!("{} timed out (no heartbeat); offline", s.username);
+                self.holders
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&s.token_hash);
+                self.leave_all_rooms(&s.username);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Takes offline the sessions a previous run of this instance left
+    /// attached (their connections died with it).
+    pub fn detach_own_sessions(&self) -> Result<usize, StoreError> {
+        let sessions = self.store.detach_instance(&self.instance)?;
+        for s in &sessions {
+            self.leave_all_rooms(&s.username);
+        }
+        Ok(sessions.len())
+    }
+
+    /// Deletes offline sessions past the resume grace period.
+    pub fn purge_old(&self) -> Result<u64, StoreError> {
+        self.store
+            .purge_sessions(now_ms() - self.config.resume_grace.as_millis() as i64)
+    }
+}
+
+fn no_such_room(room: &str) -> ApiError {
+    api(ErrorCode::NoSuchRoom, format!("there is no room {room}"))
+}
