@@ -1,1 +1,71 @@
-fn main() {}
+//! `peer`: the lanchat peer program a student runs. Parses flags and hands
+//! off to [`lanchat::peer::run`].
+
+use clap::Parser;
+use lanchat::peer::rooms::faults::Faults;
+use lanchat::peer::{run, term, Config};
+use std::net::IpAddr;
+
+/// A lanchat peer: one-to-one chats over TCP and chat rooms over UDP, straight
+/// to other peers on the LAN; the registry only knows who is where.
+///
+/// Type /help once it runs. Commands come from the terminal, from a pipe
+/// (one per line; with --json every event is printed as a JSON line), or from
+/// a demo script (--script).
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// The registry, HOST:PORT.
+    #[arg(long, env = "REGISTRY_ADDR", default_value = "127.0.0.1:15600")]
+    registry: String,
+
+    /// Port for this peer's chat listener (TCP) and room socket (UDP); 0 picks
+    /// a free one. Fix it when a firewall must let peers in.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+
+    /// Local address to bind to.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind: IpAddr,
+
+    /// The IP other peers should use to reach this one, when the machine has
+    /// several interfaces and the registry would see the wrong one.
+    #[arg(long)]
+    advertise: Option<IpAddr>,
+
+    /// Print one JSON object per event (for programs and tests; see protocol.md).
+    #[arg(long)]
+    json: bool,
+
+    /// Never use colours (also NO_COLOR=1, or when output is not a terminal).
+    #[arg(long)]
+    no_color: bool,
+
+    /// Run the commands in FILE (plus /sleep and /wait), then exit: 0 if every
+    /// step succeeded, 1 if not.
+    #[arg(long, value_name = "FILE")]
+    script: Option<String>,
+
+    /// Fault injection on outgoing room datagrams, e.g. drop=0.1,dup=0.05,reorder=0.1.
+    #[arg(long, env = "LANCHAT_FAULTS", value_name = "SPEC")]
+    faults: Option<Faults>,
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = Args::parse();
+    let color = !args.no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && term::is_tty(1);
+    let code = run(Config {
+        registry: args.registry,
+        bind: args.bind,
+        port: args.port,
+        advertise: args.advertise.map(|ip| ip.to_string()),
+        json: args.json,
+        color,
+        script: args.script,
+        faults: args.faults.unwrap_or_default(),
+    });
+    std::process::exit(code);
+}

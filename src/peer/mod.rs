@@ -1,1 +1,164 @@
-//! The peer program (see `bin/peer.rs`).
+//! The peer program: client and server at once.
+//!
+//! Threads: stdin ([`term`]), a TCP listener for incoming one-to-one chats
+//! (plus a reader and a writer per chat, [`chat`]), a UDP receiver for room
+//! datagrams, a short-lived connector for the registry ([`link`]), and the
+//! main loop ([`app`]) that owns all state and is the only printer ([`ui`]).
+//!
+//! - [`commands`]: the `/command` language; [`script`]: demo scripts.
+//! - [`rooms`]: rooms, reliable UDP fan-out, datagram format, fault injector.
+
+pub mod app;
+pub mod chat;
+pub mod commands;
+pub mod events;
+pub mod link;
+pub mod rooms;
+pub mod script;
+pub mod term;
+pub mod ui;
+
+use events::Event;
+use rooms::faults::Faults;
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+
+/// Peer settings (from the command line, see `bin/peer.rs`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Registry `host:port`.
+    pub registry: String,
+    /// Address to bind the chat listener and room socket to.
+    pub bind: IpAddr,
+    /// Port for both the TCP listener and the UDP socket (0: any free one).
+    pub port: u16,
+    /// IP other peers should use to reach us (several interfaces).
+    pub advertise: Option<String>,
+    pub json: bool,
+    pub color: bool,
+    pub script: Option<String>,
+    pub faults: Faults,
+}
+
+/// Binds the TCP listener and the UDP socket. With port 0 both get the same
+/// free port number when possible, which makes firewall rules simpler.
+fn bind(cfg: &Config) -> Result<(TcpListener, UdpSocket), String> {
+    if cfg.port != 0 {
+        let addr = SocketAddr::new(cfg.bind, cfg.port);
+        let tcp =
+            TcpListener::bind(addr).map_err(|e| format!("cannot listen on TCP {addr}: {e}"))?;
+        let udp = UdpSocket::bind(addr).map_err(|e| format!("cannot bind UDP {addr}: {e}"))?;
+        return Ok((tcp, udp));
+    }
+    for _ in 0..20 {
+        let tcp = TcpListener::bind(SocketAddr::new(cfg.bind, 0))
+            .map_err(|e| format!("cannot listen: {e}"))?;
+        let port = tcp.local_addr().map_err(|e| e.to_string())?.port();
+        if let Ok(udp) = UdpSocket::bind(SocketAddr::new(cfg.bind, port)) {
+            return Ok((tcp, udp));
+        }
+    }
+    let tcp = TcpListener::bind(SocketAddr::new(cfg.bind, 0))
+        .map_err(|e| format!("cannot listen: {e}"))?;
+    let udp = UdpSocket::bind(SocketAddr::new(cfg.bind, 0))
+        .map_err(|e| format!("cannot bind UDP: {e}"))?;
+    Ok((tcp, udp))
+}
+
+/// Runs the peer until it quits; returns the process exit code.
+pub fn run(cfg: Config) -> i32 {
+    let script = match &cfg.script {
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| script::Script::parse(&t))
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: script {path}: {e}");
+                return 2;
+            }
+        },
+        None => None,
+    };
+    let (listener, udp) = match bind(&cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let tcp_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let udp_port = udp.local_addr().map(|a| a.port()).unwrap_or(0);
+    let (tx, rx) = crossbeam_channel::unbounded::<Event>();
+    let (sig_tx, sig_rx) = crossbeam_channel::bounded::<()>(1);
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = sig_tx.try_send(());
+    }) {
+        log::warn!("cannot install the Ctrl-C handler: {e}");
+    }
+
+    term::save();
+    let sink = if script.is_none() {
+        term::spawn_stdin(tx.clone())
+    } else {
+        None
+    };
+    let ui = ui::Ui::new(cfg.json, cfg.color, sink.unwrap_or(ui::Sink::Stdout));
+
+    let ev = tx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("listener".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                match stream {
+                    Ok(s) => {
+                        if ev.send(Event::ChatIncoming(s)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("accept: {e}");
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                }
+            }
+        });
+    let recv_udp = match udp.try_clone() {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let ev = tx.clone();
+    let spawned_udp = std::thread::Builder::new()
+        .name("udp".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                match recv_udp.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        if ev
+                            .send(Event::Datagram {
+                                bytes: buf[..n].to_vec(),
+                                from,
+                            })
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    // ICMP errors from earlier sends surface here; not fatal.
+                    Err(e) => log::debug!("udp receive: {e}"),
+                }
+            }
+        });
+    if spawned.is_err() || spawned_udp.is_err() {
+        eprintln!("error: cannot start threads");
+        return 1;
+    }
+    let mut app = app::App::new(cfg, ui, tx, udp, tcp_port, udp_port);
+    app.script = script;
+    let code = app.run(rx, sig_rx);
+    term::restore();
+    code
+}

@@ -5,7 +5,7 @@
 //! - [`service`]: request handlers, typed in and out, no sockets.
 //! - [`presence`]: heartbeat batching, time-outs, clean-up.
 //! - [`auth`]: username/password rules, Argon2id, tokens, login rate limit.
-//! - [`config`]: settings.
+//! - [`config`]: the registry's settings.
 //! - [`store`]: users, sessions and rooms, embedded (SQLite) or MongoDB.
 
 pub mod auth;

@@ -1,0 +1,295 @@
+//! The peer's command language: IRC-style `/verb args`, and plain text.
+//!
+//! Parsing is pure so the same syntax serves the terminal, piped stdin and
+//! demo scripts (which add a few directives, see [`Command::Sleep`] and
+//! [`Command::WaitFor`]).
+
+use std::time::Duration;
+
+/// One line of input, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Help,
+    /// `/register USER [PASSWORD]`: without a password the terminal asks.
+    Register {
+        username: String,
+        password: Option<String>,
+    },
+    /// `/login USER [PASSWORD]`
+    Login {
+        username: String,
+        password: Option<String>,
+    },
+    Logout,
+    Who,
+    Search(String),
+    /// `/chat USER`: ask for a one-to-one chat, or switch to an open one.
+    Chat(String),
+    Accept(Option<String>),
+    Reject(Option<String>),
+    /// `/msg USER TEXT`
+    Msg {
+        to: String,
+        text: String,
+    },
+    /// `/close [USER]`: end a chat (the current one by default).
+    Close(Option<String>),
+    /// `/dnd [on|off]`: toggle, or set, do-not-disturb.
+    Dnd(Option<bool>),
+    Create(String),
+    Join(String),
+    Leave(Option<String>),
+    Rooms,
+    Members(Option<String>),
+    /// `/switch NAME`: make a room (`#lab`) or chat (`bob`) current.
+    Switch(String),
+    /// `/stats`: room datagram counters.
+    Stats,
+    Quit,
+    /// Plain text for the current conversation.
+    Say(String),
+    /// `/sleep 500ms` (scripts).
+    Sleep(Duration),
+    /// `/wait EVENT [ARGS…] [timeout=DURATION]` (scripts).
+    WaitFor {
+        what: Vec<String>,
+        timeout: Duration,
+    },
+}
+
+/// The help text: every command with one line.
+pub const HELP: &[(&str, &str)] = &[
+    ("/register USER", "create an account (asks for a password)"),
+    ("/login USER", "log in (asks for the password without echo)"),
+    ("/logout", "log out (closes chats, leaves rooms)"),
+    ("/who", "list online users"),
+    ("/search USER", "is USER registered, online, and where"),
+    (
+        "/chat USER",
+        "ask USER for a one-to-one chat, or switch to it",
+    ),
+    (
+        "/accept [USER]",
+        "accept a chat request (the latest by default)",
+    ),
+    ("/reject [USER]", "reject a chat request"),
+    (
+        "/msg USER TEXT",
+        "send TEXT to USER (asks for a chat first if needed)",
+    ),
+    (
+        "/close [USER]",
+        "end a one-to-one chat (the current one by default)",
+    ),
+    (
+        "/dnd [on|off]",
+        "do not disturb: chat requests are answered 'busy'",
+    ),
+    ("/create ROOM", "create a chat room and join it"),
+    ("/join ROOM", "join a chat room"),
+    ("/leave [ROOM]", "leave a room (the current one by default)"),
+    ("/rooms", "list rooms with member counts"),
+    ("/members [ROOM]", "list a room's members"),
+    (
+        "/switch NAME",
+        "make #room or user the current conversation",
+    ),
+    (
+        "/stats",
+        "counters of room datagrams (dropped, duplicates, retransmits…)",
+    ),
+    ("/help", "this list"),
+    (
+        "/quit",
+        "close chats, leave rooms, log out and exit (also Ctrl-C)",
+    ),
+    (
+        "TEXT",
+        "plain text goes to the current room or chat; *bold* _italic_",
+    ),
+];
+
+/// Parses a duration like `500ms`, `2s`, `1.5s`, `1m` (bare numbers are ms).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "ms"),
+    };
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        _ => return None,
+    };
+    (secs.is_finite() && (0.0..=86_400.0).contains(&secs)).then(|| Duration::from_secs_f64(secs))
+}
+
+fn strip_room(name: &str) -> String {
+    name.trim_start_matches('#').to_string()
+}
+
+/// Parses a line. `Ok(None)` for a blank line; `Err` is a message for the user.
+pub fn parse(line: &str) -> Result<Option<Command>, String> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let Some(rest) = line.strip_prefix('/') else {
+        return Ok(Some(Command::Say(line.to_string())));
+    };
+    if rest.starts_with('/') {
+        // "//text" sends "/text" literally.
+        return Ok(Some(Command::Say(rest.to_string())));
+    }
+    let (verb, args) = match rest.split_once(char::is_whitespace) {
+        Some((v, a)) => (v, a.trim()),
+        None => (rest, ""),
+    };
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let one = |usage: &str| -> Result<String, String> {
+        match words.as_slice() {
+            [w] => Ok(w.to_string()),
+            _ => Err(format!("usage: {usage}")),
+        }
+    };
+    let opt = |usage: &str| -> Result<Option<String>, String> {
+        match words.as_slice() {
+            [] => Ok(None),
+            [w] => Ok(Some(w.to_string())),
+            _ => Err(format!("usage: {usage}")),
+        }
+    };
+    let creds = |usage: &str| -> Result<(String, Option<String>), String> {
+        match words.as_slice() {
+            [u] => Ok((u.to_string(), None)),
+            // The password is the rest of the line, so it may contain spaces.
+            [u, ..] => Ok((u.to_string(), Some(args[u.len()..].trim().to_string()))),
+            _ => Err(format!("usage: {usage}")),
+        }
+    };
+    let cmd = match verb.to_ascii_lowercase().as_str() {
+        "help" | "h" | "?" => Command::Help,
+        "register" => {
+            let (username, password) = creds("/register USER [PASSWORD]")?;
+            Command::Register { username, password }
+        }
+        "login" => {
+            let (username, password) = creds("/login USER [PASSWORD]")?;
+            Command::Login { username, password }
+        }
+        "logout" => Command::Logout,
+        "who" | "online" => Command::Who,
+        "search" | "whois" => Command::Search(one("/search USER")?),
+        "chat" | "query" => Command::Chat(one("/chat USER")?),
+        "accept" => Command::Accept(opt("/accept [USER]")?),
+        "reject" | "decline" => Command::Reject(opt("/reject [USER]")?),
+        "msg" => match args.split_once(char::is_whitespace) {
+            Some((to, text)) if !text.trim().is_empty() => Command::Msg {
+                to: to.to_string(),
+                text: text.trim().to_string(),
+            },
+            _ => return Err("usage: /msg USER TEXT".into()),
+        },
+        "close" => Command::Close(opt("/close [USER]")?),
+        "dnd" | "away" => match words.as_slice() {
+            [] => Command::Dnd(None),
+            ["on"] => Command::Dnd(Some(true)),
+            ["off"] => Command::Dnd(Some(false)),
+            _ => return Err("usage: /dnd [on|off]".into()),
+        },
+        "create" => Command::Create(strip_room(&one("/create ROOM")?)),
+        "join" => Command::Join(strip_room(&one("/join ROOM")?)),
+        "leave" | "part" => Command::Leave(opt("/leave [ROOM]")?.map(|r| strip_room(&r))),
+        "rooms" | "list" => Command::Rooms,
+        "members" | "names" => Command::Members(opt("/members [ROOM]")?.map(|r| strip_room(&r))),
+        "switch" | "go" => Command::Switch(one("/switch NAME")?),
+        "stats" => Command::Stats,
+        "quit" | "exit" => Command::Quit,
+        "sleep" => {
+            let d = one("/sleep DURATION (e.g. 500ms, 2s)")?;
+            Command::Sleep(parse_duration(&d).ok_or_else(|| format!("not a duration: {d}"))?)
+        }
+        "wait" => {
+            let mut timeout = Duration::from_secs(10);
+            let mut what = Vec::new();
+            for w in &words {
+                match w.strip_prefix("timeout=") {
+                    Some(t) => {
+                        timeout = parse_duration(t).ok_or_else(|| format!("not a duration: {t}"))?
+                    }
+                    None => what.push(w.to_string()),
+                }
+            }
+            if what.is_empty() {
+                return Err("usage: /wait EVENT [ARGS…] [timeout=10s]".into());
+            }
+            Command::WaitFor { what, timeout }
+        }
+        other => return Err(format!("unknown command /{other}; /help lists them")),
+    };
+    Ok(Some(cmd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(
+            parse("hello there").unwrap(),
+            Some(Command::Say("hello there".into()))
+        );
+        assert_eq!(parse("  ").unwrap(), None);
+        assert_eq!(
+            parse("/msg bob hi  there").unwrap(),
+            Some(Command::Msg {
+                to: "bob".into(),
+                text: "hi  there".into()
+            })
+        );
+        assert_eq!(
+            parse("/login alice my secret").unwrap(),
+            Some(Command::Login {
+                username: "alice".into(),
+                password: Some("my secret".into())
+            })
+        );
+        assert_eq!(
+            parse("/login alice").unwrap(),
+            Some(Command::Login {
+                username: "alice".into(),
+                password: None
+            })
+        );
+        assert_eq!(
+            parse("/join #lab").unwrap(),
+            Some(Command::Join("lab".into()))
+        );
+        assert_eq!(
+            parse("/sleep 250ms").unwrap(),
+            Some(Command::Sleep(Duration::from_millis(250)))
+        );
+        assert_eq!(parse("//etc").unwrap(), Some(Command::Say("/etc".into())));
+        assert!(parse("/msg bob").is_err());
+        assert!(parse("/frobnicate").is_err());
+        assert_eq!(
+            parse("/wait message from=bob timeout=2s").unwrap(),
+            Some(Command::WaitFor {
+                what: vec!["message".into(), "from=bob".into()],
+                timeout: Duration::from_secs(2)
+            })
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("20"), Some(Duration::from_millis(20)));
+        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_duration("-1s"), None);
+    }
+}

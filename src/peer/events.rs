@@ -1,0 +1,43 @@
+//! What the worker threads tell the main loop. Every thread owns a clone of
+//! one `Sender<Event>`; the main loop owns the only receiver and all state.
+
+use super::chat::ChatMsg;
+use super::commands::Command;
+use std::net::{SocketAddr, TcpStream};
+
+pub enum Event {
+    /// A parsed line from the terminal, a pipe or a script.
+    Input(Command),
+    /// A line that did not parse (the message says why).
+    InputError(String),
+    /// Standard input ended.
+    InputEnd,
+    /// Ctrl-C or SIGTERM.
+    Interrupt,
+
+    /// The registry connection is up (from the connector thread).
+    RegistryConnected(TcpStream),
+    /// A connection attempt failed.
+    RegistryConnectFailed(String),
+    /// A reply line from the registry (parsed by the reader thread).
+    RegistryReply(serde_json::Value),
+    /// The registry connection closed or failed.
+    RegistryClosed { generation: u64, reason: String },
+
+    /// A partner connected to our listener.
+    ChatIncoming(TcpStream),
+    /// Our connection to a partner is up, or failed.
+    ChatDialed {
+        user: String,
+        result: Result<TcpStream, String>,
+    },
+    /// A message on chat connection `conn`.
+    ChatMsg { conn: u64, msg: ChatMsg },
+    /// A line on `conn` that is not a chat message (ignored, counted).
+    ChatGarbage { conn: u64 },
+    /// Chat connection `conn` ended.
+    ChatClosed { conn: u64, reason: String },
+
+    /// A datagram on the peer's UDP socket (rooms).
+    Datagram { bytes: Vec<u8>, from: SocketAddr },
+}

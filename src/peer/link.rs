@@ -1,0 +1,241 @@
+//! The peer's connection to the registry: connecting (off the main loop),
+//! reconnecting with backoff, request ids and their pending purposes.
+//!
+//! Requests are asynchronous: [`Link::request`] writes a line and remembers
+//! what the reply is for; the reader thread hands replies back as events.
+
+use super::events::Event;
+use crate::protocol::codec::{read_line, write_json, LineError};
+use crate::protocol::{ApiError, ErrorCode, Reply, Request};
+use crossbeam_channel::Sender;
+use std::collections::HashMap;
+use std::io::BufReader;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+enum State {
+    /// Not connected; try again at the instant.
+    Down { retry_at: Instant },
+    /// A connector thread is at work.
+    Connecting,
+    Up {
+        stream: TcpStream,
+        remote: SocketAddr,
+    },
+}
+
+pub struct Link<P> {
+    addr: String,
+    events: Sender<Event>,
+    state: State,
+    backoff: Duration,
+    generation: u64,
+    next_id: u64,
+    pending: HashMap<u64, (P, Instant)>,
+    /// Set once a connection has been up, so later ones count as reconnects.
+    pub was_up: bool,
+    /// Connection attempts failed in a row.
+    pub failures: u32,
+}
+
+impl<P> Link<P> {
+    /// A link that connects at once.
+    pub fn new(addr: String, events: Sender<Event>) -> Link<P> {
+        Link {
+            addr,
+            events,
+            state: State::Down {
+                retry_at: Instant::now(),
+            },
+            backoff: BACKOFF_MIN,
+            generation: 0,
+            next_id: 1,
+            pending: HashMap::new(),
+            was_up: false,
+            failures: 0,
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        matches!(self.state, State::Up { .. })
+    }
+
+    /// The registry's address as connected (for heartbeat datagrams).
+    pub fn remote(&self) -> Option<SocketAddr> {
+        match &self.state {
+            State::Up { remote, .. } => Some(*remote),
+            _ => None,
+        }
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Starts a connector thread if it is time to.
+    pub fn poll_connect(&mut self, now: Instant) {
+        if let State::Down { retry_at } = self.state {
+            if now >= retry_at {
+                self.state = State::Connecting;
+                let addr = self.addr.clone();
+                let events = self.events.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("connect".into())
+                    .spawn(move || {
+                        let ev = match connect(&addr) {
+                            Ok(s) => Event::RegistryConnected(s),
+                            Err(e) => Event::RegistryConnectFailed(e),
+                        };
+                        let _ = events.send(ev);
+                    });
+                if spawned.is_err() {
+                    self.state = State::Down {
+                        retry_at: now + self.backoff,
+                    };
+                }
+            }
+        }
+    }
+
+    /// The next instant the link needs the main loop: a retry or a request
+    /// deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        let retry = match self.state {
+            State::Down { retry_at } => Some(retry_at),
+            _ => None,
+        };
+        let req = self.pending.values().map(|(_, d)| *d).min();
+        [retry, req].into_iter().flatten().min()
+    }
+
+    /// A connection came up: start its reader thread.
+    pub fn connected(&mut self, stream: TcpStream) -> Result<(), String> {
+        self.generation += 1;
+        let remote = stream.peer_addr().map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        stream
+            .set_write_timeout(Some(Duration::from_secs(2)))
+            .map_err(|e| e.to_string())?;
+        let reader = stream.try_clone().map_err(|e| e.to_string())?;
+        let events = self.events.clone();
+        let generation = self.generation;
+        std::thread::Builder::new()
+            .name("registry-read".into())
+            .spawn(move || read_loop(reader, generation, events))
+            .map_err(|e| e.to_string())?;
+        self.state = State::Up { stream, remote };
+        self.backoff = BACKOFF_MIN;
+        self.was_up = true;
+        self.failures = 0;
+        Ok(())
+    }
+
+    /// A connection attempt failed or the connection dropped: schedule a
+    /// retry and fail every pending request. Returns the failed purposes.
+    pub fn down(&mut self, now: Instant) -> Vec<P> {
+        if let State::Up { stream, .. } = &self.state {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        self.state = State::Down {
+            retry_at: now + self.backoff,
+        };
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.pending.drain().map(|(_, (p, _))| p).collect()
+    }
+
+    /// Whether a `RegistryClosed` event is about the current connection.
+    pub fn is_current(&self, generation: u64) -> bool {
+        generation == self.generation && self.is_up()
+    }
+
+    /// Sends a request; on failure the purpose comes back with the error.
+    pub fn request(&mut self, req: &Request, purpose: P) -> Result<(), (P, ApiError)> {
+        let State::Up { stream, .. } = &mut self.state else {
+            return Err((
+                purpose,
+                ApiError::new(
+                    ErrorCode::StoreUnavailable,
+                    "not connected to the registry (reconnecting)",
+                ),
+            ));
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut line = serde_json::to_value(req).unwrap_or_default();
+        if let Some(map) = line.as_object_mut() {
+            map.insert("id".into(), id.into());
+        }
+        if let Err(e) = write_json(stream, &line) {
+            return Err((
+                purpose,
+                ApiError::new(ErrorCode::Internal, format!("registry write failed: {e}")),
+            ));
+        }
+        self.pending
+            .insert(id, (purpose, Instant::now() + REQUEST_TIMEOUT));
+        Ok(())
+    }
+
+    /// Matches a reply to its request.
+    pub fn reply(&mut self, v: serde_json::Value) -> Option<(P, Reply)> {
+        let reply = Reply::from_value(v).ok()?;
+        let id = reply.id.as_u64()?;
+        let (p, _) = self.pending.remove(&id)?;
+        Some((p, reply))
+    }
+
+    /// Requests whose reply is overdue.
+    pub fn expired(&mut self, now: Instant) -> Vec<P> {
+        let late: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, (_, d))| *d <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        late.into_iter()
+            .filter_map(|id| self.pending.remove(&id).map(|(p, _)| p))
+            .collect()
+    }
+}
+
+fn connect(addr: &str) -> Result<TcpStream, String> {
+    let addrs: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .collect();
+    let mut last = format!("{addr} resolves to nothing");
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = format!("cannot connect to {a}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+fn read_loop(stream: TcpStream, generation: u64, events: Sender<Event>) {
+    let mut r = BufReader::new(stream);
+    let mut buf = Vec::new();
+    let reason = loop {
+        match read_line(&mut r, &mut buf) {
+            Ok(line) => match serde_json::from_str(&line) {
+                Ok(v) => {
+                    if events.send(Event::RegistryReply(v)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => log::warn!("registry sent a line that is not JSON: {e}"),
+            },
+            Err(LineError::Closed) => break "connection closed".to_string(),
+            Err(LineError::Io(e)) => break e.to_string(),
+            Err(LineError::TooLong) => break "registry sent an oversized line".to_string(),
+            Err(LineError::BadEncoding) => break "registry sent invalid UTF-8".to_string(),
+        }
+    };
+    let _ = events.send(Event::RegistryClosed { generation, reason });
+}
