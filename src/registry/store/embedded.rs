@@ -269,7 +269,8 @@ impl Store for SqliteStore {
                 let mut st = tx.prepare_cached(
                     "UPDATE sessions SET last_seen_ms = ?2 WHERE token_hash = ?1",
                 )?;
-                for t in token_hashes {
+                let unique: std::collections::BTreeSet<&String> = token_hashes.iter().collect();
+                for t in unique {
                     n += st.execute(params![t, now_ms])? as u64;
                 }
             }

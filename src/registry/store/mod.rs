@@ -173,8 +173,7 @@ pub trait Store: Send + Sync {
 /// `mongodb+srv://` URI, or else a path to the embedded database file.
 pub fn open(spec: &str) -> StoreResult<Arc<dyn Store>> {
     if spec.starts_with("mongodb://") || spec.starts_with("mongodb+srv://") {
-        let _ = mongo::MongoStore::connect(spec)?;
-        Err(StoreError::Other("MongoDB backend not built yet".into()))
+        Ok(Arc::new(mongo::MongoStore::connect(spec)?))
     } else {
         Ok(Arc::new(embedded::SqliteStore::open(spec)?))
     }
