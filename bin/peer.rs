@@ -49,6 +49,10 @@ struct Args {
     /// Fault injection on outgoing room datagrams, e.g. drop=0.1,dup=0.05,reorder=0.1.
     #[arg(long, env = "LANCHAT_FAULTS", value_name = "SPEC")]
     faults: Option<Faults>,
+
+    /// Seconds an unanswered chat request waits before it times out.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    chat_timeout_secs: u64,
 }
 
 fn main() {
@@ -66,6 +70,7 @@ fn main() {
         color,
         script: args.script,
         faults: args.faults.unwrap_or_default(),
+        chat_timeout: std::time::Duration::from_secs(args.chat_timeout_secs),
     });
     std::process::exit(code);
 }

@@ -14,8 +14,6 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-/// An unanswered chat request gives up after this long.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Keep-alive period on open chats; silence for `CHAT_DEAD` ends the chat.
 const CHAT_PING: Duration = Duration::from_secs(1);
 const CHAT_DEAD: Duration = Duration::from_secs(3);
@@ -1178,13 +1176,14 @@ impl App {
                 {
                     dead.push((*id, Some(ChatMsg::Bye), String::new()))
                 }
-                ChatState::Asked if now.duration_since(c.since) >= REQUEST_TIMEOUT => {
+                ChatState::Asked if now.duration_since(c.since) >= self.cfg.chat_timeout => {
                     dead.push((*id, Some(ChatMsg::Timeout), "timeout".into()))
                 }
                 // The asked side times out first and says so; this is the
                 // fallback when it never does.
                 ChatState::Requesting
-                    if now.duration_since(c.since) >= REQUEST_TIMEOUT + Duration::from_secs(2) =>
+                    if now.duration_since(c.since)
+                        >= self.cfg.chat_timeout + Duration::from_secs(2) =>
                 {
                     dead.push((*id, Some(ChatMsg::Bye), "timeout".into()))
                 }

@@ -37,6 +37,8 @@ pub struct Config {
     pub color: bool,
     pub script: Option<String>,
     pub faults: Faults,
+    /// An unanswered chat request gives up after this long (30 s).
+    pub chat_timeout: std::time::Duration,
 }
 
 /// Binds the TCP listener and the UDP socket. With port 0 both get the same

@@ -350,7 +350,7 @@ impl Ui {
                 format!("/accept {from}").cyan(),
                 format!("/reject {from}").cyan()
             ),
-            UiEvent::ChatRequested { to } => Self::notice(&format!("asked {to} for a chat; waiting (30 s)…")),
+            UiEvent::ChatRequested { to } => Self::notice(&format!("asked {to} for a chat; waiting for an answer…")),
             UiEvent::ChatAccepted { with } => format!("{} chat with {} open", "--".yellow(), n(with)),
             UiEvent::ChatRejected { by, reason } => {
                 format!("{} {} declined the chat ({reason})", "--".yellow(), n(by))
