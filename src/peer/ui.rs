@@ -4,12 +4,12 @@
 
 use crate::protocol::{Address, RoomSummary, UserInfo};
 use colored::{Color, Colorize};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Everything a user (or a test) can see happen.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum UiEvent {
     Ready {
@@ -20,7 +20,7 @@ pub enum UiEvent {
         text: String,
     },
     Error {
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<String>,
         message: String,
     },
@@ -79,7 +79,7 @@ pub enum UiEvent {
         chat: String,
         text: String,
         id: u64,
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         own: bool,
     },
     Current {

@@ -14,7 +14,7 @@ use super::app::{App, Pending, Target};
 use super::ui::UiEvent;
 use crate::protocol::{ApiError, ErrorCode, ReplyBody, Request, UserInfo};
 use faults::{Faults, Injector};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -59,7 +59,7 @@ pub enum RoomPending {
 }
 
 /// Counters of what happened to room datagrams (shown by `/stats`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Stats {
     pub datagrams_in: u64,
     pub malformed: u64,

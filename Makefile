@@ -1,0 +1,41 @@
+# lanchat: a registry and a peer for chatting on a LAN.
+# `make help` lists the targets.
+
+CARGO  ?= cargo
+ARGS   ?=
+NX_VENV := target/nx-venv
+NX      := $(NX_VENV)/bin/nx-27017
+
+.PHONY: help build test lint run-registry run-peer clean
+
+help:
+	@echo "make build         release build of bin/registry and bin/peer"
+	@echo "make test          the whole test suite (starts its own MongoDB-compatible server)"
+	@echo "make lint          rustfmt check and clippy, warnings as errors"
+	@echo "make run-registry  start a registry on 0.0.0.0:15600 (embedded store registry.db); ARGS=... for more"
+	@echo "make run-peer      start a peer (ARGS=\"--registry HOST:15600\" to reach another machine)"
+
+build:
+	$(CARGO) build --release --bins
+
+# The MongoDB tests need a server: with MONGODB_URI unset they start a
+# throwaway nx-27017 (a MongoDB-wire-compatible server from PyPI) from this venv.
+$(NX):
+	python3 -m venv $(NX_VENV)
+	$(NX_VENV)/bin/pip install --quiet nx-27017==0.8.1
+
+test: $(NX)
+	NX27017=$(abspath $(NX)) $(CARGO) test --all-targets
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+run-registry:
+	$(CARGO) run --release --bin registry -- $(ARGS)
+
+run-peer:
+	$(CARGO) run --release --bin peer -- $(ARGS)
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,172 @@
+//! Every example in protocol.md goes through the real parsers, and every op,
+//! error code and chat message type is documented, so the document cannot
+//! drift from the code.
+
+use lanchat::peer::chat::ChatMsg;
+use lanchat::peer::rooms::wire::{parse_key, Datagram};
+use lanchat::peer::ui::UiEvent;
+use lanchat::protocol::{parse_request, Reply, ReplyBody, Request, ALL_CODES, OPS};
+use serde_json::Value;
+
+/// (label, body, line number) of each fenced block.
+fn blocks() -> Vec<(String, String, usize)> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.md")).unwrap();
+    let mut out = Vec::new();
+    let mut current: Option<(String, String, usize)> = None;
+    for (i, line) in doc.lines().enumerate() {
+        match (&mut current, line.strip_prefix("```")) {
+            (None, Some(label)) => current = Some((label.trim().to_string(), String::new(), i + 1)),
+            (Some(_), Some(_)) => out.push(current.take().unwrap()),
+            (Some((_, body, _)), None) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    assert!(current.is_none(), "unclosed code block");
+    out
+}
+
+/// Whether a reply body has the shape that `op` answers with.
+fn shape_fits(op: &str, body: &ReplyBody) -> bool {
+    matches!(
+        (op, body),
+        ("register", ReplyBody::Registered { .. })
+            | ("login" | "resume", ReplyBody::Session(_))
+            | ("logout" | "heartbeat", ReplyBody::Empty {})
+            | ("search", ReplyBody::User { .. })
+            | ("online", ReplyBody::Users { .. })
+            | (
+                "create_room" | "join_room" | "members",
+                ReplyBody::Room { .. }
+            )
+            | ("leave_room", ReplyBody::Left { .. })
+            | ("rooms", ReplyBody::Rooms { .. })
+    )
+}
+
+#[test]
+fn every_example_parses() {
+    let mut last_op: Option<String> = None;
+    let mut counts = std::collections::HashMap::<String, usize>::new();
+    for (label, body, line) in blocks() {
+        *counts.entry(label.clone()).or_default() += 1;
+        let text = body.trim();
+        match label.as_str() {
+            "request" => {
+                let env =
+                    parse_request(text).unwrap_or_else(|(_, e)| panic!("protocol.md:{line}: {e}"));
+                let v = serde_json::to_value(&env.request).unwrap();
+                last_op = Some(v["op"].as_str().unwrap().to_string());
+            }
+            "reply" => {
+                let v: Value = serde_json::from_str(text)
+                    .unwrap_or_else(|e| panic!("protocol.md:{line}: {e}"));
+                let reply = Reply::from_value(v.clone())
+                    .unwrap_or_else(|e| panic!("protocol.md:{line}: {e}"));
+                // What the registry would print for it is the same JSON.
+                assert_eq!(
+                    reply.to_value(),
+                    v,
+                    "protocol.md:{line}: not in canonical form"
+                );
+                if let Ok(body) = &reply.result {
+                    let op = last_op
+                        .as_deref()
+                        .unwrap_or_else(|| panic!("protocol.md:{line}: reply before any request"));
+                    assert!(
+                        shape_fits(op, body),
+                        "protocol.md:{line}: not a `{op}` reply: {body:?}"
+                    );
+                }
+            }
+            "heartbeat" => {
+                let v: Value = serde_json::from_str(text).unwrap();
+                assert_eq!(v["op"], "heartbeat", "protocol.md:{line}");
+                assert_eq!(
+                    v["token"].as_str().map(str::len),
+                    Some(64),
+                    "protocol.md:{line}"
+                );
+            }
+            "chat" => {
+                let m: ChatMsg = serde_json::from_str(text)
+                    .unwrap_or_else(|e| panic!("protocol.md:{line}: {e}"));
+                let again: Value = serde_json::to_value(&m).unwrap();
+                assert_eq!(
+                    again,
+                    serde_json::from_str::<Value>(text).unwrap(),
+                    "protocol.md:{line}"
+                );
+            }
+            "event" => {
+                let mut v: Value = serde_json::from_str(text)
+                    .unwrap_or_else(|e| panic!("protocol.md:{line}: {e}"));
+                let ev: UiEvent = serde_json::from_value(v.clone())
+                    .unwrap_or_else(|e| panic!("protocol.md:{line}: {e}"));
+                v.as_object_mut()
+                    .unwrap()
+                    .remove("ts_us")
+                    .expect("every event has ts_us");
+                assert_eq!(
+                    serde_json::to_value(&ev).unwrap(),
+                    v,
+                    "protocol.md:{line}: not what the peer prints"
+                );
+            }
+            "datagram" => {
+                let mut lines = text.lines();
+                let key = parse_key(lines.next().unwrap().strip_prefix("key ").unwrap()).unwrap();
+                let hex = lines.next().unwrap();
+                let bytes: Vec<u8> = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                    .collect();
+                let d = Datagram::decode(&bytes, |_| Some(key))
+                    .unwrap_or_else(|e| panic!("protocol.md:{line}: {e:?}"));
+                assert_eq!(d.encode(&key), bytes, "protocol.md:{line}");
+            }
+            "" | "text" | "sh" | "console" | "toml" => {}
+            other => panic!("protocol.md:{line}: unknown block label {other:?}"),
+        }
+    }
+    for label in ["request", "reply", "heartbeat", "chat", "event", "datagram"] {
+        assert!(
+            counts.get(label).copied().unwrap_or(0) > 0,
+            "no {label} examples"
+        );
+    }
+}
+
+#[test]
+fn every_op_and_error_code_is_documented() {
+    let requests: Vec<Request> = blocks()
+        .into_iter()
+        .filter(|(l, _, _)| l == "request")
+        .map(|(_, b, _)| parse_request(b.trim()).unwrap().request)
+        .collect();
+    for op in OPS {
+        assert!(
+            requests
+                .iter()
+                .any(|r| serde_json::to_value(r).unwrap()["op"] == *op),
+            "protocol.md has no example of `{op}`"
+        );
+    }
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.md")).unwrap();
+    for code in ALL_CODES {
+        assert!(
+            doc.contains(&format!("| `{code}` |")),
+            "protocol.md's error table lacks `{code}`"
+        );
+    }
+    for t in [
+        "hello", "accept", "reject", "busy", "timeout", "msg", "ping", "bye",
+    ] {
+        assert!(
+            doc.contains(&format!("{{\"type\":\"{t}\"")),
+            "protocol.md has no `{t}` chat message"
+        );
+    }
+}
