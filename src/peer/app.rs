@@ -450,7 +450,7 @@ impl App {
                 Some(Target::Room(room)) => self.room_say(room, text),
                 None => self.error("no current conversation: /chat USER or /join ROOM first"),
             },
-            Command::Sleep(_) | Command::WaitFor { .. } => {
+            Command::Sleep(_) | Command::WaitFor { .. } | Command::Retry { .. } => {
                 self.error("/sleep and /wait work in scripts (peer --script FILE)")
             }
         }

@@ -55,6 +55,12 @@ pub enum Command {
         what: Vec<String>,
         timeout: Duration,
     },
+    /// `/retry DURATION COMMAND`: run COMMAND again until it succeeds or
+    /// DURATION has passed (scripts).
+    Retry {
+        within: Duration,
+        cmd: Box<Command>,
+    },
 }
 
 /// The help text: every command with one line.
@@ -211,6 +217,22 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             let d = one("/sleep DURATION (e.g. 500ms, 2s)")?;
             Command::Sleep(parse_duration(&d).ok_or_else(|| format!("not a duration: {d}"))?)
         }
+        "retry" => {
+            let usage = "usage: /retry DURATION /COMMAND…";
+            let (d, rest) = args.split_once(char::is_whitespace).ok_or(usage)?;
+            let within = parse_duration(d).ok_or_else(|| format!("not a duration: {d}"))?;
+            let cmd = match parse(rest.trim())? {
+                Some(c @ (Command::Sleep(_) | Command::WaitFor { .. } | Command::Retry { .. })) => {
+                    return Err(format!("/retry cannot repeat {c:?}"))
+                }
+                Some(c) => c,
+                None => return Err(usage.into()),
+            };
+            Command::Retry {
+                within,
+                cmd: Box::new(cmd),
+            }
+        }
         "wait" => {
             let mut timeout = Duration::from_secs(10);
             let mut what = Vec::new();
@@ -274,6 +296,14 @@ mod tests {
         );
         assert_eq!(parse("//etc").unwrap(), Some(Command::Say("/etc".into())));
         assert!(parse("/msg bob").is_err());
+        assert_eq!(
+            parse("/retry 5s /join lab").unwrap(),
+            Some(Command::Retry {
+                within: Duration::from_secs(5),
+                cmd: Box::new(Command::Join("lab".into()))
+            })
+        );
+        assert!(parse("/retry 5s /sleep 1s").is_err());
         assert!(parse("/frobnicate").is_err());
         assert_eq!(
             parse("/wait message from=bob timeout=2s").unwrap(),

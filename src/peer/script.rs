@@ -5,8 +5,11 @@
 //! A command that asks the registry something waits for the answer before
 //! the next line runs, and fails the script if the answer is an error. A
 //! `/wait` matches the JSON form of UI events (as `--json` prints them)
-//! that happened since the previous `/wait`. The first failure stops the
-//! script and the peer exits 1, naming the line and what it waited for.
+//! that happened and were not matched by an earlier `/wait`, so waits for
+//! events that may come in either order work. `/retry DURATION COMMAND`
+//! runs a command again (every 250 ms) until it succeeds, for example to
+//! join a room another script is about to create. The first failure stops
+//! the script and the peer exits 1, naming the line and what it waited for.
 
 use super::commands::{self, Command};
 use super::ui::UiEvent;
@@ -17,6 +20,7 @@ use std::time::{Duration, Instant};
 const COMMENT: char = '#';
 /// How long a command may wait for the registry's answer.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
+const RETRY_EVERY: Duration = Duration::from_millis(250);
 
 enum State {
     Ready,
@@ -39,6 +43,8 @@ pub struct Script {
     state: State,
     seen: Vec<Value>,
     failed: Option<(usize, String)>,
+    /// The current line (by index) is a `/retry` that may run again until then.
+    retry_until: Option<(usize, Instant)>,
 }
 
 impl Script {
@@ -69,6 +75,7 @@ impl Script {
                 state: State::Ready,
                 seen: Vec::new(),
                 failed: None,
+                retry_until: None,
             })
         } else {
             Err(errors.join("\n"))
@@ -108,6 +115,18 @@ impl Script {
             };
             self.pos += 1;
             self.line = line;
+            let cmd = match cmd {
+                Command::Retry { within, cmd } => {
+                    if self.retry_until.is_none_or(|(pos, _)| pos != self.pos) {
+                        self.retry_until = Some((self.pos, now + within));
+                    }
+                    *cmd
+                }
+                other => {
+                    self.retry_until = None;
+                    other
+                }
+            };
             match cmd {
                 Command::Sleep(d) => self.state = State::Sleeping(now + d),
                 Command::WaitFor { what, timeout } => {
@@ -142,6 +161,15 @@ impl Script {
     }
 
     pub fn fail_current(&mut self, reason: String) {
+        if let Some((_, until)) = self.retry_until {
+            let now = Instant::now();
+            if now < until && matches!(self.state, State::Ready | State::Reply { .. }) {
+                // Run the same line again shortly.
+                self.pos -= 1;
+                self.state = State::Sleeping(now + RETRY_EVERY);
+                return;
+            }
+        }
         if self.failed.is_none() && !matches!(self.state, State::Done) {
             self.failed = Some((self.line, reason));
             self.state = State::Done;
@@ -194,12 +222,12 @@ impl Script {
         }
     }
 
-    /// Finds the first seen event matching `what`, forgetting it and all
-    /// before it.
+    /// Finds the first seen event matching `what` and forgets it (only it:
+    /// other events stay for later waits).
     fn consume_match(&mut self, what: &[String]) -> bool {
         match self.seen.iter().position(|v| matches(v, what)) {
             Some(i) => {
-                self.seen.drain(..=i);
+                self.seen.remove(i);
                 true
             }
             None => false,
@@ -292,6 +320,29 @@ mod tests {
         assert_eq!(line, 1);
         assert!(why.contains("member_joined user=bob"), "{why}");
         assert_eq!(s.exit_code(), 1);
+    }
+
+    #[test]
+    fn waits_in_any_order_and_retries() {
+        let mut s =
+            Script::parse("/wait busy user=b\n/wait busy user=a\n/retry 1s /who\n/quit\n").unwrap();
+        s.observe(&UiEvent::Busy { user: "a".into() });
+        s.observe(&UiEvent::Busy { user: "b".into() });
+        let t0 = Instant::now();
+        assert_eq!(s.next(t0), Some(Command::Who));
+        s.awaiting_reply(t0);
+        s.request_done(false);
+        s.fail_current("no".into());
+        assert_eq!(
+            s.exit_code(),
+            0,
+            "a /retry line failing is not a failure yet"
+        );
+        assert_eq!(s.next(t0), None);
+        assert_eq!(s.next(Instant::now() + RETRY_EVERY), Some(Command::Who));
+        s.awaiting_reply(t0);
+        s.request_done(true);
+        assert_eq!(s.next(Instant::now()), Some(Command::Quit));
     }
 
     #[test]

@@ -261,13 +261,11 @@ impl Registry {
         password: &str,
         ep: Endpoint,
     ) -> Result<ReplyBody, ApiError> {
-        if let Some(held) = &conn.session {
-            if self.store.session_by_token(held)?.is_some() {
-                return Err(api(
-                    ErrorCode::AlreadyOnline,
-                    "this connection is already logged in; log out first",
-                ));
-            }
+        if self.holds_live_session(conn)? {
+            return Err(api(
+                ErrorCode::AlreadyOnline,
+                "this connection is already logged in; log out first",
+            ));
         }
         self.limiter.check(username, conn.ip)?;
         let user = if auth::check_username(username).is_ok() {
@@ -328,13 +326,11 @@ impl Registry {
 
     fn resume(&self, conn: &mut Conn, token: &str, ep: Endpoint) -> Result<ReplyBody, ApiError> {
         let hash = auth::token_hash(token);
-        if let Some(held) = &conn.session {
-            if *held != hash && self.store.session_by_token(held)?.is_some() {
-                return Err(api(
-                    ErrorCode::AlreadyOnline,
-                    "this connection is already logged in; log out first",
-                ));
-            }
+        if conn.session.as_deref() != Some(hash.as_str()) && self.holds_live_session(conn)? {
+            return Err(api(
+                ErrorCode::AlreadyOnline,
+                "this connection is already logged in; log out first",
+            ));
         }
         let Some(old) = self.store.session_by_token(&hash)? else {
             return Err(api(
@@ -366,15 +362,39 @@ impl Registry {
 
     /// The live session behind `token`, which must be the one this
     /// connection logged in to.
+    /// Whether this connection is bound to a session that is still online
+    /// (and still held by this connection).
+    fn holds_live_session(&self, conn: &Conn) -> Result<bool, ApiError> {
+        let Some(held) = &conn.session else {
+            return Ok(false);
+        };
+        if !self.is_holder(held, conn.id) {
+            return Ok(false);
+        }
+        Ok(self
+            .store
+            .session_by_token(held)?
+            .is_some_and(|s| self.is_online(&s, now_ms())))
+    }
+
+    fn is_holder(&self, token_hash: &str, conn_id: u64) -> bool {
+        self.holders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token_hash)
+            == Some(&conn_id)
+    }
+
     fn authenticate(&self, conn: &Conn, token: &str) -> Result<SessionRecord, ApiError> {
         let hash = auth::token_hash(token);
         let session = self.store.session_by_token(&hash)?;
-        match (&session, &conn.session) {
+        let mine = conn.session.as_deref() == Some(hash.as_str()) && self.is_holder(&hash, conn.id);
+        match (&session, mine) {
             (None, _) => Err(api(
                 ErrorCode::InvalidSession,
                 "no such session; log in again",
             )),
-            (Some(_), held) if held.as_deref() != Some(hash.as_str()) => Err(api(
+            (Some(_), false) => Err(api(
                 ErrorCode::NotYourSession,
                 "that session is not this connection's; use resume to move it here",
             )),
@@ -574,10 +594,6 @@ impl Registry {
         for s in self.store.stale_sessions(before)? {
             if self.store.detach_if_stale(&s.token_hash, before)? {
                 log::info!("{} timed out (no heartbeat); offline", s.username);
-                self.holders
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&s.token_hash);
                 self.leave_all_rooms(&s.username);
                 n += 1;
             }
