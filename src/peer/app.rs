@@ -241,10 +241,16 @@ impl App {
         if self.next_heartbeat.is_some_and(|t| t <= now) {
             self.heartbeat(now);
         }
+        for (p, e) in self.link.expired_waiting(now) {
+            self.failed(p, &e);
+        }
         for p in self.link.expired(now) {
             self.failed(
                 p,
-                &ApiError::new(ErrorCode::Internal, "the registry did not answer in time"),
+                &ApiError::new(
+                    ErrorCode::RegistryUnreachable,
+                    "the registry did not answer in time",
+                ),
             );
         }
         if !self.chats.is_empty() && now >= self.next_chat_tick {
@@ -308,6 +314,9 @@ impl App {
                     };
                     self.send(req, Pending::Resume);
                 }
+                for (req, p) in self.link.take_waiting() {
+                    self.send(req, p);
+                }
             }
             Event::RegistryConnectFailed(e) => {
                 log::info!("registry: {e}");
@@ -329,7 +338,10 @@ impl App {
                     for p in self.link.down(Instant::now()) {
                         self.failed(
                             p,
-                            &ApiError::new(ErrorCode::Internal, "registry connection lost"),
+                            &ApiError::new(
+                                ErrorCode::RegistryUnreachable,
+                                "registry connection lost",
+                            ),
                         );
                     }
                     if self.quit_at.is_none() {

@@ -37,6 +37,8 @@ pub struct Link<P> {
     generation: u64,
     next_id: u64,
     pending: HashMap<u64, (P, Instant)>,
+    /// Requests made while the connection was down, sent once it is up.
+    waiting: Vec<(Request, P, Instant)>,
     /// Set once a connection has been up, so later ones count as reconnects.
     pub was_up: bool,
     /// Connection attempts failed in a row.
@@ -56,6 +58,7 @@ impl<P> Link<P> {
             generation: 0,
             next_id: 1,
             pending: HashMap::new(),
+            waiting: Vec::new(),
             was_up: false,
             failures: 0,
         }
@@ -74,7 +77,13 @@ impl<P> Link<P> {
     }
 
     pub fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.waiting.len()
+    }
+
+    /// Requests queued while the link was down, to send now that it is up
+    /// (after anything that must go first, such as `resume`).
+    pub fn take_waiting(&mut self) -> Vec<(Request, P)> {
+        self.waiting.drain(..).map(|(r, p, _)| (r, p)).collect()
     }
 
     /// Starts a connector thread if it is time to.
@@ -110,7 +119,8 @@ impl<P> Link<P> {
             _ => None,
         };
         let req = self.pending.values().map(|(_, d)| *d).min();
-        [retry, req].into_iter().flatten().min()
+        let queued = self.waiting.iter().map(|(_, _, d)| *d).min();
+        [retry, req, queued].into_iter().flatten().min()
     }
 
     /// A connection came up: start its reader thread.
@@ -153,16 +163,14 @@ impl<P> Link<P> {
         generation == self.generation && self.is_up()
     }
 
-    /// Sends a request; on failure the purpose comes back with the error.
+    /// Sends a request, or queues it while the connection is down (for at
+    /// most the request time-out); on failure the purpose comes back with
+    /// the error.
     pub fn request(&mut self, req: &Request, purpose: P) -> Result<(), (P, ApiError)> {
         let State::Up { stream, .. } = &mut self.state else {
-            return Err((
-                purpose,
-                ApiError::new(
-                    ErrorCode::StoreUnavailable,
-                    "not connected to the registry (reconnecting)",
-                ),
-            ));
+            self.waiting
+                .push((req.clone(), purpose, Instant::now() + REQUEST_TIMEOUT));
+            return Ok(());
         };
         let id = self.next_id;
         self.next_id += 1;
@@ -173,7 +181,10 @@ impl<P> Link<P> {
         if let Err(e) = write_json(stream, &line) {
             return Err((
                 purpose,
-                ApiError::new(ErrorCode::Internal, format!("registry write failed: {e}")),
+                ApiError::new(
+                    ErrorCode::RegistryUnreachable,
+                    format!("registry write failed: {e}"),
+                ),
             ));
         }
         self.pending
@@ -187,6 +198,22 @@ impl<P> Link<P> {
         let id = reply.id.as_u64()?;
         let (p, _) = self.pending.remove(&id)?;
         Some((p, reply))
+    }
+
+    /// Queued requests that never got a connection, with the error to give.
+    pub fn expired_waiting(&mut self, now: Instant) -> Vec<(P, ApiError)> {
+        let (late, keep): (Vec<_>, Vec<_>) =
+            self.waiting.drain(..).partition(|(_, _, d)| *d <= now);
+        self.waiting = keep;
+        let why = format!("cannot reach the registry at {}", self.addr);
+        late.into_iter()
+            .map(|(_, p, _)| {
+                (
+                    p,
+                    ApiError::new(ErrorCode::RegistryUnreachable, why.clone()),
+                )
+            })
+            .collect()
     }
 
     /// Requests whose reply is overdue.

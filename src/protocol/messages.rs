@@ -174,6 +174,9 @@ error_codes! {
     StoreUnavailable => "store_unavailable",
     /// A bug in the registry; the message says more.
     Internal => "internal",
+    /// Never sent by the registry: a peer's own error when the registry
+    /// could not be reached, or did not answer, in time.
+    RegistryUnreachable => "registry_unreachable",
 }
 
 impl ErrorCode {
