@@ -207,7 +207,15 @@ impl App {
                 .unwrap_or(Duration::from_secs(3600));
             select! {
                 recv(events) -> ev => match ev {
-                    Ok(ev) => self.on_event(ev),
+                    Ok(ev) => {
+                        self.on_event(ev);
+                        // Take what else is waiting before timers run, so a
+                        // backlog of acknowledgements is seen before any
+                        // retransmission is decided.
+                        for ev in events.try_iter().take(1024) {
+                            self.on_event(ev);
+                        }
+                    }
                     Err(_) => self.quit(),
                 },
                 recv(signals) -> _ => self.quit(),

@@ -81,11 +81,18 @@ pub struct Stats {
 struct Member {
     addr: SocketAddr,
     tx: SendStream,
-    rx: Option<RecvStream>,
+    last_heard: Instant,
+}
+
+/// What we receive from one sender. Kept per room by name, apart from the
+/// member list, so that a member dropped and added again (the registry
+/// restarted, a time-out that healed) picks up its stream where it was.
+struct Inbound {
+    rx: RecvStream,
     /// Fragments of a text being reassembled: (msg_id, bytes so far, next frag).
     partial: Option<(u64, Vec<u8>, u16)>,
-    last_heard: Instant,
-    added: Instant,
+    /// The sender moved to a newer stream: a new run of it, if a join follows.
+    renewed: bool,
 }
 
 struct OutMsg {
@@ -100,6 +107,7 @@ struct OutMsg {
 struct Room {
     key: [u8; 32],
     members: BTreeMap<String, Member>,
+    inbound: HashMap<String, Inbound>,
     next_msg: u64,
     out: BTreeMap<u64, OutMsg>,
     last_refresh: Option<Instant>,
@@ -146,10 +154,7 @@ impl Rooms {
         Member {
             addr,
             tx: SendStream::new(self.new_stream_id()),
-            rx: None,
-            partial: None,
             last_heard: now,
-            added: now,
         }
     }
 
@@ -441,6 +446,7 @@ impl App {
                     Room {
                         key,
                         members,
+                        inbound: HashMap::new(),
                         next_msg: 1,
                         out: BTreeMap::new(),
                         last_refresh: None,
@@ -519,7 +525,10 @@ impl App {
         }
     }
 
-    /// Brings a room's member list in line with the registry's.
+    /// Adds the members the registry lists that we did not know (with
+    /// their current addresses). It never removes any: the registry's list
+    /// can lag (or, while it restarts, be empty); members who leave say so,
+    /// and members who die fall silent and time out.
     fn reconcile(&mut self, room: &str, infos: &[UserInfo], now: Instant) {
         let me = self.me_or_empty();
         if !self.rooms.is_member(room) {
@@ -555,26 +564,11 @@ impl App {
                 }
             }
         }
-        let gone: Vec<String> = match self.rooms.rooms.get(room) {
-            Some(r) => r
-                .members
-                .iter()
-                .filter(|(n, m)| {
-                    !infos.iter().any(|u| &u.username == *n && u.online)
-                        && now.duration_since(m.added) > Duration::from_secs(2)
-                })
-                .map(|(n, _)| n.clone())
-                .collect(),
-            None => return,
-        };
         for user in joined {
             self.emit(UiEvent::MemberJoined {
                 room: room.to_string(),
                 user,
             });
-        }
-        for user in gone {
-            self.remove_member(room, &user, "left");
         }
     }
 
@@ -832,16 +826,25 @@ impl App {
         let Some(r) = self.rooms.rooms.get_mut(room) else {
             return;
         };
-        if r.leaving.is_some() {
+        if r.leaving.is_some() || !r.members.contains_key(from) {
             return;
         }
-        let Some(m) = r.members.get_mut(from) else {
-            return;
-        };
-        let rx = m.rx.get_or_insert_with(|| RecvStream::new(stream));
-        let result = rx.receive(stream, seq, item);
-        let (cum, sack) = rx.ack();
-        let ack_stream = rx.id;
+        let inbound = r
+            .inbound
+            .entry(from.to_string())
+            .or_insert_with(|| Inbound {
+                rx: RecvStream::new(stream),
+                partial: None,
+                renewed: false,
+            });
+        let before = inbound.rx.id;
+        let result = inbound.rx.receive(stream, seq, item);
+        if inbound.rx.id != before {
+            inbound.partial = None;
+            inbound.renewed = true;
+        }
+        let (cum, sack) = inbound.rx.ack();
+        let ack_stream = inbound.rx.id;
         let delivered = match result {
             Received::Deliver(items) => items,
             Received::Duplicate => {
@@ -868,28 +871,57 @@ impl App {
             now,
         );
         for item in delivered {
-            self.deliver(room, from, item);
+            self.deliver(room, from, item, now);
         }
     }
 
     /// An item arrived in order from `from`.
-    fn deliver(&mut self, room: &str, from: &str, item: Item) {
+    fn deliver(&mut self, room: &str, from: &str, item: Item, now: Instant) {
         match item.event {
-            EventKind::Join => self.emit(UiEvent::MemberJoined {
-                room: room.to_string(),
-                user: from.to_string(),
-            }),
-            EventKind::Leave => self.remove_member(room, from, "left"),
-            EventKind::Text => {
-                let Some(m) = self
+            EventKind::Join => {
+                // A new run of a member we heard from before (it restarted,
+                // or left and came back) knows nothing of our stream: start
+                // a new one at seq 1, resending what it has not acknowledged.
+                let renewed = self
                     .rooms
                     .rooms
                     .get_mut(room)
-                    .and_then(|r| r.members.get_mut(from))
+                    .and_then(|r| r.inbound.get_mut(from))
+                    .is_some_and(|i| std::mem::take(&mut i.renewed));
+                if renewed {
+                    let id = self.rooms.new_stream_id();
+                    let sends = match self
+                        .rooms
+                        .rooms
+                        .get_mut(room)
+                        .and_then(|r| r.members.get_mut(from))
+                    {
+                        Some(m) => m.tx.reset(id, now),
+                        None => return,
+                    };
+                    self.transmit(room, from, sends, now);
+                }
+                self.emit(UiEvent::MemberJoined {
+                    room: room.to_string(),
+                    user: from.to_string(),
+                })
+            }
+            EventKind::Leave => {
+                self.remove_member(room, from, "left");
+                if let Some(r) = self.rooms.rooms.get_mut(room) {
+                    r.inbound.remove(from);
+                }
+            }
+            EventKind::Text => {
+                let Some(inb) = self
+                    .rooms
+                    .rooms
+                    .get_mut(room)
+                    .and_then(|r| r.inbound.get_mut(from))
                 else {
                     return;
                 };
-                let (msg_id, mut buf, next) = match m.partial.take() {
+                let (msg_id, mut buf, next) = match inb.partial.take() {
                     Some((id, buf, next)) if id == item.msg_id && next == item.frag => {
                         (id, buf, next)
                     }
@@ -901,7 +933,7 @@ impl App {
                 buf.extend_from_slice(&item.bytes);
                 if next + 1 < item.frags {
                     if buf.len() <= wire::MAX_MESSAGE {
-                        m.partial = Some((msg_id, buf, next + 1));
+                        inb.partial = Some((msg_id, buf, next + 1));
                     }
                     return;
                 }

@@ -15,11 +15,14 @@ use super::wire::EventKind;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+/// Retransmission time-out before the first round-trip sample.
 pub const RTO_INITIAL: Duration = Duration::from_millis(40);
+pub const RTO_MIN: Duration = Duration::from_millis(20);
 pub const RTO_MAX: Duration = Duration::from_secs(1);
-/// Sends of one datagram before the receiver is declared unreachable
-/// (about 7 s with the backoff above).
+/// A datagram is given up on (the receiver declared unreachable) only
+/// after this many sends *and* this long since its first send.
 pub const MAX_TRIES: u32 = 12;
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(8);
 /// Datagrams in flight per stream; more wait in a local queue.
 pub const WINDOW: usize = 256;
 /// How far ahead of `expected` a receiver buffers out-of-order datagrams.
@@ -38,8 +41,12 @@ pub struct Item {
 struct InFlight {
     item: Item,
     tries: u32,
-    rto: Duration,
+    first_sent: Instant,
     due: Instant,
+    /// Selectively acknowledged: held by the receiver but not yet
+    /// delivered (a gap before it). Not retransmitted; kept until the
+    /// cumulative acknowledgement covers it.
+    sacked: bool,
 }
 
 /// The sending half.
@@ -48,6 +55,10 @@ pub struct SendStream {
     next_seq: u64,
     in_flight: BTreeMap<u64, InFlight>,
     waiting: VecDeque<Item>,
+    /// Smoothed round-trip time and its variation (RFC 6298), from
+    /// datagrams acknowledged after their first send only (Karn).
+    srtt: Option<Duration>,
+    rttvar: Duration,
 }
 
 /// What the sender should put on the wire now.
@@ -65,6 +76,30 @@ impl SendStream {
             next_seq: 1,
             in_flight: BTreeMap::new(),
             waiting: VecDeque::new(),
+            srtt: None,
+            rttvar: Duration::ZERO,
+        }
+    }
+
+    /// The current retransmission time-out.
+    pub fn rto(&self) -> Duration {
+        match self.srtt {
+            None => RTO_INITIAL,
+            Some(srtt) => (srtt + 4 * self.rttvar).clamp(RTO_MIN, RTO_MAX),
+        }
+    }
+
+    fn sample(&mut self, rtt: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(rtt);
+                self.rttvar = rtt / 2;
+            }
+            Some(srtt) => {
+                let delta = srtt.abs_diff(rtt);
+                self.rttvar = (self.rttvar * 3 + delta) / 4;
+                self.srtt = Some((srtt * 7 + rtt) / 8);
+            }
         }
     }
 
@@ -76,6 +111,7 @@ impl SendStream {
 
     fn fill(&mut self, now: Instant) -> Vec<Transmit> {
         let mut out = Vec::new();
+        let rto = self.rto();
         while self.in_flight.len() < WINDOW {
             let Some(item) = self.waiting.pop_front() else {
                 break;
@@ -87,8 +123,9 @@ impl SendStream {
                 InFlight {
                     item: item.clone(),
                     tries: 1,
-                    rto: RTO_INITIAL,
-                    due: now + RTO_INITIAL,
+                    first_sent: now,
+                    due: now + rto,
+                    sacked: false,
                 },
             );
             out.push(Transmit {
@@ -100,55 +137,94 @@ impl SendStream {
         out
     }
 
-    /// Applies an acknowledgement. Returns the items newly acknowledged and
-    /// whatever the freed window lets out.
+    /// Applies an acknowledgement. Returns the items now delivered (covered
+    /// by the cumulative seq) and whatever the freed window lets out.
     pub fn ack(&mut self, cum: u64, sack: u64, now: Instant) -> (Vec<Item>, Vec<Transmit>) {
-        let mut acked = Vec::new();
-        let done: Vec<u64> = self
-            .in_flight
-            .keys()
-            .copied()
-            .filter(|&s| s <= cum || (s - cum <= 64 && sack & (1u64 << (s - cum - 1)) != 0))
-            .collect();
+        let mut delivered = Vec::new();
+        let mut rtt = None;
+        let done: Vec<u64> = self.in_flight.range(..=cum).map(|(s, _)| *s).collect();
         for s in done {
             if let Some(f) = self.in_flight.remove(&s) {
-                acked.push(f.item);
+                if f.tries == 1 && !f.sacked {
+                    rtt = Some(now.saturating_duration_since(f.first_sent));
+                }
+                delivered.push(f.item);
             }
         }
+        for (s, f) in self
+            .in_flight
+            .range_mut(cum.saturating_add(1)..=cum.saturating_add(64))
+        {
+            if sack & (1u64 << (s - cum - 1)) != 0 && !f.sacked {
+                f.sacked = true;
+                if f.tries == 1 {
+                    rtt = Some(now.saturating_duration_since(f.first_sent));
+                }
+            }
+        }
+        if let Some(r) = rtt {
+            self.sample(r);
+        }
         let more = self.fill(now);
-        (acked, more)
+        (delivered, more)
     }
 
-    /// Datagrams due for retransmission, or `Err` with every unacknowledged
+    /// Datagrams due for retransmission, or `Err` with every undelivered
     /// item when one has used up its tries (the receiver is unreachable).
     pub fn due(&mut self, now: Instant) -> Result<Vec<Transmit>, Vec<Item>> {
+        let rto = self.rto();
         let mut out = Vec::new();
+        let mut give_up = false;
         for (seq, f) in self.in_flight.iter_mut() {
-            if f.due > now {
+            if f.sacked || f.due > now {
                 continue;
             }
-            if f.tries >= MAX_TRIES {
-                let mut lost: Vec<Item> = std::mem::take(&mut self.in_flight)
-                    .into_values()
-                    .map(|f| f.item)
-                    .collect();
-                lost.extend(self.waiting.drain(..));
-                return Err(lost);
+            if f.tries >= MAX_TRIES && now.saturating_duration_since(f.first_sent) >= GIVE_UP_AFTER
+            {
+                give_up = true;
+                break;
             }
+            // Exponential backoff from the current time-out.
+            let backoff = rto.saturating_mul(1 << f.tries.min(10)).min(RTO_MAX);
             f.tries += 1;
-            f.rto = (f.rto * 2).min(RTO_MAX);
-            f.due = now + f.rto;
+            f.due = now + backoff;
             out.push(Transmit {
                 seq: *seq,
                 item: f.item.clone(),
                 retransmit: true,
             });
         }
+        if give_up {
+            return Err(self.take_all());
+        }
         Ok(out)
     }
 
+    fn take_all(&mut self) -> Vec<Item> {
+        let mut all: Vec<Item> = std::mem::take(&mut self.in_flight)
+            .into_values()
+            .map(|f| f.item)
+            .collect();
+        all.extend(self.waiting.drain(..));
+        all
+    }
+
+    /// Starts over on a new stream (the receiver is a new incarnation that
+    /// expects seq 1): everything not yet delivered is sent again, in order.
+    pub fn reset(&mut self, id: u64, now: Instant) -> Vec<Transmit> {
+        let pending = self.take_all();
+        self.id = id;
+        self.next_seq = 1;
+        self.waiting = pending.into();
+        self.fill(now)
+    }
+
     pub fn deadline(&self) -> Option<Instant> {
-        self.in_flight.values().map(|f| f.due).min()
+        self.in_flight
+            .values()
+            .filter(|f| !f.sacked)
+            .map(|f| f.due)
+            .min()
     }
 
     pub fn idle(&self) -> bool {
@@ -290,7 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn gives_up_after_max_tries() {
+    fn gives_up_after_max_tries_and_time() {
         let t0 = Instant::now();
         let mut tx = SendStream::new(1);
         tx.push(item(1), t0);
@@ -307,6 +383,47 @@ mod tests {
             }
         }
         assert_eq!(sends as u32, MAX_TRIES);
+        assert!(now - t0 >= GIVE_UP_AFTER);
+    }
+
+    #[test]
+    fn sacked_items_are_kept_until_delivered_and_survive_a_reset() {
+        let t0 = Instant::now();
+        let mut tx = SendStream::new(1);
+        for n in 1..=3 {
+            tx.push(item(n), t0);
+        }
+        // 2 and 3 held by the receiver, 1 missing: nothing delivered yet.
+        let (delivered, _) = tx.ack(0, 0b110, t0);
+        assert!(delivered.is_empty());
+        // Only the gap is retransmitted.
+        let again = tx.due(t0 + RTO_MAX).unwrap();
+        assert_eq!(again.iter().map(|t| t.seq).collect::<Vec<_>>(), vec![1]);
+        // The receiver restarts: all three go out again on a new stream.
+        let sends = tx.reset(2, t0 + RTO_MAX);
+        assert_eq!(
+            sends
+                .iter()
+                .map(|t| (t.seq, t.item.msg_id))
+                .collect::<Vec<_>>(),
+            vec![(1, 1), (2, 2), (3, 3)]
+        );
+        let (delivered, _) = tx.ack(3, 0, t0 + RTO_MAX);
+        assert_eq!(delivered.len(), 3);
+        assert!(tx.idle());
+    }
+
+    #[test]
+    fn rto_follows_the_round_trip() {
+        let t0 = Instant::now();
+        let mut tx = SendStream::new(1);
+        assert_eq!(tx.rto(), RTO_INITIAL);
+        for n in 1..=20 {
+            let at = t0 + Duration::from_millis(n * 10);
+            tx.push(item(n), at);
+            tx.ack(n, 0, at + Duration::from_millis(200));
+        }
+        assert!(tx.rto() >= Duration::from_millis(200), "{:?}", tx.rto());
     }
 
     #[test]
@@ -318,7 +435,7 @@ mod tests {
             sent += tx.push(item(n), t0).len();
         }
         assert_eq!(sent, WINDOW);
-        let (acked, more) = tx.ack(5, 0, t0);
-        assert_eq!((acked.len(), more.len()), (5, 5));
+        let (delivered, more) = tx.ack(5, 0, t0);
+        assert_eq!((delivered.len(), more.len()), (5, 5));
     }
 }
