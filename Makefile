@@ -6,7 +6,7 @@ ARGS   ?=
 NX_VENV := target/nx-venv
 NX      := $(NX_VENV)/bin/nx-27017
 
-.PHONY: help build test lint run-registry run-peer clean
+.PHONY: help build test lint run-registry run-peer demo clean
 
 help:
 	@echo "make build         release build of bin/registry and bin/peer"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint          rustfmt check and clippy, warnings as errors"
 	@echo "make run-registry  start a registry on 0.0.0.0:15600 (embedded store registry.db); ARGS=... for more"
 	@echo "make run-peer      start a peer (ARGS=\"--registry HOST:15600\" to reach another machine)"
+	@echo "make demo          scripted classroom demo: a registry and three peers on loopback"
 
 build:
 	$(CARGO) build --release --bins
@@ -36,6 +37,9 @@ run-registry:
 
 run-peer:
 	$(CARGO) run --release --bin peer -- $(ARGS)
+
+demo: build
+	demos/run.sh target/release
 
 clean:
 	$(CARGO) clean

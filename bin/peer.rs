@@ -37,7 +37,11 @@ struct Args {
     #[arg(long)]
     json: bool,
 
-    /// Never use colours (also NO_COLOR=1, or when output is not a terminal).
+    /// Colours: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    color: String,
+
+    /// The same as --color never.
     #[arg(long)]
     no_color: bool,
 
@@ -58,9 +62,12 @@ struct Args {
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
-    let color = !args.no_color
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && term::is_tty(1);
+    let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let color = match (args.no_color, args.color.as_str()) {
+        (true, _) | (_, "never") => false,
+        (_, "always") => true,
+        _ => !no_color_env && term::is_tty(1),
+    };
     let code = run(Config {
         registry: args.registry,
         bind: args.bind,

@@ -207,41 +207,69 @@ pub fn format_text(text: &str, color: bool) -> String {
     if !color {
         return clean;
     }
+    let chars: Vec<char> = clean.chars().collect();
     let mut out = String::new();
-    for (i, word) in clean.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
+    let mut i = 0;
+    while i < chars.len() {
+        let at_word_start =
+            i == 0 || chars[i - 1].is_whitespace() || "([{\"'".contains(chars[i - 1]);
+        if at_word_start {
+            let rest: String = chars[i..].iter().collect();
+            if rest.starts_with("http://") || rest.starts_with("https://") {
+                let len = chars[i..].iter().take_while(|c| !c.is_whitespace()).count();
+                let word: String = chars[i..i + len].iter().collect();
+                let url = word.trim_end_matches(['.', ',', ')', ';', '!', '?', ':']);
+                let tail = &word[url.len()..];
+                out.push_str(&format!(
+                    "\x1b]8;;{url}\x1b\\{}\x1b]8;;\x1b\\{tail}",
+                    url.underline().blue()
+                ));
+                i += len;
+                continue;
+            }
+            if let Some(end) = span_end(&chars, i) {
+                let body: String = chars[i + 1..end].iter().collect();
+                let styled = if chars[i] == '*' {
+                    body.bold()
+                } else {
+                    body.italic()
+                };
+                out.push_str(&styled.to_string());
+                i = end + 1;
+                continue;
+            }
         }
-        out.push_str(&format_word(word));
+        out.push(chars[i]);
+        i += 1;
     }
     out
 }
 
-fn format_word(word: &str) -> String {
-    let inner = |w: &str, m: char| -> Option<String> {
-        let s = w.strip_prefix(m)?;
-        let end = s.rfind(m)?;
-        let (body, rest) = (&s[..end], &s[end + 1..]);
-        (!body.is_empty() && rest.chars().all(|c| c.is_ascii_punctuation()))
-            .then(|| body.to_string() + "\u{0}" + rest)
-    };
-    if word.starts_with("http://") || word.starts_with("https://") {
-        let url = word.trim_end_matches(['.', ',', ')', ';', '!', '?']);
-        let tail = &word[url.len()..];
-        return format!(
-            "\x1b]8;;{url}\x1b\\{}\x1b]8;;\x1b\\{tail}",
-            url.underline().blue()
-        );
+/// For a `*` or `_` at `start`, the index of the marker that closes the
+/// span: the body is not empty, does not start or end with a space, and
+/// the closing marker ends a word.
+fn span_end(chars: &[char], start: usize) -> Option<usize> {
+    let m = chars[start];
+    if m != '*' && m != '_' {
+        return None;
     }
-    if let Some(x) = inner(word, '*') {
-        let (b, rest) = x.split_once('\u{0}').unwrap_or((&x, ""));
-        return format!("{}{rest}", b.bold());
+    let first = *chars.get(start + 1)?;
+    if first.is_whitespace() || first == m {
+        return None;
     }
-    if let Some(x) = inner(word, '_') {
-        let (b, rest) = x.split_once('\u{0}').unwrap_or((&x, ""));
-        return format!("{}{rest}", b.italic());
+    let mut j = start + 2;
+    while j < chars.len() {
+        if chars[j] == m
+            && !chars[j - 1].is_whitespace()
+            && chars
+                .get(j + 1)
+                .is_none_or(|c| c.is_whitespace() || c.is_ascii_punctuation())
+        {
+            return Some(j);
+        }
+        j += 1;
     }
-    word.to_string()
+    None
 }
 
 impl Ui {
@@ -437,5 +465,9 @@ mod tests {
         let s = format_text("see https://example.org/x. *now*!", true);
         assert!(s.contains("\x1b]8;;https://example.org/x\x1b\\"), "{s:?}");
         assert!(s.contains("\x1b[1mnow\x1b[0m!"), "{s:?}");
+        let s = format_text("see you _right after_ class, snake_case stays", true);
+        assert!(s.contains("\x1b[3mright after\x1b[0m class"), "{s:?}");
+        assert!(s.contains("snake_case stays"), "{s:?}");
+        assert_eq!(format_text("2 * 3 * 4", true), "2 * 3 * 4");
     }
 }
