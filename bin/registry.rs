@@ -51,6 +51,16 @@ struct Args {
     #[arg(long)]
     hash_concurrency: Option<usize>,
 
+    /// Argon2id memory cost in KiB for new password hashes (default 19456,
+    /// the recommended 19 MiB). Lower it only on very small machines or for
+    /// load tests; existing hashes keep the cost they were made with.
+    #[arg(long, default_value_t = 19 * 1024, value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
+    argon2_memory_kib: u32,
+
+    /// Argon2id passes for new password hashes.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=20))]
+    argon2_passes: u32,
+
     /// Name of this registry in a shared store (default: hostname:port). At
     /// start, sessions a previous run with the same name left are taken offline.
     #[arg(long)]
@@ -101,6 +111,8 @@ fn main() -> ExitCode {
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
         resume_grace: Duration::from_secs(args.resume_grace_secs),
         requests_per_sec: args.requests_per_sec,
+        argon2_m_kib: args.argon2_memory_kib,
+        argon2_passes: args.argon2_passes,
         instance_id: args.instance_id,
         ..Config::default()
     };

@@ -3,7 +3,7 @@
 
 use crate::protocol::{ApiError, ErrorCode};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::{Algorithm, Argon2, Params, Version};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -82,6 +82,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// about 19 MiB, so this bounds the memory a login storm can take; a caller
 /// that waits longer than `max_wait` gets `server_busy`.
 pub struct Hasher {
+    argon: Argon2<'static>,
     permits: Mutex<usize>,
     freed: Condvar,
     max_wait: Duration,
@@ -91,18 +92,40 @@ pub struct Hasher {
 }
 
 impl Hasher {
+    /// A hasher with Argon2id's recommended cost (19 MiB, 2 passes).
     pub fn new(permits: usize, max_wait: Duration) -> Hasher {
+        Self::with_cost(
+            permits,
+            max_wait,
+            Params::DEFAULT_M_COST,
+            Params::DEFAULT_T_COST,
+        )
+        .unwrap_or_else(|_| unreachable!("the default Argon2 parameters are valid"))
+    }
+
+    /// A hasher with a chosen memory cost (KiB) and number of passes. New
+    /// hashes use this cost; stored hashes carry their own and verify as is.
+    pub fn with_cost(
+        permits: usize,
+        max_wait: Duration,
+        m_kib: u32,
+        passes: u32,
+    ) -> Result<Hasher, String> {
+        let params =
+            Params::new(m_kib, passes, 1, None).map_err(|e| format!("bad Argon2 cost: {e}"))?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let salt = SaltString::generate(&mut OsRng);
-        let dummy_hash = Argon2::default()
+        let dummy_hash = argon
             .hash_password(b"not a real password", &salt)
             .map(|h| h.to_string())
             .unwrap_or_default();
-        Hasher {
+        Ok(Hasher {
+            argon,
             permits: Mutex::new(permits.max(1)),
             freed: Condvar::new(),
             max_wait,
             dummy_hash,
-        }
+        })
     }
 
     fn with_permit<T>(&self, f: impl FnOnce() -> T) -> Result<T, ApiError> {
@@ -139,7 +162,7 @@ impl Hasher {
     pub fn hash(&self, password: &str) -> Result<String, ApiError> {
         self.with_permit(|| {
             let salt = SaltString::generate(&mut OsRng);
-            Argon2::default()
+            self.argon
                 .hash_password(password.as_bytes(), &salt)
                 .map(|h| h.to_string())
                 .map_err(|e| ApiError::new(ErrorCode::Internal, format!("hashing failed: {e}")))
@@ -151,7 +174,8 @@ impl Hasher {
     pub fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, ApiError> {
         let phc = stored.unwrap_or(&self.dummy_hash);
         let matched = self.with_permit(|| match PasswordHash::new(phc) {
-            Ok(parsed) => Argon2::default()
+            Ok(parsed) => self
+                .argon
                 .verify_password(password.as_bytes(), &parsed)
                 .is_ok(),
             Err(e) => {

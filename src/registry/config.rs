@@ -16,8 +16,12 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// How long an offline session can still be resumed by its token.
     pub resume_grace: Duration,
-    /// Password hashes run at once (each takes about 19 MiB).
+    /// Password hashes run at once (each takes `argon2_m_kib`).
     pub hash_concurrency: usize,
+    /// Argon2id memory cost in KiB for new password hashes (19456 = 19 MiB).
+    pub argon2_m_kib: u32,
+    /// Argon2id passes for new password hashes.
+    pub argon2_passes: u32,
     /// Requests per second one connection may send before it is slowed down.
     pub requests_per_sec: u32,
     /// Identifies this registry's sessions in a shared store; at start, the
@@ -39,6 +43,8 @@ impl Default for Config {
                 .map(|n| n.get())
                 .unwrap_or(2),
             requests_per_sec: 200,
+            argon2_m_kib: 19 * 1024,
+            argon2_passes: 2,
             instance_id: None,
         }
     }

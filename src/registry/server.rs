@@ -102,7 +102,7 @@ impl Server {
             .instance_id
             .clone()
             .unwrap_or_else(|| format!("{}:{}", hostname(), local.port()));
-        let registry = Registry::new(store, config, instance, local.port());
+        let registry = Registry::new(store, config, instance, local.port())?;
         let startup_done = match registry.detach_own_sessions() {
             Ok(0) => true,
             Ok(n) => {

@@ -128,9 +128,15 @@ impl Registry {
         config: Config,
         instance: String,
         heartbeat_port: u16,
-    ) -> Registry {
-        Registry {
-            hasher: Hasher::new(config.hash_concurrency, Duration::from_secs(10)),
+    ) -> Result<Registry, String> {
+        let hasher = Hasher::with_cost(
+            config.hash_concurrency,
+            Duration::from_secs(10),
+            config.argon2_m_kib,
+            config.argon2_passes,
+        )?;
+        Ok(Registry {
+            hasher,
             limiter: LoginLimiter::new(5, Duration::from_secs(60), Duration::from_secs(60)),
             presence: Presence::default(),
             holders: Mutex::new(HashMap::new()),
@@ -138,7 +144,7 @@ impl Registry {
             config,
             instance,
             heartbeat_port,
-        }
+        })
     }
 
     fn timeout_ms(&self) -> i64 {
