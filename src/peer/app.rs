@@ -193,7 +193,12 @@ impl App {
     }
 
     /// Runs until `/quit`, Ctrl-C, end of input or the end of a script.
-    pub fn run(&mut self, events: Receiver<Event>, signals: Receiver<()>) -> i32 {
+    pub fn run(
+        &mut self,
+        events: Receiver<Event>,
+        datagrams: Receiver<(Vec<u8>, SocketAddr)>,
+        signals: Receiver<()>,
+    ) -> i32 {
         self.emit(UiEvent::Ready {
             tcp_port: self.tcp_port,
             udp_port: self.udp_port,
@@ -218,6 +223,14 @@ impl App {
                     }
                     Err(_) => self.quit(),
                 },
+                recv(datagrams) -> d => {
+                    if let Ok((bytes, from)) = d {
+                        self.datagram(&bytes, from);
+                        for (bytes, from) in datagrams.try_iter().take(1024) {
+                            self.datagram(&bytes, from);
+                        }
+                    }
+                }
                 recv(signals) -> _ => self.quit(),
                 recv(crossbeam_channel::after(wait)) -> _ => {}
             }
@@ -371,7 +384,6 @@ impl App {
                     self.chat_gone(c, reason);
                 }
             }
-            Event::Datagram { bytes, from } => self.datagram(&bytes, from),
         }
     }
 
@@ -461,9 +473,15 @@ impl App {
             Command::Rooms => self.room_command(super::rooms::RoomCommand::List),
             Command::Members(room) => self.room_command(super::rooms::RoomCommand::Members(room)),
             Command::Switch(name) => self.switch(name),
-            Command::Stats => self.emit(UiEvent::Stats {
-                rooms: self.rooms.stats.clone(),
-            }),
+            Command::Stats => {
+                self.rooms.stats.queue_overflow = self
+                    .rooms
+                    .queue_overflow
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                self.emit(UiEvent::Stats {
+                    rooms: self.rooms.stats.clone(),
+                })
+            }
             Command::Quit => self.quit(),
             Command::Say(text) => match self.current.clone() {
                 Some(Target::Chat(user)) => self.open_chat(user, Some(text)),

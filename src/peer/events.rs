@@ -3,7 +3,7 @@
 
 use super::chat::ChatMsg;
 use super::commands::Command;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 
 pub enum Event {
     /// A parsed line from the terminal, a pipe or a script.
@@ -37,7 +37,4 @@ pub enum Event {
     ChatGarbage { conn: u64 },
     /// Chat connection `conn` ended.
     ChatClosed { conn: u64, reason: String },
-
-    /// A datagram on the peer's UDP socket (rooms).
-    Datagram { bytes: Vec<u8>, from: SocketAddr },
 }

@@ -21,6 +21,11 @@ pub mod ui;
 use events::Event;
 use rooms::faults::Faults;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Room datagrams waiting for the main loop; beyond this they are dropped.
+const DATAGRAM_QUEUE: usize = 8192;
 
 /// Peer settings (from the command line, see `bin/peer.rs`).
 #[derive(Debug, Clone)]
@@ -131,24 +136,24 @@ pub fn run(cfg: Config) -> i32 {
             return 1;
         }
     };
-    let ev = tx.clone();
+    // Datagrams get their own bounded queue: a flood of them is dropped
+    // here, like a full socket buffer, and cannot crowd out other events.
+    let (dg_tx, dg_rx) = crossbeam_channel::bounded::<(Vec<u8>, SocketAddr)>(DATAGRAM_QUEUE);
+    let overflow = Arc::new(AtomicU64::new(0));
+    let dropped = overflow.clone();
     let spawned_udp = std::thread::Builder::new()
         .name("udp".into())
         .spawn(move || {
             let mut buf = vec![0u8; 2048];
             loop {
                 match recv_udp.recv_from(&mut buf) {
-                    Ok((n, from)) => {
-                        if ev
-                            .send(Event::Datagram {
-                                bytes: buf[..n].to_vec(),
-                                from,
-                            })
-                            .is_err()
-                        {
-                            return;
+                    Ok((n, from)) => match dg_tx.try_send((buf[..n].to_vec(), from)) {
+                        Ok(()) => {}
+                        Err(crossbeam_channel::TrySendError::Full(_)) => {
+                            dropped.fetch_add(1, Ordering::Relaxed);
                         }
-                    }
+                        Err(crossbeam_channel::TrySendError::Disconnected(_)) => return,
+                    },
                     // ICMP errors from earlier sends surface here; not fatal.
                     Err(e) => log::debug!("udp receive: {e}"),
                 }
@@ -160,7 +165,8 @@ pub fn run(cfg: Config) -> i32 {
     }
     let mut app = app::App::new(cfg, ui, tx, udp, tcp_port, udp_port);
     app.script = script;
-    let code = app.run(rx, sig_rx);
+    app.rooms.queue_overflow = overflow;
+    let code = app.run(rx, dg_rx, sig_rx);
     term::restore();
     code
 }

@@ -76,6 +76,8 @@ pub struct Stats {
     pub injected_drops: u64,
     pub injected_dups: u64,
     pub injected_delays: u64,
+    /// Datagrams dropped because the main loop's queue was full (a flood).
+    pub queue_overflow: u64,
 }
 
 struct Member {
@@ -122,6 +124,8 @@ pub struct Rooms {
     last_stream: u64,
     injector: Injector,
     pub stats: Stats,
+    /// Shared with the UDP receiver thread, which counts what it drops.
+    pub queue_overflow: std::sync::Arc<std::sync::atomic::AtomicU64>,
     next_ping: Option<Instant>,
 }
 
@@ -138,6 +142,7 @@ impl Rooms {
             last_stream: 0,
             injector: Injector::new(faults),
             stats: Stats::default(),
+            queue_overflow: Default::default(),
             next_ping: None,
         }
     }
