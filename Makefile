@@ -26,7 +26,7 @@ $(NX):
 	$(NX_VENV)/bin/pip install --quiet nx-27017==0.8.1
 
 test: $(NX)
-	NX27017=$(abspath $(NX)) $(CARGO) test --all-targets
+	NX27017=$(abspath $(NX)) $(CARGO) test --lib --bins --tests
 
 lint:
 	$(CARGO) fmt --check

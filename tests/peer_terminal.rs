@@ -1,0 +1,430 @@
+//! The peer in a real terminal: a `tmux` session on a private server socket
+//! runs the peer, the test types into it (`send-keys`) and reads the screen
+//! (`capture-pane`). Checks the hidden password prompt, colours, and that
+//! incoming messages do not wreck a half-typed line.
+//!
+//! Needs `tmux`. Without it the test is skipped with a message, unless the
+//! `CI` environment variable is set: then it fails.
+
+mod harness;
+
+use harness::*;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The terminal user's password: it must never be on the screen.
+const SECRET: &str = "s3cret-Terminal-pw";
+
+fn tmux_available() -> bool {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        if std::env::var_os("CI").is_some() {
+            panic!("tmux is not installed, and CI is set: the terminal test must run in CI");
+        }
+        eprintln!("SKIPPED: tmux is not installed (install it to run the terminal test)");
+    }
+    ok
+}
+
+/// A tmux server of our own (`-L`, no config) with one session running one
+/// command; the server is killed on drop.
+struct Tmux {
+    socket: String,
+    /// The server's socket file, removed on drop (tmux leaves it behind).
+    socket_path: Option<String>,
+}
+
+impl Tmux {
+    fn start(cmd: &str, width: u16, height: u16) -> Tmux {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let mut t = Tmux {
+            socket_path: None,
+            socket: format!(
+                "lanchat-test-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ),
+        };
+        let (w, h) = (width.to_string(), height.to_string());
+        // The pane stays after the command exits, so its status can be read.
+        t.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            &w,
+            "-y",
+            &h,
+            cmd,
+            ";",
+            "set-option",
+            "-w",
+            "-t",
+            "t",
+            "remain-on-exit",
+            "on",
+        ]);
+        let path = t.run(&["display-message", "-p", "-t", "t", "#{socket_path}"]);
+        t.socket_path = Some(path.trim().to_string()).filter(|p| !p.is_empty());
+        // Debugging aid: LANCHAT_TMUX_LOG=FILE keeps every byte the pane got.
+        if let Some(log) = std::env::var_os("LANCHAT_TMUX_LOG") {
+            let log = log.to_string_lossy().into_owned();
+            t.run(&["pipe-pane", "-t", "t", "-o", &format!("cat >> '{log}'")]);
+        }
+        t
+    }
+
+    fn output(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .env_remove("TMUX")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("tmux {args:?}: {e}"))
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.output(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Sends `text` literally, all at once (no Enter).
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "t", "-l", "--", text]);
+    }
+
+    /// Types `text` into the line editor one key at a time, each once the
+    /// previous one shows on the prompt line with the cursor after it (no
+    /// Enter). Keys sent in one burst can stall in the editor: see
+    /// `pasted_text_shows_up_at_once`.
+    fn type_keys(&self, text: &str) {
+        let mut typed = String::new();
+        for c in text.chars() {
+            typed.push(c);
+            self.type_text(&c.to_string());
+            let want = format!("> {typed}");
+            let col = want.chars().count();
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let s = self.screen();
+                if last_line(&s).trim_end() == want.trim_end() && self.cursor_x() == col {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    panic!("terminal: expected {want:?} on the prompt line within {WAIT:?}; the screen:\n{s}");
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// The cursor's column (0-based).
+    fn cursor_x(&self) -> usize {
+        let out = self.run(&["display-message", "-p", "-t", "t", "#{cursor_x}"]);
+        out.trim().parse().unwrap_or(usize::MAX)
+    }
+
+    /// [`type_keys`](Self::type_keys), then Enter.
+    fn type_command(&self, text: &str) {
+        self.type_keys(text);
+        self.enter();
+    }
+
+    fn enter(&self) {
+        self.run(&["send-keys", "-t", "t", "Enter"]);
+    }
+
+    /// For the hidden password prompt (a cooked terminal: no editor).
+    fn type_line(&self, text: &str) {
+        self.type_text(text);
+        self.enter();
+    }
+
+    /// The visible screen as text.
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    /// The visible screen with colour escapes (`-e`).
+    fn screen_ansi(&self) -> String {
+        self.run(&["capture-pane", "-e", "-p", "-t", "t"])
+    }
+
+    /// Everything printed so far (scrollback included), as text.
+    fn history(&self) -> String {
+        self.run(&["capture-pane", "-p", "-S", "-", "-t", "t"])
+    }
+
+    /// Everything printed so far (scrollback included), with escapes.
+    fn history_ansi(&self) -> String {
+        self.run(&["capture-pane", "-e", "-p", "-S", "-", "-t", "t"])
+    }
+
+    /// Polls the screen until `ok` holds; panics with the screen if it does
+    /// not within `limit`.
+    fn wait_screen(&self, what: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            if Instant::now() >= deadline {
+                panic!("terminal: expected {what} within {limit:?}; the screen:\n{s}");
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The process id of the pane's command.
+    fn pane_pid(&self) -> u32 {
+        let out = self.run(&["display-message", "-p", "-t", "t", "#{pane_pid}"]);
+        out.trim().parse().expect("pane_pid")
+    }
+
+    /// `Some(status)` once tmux has seen the pane's command exit.
+    fn exit_status(&self) -> Option<i32> {
+        let out = self.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            "t",
+            "#{pane_dead} #{pane_dead_status}",
+        ]);
+        match out.split_whitespace().collect::<Vec<_>>()[..] {
+            ["1", code] => code.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.output(&["kill-server"]);
+        if let Some(path) = &self.socket_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The exit code of `pid` if it has exited but is not reaped yet (tmux
+/// sometimes takes seconds to reap its pane's process on a loaded machine):
+/// the last field of `/proc/PID/stat`, in `waitpid` form. A signal death
+/// reads as `128 + signal`.
+fn zombie_exit_code(pid: u32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    if fields.first() != Some(&"Z") {
+        return None;
+    }
+    let raw: i32 = fields.last()?.parse().ok()?;
+    Some(if raw & 0x7f == 0 {
+        (raw >> 8) & 0xff
+    } else {
+        128 + (raw & 0x7f)
+    })
+}
+
+/// The last line with something on it.
+fn last_line(screen: &str) -> &str {
+    screen
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+}
+
+/// Waits until `typed` has been entered and the editor shows a fresh, empty
+/// prompt: from then on it is reading the next line again (in raw mode).
+fn wait_fresh_prompt(t: &Tmux, typed: &str) -> String {
+    let entered = format!("> {typed}");
+    t.wait_screen(&format!("a fresh prompt after {typed:?}"), WAIT, |s| {
+        last_line(s).trim_end() == ">" && s.lines().any(|l| l.trim_end() == entered)
+    })
+}
+
+fn peer_command(reg: &Registry) -> String {
+    format!(
+        "exec env -u NO_COLOR RUST_LOG=error '{}' --registry {} --bind 127.0.0.1",
+        env!("CARGO_BIN_EXE_peer"),
+        reg.addr()
+    )
+}
+
+/// `/register alice`, answered at the two hidden prompts.
+fn register_alice(t: &Tmux) {
+    t.type_command("/register alice");
+    let s = t.wait_screen("the password prompt", WAIT, |s| {
+        last_line(s).starts_with("password for alice:")
+    });
+    // Typed commands echo; the password must not.
+    assert!(s.contains("> /register alice"), "typed text echoes: {s}");
+    t.type_line(SECRET);
+    t.wait_screen("the second prompt", WAIT, |s| {
+        last_line(s).starts_with("repeat it:")
+    });
+    t.type_line(SECRET);
+    t.wait_screen("registered", WAIT, |s| s.contains("registered alice"));
+}
+
+#[test]
+fn interactive_session_in_a_real_terminal() {
+    if !tmux_available() {
+        return;
+    }
+    let reg = Registry::start(&[]);
+    let t = Tmux::start(&peer_command(&reg), 160, 40);
+    // (Not the `ready` line: see `startup_lines_are_not_overwritten_by_the_prompt`.)
+    t.wait_screen("the prompt", WAIT, |s| last_line(s).trim_end() == ">");
+
+    // Passwords are asked for, without echo.
+    register_alice(&t);
+    t.type_command("/login alice");
+    t.wait_screen("the login password prompt", WAIT, |s| {
+        last_line(s).starts_with("password for alice:")
+    });
+    t.type_line(SECRET);
+    t.wait_screen("logged in", WAIT, |s| s.contains("logged in as alice"));
+    let all = t.history_ansi();
+    assert!(
+        !all.contains(SECRET),
+        "the password is on the screen:\n{all}"
+    );
+
+    // Colours: the logged-in line.
+    let ansi = t.screen_ansi();
+    let line = ansi
+        .lines()
+        .find(|l| l.contains("logged in as"))
+        .expect("logged-in line");
+    assert!(line.contains("\x1b["), "no colour codes in {line:?}");
+
+    // A message from another peer: asks for a chat, then says something.
+    // Bob talks only once alice's editor is back at its prompt, since lines
+    // printed between two prompts can be lost (see
+    // `startup_lines_are_not_overwritten_by_the_prompt`).
+    let mut bob = Peer::spawn_named("bob", reg.addr(), &[]);
+    bob.login_new("bob");
+    bob.send("/chat alice");
+    bob.expect("chat_requested", &[("to", "alice")], WAIT);
+    t.wait_screen("bob's chat request", WAIT, |s| {
+        s.contains("bob wants to chat")
+    });
+    t.type_command("/accept bob");
+    bob.expect("chat_accepted", &[("with", "alice")], WAIT);
+    wait_fresh_prompt(&t, "/accept bob");
+    bob.send("hello from *bob*");
+    let s = t.wait_screen("bob's message", WAIT, |s| s.contains("hello from bob"));
+    assert!(!s.contains("*bob*"), "*bold* markup shown raw:\n{s}");
+    let ansi = t.screen_ansi();
+    let line = ansi
+        .lines()
+        .find(|l| l.contains("(private)"))
+        .expect("message line");
+    assert!(line.contains("\x1b["), "no colour codes in {line:?}");
+
+    // A message arriving while a line is half typed: the message goes above,
+    // the half-typed text stays on the prompt line, intact.
+    let half = "half-typed words";
+    t.type_keys(half);
+    bob.send("ping while you type");
+    let s = t.wait_screen("the message", WAIT, |s| s.contains("ping while you type"));
+    let lines: Vec<&str> = s.lines().collect();
+    let msg_at = lines
+        .iter()
+        .position(|l| l.contains("ping while you type"))
+        .unwrap();
+    let prompt_at = lines.iter().rposition(|l| !l.trim().is_empty()).unwrap();
+    assert_eq!(
+        lines[prompt_at].trim_end(),
+        format!("> {half}"),
+        "the prompt line after the message:\n{s}"
+    );
+    assert!(
+        msg_at < prompt_at,
+        "the message is not above the prompt:\n{s}"
+    );
+    assert!(!lines[msg_at].contains(half), "the lines are mixed:\n{s}");
+    // Enter sends exactly what was typed.
+    t.enter();
+    bob.expect("message", &[("from", "alice"), ("text", half)], WAIT);
+
+    // /quit: the process exits, with status 0.
+    let pid = t.pane_pid();
+    t.type_command("/quit");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let status = loop {
+        if let Some(code) = t.exit_status().or_else(|| zombie_exit_code(pid)) {
+            break code;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the peer did not exit after /quit; the screen:\n{}",
+            t.screen()
+        );
+        thread::sleep(Duration::from_millis(25));
+    };
+    assert_eq!(status, 0, "exit status; the screen:\n{}", t.screen());
+    bob.expect("chat_closed", &[("with", "alice")], WAIT);
+}
+
+/// Lines the peer prints while the line editor is not reading (not in raw
+/// mode: before the first prompt, between two prompts, during a password
+/// prompt) reach the terminal without their newline, so the prompt drawn next
+/// (`\r> ` and clear-to-end-of-line) overwrites them. At start-up the `ready`
+/// line races the first prompt and is lost about half the time; eight fresh
+/// peers make the loss practically certain.
+#[test]
+#[ignore = "bug: lines printed while the line editor is not in raw mode lose their newline and get overwritten"]
+fn startup_lines_are_not_overwritten_by_the_prompt() {
+    if !tmux_available() {
+        return;
+    }
+    let reg = Registry::start(&[]);
+    for attempt in 0..8 {
+        let t = Tmux::start(&peer_command(&reg), 160, 20);
+        t.wait_screen("the prompt", WAIT, |s| last_line(s).trim_end() == ">");
+        // /help is answered at the prompt; `ready` was printed before it.
+        t.type_command("/help");
+        t.wait_screen("the help text", WAIT, |s| s.contains("/quit"));
+        let s = t.history();
+        assert!(
+            s.contains("ready: chats on TCP port"),
+            "attempt {attempt}: the ready line is gone:\n{s}"
+        );
+    }
+}
+
+/// Keys that reach the peer in one read (a paste, or fast typing) are not all
+/// handled: the line editor (rustyline 14 with an external printer) takes one
+/// key from its read buffer, then waits in `select()` on the terminal for
+/// more input, ignoring what is already buffered. Pasting "pasted words"
+/// shows "> p" until another key is pressed.
+#[test]
+#[ignore = "bug: pasted text stalls in the line editor until the next key press"]
+fn pasted_text_shows_up_at_once() {
+    if !tmux_available() {
+        return;
+    }
+    let reg = Registry::start(&[]);
+    let t = Tmux::start(&peer_command(&reg), 160, 20);
+    t.wait_screen("the prompt", WAIT, |s| last_line(s).trim_end() == ">");
+    t.type_text("pasted words");
+    t.wait_screen("the pasted text", Duration::from_secs(2), |s| {
+        last_line(s).trim_end() == "> pasted words"
+    });
+}
