@@ -389,7 +389,6 @@ fn interactive_session_in_a_real_terminal() {
 /// line races the first prompt and is lost about half the time; eight fresh
 /// peers make the loss practically certain.
 #[test]
-#[ignore = "bug: lines printed while the line editor is not in raw mode lose their newline and get overwritten"]
 fn startup_lines_are_not_overwritten_by_the_prompt() {
     if !tmux_available() {
         return;
@@ -415,7 +414,6 @@ fn startup_lines_are_not_overwritten_by_the_prompt() {
 /// more input, ignoring what is already buffered. Pasting "pasted words"
 /// shows "> p" until another key is pressed.
 #[test]
-#[ignore = "bug: pasted text stalls in the line editor until the next key press"]
 fn pasted_text_shows_up_at_once() {
     if !tmux_available() {
         return;

@@ -293,7 +293,9 @@ impl Ui {
     fn write(&mut self, line: String) {
         match &mut self.sink {
             Sink::Editor(p) => {
-                if p.print(line.clone()).is_err() {
+                // With the newline: the editor adds one only while it is
+                // reading a line; between reads the text goes out as is.
+                if p.print(format!("{line}\n")).is_err() {
                     println!("{line}");
                 }
             }
