@@ -35,40 +35,39 @@ echo "registry on $addr"
 colors=(36 32 35 33 34)
 i=0
 peers=()
+peer_pids=()
 for script in "$here"/*.script; do
     name=$(basename "$script" .script)
     c=${colors[$((i % ${#colors[@]}))]}
     label=$(printf '\033[1;%sm%-6s\033[0m│' "$c" "$name")
-    (
-        "$bin/peer" --registry "$addr" --script "$script" --color always 2>&1
-        echo "exit $?" >"$work/$name.status"
-    ) | sed -u "s/^/$label /" &
+    # The peer's own PID (not a pipeline's), so it can be waited on and killed.
+    "$bin/peer" --registry "$addr" --script "$script" --color always \
+        > >(sed -u "s/^/$label /") 2>&1 &
+    peer_pids+=($!)
     pids+=($!)
     peers+=("$name")
     i=$((i + 1))
 done
 
-# Each peer's script has its own time-outs; this only bounds the whole.
+# Each script has its own time-outs; this only bounds the whole run.
 deadline=$((SECONDS + 30))
-while :; do
-    done=0
-    for name in "${peers[@]}"; do
-        [ -f "$work/$name.status" ] && done=$((done + 1))
+status=0
+for k in "${!peer_pids[@]}"; do
+    pid=${peer_pids[$k]}
+    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
+        sleep 0.1
     done
-    [ "$done" -eq "${#peers[@]}" ] && break
-    if [ "$SECONDS" -ge "$deadline" ]; then
-        echo "demo: still running after 30 s; stopping" >&2
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "demo: ${peers[$k]} still running after 30 s; stopping" >&2
         exit 1
     fi
-    sleep 0.1
-done
-status=0
-for name in "${peers[@]}"; do
-    s=$(cat "$work/$name.status")
-    if [ "$s" != "exit 0" ]; then
-        echo "demo: $name's script failed ($s)" >&2
+    wait "$pid"
+    code=$?
+    if [ "$code" -ne 0 ]; then
+        echo "demo: ${peers[$k]}'s script failed (exit $code)" >&2
         status=1
     fi
 done
+sleep 0.1 # let the last prefixed lines drain
 [ "$status" -eq 0 ] && echo "demo: all ${#peers[@]} scripts succeeded"
 exit "$status"

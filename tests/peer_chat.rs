@@ -441,3 +441,27 @@ fn commands_before_registry_connection_wait() {
     drop(input);
     assert_eq!(outcome["event"], "registered", "{seen:#?}");
 }
+
+/// Commands piped in and then end of input: the requests already made are
+/// answered before the peer quits (`printf '/register …' | peer`).
+#[test]
+fn end_of_input_lets_pending_requests_finish() {
+    let reg = Registry::start(&[]);
+    let mut p = Peer::spawn(reg.addr(), &[]);
+    p.send("/register piped password1");
+    p.send("/login piped password1");
+    p.close_stdin();
+    p.expect(
+        "registered",
+        &[("username", "piped")],
+        Duration::from_secs(5),
+    );
+    p.expect(
+        "logged_in",
+        &[("username", "piped")],
+        Duration::from_secs(5),
+    );
+    p.expect("bye", ANY, Duration::from_secs(5));
+    let status = p.wait_exit(Duration::from_secs(2)).expect("peer exits");
+    assert!(status.success(), "{status:?}");
+}

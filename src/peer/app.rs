@@ -110,6 +110,8 @@ pub struct App {
     quit_at: Option<Instant>,
     /// Logged out (or could not): exit once rooms have said goodbye.
     quitting_ready: bool,
+    /// Standard input ended; quit once pending requests are answered.
+    input_ended: bool,
     pub exit_code: Option<i32>,
     pub rooms: super::rooms::Rooms,
     pub script: Option<Script>,
@@ -157,6 +159,7 @@ impl App {
             dnd: false,
             quit_at: None,
             quitting_ready: false,
+            input_ended: false,
             exit_code: None,
             rooms,
             script: None,
@@ -279,6 +282,13 @@ impl App {
             self.chat_tick(now);
         }
         self.rooms_tick(now);
+        if self.input_ended
+            && self.quit_at.is_none()
+            && self.link.pending_len() == 0
+            && self.dialing.is_empty()
+        {
+            self.quit();
+        }
         if self.quit_at.is_some_and(|t| t <= now)
             || (self.quitting_ready && self.rooms.leaving_done())
         {
@@ -311,8 +321,10 @@ impl App {
                 }
             }
             Event::InputEnd => {
+                // Piped commands: let the requests already made finish
+                // (each is bounded by the request time-out), then quit.
                 if self.script.is_none() {
-                    self.quit()
+                    self.input_ended = true;
                 }
             }
             Event::Interrupt => self.quit(),
@@ -678,6 +690,12 @@ impl App {
                 return;
             }
             let Some(cmd) = next else { return };
+            if cmd == Command::Quit {
+                // Reaching /quit is the script's successful end.
+                self.emit(UiEvent::ScriptDone);
+                self.quit();
+                return;
+            }
             let before = self.link.pending_len();
             self.command(cmd);
             if self.link.pending_len() > before {

@@ -31,6 +31,9 @@ const PROGRESS_AFTER: Duration = Duration::from_millis(300);
 /// Ask the registry for a room's members at most this often when unknown
 /// members show up.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// How long the registry's list may show a member who left without us
+/// adding it back.
+const DEPARTED_MEMORY: Duration = Duration::from_secs(10);
 /// How long a room we left keeps retransmitting our "leave".
 const LEAVE_LINGER: Duration = Duration::from_millis(1500);
 
@@ -110,6 +113,9 @@ struct Room {
     key: [u8; 32],
     members: BTreeMap<String, Member>,
     inbound: HashMap<String, Inbound>,
+    /// Members who said they left, and when: the registry may list them a
+    /// little longer, and they must not be added back from that list.
+    departed: HashMap<String, Instant>,
     next_msg: u64,
     out: BTreeMap<u64, OutMsg>,
     last_refresh: Option<Instant>,
@@ -452,6 +458,7 @@ impl App {
                         key,
                         members,
                         inbound: HashMap::new(),
+                        departed: HashMap::new(),
                         next_msg: 1,
                         out: BTreeMap::new(),
                         last_refresh: None,
@@ -540,7 +547,18 @@ impl App {
             return;
         }
         let mut joined = Vec::new();
-        for u in infos.iter().filter(|u| u.username != me) {
+        let recently_gone: Vec<String> = match self.rooms.rooms.get_mut(room) {
+            Some(r) => {
+                r.departed
+                    .retain(|_, t| now.duration_since(*t) < DEPARTED_MEMORY);
+                r.departed.keys().cloned().collect()
+            }
+            None => return,
+        };
+        for u in infos
+            .iter()
+            .filter(|u| u.username != me && !recently_gone.contains(&u.username))
+        {
             let Some(addr) = addr_of(u) else { continue };
             let known = self
                 .rooms
@@ -884,6 +902,9 @@ impl App {
     fn deliver(&mut self, room: &str, from: &str, item: Item, now: Instant) {
         match item.event {
             EventKind::Join => {
+                if let Some(r) = self.rooms.rooms.get_mut(room) {
+                    r.departed.remove(from);
+                }
                 // A new run of a member we heard from before (it restarted,
                 // or left and came back) knows nothing of our stream: start
                 // a new one at seq 1, resending what it has not acknowledged.
@@ -915,6 +936,7 @@ impl App {
                 self.remove_member(room, from, "left");
                 if let Some(r) = self.rooms.rooms.get_mut(room) {
                     r.inbound.remove(from);
+                    r.departed.insert(from.to_string(), now);
                 }
             }
             EventKind::Text => {
