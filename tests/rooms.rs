@@ -160,8 +160,13 @@ fn two_rooms_keep_their_messages_apart() {
     bob.wait_history("alice's messages", T, |h| {
         received(h, "#red", "alice").len() >= 2 && !received(h, "#blue", "alice").is_empty()
     });
-    alice.wait_history("bob's messages", T, |h| {
-        !received(h, "#red", "bob").is_empty() && !received(h, "#blue", "bob").is_empty()
+    alice.wait_history("bob's messages and alice's own three echoes", T, |h| {
+        !received(h, "#red", "bob").is_empty()
+            && !received(h, "#blue", "bob").is_empty()
+            && h.iter()
+                .filter(|v| v["event"] == "message" && v["own"] == json!(true))
+                .count()
+                >= 3
     });
     assert_eq!(
         bob.texts_from("#red", "alice"),
