@@ -43,6 +43,20 @@ pub enum Pending {
     Room(super::rooms::RoomPending),
 }
 
+impl Pending {
+    /// Requests the peer makes by itself, not for a command: their answers
+    /// do not let a script go on to its next line.
+    fn is_background(&self) -> bool {
+        use super::rooms::RoomPending;
+        matches!(
+            self,
+            Pending::Resume
+                | Pending::Verify { .. }
+                | Pending::Room(RoomPending::Refresh(_) | RoomPending::Rejoin { .. })
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ChatState {
     /// Incoming connection; no hello yet.
@@ -529,6 +543,7 @@ impl App {
     }
 
     fn replied(&mut self, p: Pending, body: ReplyBody) {
+        let background = p.is_background();
         match (p, body) {
             (Pending::Register, ReplyBody::Registered { username }) => {
                 self.emit(UiEvent::Registered { username })
@@ -564,12 +579,13 @@ impl App {
             (Pending::Room(p), body) => self.room_replied(p, body),
             (_, body) => log::warn!("unexpected reply shape: {body:?}"),
         }
-        if let Some(s) = &mut self.script {
+        if let (Some(s), false) = (&mut self.script, background) {
             s.request_done(true);
         }
     }
 
     fn failed(&mut self, p: Pending, e: &ApiError) {
+        let background = p.is_background();
         match p {
             Pending::Resume => {
                 if e.code == ErrorCode::InvalidSession || e.code == ErrorCode::AlreadyOnline {
@@ -609,7 +625,9 @@ impl App {
             }
             Pending::Room(p) => {
                 self.room_failed(p, e);
-                self.script_fail("room request failed");
+                if !background {
+                    self.script_fail("room request failed");
+                }
                 return;
             }
             _ => {}
