@@ -313,7 +313,7 @@ impl App {
 
     fn heartbeat(&mut self, now: Instant) {
         let (Some(s), Some(remote)) = (&self.session, self.link.remote()) else {
-            // No registry address yet: keep the schedule, send when we can.
+            // Never connected yet: keep the schedule, send when we can.
             self.next_heartbeat = self.session.as_ref().map(|s| now + s.heartbeat_every);
             return;
         };

@@ -20,12 +20,13 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 enum State {
     /// Not connected; try again at the instant.
-    Down { retry_at: Instant },
+    Down {
+        retry_at: Instant,
+    },
     /// A connector thread is at work.
     Connecting,
     Up {
         stream: TcpStream,
-        remote: SocketAddr,
     },
 }
 
@@ -43,6 +44,7 @@ pub struct Link<P> {
     pub was_up: bool,
     /// Connection attempts failed in a row.
     pub failures: u32,
+    last_remote: Option<SocketAddr>,
 }
 
 impl<P> Link<P> {
@@ -61,6 +63,7 @@ impl<P> Link<P> {
             waiting: Vec::new(),
             was_up: false,
             failures: 0,
+            last_remote: None,
         }
     }
 
@@ -68,12 +71,10 @@ impl<P> Link<P> {
         matches!(self.state, State::Up { .. })
     }
 
-    /// The registry's address as connected (for heartbeat datagrams).
+    /// The registry's address as last connected (for heartbeat datagrams,
+    /// which carry on while the connection is down).
     pub fn remote(&self) -> Option<SocketAddr> {
-        match &self.state {
-            State::Up { remote, .. } => Some(*remote),
-            _ => None,
-        }
+        self.last_remote
     }
 
     pub fn pending_len(&self) -> usize {
@@ -138,7 +139,8 @@ impl<P> Link<P> {
             .name("registry-read".into())
             .spawn(move || read_loop(reader, generation, events))
             .map_err(|e| e.to_string())?;
-        self.state = State::Up { stream, remote };
+        self.state = State::Up { stream };
+        self.last_remote = Some(remote);
         self.backoff = BACKOFF_MIN;
         self.was_up = true;
         self.failures = 0;
