@@ -19,11 +19,16 @@ const CHAT_PING: Duration = Duration::from_secs(1);
 const CHAT_DEAD: Duration = Duration::from_secs(3);
 /// A connection that has not said hello by then is dropped.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Every this many heartbeats, one goes over TCP to learn whether the
+/// session is still online.
+const CHECK_EVERY: u64 = 3;
 /// How long `/quit` waits for the logout reply.
 const QUIT_GRACE: Duration = Duration::from_millis(700);
 
 /// What a registry reply is for.
 pub enum Pending {
+    /// The periodic session check (a `heartbeat` request over TCP).
+    Check,
     Register,
     Login,
     Resume,
@@ -51,6 +56,7 @@ impl Pending {
         matches!(
             self,
             Pending::Resume
+                | Pending::Check
                 | Pending::Verify { .. }
                 | Pending::Room(RoomPending::Refresh(_) | RoomPending::Rejoin { .. })
         )
@@ -114,6 +120,13 @@ pub struct App {
     pub udp_port: u16,
     pub session: Option<Session>,
     next_heartbeat: Option<Instant>,
+    /// Heartbeats sent, to pace the session checks.
+    heartbeats: u64,
+    /// A `resume` is on its way.
+    resuming: bool,
+    /// Requests refused because the session had gone offline, to ask again
+    /// once it is resumed.
+    after_resume: Vec<(Request, Pending)>,
     chats: HashMap<u64, Chat>,
     /// Texts for users being looked up or dialled.
     dialing: HashMap<String, Vec<String>>,
@@ -165,6 +178,9 @@ impl App {
             udp_port,
             session: None,
             next_heartbeat: None,
+            heartbeats: 0,
+            resuming: false,
+            after_resume: Vec::new(),
             chats: HashMap::new(),
             dialing: HashMap::new(),
             next_conn: 1,
@@ -311,6 +327,23 @@ impl App {
         self.script_step(now);
     }
 
+    /// Asks the registry to re-attach our session (after a reconnect, or
+    /// when it says the session went offline while we were cut off).
+    fn resume_session(&mut self) {
+        let Some(s) = &self.session else { return };
+        if self.resuming {
+            return;
+        }
+        let req = Request::Resume {
+            token: s.token.clone(),
+            tcp_port: self.tcp_port,
+            udp_port: self.udp_port,
+            advertise_ip: self.cfg.advertise.clone(),
+        };
+        self.resuming = true;
+        self.send(req, Pending::Resume);
+    }
+
     fn heartbeat(&mut self, now: Instant) {
         let (Some(s), Some(remote)) = (&self.session, self.link.remote()) else {
             // Never connected yet: keep the schedule, send when we can.
@@ -323,6 +356,16 @@ impl App {
             log::debug!("heartbeat to {to}: {e}");
         }
         self.next_heartbeat = Some(now + s.heartbeat_every);
+        // Datagrams get no answer, so now and then ask over the connection
+        // whether the session is still online (it is not if we were cut off
+        // longer than the time-out); an invalid_session answer resumes it.
+        self.heartbeats += 1;
+        if self.heartbeats % CHECK_EVERY == 0 && self.link.is_up() && !self.resuming {
+            let req = Request::Heartbeat {
+                token: s.token.clone(),
+            };
+            self.send(req, Pending::Check);
+        }
     }
 
     fn on_event(&mut self, ev: Event) {
@@ -352,15 +395,8 @@ impl App {
                 if reconnect {
                     self.notice("reconnected to the registry");
                 }
-                if let Some(s) = &self.session {
-                    let req = Request::Resume {
-                        token: s.token.clone(),
-                        tcp_port: self.tcp_port,
-                        udp_port: self.udp_port,
-                        advertise_ip: self.cfg.advertise.clone(),
-                    };
-                    self.send(req, Pending::Resume);
-                }
+                self.resuming = false;
+                self.resume_session();
                 for (req, p) in self.link.take_waiting() {
                     self.send(req, p);
                 }
@@ -373,9 +409,22 @@ impl App {
                 }
             }
             Event::RegistryReply(v) => {
-                if let Some((p, reply)) = self.link.reply(v) {
+                if let Some((p, reply, req)) = self.link.reply(v) {
                     match reply.result {
                         Ok(body) => self.replied(p, body),
+                        Err(e)
+                            if e.code == ErrorCode::InvalidSession
+                                && self.session.is_some()
+                                && !matches!(p, Pending::Resume | Pending::Logout { .. }) =>
+                        {
+                            // The registry took our session offline (we were
+                            // cut off past the time-out) but still knows it:
+                            // resume it, then ask again.
+                            if !p.is_background() {
+                                self.after_resume.push((req, p));
+                            }
+                            self.resume_session();
+                        }
                         Err(e) => self.failed(p, &e),
                     }
                 }
@@ -555,7 +604,12 @@ impl App {
                     address: s.address,
                 });
             }
+            (Pending::Check, _) => {}
             (Pending::Resume, ReplyBody::Session(s)) => {
+                self.resuming = false;
+                for (req, p) in std::mem::take(&mut self.after_resume) {
+                    self.send(req, p);
+                }
                 self.start_session(&s);
                 self.emit(UiEvent::SessionRestored {
                     username: s.username,
@@ -586,8 +640,16 @@ impl App {
 
     fn failed(&mut self, p: Pending, e: &ApiError) {
         let background = p.is_background();
+        if matches!(p, Pending::Check) {
+            log::debug!("session check: {e}");
+            return;
+        }
         match p {
             Pending::Resume => {
+                self.resuming = false;
+                for (_, p) in std::mem::take(&mut self.after_resume) {
+                    self.failed(p, e);
+                }
                 if e.code == ErrorCode::InvalidSession || e.code == ErrorCode::AlreadyOnline {
                     self.end_session();
                     self.error(format!(

@@ -37,7 +37,7 @@ pub struct Link<P> {
     backoff: Duration,
     generation: u64,
     next_id: u64,
-    pending: HashMap<u64, (P, Instant)>,
+    pending: HashMap<u64, (P, Instant, Request)>,
     /// Requests made while the connection was down, sent once it is up.
     waiting: Vec<(Request, P, Instant)>,
     /// Set once a connection has been up, so later ones count as reconnects.
@@ -119,7 +119,7 @@ impl<P> Link<P> {
             State::Down { retry_at } => Some(retry_at),
             _ => None,
         };
-        let req = self.pending.values().map(|(_, d)| *d).min();
+        let req = self.pending.values().map(|(_, d, _)| *d).min();
         let queued = self.waiting.iter().map(|(_, _, d)| *d).min();
         [retry, req, queued].into_iter().flatten().min()
     }
@@ -157,7 +157,7 @@ impl<P> Link<P> {
             retry_at: now + self.backoff,
         };
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-        self.pending.drain().map(|(_, (p, _))| p).collect()
+        self.pending.drain().map(|(_, (p, _, _))| p).collect()
     }
 
     /// Whether a `RegistryClosed` event is about the current connection.
@@ -190,16 +190,16 @@ impl<P> Link<P> {
             ));
         }
         self.pending
-            .insert(id, (purpose, Instant::now() + REQUEST_TIMEOUT));
+            .insert(id, (purpose, Instant::now() + REQUEST_TIMEOUT, req.clone()));
         Ok(())
     }
 
-    /// Matches a reply to its request.
-    pub fn reply(&mut self, v: serde_json::Value) -> Option<(P, Reply)> {
+    /// Matches a reply to its request (given back, so it can be retried).
+    pub fn reply(&mut self, v: serde_json::Value) -> Option<(P, Reply, Request)> {
         let reply = Reply::from_value(v).ok()?;
         let id = reply.id.as_u64()?;
-        let (p, _) = self.pending.remove(&id)?;
-        Some((p, reply))
+        let (p, _, req) = self.pending.remove(&id)?;
+        Some((p, reply, req))
     }
 
     /// Queued requests that never got a connection, with the error to give.
@@ -223,11 +223,11 @@ impl<P> Link<P> {
         let late: Vec<u64> = self
             .pending
             .iter()
-            .filter(|(_, (_, d))| *d <= now)
+            .filter(|(_, (_, d, _))| *d <= now)
             .map(|(id, _)| *id)
             .collect();
         late.into_iter()
-            .filter_map(|id| self.pending.remove(&id).map(|(p, _)| p))
+            .filter_map(|id| self.pending.remove(&id).map(|(p, _, _)| p))
             .collect()
     }
 }
