@@ -6,12 +6,14 @@ ARGS   ?=
 NX_VENV := target/nx-venv
 NX      := $(NX_VENV)/bin/nx-27017
 
-.PHONY: help build test lint run-registry run-peer demo clean
+.PHONY: help build test lint bench run-registry run-peer demo clean
 
 help:
 	@echo "make build         release build of bin/registry and bin/peer"
 	@echo "make test          the whole test suite (starts its own MongoDB-compatible server)"
 	@echo "make lint          rustfmt check and clippy, warnings as errors"
+	@echo "make bench         benchmarks on the release binaries: a table and target/bench/results.json"
+	@echo "                   (ARGS=--quick: under 2 minutes; ARGS=\"--only rooms,footprint\": some sections)"
 	@echo "make run-registry  start a registry on 0.0.0.0:15600 (embedded store registry.db); ARGS=... for more"
 	@echo "make run-peer      start a peer (ARGS=\"--registry HOST:15600\" to reach another machine)"
 	@echo "make demo          scripted classroom demo: a registry and three peers on loopback"
@@ -27,6 +29,11 @@ $(NX):
 
 test: $(NX)
 	NX27017=$(abspath $(NX)) $(CARGO) test --lib --bins --tests
+
+# Registry throughput and concurrency, room latency, footprint (BENCHMARKS.md).
+bench: $(NX)
+	$(CARGO) build --release --bins
+	NX27017=$(abspath $(NX)) $(CARGO) bench --bench lanchat -- $(ARGS)
 
 lint:
 	$(CARGO) fmt --check
