@@ -144,6 +144,15 @@ pub struct App {
     pub script: Option<Script>,
 }
 
+/// "; 2 message(s) not sent", or nothing when none were waiting.
+fn unsent(n: usize) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!("; {n} message(s) not sent")
+    }
+}
+
 fn same_ip(a: IpAddr, b: &str) -> bool {
     let norm = |ip: IpAddr| match ip {
         IpAddr::V6(v6) => v6
@@ -669,11 +678,7 @@ impl App {
             Pending::Logout { quitting: false } => self.end_session(),
             Pending::Dial { user } => {
                 let lost = self.dialing.remove(&user).unwrap_or_default();
-                let extra = if lost.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {} message(s) not sent", lost.len())
-                };
+                let extra = unsent(lost.len());
                 self.emit(UiEvent::Error {
                     code: Some(e.code.as_str().into()),
                     message: format!("cannot chat with {user}: {}{extra}", e.message),
@@ -863,11 +868,7 @@ impl App {
     fn dial(&mut self, user: String, info: UserInfo) {
         let Some(addr) = info.address.filter(|_| info.online) else {
             let lost = self.dialing.remove(&user).unwrap_or_default();
-            let extra = if lost.is_empty() {
-                String::new()
-            } else {
-                format!("; {} message(s) not sent", lost.len())
-            };
+            let extra = unsent(lost.len());
             self.emit(UiEvent::Error {
                 code: Some("offline".into()),
                 message: format!("{user} is offline{extra}"),
@@ -898,11 +899,7 @@ impl App {
         let stream = match result {
             Ok(s) => s,
             Err(e) => {
-                let extra = if queued.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {} message(s) not sent", queued.len())
-                };
+                let extra = unsent(queued.len());
                 self.error(format!("{e}{extra}"));
                 self.script_fail("dial failed");
                 return;
