@@ -19,9 +19,10 @@ const CHAT_PING: Duration = Duration::from_secs(1);
 const CHAT_DEAD: Duration = Duration::from_secs(3);
 /// A connection that has not said hello by then is dropped.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Every this many heartbeats, one goes over TCP to learn whether the
-/// session is still online.
-const CHECK_EVERY: u64 = 3;
+/// Every this many heartbeats, one also goes over TCP: it learns whether
+/// the session is still online, and keeps it online (within the 3 s
+/// time-out) where a firewall drops the UDP heartbeats.
+const CHECK_EVERY: u64 = 2;
 /// How long `/quit` waits for the logout reply.
 const QUIT_GRACE: Duration = Duration::from_millis(700);
 
