@@ -1,0 +1,226 @@
+//! A virtual LAN for tests: one network namespace per host, each plugged
+//! into a bridge (in a namespace of its own) through a veth pair, so
+//! processes run with `ip netns exec` see real, distinct addresses.
+//!
+//! Namespaces are named `<prefix><pid>-<test>-<role>`, so runs in parallel
+//! do not clash; a [`Lab`] deletes its namespaces when dropped (even when
+//! the test panics), and those of an earlier run whose process is gone are
+//! removed when a new lab starts.
+//!
+//! Needs root and `ip` (and `nft` for [`Lab::lossy_input`]). [`Lab::start`]
+//! checks: without them it prints a SKIP line and returns `None`, unless
+//! the environment variable `CI` is set, when it fails the test.
+#![allow(dead_code)]
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+/// Runs a command; `Err` with its output if it fails.
+pub fn run(args: &[&str]) -> Result<(), String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` failed ({}): {}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// A command's standard output (empty if it cannot run).
+pub fn output(args: &[&str]) -> String {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// What this machine lacks, if anything.
+fn missing_prerequisites(need_nft: bool) -> Vec<String> {
+    let mut missing = Vec::new();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        missing.push("root (network namespaces need it)".to_string());
+    }
+    if run(&["ip", "-V"]).is_err() {
+        missing.push("the `ip` command (iproute2)".to_string());
+    }
+    if need_nft && run(&["nft", "--version"]).is_err() {
+        missing.push("the `nft` command (nftables)".to_string());
+    }
+    missing
+}
+
+/// Fails under CI, skips otherwise.
+pub fn unavailable(test: &str, why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} cannot run here: {why} (CI is set, so this is a failure)");
+    }
+    eprintln!("SKIP {test}: {why} (set CI to make this a failure)");
+}
+
+/// The namespaces one test created; deleted (last first) on drop, which
+/// also removes the veth pairs and the bridge inside them.
+pub struct Lab {
+    tag: String,
+    namespaces: Vec<String>,
+}
+
+impl Lab {
+    /// Checks the prerequisites and builds the bridge with one host per
+    /// `(role, ip)` (bridge port `v<i>` for host `i`); `None` after a SKIP
+    /// line when this machine cannot.
+    pub fn start(
+        prefix: &str,
+        test: &str,
+        hosts: &[(&str, Ipv4Addr)],
+        need_nft: bool,
+    ) -> Option<Lab> {
+        let missing = missing_prerequisites(need_nft);
+        if !missing.is_empty() {
+            unavailable(test, &format!("missing {}", missing.join(", ")));
+            return None;
+        }
+        remove_leftovers(prefix);
+        let mut lab = Lab {
+            tag: format!("{prefix}{}-{test}", std::process::id()),
+            namespaces: Vec::new(),
+        };
+        if let Err(e) = lab.build(hosts) {
+            if lab.namespaces.is_empty() {
+                // Root, but no namespaces (e.g. a container without CAP_SYS_ADMIN).
+                unavailable(test, &format!("cannot create a network namespace: {e}"));
+                return None;
+            }
+            panic!("building the virtual LAN: {e}");
+        }
+        Some(lab)
+    }
+
+    /// The namespace of `role`.
+    pub fn ns(&self, role: &str) -> String {
+        format!("{}-{role}", self.tag)
+    }
+
+    fn add_ns(&mut self, role: &str) -> Result<String, String> {
+        let name = self.ns(role);
+        run(&["ip", "netns", "add", &name])?;
+        self.namespaces.push(name.clone());
+        run(&["ip", "-n", &name, "link", "set", "lo", "up"])?;
+        Ok(name)
+    }
+
+    fn build(&mut self, hosts: &[(&str, Ipv4Addr)]) -> Result<(), String> {
+        let br = self.add_ns("br")?;
+        run(&["ip", "-n", &br, "link", "add", "br0", "type", "bridge"])?;
+        run(&["ip", "-n", &br, "link", "set", "br0", "up"])?;
+        for (i, (role, ip)) in hosts.iter().enumerate() {
+            let ns = self.add_ns(role)?;
+            let port = format!("v{i}");
+            run(&[
+                "ip", "-n", &br, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ])?;
+            run(&["ip", "-n", &br, "link", "set", &port, "master", "br0", "up"])?;
+            let cidr = format!("{ip}/24");
+            run(&["ip", "-n", &ns, "addr", "add", &cidr, "dev", "eth0"])?;
+            run(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
+        }
+        Ok(())
+    }
+
+    /// `ip netns exec NS` for `role`, to put in front of a command.
+    pub fn prefix(&self, role: &str) -> Vec<String> {
+        ["ip", "netns", "exec"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([self.ns(role)])
+            .collect()
+    }
+
+    /// Sets bridge port `v<i>` up or down: the cable of host `i`.
+    pub fn cable(&self, i: usize, up: bool) {
+        let port = format!("v{i}");
+        let state = if up { "up" } else { "down" };
+        run(&["ip", "-n", &self.ns("br"), "link", "set", &port, state])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Drops 10% of the UDP datagrams arriving in `role`'s namespace (an
+    /// nftables rule on the input hook: silent loss, as on a real network).
+    pub fn lossy_input(&self, role: &str) -> Result<(), String> {
+        let ns = self.ns(role);
+        let nft = |rest: &[&str]| {
+            let mut args = vec!["ip", "netns", "exec", &ns, "nft"];
+            args.extend_from_slice(rest);
+            run(&args)
+        };
+        nft(&["add", "table", "inet", "lossy"])?;
+        nft(&[
+            "add",
+            "chain",
+            "inet",
+            "lossy",
+            "input",
+            "{ type filter hook input priority 0; }",
+        ])?;
+        nft(&[
+            "add", "rule", "inet", "lossy", "input", "meta", "l4proto", "udp", "numgen", "random",
+            "mod", "10", "0", "counter", "drop",
+        ])
+    }
+
+    /// Packets the loss rule in `role`'s namespace dropped so far.
+    pub fn dropped(&self, role: &str) -> Option<u64> {
+        let text = output(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns(role),
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "lossy",
+        ]);
+        let after = text.split("counter packets ").nth(1)?;
+        after.split_whitespace().next()?.parse().ok()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in self.namespaces.iter().rev() {
+            if let Err(e) = run(&["ip", "netns", "del", ns]) {
+                eprintln!("cleanup: {e}");
+            }
+        }
+    }
+}
+
+/// Deletes namespaces named by an earlier run whose process is gone.
+fn remove_leftovers(prefix: &str) {
+    for line in output(&["ip", "netns", "list"]).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(pid) = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = run(&["ip", "netns", "del", name]);
+        }
+    }
+}
