@@ -80,22 +80,48 @@ fn raise_nofile_limit() {
             return;
         }
         if lim.rlim_cur >= lim.rlim_max {
-            log::info!("open-file limit: {}", lim.rlim_cur);
+            // Each client holds two descriptors (its socket, and a handle
+            // kept to close it at shutdown).
+            log::info!(
+                "open-file limit: {} (about {} clients)",
+                lim.rlim_cur,
+                lim.rlim_cur / 2
+            );
             return;
         }
         let old = lim.rlim_cur;
         lim.rlim_cur = lim.rlim_max;
         if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
-            log::info!("raised the open-file limit from {old} to {}", lim.rlim_cur);
+            log::info!(
+                "raised the open-file limit from {old} to {} (about {} clients)",
+                lim.rlim_cur,
+                lim.rlim_cur / 2
+            );
         } else {
             log::warn!(
-                "cannot raise the open-file limit above {old}; at most about that many clients"
+                "cannot raise the open-file limit above {old}: at most about {} clients",
+                old / 2
             );
         }
     }
 }
 
+/// Each password hash allocates its Argon2 memory (19 MiB) and frees it.
+/// glibc raises its mmap threshold after such a free and then serves the
+/// next ones from its heaps, which it keeps: a registry grew by tens of MiB
+/// per login. A fixed threshold keeps big blocks mmapped, so they go back
+/// to the system when freed.
+fn keep_big_allocations_returnable() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 fn main() -> ExitCode {
+    keep_big_allocations_returnable();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
     if args.session_timeout_ms <= args.heartbeat_interval_ms {

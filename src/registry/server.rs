@@ -210,8 +210,13 @@ impl Server {
 
     fn spawn_client(&self, id: u64, stream: TcpStream) {
         let Ok(peer) = stream.peer_addr() else { return };
-        let Ok(clone) = stream.try_clone() else {
-            return;
+        // Kept so that shutdown can close the connection under its thread.
+        let clone = match stream.try_clone() {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("refusing {peer}: {e}");
+                return;
+            }
         };
         self.handle
             .conns
@@ -307,8 +312,9 @@ fn serve(reg: &Registry, conn: &mut Conn, stream: TcpStream, stop: &AtomicBool) 
     stream.set_read_timeout(Some(READ_TICK))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let _ = stream.set_nodelay(true);
-    let mut reader = BufReader::with_capacity(8 * 1024, stream.try_clone()?);
-    let mut writer = stream;
+    // Both halves borrow the one socket: no second descriptor per client.
+    let mut reader = BufReader::with_capacity(8 * 1024, &stream);
+    let mut writer = &stream;
     let mut buf = Vec::new();
     let mut last_line = Instant::now();
     let mut pacer = Pacer::new(reg.config.requests_per_sec);
