@@ -4,12 +4,13 @@
 use crate::protocol::{ApiError, ErrorCode};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use crossbeam_channel::Sender;
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const USERNAME_MIN: usize = 3;
@@ -78,13 +79,16 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Runs Argon2id with at most `permits` hashes at a time. Each hash uses
-/// about 19 MiB, so this bounds the memory a login storm can take; a caller
-/// that waits longer than `max_wait` gets `server_busy`.
+/// A unit of hashing work, run on one of the hasher's threads.
+type Job = Box<dyn FnOnce(&Argon2<'static>) + Send>;
+
+/// Runs Argon2id on its own `permits` threads, so at most that many hashes
+/// run at once. Each takes about 19 MiB; doing them all on the same few
+/// threads lets the allocator reuse that memory instead of keeping some in
+/// every client thread's arena. A caller whose hash has not finished within
+/// `max_wait` (a login storm) gets `server_busy`.
 pub struct Hasher {
-    argon: Argon2<'static>,
-    permits: Mutex<usize>,
-    freed: Condvar,
+    jobs: Sender<Job>,
     max_wait: Duration,
     /// Verified against when the user does not exist, so that an unknown
     /// username costs as much time as a wrong password.
@@ -119,50 +123,53 @@ impl Hasher {
             .hash_password(b"not a real password", &salt)
             .map(|h| h.to_string())
             .unwrap_or_default();
+        let permits = permits.max(1);
+        let (jobs, queue) = crossbeam_channel::bounded::<Job>(permits * 64);
+        for i in 0..permits {
+            let queue = queue.clone();
+            let argon = argon.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    // Ends when the hasher (the only sender) is dropped.
+                    for job in queue {
+                        job(&argon);
+                    }
+                })
+                .map_err(|e| format!("cannot start a hashing thread: {e}"))?;
+        }
         Ok(Hasher {
-            argon,
-            permits: Mutex::new(permits.max(1)),
-            freed: Condvar::new(),
+            jobs,
             max_wait,
             dummy_hash,
         })
     }
 
-    fn with_permit<T>(&self, f: impl FnOnce() -> T) -> Result<T, ApiError> {
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let busy = || {
+            ApiError::new(
+                ErrorCode::ServerBusy,
+                "too many logins at once; try again in a moment",
+            )
+        };
         let deadline = Instant::now() + self.max_wait;
-        let mut free = self.permits.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 {
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(ApiError::new(
-                    ErrorCode::ServerBusy,
-                    "too many logins at once; try again in a moment",
-                ));
-            }
-            free = self
-                .freed
-                .wait_timeout(free, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        *free -= 1;
-        drop(free);
-        struct Release<'a>(&'a Hasher);
-        impl Drop for Release<'_> {
-            fn drop(&mut self) {
-                *self.0.permits.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-                self.0.freed.notify_one();
-            }
-        }
-        let _release = Release(self);
-        Ok(f())
+        let (done, result) = crossbeam_channel::bounded(1);
+        let job: Job = Box::new(move |argon| {
+            let _ = done.send(f(argon));
+        });
+        self.jobs.send_deadline(job, deadline).map_err(|_| busy())?;
+        result.recv_deadline(deadline).map_err(|_| busy())
     }
 
     /// Hashes a password with a fresh random salt into a PHC string.
     pub fn hash(&self, password: &str) -> Result<String, ApiError> {
-        self.with_permit(|| {
+        let password = password.to_string();
+        self.run(move |argon| {
             let salt = SaltString::generate(&mut OsRng);
-            self.argon
+            argon
                 .hash_password(password.as_bytes(), &salt)
                 .map(|h| h.to_string())
                 .map_err(|e| ApiError::new(ErrorCode::Internal, format!("hashing failed: {e}")))
@@ -172,12 +179,10 @@ impl Hasher {
     /// Verifies a password against a stored PHC string (or, with `None`,
     /// against a dummy hash, to take the same time); true on a match.
     pub fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, ApiError> {
-        let phc = stored.unwrap_or(&self.dummy_hash);
-        let matched = self.with_permit(|| match PasswordHash::new(phc) {
-            Ok(parsed) => self
-                .argon
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
+        let phc = stored.unwrap_or(&self.dummy_hash).to_string();
+        let password = password.to_string();
+        let matched = self.run(move |argon| match PasswordHash::new(&phc) {
+            Ok(parsed) => argon.verify_password(password.as_bytes(), &parsed).is_ok(),
             Err(e) => {
                 log::error!("a stored password hash does not parse: {e}");
                 false
