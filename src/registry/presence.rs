@@ -79,14 +79,16 @@ pub fn run(registry: &Registry, stop: Receiver<()>, mut startup_done: bool) {
             stop.recv_timeout(FLUSH_EVERY),
             Err(crossbeam_channel::RecvTimeoutError::Timeout)
         );
-        flush(registry);
+        let flushed = flush(registry);
         if stopping {
             return;
         }
         if !startup_done {
             startup_done = registry.detach_own_sessions().is_ok();
         }
-        if last_sweep.elapsed() >= SWEEP_EVERY {
+        // While heartbeats cannot be written, sessions would look stale
+        // through no fault of their peers: do not time anyone out then.
+        if flushed && last_sweep.elapsed() >= SWEEP_EVERY {
             last_sweep = Instant::now();
             if let Err(e) = registry.sweep_stale() {
                 log::warn!("presence sweep failed: {e}");
@@ -103,14 +105,21 @@ pub fn run(registry: &Registry, stop: Receiver<()>, mut startup_done: bool) {
     }
 }
 
-fn flush(registry: &Registry) {
+/// Writes the pending heartbeats; false if the store refused them (they
+/// are kept, and written with the next batch).
+fn flush(registry: &Registry) -> bool {
     let batch = registry.presence.take();
     if batch.is_empty() {
-        return;
+        return true;
     }
-    if let Err(e) = registry.store.touch_sessions(&batch, now_ms()) {
-        // Dropped, not retried: the next heartbeat (a second later) carries
-        // the same news, and retrying old ones would only make them stale.
-        log::warn!("could not record {} heartbeats: {e}", batch.len());
+    match registry.store.touch_sessions(&batch, now_ms()) {
+        Ok(_) => true,
+        Err(e) => {
+            log::warn!("could not record {} heartbeats: {e}", batch.len());
+            for token_hash in batch {
+                registry.presence.touch(token_hash);
+            }
+            false
+        }
     }
 }
