@@ -602,11 +602,17 @@ impl App {
         if r.members.remove(user).is_none() {
             return;
         }
-        // Messages waiting only for this member are now complete.
+        // A member who said it left no longer counts for messages still on
+        // their way to it; one that fell silent did not get them, and the
+        // sender is told so, by name.
         let leaving = r.leaving.is_some();
         for o in r.out.values_mut() {
             if o.remaining.remove(user).is_some() {
-                o.total -= 1;
+                if reason == "left" {
+                    o.total -= 1;
+                } else {
+                    o.failed.push(user.to_string());
+                }
             }
         }
         let ids: Vec<u64> = r.out.keys().copied().collect();
