@@ -2882,170 +2882,26 @@ fn room_size(p: &Params, hub: &mut Hub, n: usize, size: &mut RoomSize) -> Result
     Ok(())
 }
 
-/// Network namespaces for the lossy run; deleted (last first) on drop.
-struct Lab {
-    tag: String,
-    namespaces: Vec<String>,
-}
+// The virtual LAN of the lossy run: the same helpers as the namespace tests.
+#[path = "../tests/netns/mod.rs"]
+mod netns;
 
 const NS_PREFIX: &str = "lcbench";
 
-fn run_cmd(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` failed ({}): {}{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn cmd_output(args: &[&str]) -> String {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
-}
-
-impl Lab {
-    fn new() -> Lab {
-        // Namespaces left by a killed run (its pid gone) go first.
-        for line in cmd_output(&["ip", "netns", "list"]).lines() {
-            let Some(name) = line.split_whitespace().next() else {
-                continue;
-            };
-            let pid = name
-                .strip_prefix(NS_PREFIX)
-                .and_then(|rest| rest.split_once('-'))
-                .and_then(|(pid, _)| pid.parse::<u32>().ok());
-            if let Some(pid) = pid {
-                if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-                    let _ = run_cmd(&["ip", "netns", "del", name]);
-                }
-            }
-        }
-        Lab {
-            tag: format!("{NS_PREFIX}{}", std::process::id()),
-            namespaces: Vec::new(),
-        }
-    }
-
-    fn ns(&self, role: &str) -> String {
-        format!("{}-{role}", self.tag)
-    }
-
-    fn add_ns(&mut self, role: &str) -> Result<String, String> {
-        let name = self.ns(role);
-        run_cmd(&["ip", "netns", "add", &name])?;
-        self.namespaces.push(name.clone());
-        run_cmd(&["ip", "-n", &name, "link", "set", "lo", "up"])?;
-        Ok(name)
-    }
-
-    /// A bridge in a namespace of its own, and one namespace per host.
-    fn build(&mut self, hosts: &[(String, Ipv4Addr)]) -> Result<(), String> {
-        let br = self.add_ns("br")?;
-        run_cmd(&["ip", "-n", &br, "link", "add", "br0", "type", "bridge"])?;
-        run_cmd(&["ip", "-n", &br, "link", "set", "br0", "up"])?;
-        for (i, (role, ip)) in hosts.iter().enumerate() {
-            let ns = self.add_ns(role)?;
-            let port = format!("v{i}");
-            run_cmd(&[
-                "ip", "-n", &br, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ])?;
-            run_cmd(&["ip", "-n", &br, "link", "set", &port, "master", "br0", "up"])?;
-            let cidr = format!("{ip}/24");
-            run_cmd(&["ip", "-n", &ns, "addr", "add", &cidr, "dev", "eth0"])?;
-            run_cmd(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
-        }
-        Ok(())
-    }
-
-    /// Drops 10% of the UDP datagrams arriving in `role`'s namespace.
-    fn lossy_input(&self, role: &str) -> Result<(), String> {
-        let ns = self.ns(role);
-        let nft = |rest: &[&str]| {
-            let mut args = vec!["ip", "netns", "exec", &ns, "nft"];
-            args.extend_from_slice(rest);
-            run_cmd(&args)
-        };
-        nft(&["add", "table", "inet", "lossy"])?;
-        nft(&[
-            "add",
-            "chain",
-            "inet",
-            "lossy",
-            "input",
-            "{ type filter hook input priority 0; }",
-        ])?;
-        nft(&[
-            "add", "rule", "inet", "lossy", "input", "meta", "l4proto", "udp", "numgen", "random",
-            "mod", "10", "0", "counter", "drop",
-        ])
-    }
-
-    fn dropped(&self, role: &str) -> u64 {
-        let ns = self.ns(role);
-        let text = cmd_output(&[
-            "ip", "netns", "exec", &ns, "nft", "list", "table", "inet", "lossy",
-        ]);
-        text.split("counter packets ")
-            .nth(1)
-            .and_then(|a| a.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-
-    fn prefix(&self, role: &str) -> Vec<String> {
-        vec!["ip".into(), "netns".into(), "exec".into(), self.ns(role)]
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in self.namespaces.iter().rev() {
-            if let Err(e) = run_cmd(&["ip", "netns", "del", ns]) {
-                eprintln!("cleanup: {e}");
-            }
-        }
-    }
-}
-
 fn lossy_room(p: &Params, dir: &Path) -> Result<Lossy, String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err("skipped: needs root (network namespaces and nftables)".into());
-    }
-    for tool in [["ip", "-V"], ["nft", "--version"]] {
-        if run_cmd(&tool).is_err() {
-            return Err(format!("skipped: the `{}` command is missing", tool[0]));
-        }
-    }
     let n = p.lossy_members;
     progress!("lossy room: building {} network namespaces", n + 2);
-    // Declared first, so dropped last: after the processes in it are killed.
-    let mut lab = Lab::new();
     let reg_ip = Ipv4Addr::new(10, 198, 0, 1);
     let mut hosts = vec![("reg".to_string(), reg_ip)];
     for i in 0..n {
         hosts.push((format!("m{i:03}"), Ipv4Addr::new(10, 198, 0, 10 + i as u8)));
     }
-    if let Err(e) = lab.build(&hosts) {
-        if lab.namespaces.is_empty() {
-            return Err(format!("skipped: cannot create a network namespace: {e}"));
-        }
-        return Err(format!("building the namespaces: {e}"));
-    }
+    let roles: Vec<(&str, Ipv4Addr)> = hosts.iter().map(|(r, ip)| (r.as_str(), *ip)).collect();
+    // Declared first, so dropped last: after the processes in it are killed.
+    let lab = netns::Lab::try_start(NS_PREFIX, "lossy", &roles, true).map_err(|e| match e {
+        netns::Unavailable::Skip(why) => format!("skipped: {why}"),
+        netns::Unavailable::Broken(e) => format!("building the namespaces: {e}"),
+    })?;
     for (role, _) in &hosts[1..] {
         lab.lossy_input(role)
             .map_err(|e| format!("skipped: nftables: {e}"))?;
@@ -3085,7 +2941,10 @@ fn lossy_room(p: &Params, dir: &Path) -> Result<Lossy, String> {
         run.lost,
         run.dups
     );
-    let nft_dropped = hosts[1..].iter().map(|(role, _)| lab.dropped(role)).sum();
+    let nft_dropped = hosts[1..]
+        .iter()
+        .map(|(role, _)| lab.dropped(role).unwrap_or(0))
+        .sum();
     let stats = hub
         .send(idxs[0], "/stats")
         .and_then(|_| {

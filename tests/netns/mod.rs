@@ -67,6 +67,15 @@ pub fn unavailable(test: &str, why: &str) {
     eprintln!("SKIP {test}: {why} (set CI to make this a failure)");
 }
 
+/// Why a [`Lab`] could not be built.
+#[derive(Debug)]
+pub enum Unavailable {
+    /// This machine cannot (no root, no `ip`/`nft`, no namespaces).
+    Skip(String),
+    /// It should have worked: a command failed half-way.
+    Broken(String),
+}
+
 /// The namespaces one test created; deleted (last first) on drop, which
 /// also removes the veth pairs and the bridge inside them.
 pub struct Lab {
@@ -84,10 +93,27 @@ impl Lab {
         hosts: &[(&str, Ipv4Addr)],
         need_nft: bool,
     ) -> Option<Lab> {
+        match Lab::try_start(prefix, test, hosts, need_nft) {
+            Ok(lab) => Some(lab),
+            Err(Unavailable::Skip(why)) => {
+                unavailable(test, &why);
+                None
+            }
+            Err(Unavailable::Broken(e)) => panic!("building the virtual LAN: {e}"),
+        }
+    }
+
+    /// The same as [`Lab::start`], but says why instead of skipping or
+    /// failing (for the benchmark, which reports it).
+    pub fn try_start(
+        prefix: &str,
+        test: &str,
+        hosts: &[(&str, Ipv4Addr)],
+        need_nft: bool,
+    ) -> Result<Lab, Unavailable> {
         let missing = missing_prerequisites(need_nft);
         if !missing.is_empty() {
-            unavailable(test, &format!("missing {}", missing.join(", ")));
-            return None;
+            return Err(Unavailable::Skip(format!("missing {}", missing.join(", "))));
         }
         remove_leftovers(prefix);
         let mut lab = Lab {
@@ -97,12 +123,13 @@ impl Lab {
         if let Err(e) = lab.build(hosts) {
             if lab.namespaces.is_empty() {
                 // Root, but no namespaces (e.g. a container without CAP_SYS_ADMIN).
-                unavailable(test, &format!("cannot create a network namespace: {e}"));
-                return None;
+                return Err(Unavailable::Skip(format!(
+                    "cannot create a network namespace: {e}"
+                )));
             }
-            panic!("building the virtual LAN: {e}");
+            return Err(Unavailable::Broken(e));
         }
-        Some(lab)
+        Ok(lab)
     }
 
     /// The namespace of `role`.
