@@ -282,10 +282,6 @@ impl Ui {
         }
     }
 
-    pub fn set_sink(&mut self, sink: Sink) {
-        self.sink = sink;
-    }
-
     fn name(&self, n: &str) -> String {
         n.color(user_color(n)).bold().to_string()
     }

@@ -179,13 +179,6 @@ error_codes! {
     RegistryUnreachable => "registry_unreachable",
 }
 
-impl ErrorCode {
-    /// Errors after which the registry closes the connection.
-    pub fn closes_connection(self) -> bool {
-        matches!(self, ErrorCode::LineTooLong | ErrorCode::BadEncoding)
-    }
-}
-
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
