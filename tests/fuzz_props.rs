@@ -6,11 +6,11 @@
 //! here is fixed and its input added to the corpus (proptest also records
 //! it under `proptest-regressions/`).
 
-use lanchat::peer::chat::ChatMsg;
 use lanchat::peer::commands;
-use lanchat::peer::rooms::wire::{Body, Datagram, DecodeError, EventKind, MAX_DATAGRAM};
 use lanchat::peer::script::Script;
+use lanchat::protocol::chat::ChatMsg;
 use lanchat::protocol::codec::{read_line, LineError, MAX_LINE};
+use lanchat::protocol::datagram::{Body, Datagram, DecodeError, EventKind, MAX_DATAGRAM};
 use lanchat::protocol::{parse_request, Request};
 use proptest::prelude::*;
 use serde_json::{json, Value};

@@ -31,7 +31,7 @@ mod harness;
 mod rooms_common;
 mod support;
 
-use lanchat::peer::rooms::wire::{Body, Datagram, EventKind};
+use lanchat::protocol::datagram::{Body, Datagram, EventKind};
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};

@@ -2,10 +2,14 @@
 //! error code and chat message type is documented, so the document cannot
 //! drift from the code.
 
-use lanchat::peer::chat::ChatMsg;
-use lanchat::peer::rooms::wire::{parse_key, Datagram};
 use lanchat::peer::ui::UiEvent;
-use lanchat::protocol::{parse_request, Reply, ReplyBody, Request, ALL_CODES, OPS};
+use lanchat::protocol::chat::ChatMsg;
+use lanchat::protocol::datagram::{parse_key, Datagram};
+use lanchat::protocol::names::{ROOM_NAME_MAX, USERNAME_MAX, USERNAME_MIN};
+use lanchat::protocol::{addr, heartbeat};
+use lanchat::protocol::{
+    parse_request, Reply, ReplyBody, Request, RoomName, Username, ALL_CODES, OPS,
+};
 use serde_json::Value;
 
 /// (label, body, line number) of each fenced block.
@@ -26,6 +30,21 @@ fn blocks() -> Vec<(String, String, usize)> {
     }
     assert!(current.is_none(), "unclosed code block");
     out
+}
+
+/// Every username, room name and advertised address in an example request
+/// is one the registry accepts.
+fn names_follow_the_rules(v: &Value, line: usize) {
+    if let Some(u) = v["username"].as_str() {
+        Username::parse(u).unwrap_or_else(|e| panic!("protocol.md:{line}: {e}"));
+    }
+    if let Some(r) = v["room"].as_str() {
+        RoomName::parse(r).unwrap_or_else(|e| panic!("protocol.md:{line}: {e}"));
+    }
+    if let Some(a) = v["advertise_ip"].as_str() {
+        let seen = "127.0.0.1".parse().unwrap();
+        addr::peer_ip(seen, Some(a)).unwrap_or_else(|e| panic!("protocol.md:{line}: {e}"));
+    }
 }
 
 /// Whether a reply body has the shape that `op` answers with.
@@ -59,6 +78,7 @@ fn every_example_parses() {
                     parse_request(text).unwrap_or_else(|(_, e)| panic!("protocol.md:{line}: {e}"));
                 let v = serde_json::to_value(&env.request).unwrap();
                 last_op = Some(v["op"].as_str().unwrap().to_string());
+                names_follow_the_rules(&v, line);
             }
             "reply" => {
                 let v: Value = serde_json::from_str(text)
@@ -89,10 +109,16 @@ fn every_example_parses() {
                     Some(64),
                     "protocol.md:{line}"
                 );
+                let token = heartbeat::decode(text.as_bytes())
+                    .unwrap_or_else(|| panic!("protocol.md:{line}: not a heartbeat"));
+                assert_eq!(heartbeat::encode(&token), text, "protocol.md:{line}");
             }
             "chat" => {
                 let m: ChatMsg = serde_json::from_str(text)
                     .unwrap_or_else(|e| panic!("protocol.md:{line}: {e}"));
+                if let ChatMsg::Hello { from, .. } = &m {
+                    Username::parse(from).unwrap_or_else(|e| panic!("protocol.md:{line}: {e}"));
+                }
                 let again: Value = serde_json::to_value(&m).unwrap();
                 assert_eq!(
                     again,
@@ -168,5 +194,19 @@ fn every_op_and_error_code_is_documented() {
             doc.contains(&format!("{{\"type\":\"{t}\"")),
             "protocol.md has no `{t}` chat message"
         );
+    }
+}
+
+/// The limits in the document's name rules are the ones the code enforces
+/// (`names_follow_the_rules` checks every example against the rules).
+#[test]
+fn name_rules_are_the_documented_ones() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.md")).unwrap();
+    let doc = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    for rule in [
+        format!("Usernames are {USERNAME_MIN} to {USERNAME_MAX} characters of `a-z`, `0-9`, `_`, `.`, `-`, starting with a letter or digit."),
+        format!("Room names are 1 to {ROOM_NAME_MAX} characters of `a-z`, `0-9`, `_`, `-`"),
+    ] {
+        assert!(doc.contains(&rule), "protocol.md lacks: {rule}");
     }
 }

@@ -4,7 +4,7 @@
 
 mod rooms_common;
 
-use lanchat::peer::rooms::wire::{self, Body, Datagram, EventKind};
+use lanchat::protocol::datagram::{self as wire, Body, Datagram, EventKind};
 use rooms_common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;

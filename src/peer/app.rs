@@ -1,17 +1,19 @@
 //! The main loop: owns all state, `select!`s over the event channel, the
 //! signal channel and the earliest timer, and is the only caller of the UI.
 
-use super::chat::{self, ChatConn, ChatMsg};
+use super::chat::{self, ChatConn};
 use super::commands::{Command, HELP};
 use super::events::Event;
 use super::link::Link;
 use super::script::Script;
 use super::ui::{Ui, UiEvent};
 use super::Config;
+use crate::protocol::chat::{ChatMsg, CHAT_VERSION, MAX_TEXT};
 use crate::protocol::*;
+use crate::protocol::{addr, heartbeat, Username};
 use crossbeam_channel::{select, Receiver, Sender};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 /// Keep-alive period on open chats; silence for `CHAT_DEAD` ends the chat.
@@ -152,19 +154,6 @@ fn unsent(n: usize) -> String {
     } else {
         format!("; {n} message(s) not sent")
     }
-}
-
-fn same_ip(a: IpAddr, b: &str) -> bool {
-    let norm = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
-    b.parse::<IpAddr>()
-        .map(|b| norm(a) == norm(b))
-        .unwrap_or(false)
 }
 
 impl App {
@@ -361,7 +350,7 @@ impl App {
             return;
         };
         let to = SocketAddr::new(remote.ip(), s.heartbeat_port);
-        let dg = serde_json::json!({"op": "heartbeat", "token": s.token}).to_string();
+        let dg = heartbeat::encode(&s.token);
         if let Err(e) = self.udp.send_to(dg.as_bytes(), to) {
             log::debug!("heartbeat to {to}: {e}");
         }
@@ -915,7 +904,7 @@ impl App {
             Ok(conn) => {
                 conn.send(ChatMsg::Hello {
                     from: me,
-                    version: chat::CHAT_VERSION,
+                    version: CHAT_VERSION,
                 });
                 let now = Instant::now();
                 self.chats.insert(
@@ -976,9 +965,7 @@ impl App {
                     );
                     return;
                 };
-                if crate::registry::auth::check_username(&from).is_err()
-                    || Some(from.as_str()) == self.me()
-                {
+                if Username::parse(&from).is_err() || Some(from.as_str()) == self.me() {
                     self.drop_chat(
                         id,
                         ChatMsg::Reject {
@@ -1066,7 +1053,7 @@ impl App {
                 online: true,
                 address: Some(a),
                 ..
-            }) => same_ip(from.ip(), &a.ip),
+            }) => addr::same_ip(from.ip(), &a.ip),
             Some(_) => false,
             None => {
                 // The registry is unreachable: let the user decide, warned.
@@ -1189,11 +1176,11 @@ impl App {
     }
 
     fn say_on(&mut self, id: u64, text: String) {
-        if text.len() > chat::MAX_TEXT {
+        if text.len() > MAX_TEXT {
             self.error(format!(
                 "message too long ({} bytes; at most {})",
                 text.len(),
-                chat::MAX_TEXT
+                MAX_TEXT
             ));
             return;
         }

@@ -1,48 +1,18 @@
-//! One-to-one chat between two peers: the line messages they exchange over
-//! a direct TCP connection, and the two threads that serve each connection.
+//! One-to-one chat between two peers: the two threads that serve each direct
+//! TCP connection (the messages themselves are [`crate::protocol::chat`]).
 //!
 //! The reader thread turns lines into [`ChatMsg`] events for the main loop;
 //! the writer thread drains a channel, so the main loop never blocks on a
 //! slow partner. Dropping a connection's sender closes the socket.
 
 use super::events::Event;
+use crate::protocol::chat::{ChatMsg, MAX_TEXT};
 use crate::protocol::codec::{read_line, write_json, LineError};
 use crossbeam_channel::{Receiver, Sender};
-use serde::{Deserialize, Serialize};
 use std::io::BufReader;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
-
-/// Version of the peer-to-peer chat protocol in `hello`.
-pub const CHAT_VERSION: u32 = 1;
-/// Longest message text accepted on a chat connection, in bytes.
-pub const MAX_TEXT: usize = 16 * 1024;
-
-/// A message on a one-to-one chat connection (one JSON object per line).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ChatMsg {
-    /// First line from the side that connects: a request to chat.
-    Hello { from: String, version: u32 },
-    /// The request was accepted; messages may flow.
-    Accept,
-    /// The request was declined (`reason`: e.g. "declined", "crossed").
-    Reject {
-        #[serde(default)]
-        reason: String,
-    },
-    /// The user is in do-not-disturb mode.
-    Busy,
-    /// Nobody answered the request in time.
-    Timeout,
-    /// A chat message; `id` counts up from 1 per connection and direction.
-    Msg { id: u64, text: String },
-    /// Keep-alive, sent every second so a dead partner is noticed.
-    Ping,
-    /// The sender is closing the chat (`/close`, `/quit`).
-    Bye,
-}
 
 /// The main loop's handle on one chat connection.
 pub struct ChatConn {
@@ -137,37 +107,4 @@ fn write_loop(id: u64, mut stream: TcpStream, out: Receiver<ChatMsg>, events: Se
     // Sender dropped, Bye sent, or a write failed: close both directions so
     // the reader thread ends too.
     let _ = stream.shutdown(Shutdown::Both);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wire_form() {
-        let m = ChatMsg::Msg {
-            id: 3,
-            text: "hi".into(),
-        };
-        assert_eq!(
-            serde_json::to_string(&m).unwrap(),
-            r#"{"type":"msg","id":3,"text":"hi"}"#
-        );
-        let h: ChatMsg =
-            serde_json::from_str(r#"{"type":"hello","from":"bob","version":1}"#).unwrap();
-        assert_eq!(
-            h,
-            ChatMsg::Hello {
-                from: "bob".into(),
-                version: 1
-            }
-        );
-        let r: ChatMsg = serde_json::from_str(r#"{"type":"reject"}"#).unwrap();
-        assert_eq!(
-            r,
-            ChatMsg::Reject {
-                reason: String::new()
-            }
-        );
-    }
 }

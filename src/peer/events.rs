@@ -1,8 +1,8 @@
 //! What the worker threads tell the main loop. Every thread owns a clone of
 //! one `Sender<Event>`; the main loop owns the only receiver and all state.
 
-use super::chat::ChatMsg;
 use super::commands::Command;
+use crate::protocol::chat::ChatMsg;
 use std::net::TcpStream;
 
 pub enum Event {

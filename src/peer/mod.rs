@@ -6,7 +6,8 @@
 //! main loop ([`app`]) that owns all state and is the only printer ([`ui`]).
 //!
 //! - [`commands`]: the `/command` language; [`script`]: demo scripts.
-//! - [`rooms`]: rooms, reliable UDP fan-out, datagram format, fault injector.
+//! - [`rooms`]: rooms, reliable UDP fan-out, fault injector (the datagram
+//!   format is [`crate::protocol::datagram`]).
 
 pub mod app;
 pub mod chat;

@@ -1,11 +1,28 @@
-//! Wire types shared by the registry and the peer.
+//! Every wire format of `protocol.md`, as types and pure functions: no
+//! sockets, threads or clocks. The registry and the peer both build on this
+//! module and never on each other.
 //!
-//! - [`codec`]: newline-delimited framing with a 64 KiB cap (the only code
-//!   that touches bytes on a registry connection).
-//! - [`messages`]: requests, replies and error codes of the registry protocol,
-//!   as documented in `protocol.md`.
+//! - [`codec`]: newline-delimited framing with a 64 KiB cap, for registry
+//!   and chat connections (§1, §3).
+//! - [`messages`]: requests, replies and error codes of the registry
+//!   protocol (§1).
+//! - [`heartbeat`]: the peer's UDP heartbeat to the registry (§2).
+//! - [`chat`]: the one-to-one chat messages between two peers (§3).
+//! - [`datagram`]: room datagrams byte for byte, with their HMAC tag (§4).
+//! - [`names`]: the [`Username`] and [`RoomName`] rules.
+//! - [`addr`]: which IP the registry records for a peer, and how addresses
+//!   compare (IPv4-mapped IPv6 is IPv4).
+//!
+//! `tests/protocol_doc.rs` runs every example in `protocol.md` through these
+//! parsers.
 
+pub mod addr;
+pub mod chat;
 pub mod codec;
+pub mod datagram;
+pub mod heartbeat;
 pub mod messages;
+pub mod names;
 
 pub use messages::*;
+pub use names::{NameError, RoomName, Username};

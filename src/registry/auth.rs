@@ -1,7 +1,8 @@
-//! Credentials: username and password rules, Argon2id hashing with bounded
+//! Credentials: the password rule (the username rule is
+//! [`crate::protocol::names`]), Argon2id hashing with bounded
 //! concurrency, session tokens, and the failed-login rate limiter.
 
-use crate::protocol::{ApiError, ErrorCode};
+use crate::protocol::{ApiError, ErrorCode, Username};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use crossbeam_channel::Sender;
@@ -13,32 +14,12 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub const USERNAME_MIN: usize = 3;
-pub const USERNAME_MAX: usize = 32;
 pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 1024;
 
-/// Usernames: 3–32 characters of `a-z`, `0-9`, `_`, `.`, `-`, starting with a
-/// letter or digit. Lower case only, so `Alice` and `alice` cannot both exist.
+/// The username rule ([`Username`]) as the registry's `invalid_username`.
 pub fn check_username(name: &str) -> Result<(), ApiError> {
-    let ok_len = (USERNAME_MIN..=USERNAME_MAX).contains(&name.len());
-    let ok_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b));
-    let ok_start = name
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if ok_len && ok_chars && ok_start {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::InvalidUsername,
-            format!(
-                "a username is {USERNAME_MIN}-{USERNAME_MAX} characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
-            ),
-        ))
-    }
+    Username::parse(name).map(drop).map_err(ApiError::from)
 }
 
 /// Passwords: at least 8 characters, at most 1024 bytes.

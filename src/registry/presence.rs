@@ -6,8 +6,8 @@
 //! sweeps sessions whose heartbeats stopped and purges old offline ones.
 
 use super::service::{now_ms, Registry};
+use crate::protocol::heartbeat;
 use crossbeam_channel::Receiver;
-use serde::Deserialize;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -29,13 +29,6 @@ pub struct Presence {
     pub garbage: AtomicU64,
 }
 
-/// The heartbeat datagram: `{"op":"heartbeat","token":"…"}`.
-#[derive(Deserialize)]
-struct HeartbeatDatagram {
-    op: String,
-    token: String,
-}
-
 impl Presence {
     /// Notes a heartbeat for a session (by token hash).
     pub fn touch(&self, token_hash: String) {
@@ -48,10 +41,10 @@ impl Presence {
     /// Handles one datagram from the UDP socket. Garbage is counted and
     /// dropped; no reply is ever sent.
     pub fn datagram(&self, bytes: &[u8]) {
-        match serde_json::from_slice::<HeartbeatDatagram>(bytes) {
-            Ok(hb) if hb.op == "heartbeat" && hb.token.len() <= 128 => {
+        match heartbeat::decode(bytes) {
+            Some(token) => {
                 self.heartbeats.fetch_add(1, Ordering::Relaxed);
-                self.touch(super::auth::token_hash(&hb.token));
+                self.touch(super::auth::token_hash(&token));
             }
             _ => {
                 let n = self.garbage.fetch_add(1, Ordering::Relaxed) + 1;

@@ -14,8 +14,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub const ROOM_NAME_MAX: usize = 32;
-
 /// Wall-clock milliseconds since the Unix epoch (shared across registries).
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -77,49 +75,13 @@ fn endpoint(
     udp_port: u16,
     advertise: &Option<String>,
 ) -> Result<Endpoint, ApiError> {
-    if tcp_port == 0 || udp_port == 0 {
-        return Err(api(
-            ErrorCode::InvalidAddress,
-            "tcp_port and udp_port must be 1-65535",
-        ));
-    }
-    let ip = match advertise {
-        None => ip,
-        Some(s) => s.parse::<IpAddr>().map_err(|_| {
-            api(
-                ErrorCode::InvalidAddress,
-                "advertise_ip is not an IP address",
-            )
-        })?,
-    };
-    // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d.
-    let ip = match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
+    addr::check_ports(tcp_port, udp_port)?;
+    let ip = addr::peer_ip(ip, advertise.as_deref())?;
     Ok(Endpoint {
         ip: ip.to_string(),
         tcp_port,
         udp_port,
     })
-}
-
-pub fn check_room_name(name: &str) -> Result<(), ApiError> {
-    let ok = (1..=ROOM_NAME_MAX).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(api(
-            ErrorCode::InvalidRoomName,
-            format!("a room name is 1-{ROOM_NAME_MAX} characters of a-z, 0-9, '_', '-'"),
-        ))
-    }
 }
 
 impl Registry {
@@ -457,7 +419,7 @@ impl Registry {
                 Ok(ReplyBody::Users { users })
             }
             Request::CreateRoom { room, .. } => {
-                check_room_name(&room)?;
+                RoomName::parse(&room)?;
                 let record = RoomRecord {
                     name: room.clone(),
                     key: auth::new_token(),
@@ -476,7 +438,7 @@ impl Registry {
                 }
             }
             Request::JoinRoom { room, .. } => {
-                check_room_name(&room)?;
+                RoomName::parse(&room)?;
                 match self.store.add_member(&room, &me.username) {
                     Ok(()) => self.room_reply(&room, true),
                     Err(StoreError::NotFound) => Err(no_such_room(&room)),
@@ -484,7 +446,7 @@ impl Registry {
                 }
             }
             Request::LeaveRoom { room, .. } => {
-                check_room_name(&room)?;
+                RoomName::parse(&room)?;
                 if self.store.find_room(&room)?.is_none() {
                     return Err(no_such_room(&room));
                 }
@@ -509,7 +471,7 @@ impl Registry {
                     .collect(),
             }),
             Request::Members { room, .. } => {
-                check_room_name(&room)?;
+                RoomName::parse(&room)?;
                 let is_member = self.store.room_members(&room)?.contains(&me.username);
                 self.room_reply(&room, is_member)
             }

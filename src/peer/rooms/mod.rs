@@ -2,16 +2,15 @@
 //! date peer to peer), fan-out of each message to every member over UDP,
 //! and the glue between the main loop and the reliable streams.
 //!
-//! - [`wire`]: the datagram format and its HMAC tag.
 //! - [`stream`]: per-(sender, receiver) reliable ordered delivery.
 //! - [`faults`]: optional drop/duplicate/reorder injection when sending.
 
 pub mod faults;
 pub mod stream;
-pub mod wire;
 
 use super::app::{App, Pending, Target};
 use super::ui::UiEvent;
+use crate::protocol::datagram::{self as wire, Body, Datagram, DecodeError, EventKind};
 use crate::protocol::{ApiError, ErrorCode, ReplyBody, Request, UserInfo};
 use faults::{Faults, Injector};
 use serde::{Deserialize, Serialize};
@@ -19,7 +18,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use stream::{Item, Received, RecvStream, SendStream, Transmit};
-use wire::{Body, Datagram, DecodeError, EventKind};
 
 /// Liveness pings to each member this often…
 const PING_EVERY: Duration = Duration::from_millis(500);

@@ -11,7 +11,7 @@
 //! texts are two messages. The sender retransmits each unacknowledged
 //! datagram with exponential backoff until it is acknowledged or it gives up.
 
-use super::wire::EventKind;
+use crate::protocol::datagram::EventKind;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 

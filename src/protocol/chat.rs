@@ -1,0 +1,68 @@
+//! One-to-one chat messages (`protocol.md` section 3): one JSON object per
+//! line on a direct TCP connection between two peers, framed by
+//! [`super::codec`]. The threads that carry them are in `peer::chat`.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the peer-to-peer chat protocol in `hello`.
+pub const CHAT_VERSION: u32 = 1;
+/// Longest message text accepted on a chat connection, in bytes.
+pub const MAX_TEXT: usize = 16 * 1024;
+
+/// A message on a one-to-one chat connection (one JSON object per line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatMsg {
+    /// First line from the side that connects: a request to chat.
+    Hello { from: String, version: u32 },
+    /// The request was accepted; messages may flow.
+    Accept,
+    /// The request was declined (`reason`: e.g. "declined", "crossed").
+    Reject {
+        #[serde(default)]
+        reason: String,
+    },
+    /// The user is in do-not-disturb mode.
+    Busy,
+    /// Nobody answered the request in time.
+    Timeout,
+    /// A chat message; `id` counts up from 1 per connection and direction.
+    Msg { id: u64, text: String },
+    /// Keep-alive, sent every second so a dead partner is noticed.
+    Ping,
+    /// The sender is closing the chat (`/close`, `/quit`).
+    Bye,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_form() {
+        let m = ChatMsg::Msg {
+            id: 3,
+            text: "hi".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"msg","id":3,"text":"hi"}"#
+        );
+        let h: ChatMsg =
+            serde_json::from_str(r#"{"type":"hello","from":"bob","version":1}"#).unwrap();
+        assert_eq!(
+            h,
+            ChatMsg::Hello {
+                from: "bob".into(),
+                version: 1
+            }
+        );
+        let r: ChatMsg = serde_json::from_str(r#"{"type":"reject"}"#).unwrap();
+        assert_eq!(
+            r,
+            ChatMsg::Reject {
+                reason: String::new()
+            }
+        );
+    }
+}
