@@ -164,6 +164,7 @@ impl Storm {
         self.acked.lock().unwrap().len()
     }
 
+    #[cfg(feature = "mongodb")] // used by the MongoDB test only
     fn error_count(&self, code: &str) -> usize {
         self.errors
             .lock()
@@ -173,6 +174,7 @@ impl Storm {
             .count()
     }
 
+    #[cfg(feature = "mongodb")] // used by the MongoDB test only
     /// Acknowledged registrations sent after `t`.
     fn acked_after(&self, t: Instant) -> usize {
         self.latencies
@@ -360,6 +362,7 @@ fn registration_storm_survives_registry_sigkill() {
 
 // ---------------------------------------------------------------- 2. MongoDB
 
+#[cfg(feature = "mongodb")]
 #[test]
 fn mongodb_killed_mid_storm_loses_no_acknowledged_write() {
     let _serial = serial();

@@ -634,6 +634,7 @@ fn sigint_exits_zero_promptly() {
 
 // ---------------------------------------------------------------- store
 
+#[cfg(feature = "mongodb")]
 #[test]
 fn unreachable_mongodb_answers_store_unavailable() {
     let port = support::free_port();
@@ -672,6 +673,7 @@ fn unreachable_mongodb_answers_store_unavailable() {
     clients[0].expect_err(json!({"op": "fly"}), "unknown_op");
 }
 
+#[cfg(feature = "mongodb")]
 #[test]
 fn mongodb_outage_and_recovery() {
     let nx = support::nx_server_start(&support::fresh_dir("registry-faults"));

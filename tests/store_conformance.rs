@@ -5,10 +5,12 @@
 mod support;
 
 use lanchat::registry::store::embedded::SqliteStore;
+#[cfg(feature = "mongodb")]
 use lanchat::registry::store::mongo::MongoStore;
 use lanchat::registry::store::{
     Endpoint, Left, RoomRecord, SessionRecord, Store, StoreError, UserRecord,
 };
+#[cfg(feature = "mongodb")]
 use std::time::{Duration, Instant};
 
 // ---- fixtures ----
@@ -452,6 +454,7 @@ impl Embedded {
     }
 }
 
+#[cfg(feature = "mongodb")]
 fn mongo_open(uri: &str) -> Box<dyn Store> {
     Box::new(MongoStore::connect(uri).expect("connect to MongoDB"))
 }
@@ -471,6 +474,7 @@ macro_rules! conformance {
             }
         }
 
+        #[cfg(feature = "mongodb")]
         mod mongodb {
             $(#[test]
             fn $case() {
@@ -505,8 +509,9 @@ conformance!(
     case_list_rooms_and_rooms_of,
 );
 
-// ---- MongoDB only: the server goes away and comes back ----
+// ---- MongoDB only (feature `mongodb`): the server goes away and comes back ----
 
+#[cfg(feature = "mongodb")]
 fn assert_unavailable<T: std::fmt::Debug>(what: &str, r: Result<T, StoreError>) {
     assert!(
         matches!(r, Err(StoreError::Unavailable(_))),
@@ -516,6 +521,7 @@ fn assert_unavailable<T: std::fmt::Debug>(what: &str, r: Result<T, StoreError>) 
 
 /// Calls `f` until it succeeds (the driver rediscovers a restarted server
 /// within its server selection timeout; allow a few rounds).
+#[cfg(feature = "mongodb")]
 fn eventually<T>(what: &str, f: impl Fn() -> Result<T, StoreError>) -> T {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -527,6 +533,7 @@ fn eventually<T>(what: &str, f: impl Fn() -> Result<T, StoreError>) -> T {
     }
 }
 
+#[cfg(feature = "mongodb")]
 #[test]
 fn mongodb_unreachable_is_unavailable() {
     let uri = format!("mongodb://127.0.0.1:{}/lanchat_down", support::free_port());
@@ -554,6 +561,7 @@ fn mongodb_unreachable_is_unavailable() {
     assert_unavailable("create_user", s.create_user(&user("alice")));
 }
 
+#[cfg(feature = "mongodb")]
 #[test]
 fn mongodb_server_restart() {
     let server = support::nx_server_start(&support::fresh_dir("restart"));

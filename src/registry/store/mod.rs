@@ -4,7 +4,8 @@
 //! and pass the same conformance suite (`tests/store_conformance.rs`):
 //!
 //! - [`embedded::SqliteStore`]: SQLite in WAL mode, the default, nothing to install;
-//! - [`mongo::MongoStore`]: MongoDB through the official driver's sync API.
+//! - `mongo::MongoStore`: MongoDB through the official driver's sync API,
+//!   built with the cargo feature `mongodb` (on by default).
 //!
 //! Everything that must survive a registry restart, or be shared by several
 //! registry processes using one database, lives here. Operations that must be
@@ -13,6 +14,7 @@
 //! one process.
 
 pub mod embedded;
+#[cfg(feature = "mongodb")]
 pub mod mongo;
 
 use std::fmt;
@@ -173,8 +175,37 @@ pub trait Store: Send + Sync {
 /// `mongodb+srv://` URI, or else a path to the embedded database file.
 pub fn open(spec: &str) -> StoreResult<Arc<dyn Store>> {
     if spec.starts_with("mongodb://") || spec.starts_with("mongodb+srv://") {
-        Ok(Arc::new(mongo::MongoStore::connect(spec)?))
+        open_mongodb(spec)
     } else {
         Ok(Arc::new(embedded::SqliteStore::open(spec)?))
+    }
+}
+
+#[cfg(feature = "mongodb")]
+fn open_mongodb(uri: &str) -> StoreResult<Arc<dyn Store>> {
+    Ok(Arc::new(mongo::MongoStore::connect(uri)?))
+}
+
+#[cfg(not(feature = "mongodb"))]
+fn open_mongodb(_uri: &str) -> StoreResult<Arc<dyn Store>> {
+    Err(StoreError::Other(
+        "this registry was built without MongoDB support (cargo feature `mongodb`); \
+         rebuild with default features, or give a file path for the embedded store"
+            .into(),
+    ))
+}
+
+#[cfg(all(test, not(feature = "mongodb")))]
+mod tests {
+    #[test]
+    fn mongodb_uri_without_the_feature_says_so() {
+        let e = super::open("mongodb://127.0.0.1:1/x")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("built without MongoDB support")),
+            "{e:?}"
+        );
     }
 }
