@@ -1,10 +1,43 @@
 //! lanchat: a peer-to-peer terminal chat for a LAN.
 //!
+//! Two programs share this library: `bin/registry.rs` and `bin/peer.rs`
+//! parse flags and hand off to [`registry::Server`] and [`peer::run`]. Both
+//! sides build on [`protocol`]; neither imports the other.
+//!
 //! # Layout
-//! - [`protocol`]: wire types and the line codec shared by registry and peer.
-//! - [`registry`]: the registry server: accept loop, one thread per client,
-//!   request handlers, presence, and the [`registry::store`] backends.
-//! - [`peer`]: the peer program's library part.
+//!
+//! Wire formats, no I/O ([`protocol`], all described in `protocol.md`):
+//! - [`protocol::codec`]: newline-delimited JSON framing, 64 KiB cap.
+//! - [`protocol::messages`]: registry requests, replies, error codes.
+//! - [`protocol::heartbeat`]: the peer's UDP heartbeat to the registry.
+//! - [`protocol::chat`]: one-to-one chat messages between two peers.
+//! - [`protocol::datagram`]: room datagrams byte for byte, HMAC tag.
+//! - [`protocol::names`]: the `Username` and `RoomName` rules.
+//! - [`protocol::addr`]: which peer IP is recorded, how addresses compare.
+//!
+//! The registry server ([`registry`]):
+//! - [`registry::server`]: sockets and threads, shutdown.
+//! - [`registry::service`]: request handlers, typed in and out.
+//! - [`registry::presence`]: heartbeat batching, session time-outs.
+//! - [`registry::auth`]: password rule, Argon2id, tokens, login rate limit.
+//! - [`registry::config`]: the registry's settings.
+//! - [`registry::store`]: the `Store` trait: users, sessions, rooms.
+//! - [`registry::store::embedded`]: the SQLite backend, always built.
+//! - `registry::store::mongo`: the MongoDB backend, cargo feature `mongodb`
+//!   (on by default; without it the build has neither the driver nor tokio).
+//!
+//! The peer program ([`peer`]):
+//! - [`peer::app`]: the main loop, which owns all state.
+//! - [`peer::events`]: what worker threads tell the main loop.
+//! - [`peer::link`]: the connection to the registry.
+//! - [`peer::chat`]: the threads of one-to-one chat connections.
+//! - [`peer::rooms`]: room membership and fan-out to every member.
+//! - [`peer::rooms::stream`]: reliable, ordered delivery per member pair.
+//! - [`peer::rooms::faults`]: drop/duplicate/reorder injection on sends.
+//! - [`peer::commands`]: the `/command` language.
+//! - [`peer::script`]: demo scripts.
+//! - [`peer::ui`]: the one printer (text or `--json`).
+//! - [`peer::term`]: standard input and the terminal.
 
 pub mod peer;
 pub mod protocol;
