@@ -1,5 +1,6 @@
-//! The line codec: the only place that turns bytes on a registry connection
-//! into lines and lines into bytes.
+//! The line codec: the only place that turns bytes on a registry or
+//! one-to-one chat connection into lines and lines into bytes. It works on
+//! any `BufRead`/`Write` and owns no socket.
 //!
 //! Framing is newline-delimited JSON. A line is capped at [`MAX_LINE`] bytes
 //! (the newline excluded); a longer line, or one that is not UTF-8, breaks the

@@ -4,7 +4,8 @@
 //!   UDP heartbeats, shutdown).
 //! - [`service`]: request handlers, typed in and out, no sockets.
 //! - [`presence`]: heartbeat batching, time-outs, clean-up.
-//! - [`auth`]: username/password rules, Argon2id, tokens, login rate limit.
+//! - [`auth`]: password rule, Argon2id, tokens, login rate limit (name rules
+//!   are [`crate::protocol::names`]).
 //! - [`config`]: the registry's settings.
 //! - [`store`]: users, sessions and rooms, embedded (SQLite) or MongoDB.
 
