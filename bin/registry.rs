@@ -67,45 +67,6 @@ struct Args {
     instance_id: Option<String>,
 }
 
-/// Raises the soft open-file limit to the hard one: each client holds a socket.
-fn raise_nofile_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            log::warn!("cannot read the open-file limit");
-            return;
-        }
-        if lim.rlim_cur >= lim.rlim_max {
-            // Each client holds two descriptors (its socket, and a handle
-            // kept to close it at shutdown).
-            log::info!(
-                "open-file limit: {} (about {} clients)",
-                lim.rlim_cur,
-                lim.rlim_cur / 2
-            );
-            return;
-        }
-        let old = lim.rlim_cur;
-        lim.rlim_cur = lim.rlim_max;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
-            log::info!(
-                "raised the open-file limit from {old} to {} (about {} clients)",
-                lim.rlim_cur,
-                lim.rlim_cur / 2
-            );
-        } else {
-            log::warn!(
-                "cannot raise the open-file limit above {old}: at most about {} clients",
-                old / 2
-            );
-        }
-    }
-}
-
 /// Each password hash allocates its Argon2 memory (19 MiB) and frees it.
 /// glibc raises its mmap threshold after such a free and then serves the
 /// next ones from its heaps, which it keeps: a registry grew by tens of MiB
@@ -128,7 +89,9 @@ fn main() -> ExitCode {
         eprintln!("error: --session-timeout-ms must be larger than --heartbeat-interval-ms");
         return ExitCode::from(2);
     }
-    raise_nofile_limit();
+    // Each client holds two descriptors (its socket, and a handle kept to
+    // close it at shutdown).
+    lanchat::sys::raise_nofile_limit("clients", 2);
     let mut config = Config {
         listen: args.listen,
         store: args.store,
