@@ -4,7 +4,12 @@
 use clap::Parser;
 use lanchat::registry::{Config, Server};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+/// The registry exits within this long of SIGINT or SIGTERM, whatever it
+/// is waiting for; a second signal ends it at once.
+const STOP_LIMIT: Duration = Duration::from_millis(2900);
 
 /// The lanchat registry: accounts, sessions, presence and rooms for peers on
 /// a LAN. It never relays chat messages; peers talk to each other directly.
@@ -118,9 +123,24 @@ fn main() -> ExitCode {
     // Tests and scripts read the real port from this line (with --listen …:0).
     println!("registry listening on {}", server.local_addr());
     let handle = server.handle();
+    let signals = AtomicU32::new(0);
     if let Err(e) = ctrlc::set_handler(move || {
+        // The handler runs on a thread of its own, not in signal context.
+        if signals.fetch_add(1, Ordering::SeqCst) > 0 {
+            log::warn!("second signal: exiting now");
+            std::process::exit(1);
+        }
         log::info!("stopping (signal)");
         handle.shutdown();
+        // A stop must never hang (a store that does not answer, a client
+        // thread stuck in a write): past the limit, exit anyway.
+        let _ = std::thread::Builder::new()
+            .name("stop-limit".into())
+            .spawn(|| {
+                std::thread::sleep(STOP_LIMIT);
+                log::warn!("still stopping after {STOP_LIMIT:?}: exiting now");
+                std::process::exit(1);
+            });
     }) {
         log::warn!("cannot install the Ctrl-C handler: {e}");
     }
