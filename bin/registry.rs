@@ -4,7 +4,12 @@
 use clap::Parser;
 use lanchat::registry::{Config, Server};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+/// The registry exits within this long of SIGINT or SIGTERM, whatever it
+/// is waiting for; a second signal ends it at once.
+const STOP_LIMIT: Duration = Duration::from_millis(2900);
 
 /// The lanchat registry: accounts, sessions, presence and rooms for peers on
 /// a LAN. It never relays chat messages; peers talk to each other directly.
@@ -68,45 +73,6 @@ struct Args {
     instance_id: Option<String>,
 }
 
-/// Raises the soft open-file limit to the hard one: each client holds a socket.
-fn raise_nofile_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            log::warn!("cannot read the open-file limit");
-            return;
-        }
-        if lim.rlim_cur >= lim.rlim_max {
-            // Each client holds two descriptors (its socket, and a handle
-            // kept to close it at shutdown).
-            log::info!(
-                "open-file limit: {} (about {} clients)",
-                lim.rlim_cur,
-                lim.rlim_cur / 2
-            );
-            return;
-        }
-        let old = lim.rlim_cur;
-        lim.rlim_cur = lim.rlim_max;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
-            log::info!(
-                "raised the open-file limit from {old} to {} (about {} clients)",
-                lim.rlim_cur,
-                lim.rlim_cur / 2
-            );
-        } else {
-            log::warn!(
-                "cannot raise the open-file limit above {old}: at most about {} clients",
-                old / 2
-            );
-        }
-    }
-}
-
 /// Each password hash allocates its Argon2 memory (19 MiB) and frees it.
 /// glibc raises its mmap threshold after such a free and then serves the
 /// next ones from its heaps, which it keeps: a registry grew by tens of MiB
@@ -129,7 +95,9 @@ fn main() -> ExitCode {
         eprintln!("error: --session-timeout-ms must be larger than --heartbeat-interval-ms");
         return ExitCode::from(2);
     }
-    raise_nofile_limit();
+    // Each client holds two descriptors (its socket, and a handle kept to
+    // close it at shutdown).
+    lanchat::sys::raise_nofile_limit("clients", 2);
     let mut config = Config {
         listen: args.listen,
         store: args.store,
@@ -156,9 +124,24 @@ fn main() -> ExitCode {
     // Tests and scripts read the real port from this line (with --listen …:0).
     println!("registry listening on {}", server.local_addr());
     let handle = server.handle();
+    let signals = AtomicU32::new(0);
     if let Err(e) = ctrlc::set_handler(move || {
+        // The handler runs on a thread of its own, not in signal context.
+        if signals.fetch_add(1, Ordering::SeqCst) > 0 {
+            log::warn!("second signal: exiting now");
+            std::process::exit(1);
+        }
         log::info!("stopping (signal)");
         handle.shutdown();
+        // A stop must never hang (a store that does not answer, a client
+        // thread stuck in a write): past the limit, exit anyway.
+        let _ = std::thread::Builder::new()
+            .name("stop-limit".into())
+            .spawn(|| {
+                std::thread::sleep(STOP_LIMIT);
+                log::warn!("still stopping after {STOP_LIMIT:?}: exiting now");
+                std::process::exit(1);
+            });
     }) {
         log::warn!("cannot install the Ctrl-C handler: {e}");
     }

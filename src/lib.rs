@@ -37,8 +37,12 @@
 //! - [`peer::commands`]: the `/command` language.
 //! - [`peer::script`]: demo scripts.
 //! - [`peer::ui`]: the one printer (text or `--json`).
+//! - [`peer::sanitize`]: the one sanitiser of network text on its way to the terminal.
 //! - [`peer::term`]: standard input and the terminal.
+//!
+//! Shared by both programs: [`sys`], process set-up (the open-file limit).
 
 pub mod peer;
 pub mod protocol;
 pub mod registry;
+pub mod sys;

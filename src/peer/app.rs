@@ -267,6 +267,11 @@ impl App {
                 recv(crossbeam_channel::after(wait)) -> _ => {}
             }
             self.on_timer(Instant::now());
+            if self.ui.terminal_gone() {
+                // Hang-up or a closed pipe: leave rooms and log out as on
+                // Ctrl-C, with nothing more printed.
+                self.quit();
+            }
             if let Some(code) = self.exit_code {
                 return code;
             }

@@ -15,6 +15,7 @@ pub mod commands;
 pub mod events;
 pub mod link;
 pub mod rooms;
+pub mod sanitize;
 pub mod script;
 pub mod term;
 pub mod ui;
@@ -87,6 +88,8 @@ pub fn run(cfg: Config) -> i32 {
         },
         None => None,
     };
+    // Each chat holds a socket (two descriptors with its writer's clone).
+    crate::sys::raise_nofile_limit("chats", 2);
     let (listener, udp) = match bind(&cfg) {
         Ok(s) => s,
         Err(e) => {

@@ -147,6 +147,14 @@ pub struct Ui {
     json: bool,
     color: bool,
     sink: Sink,
+    /// A write failed: the terminal (or the pipe) is gone.
+    gone: bool,
+}
+
+fn write_stdout(line: &str) -> bool {
+    let out = std::io::stdout();
+    let mut lock = out.lock();
+    writeln!(lock, "{line}").and_then(|()| lock.flush()).is_ok()
 }
 
 /// Microseconds since the Unix epoch.
@@ -191,19 +199,10 @@ fn clock() -> String {
 }
 
 /// Renders `*bold*`, `_italic_` and links (as OSC 8 hyperlinks) when colour
-/// is on; plain text otherwise. Control characters from the network are
-/// replaced so a message cannot drive the terminal.
+/// is on; plain text otherwise. The text is passed through the sanitiser
+/// (again: [`Ui::emit`] already did), so a message cannot drive the terminal.
 pub fn format_text(text: &str, color: bool) -> String {
-    let clean: String = text
-        .chars()
-        .map(|c| {
-            if c.is_control() && c != '\t' {
-                '\u{FFFD}'
-            } else {
-                c
-            }
-        })
-        .collect();
+    let clean = super::sanitize::clean(text).into_owned();
     if !color {
         return clean;
     }
@@ -279,6 +278,7 @@ impl Ui {
             json,
             color: color && !json,
             sink,
+            gone: false,
         }
     }
 
@@ -286,22 +286,28 @@ impl Ui {
         n.color(user_color(n)).bold().to_string()
     }
 
+    /// Writes one line. A terminal that went away (hang-up, closed pipe)
+    /// is not an error to die of: output stops, and [`Ui::terminal_gone`]
+    /// tells the main loop to quit cleanly.
     fn write(&mut self, line: String) {
-        match &mut self.sink {
-            Sink::Editor(p) => {
-                // With the newline: the editor adds one only while it is
-                // reading a line; between reads the text goes out as is.
-                if p.print(format!("{line}\n")).is_err() {
-                    println!("{line}");
-                }
-            }
-            Sink::Stdout => {
-                let out = std::io::stdout();
-                let mut lock = out.lock();
-                let _ = writeln!(lock, "{line}");
-                let _ = lock.flush();
-            }
+        if self.gone {
+            return;
         }
+        let written = match &mut self.sink {
+            // With the newline: the editor adds one only while it is
+            // reading a line; between reads the text goes out as is.
+            Sink::Editor(p) => p.print(format!("{line}\n")).is_ok() || write_stdout(&line),
+            Sink::Stdout => write_stdout(&line),
+        };
+        if !written {
+            log::info!("the terminal is gone: no more output");
+            self.gone = true;
+        }
+    }
+
+    /// True once a write to the terminal failed (it was closed).
+    pub fn terminal_gone(&self) -> bool {
+        self.gone
     }
 
     pub fn emit(&mut self, ev: UiEvent) {
@@ -313,9 +319,15 @@ impl Ui {
             self.write(v.to_string());
             return;
         }
-        let line = self.render(&ev);
-        let stamped = format!("{} {line}", clock().dimmed());
+        let stamped = format!("{} {}", clock().dimmed(), self.line(ev));
         self.write(stamped);
+    }
+
+    /// The human-readable line for an event: every string in it is
+    /// sanitised first ([`super::sanitize`]), so network text never
+    /// reaches the terminal around the sanitiser.
+    pub(super) fn line(&self, ev: UiEvent) -> String {
+        self.render(&super::sanitize::event(ev))
     }
 
     fn notice(s: &str) -> String {

@@ -6,9 +6,12 @@
 //! the MongoDB backend gets from unique indexes.
 
 use super::*;
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 use std::sync::Mutex;
 use std::time::Duration;
+
+mod file;
+use file::{check_existing, create_new};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (
@@ -79,17 +82,37 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file at `path`, in WAL mode.
+    /// Opens the database file at `path`, in WAL mode, creating it when
+    /// there is no file there. An existing file must be a registry database
+    /// (see [`check_existing`]); anything else is refused, so a truncated
+    /// or foreign file never silently becomes an empty registry.
     pub fn open(path: &str) -> StoreResult<SqliteStore> {
-        if let Some(dir) = std::path::Path::new(path).parent() {
+        let file = std::path::Path::new(path);
+        if let Some(dir) = file.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     StoreError::Other(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }
         }
-        let conn = Connection::open(path).map_err(err)?;
+        match std::fs::metadata(file) {
+            Ok(m) if m.len() == 0 => {
+                return Err(StoreError::Other(format!(
+                    "{path} is an empty file (0 bytes), not a registry database; \
+                     restore it from a backup, or remove it to start an empty registry"
+                )))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_new(path)?,
+            Err(e) => return Err(StoreError::Other(format!("cannot read {path}: {e}"))),
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::Other(format!("cannot open {path}: {e}")))?;
         conn.busy_timeout(Duration::from_secs(2)).map_err(err)?;
+        check_existing(&conn, path)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(err)?;
@@ -100,7 +123,6 @@ impl SqliteStore {
         // crash (SIGKILL); only an OS crash can lose the last few.
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
             .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })

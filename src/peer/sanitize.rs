@@ -1,0 +1,392 @@
+//! The one sanitiser between the network and the terminal.
+//!
+//! Every string a [`UiEvent`] carries may have come from a peer or the
+//! registry (names, reasons, notices, error messages, room names, message
+//! text). [`event`] rewrites each of them with [`clean`] before the event is
+//! rendered for a person, so no field can drive the terminal: the match in
+//! [`event`] names every variant and every field, and a new one does not
+//! compile until it is sanitised too. `--json` output is left exact (JSON
+//! escapes every C0 control itself, and programs need the data as sent).
+//!
+//! [`clean`] replaces with U+FFFD: C0 controls but tab (so ESC, BEL, CR, LF
+//! and backspace), DEL and C1 controls (U+0080–U+009F, where U+009B is a
+//! one-character CSI), bidirectional controls (U+061C, U+200E, U+200F,
+//! U+202A–U+202E, U+2066–U+2069, which reorder what is shown) and the line
+//! and paragraph separators U+2028/U+2029. It keeps at most
+//! [`MAX_MARKS`] combining marks in a row, so a flood of them cannot smear
+//! over other lines.
+
+use super::ui::UiEvent;
+use crate::protocol::{Address, RoomSummary, UserInfo};
+use std::borrow::Cow;
+
+/// Combining marks kept after one base character (enough for any real
+/// script's stacking; "zalgo" text uses dozens).
+pub const MAX_MARKS: usize = 3;
+
+fn is_hostile(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}'
+        )
+        || ('\u{202A}'..='\u{202E}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// The generic combining-mark blocks (the ones stacked in mark floods).
+fn is_combining(c: char) -> bool {
+    matches!(c,
+        '\u{0300}'..='\u{036F}'
+        | '\u{1AB0}'..='\u{1AFF}'
+        | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}'
+        | '\u{FE20}'..='\u{FE2F}')
+}
+
+/// `s` with everything that could drive or garble the terminal replaced
+/// (see the module docs); borrowed when there was nothing to replace.
+pub fn clean(s: &str) -> Cow<'_, str> {
+    let mut marks = 0;
+    let harmless = s.chars().all(|c| {
+        marks = if is_combining(c) { marks + 1 } else { 0 };
+        !is_hostile(c) && marks <= MAX_MARKS
+    });
+    if harmless {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut marks = 0;
+    for c in s.chars() {
+        if is_combining(c) {
+            marks += 1;
+            if marks > MAX_MARKS {
+                continue;
+            }
+        } else {
+            marks = 0;
+        }
+        out.push(if is_hostile(c) { '\u{FFFD}' } else { c });
+    }
+    Cow::Owned(out)
+}
+
+fn s(text: &mut String) {
+    if let Cow::Owned(c) = clean(text) {
+        *text = c;
+    }
+}
+
+fn address(a: &mut Address) {
+    s(&mut a.ip);
+}
+
+fn user(u: &mut UserInfo) {
+    s(&mut u.username);
+    if let Some(a) = &mut u.address {
+        address(a);
+    }
+}
+
+fn room(r: &mut RoomSummary) {
+    s(&mut r.name);
+}
+
+/// The event with every string field passed through [`clean`].
+pub fn event(mut ev: UiEvent) -> UiEvent {
+    match &mut ev {
+        UiEvent::Ready { .. }
+        | UiEvent::LoggedOut
+        | UiEvent::Dnd { .. }
+        | UiEvent::Stats { .. }
+        | UiEvent::ScriptDone
+        | UiEvent::Bye => {}
+        UiEvent::Notice { text } => s(text),
+        UiEvent::Error { code, message } => {
+            code.iter_mut().for_each(s);
+            s(message);
+        }
+        UiEvent::Help { commands } => commands.iter_mut().for_each(|(c, d)| {
+            s(c);
+            s(d);
+        }),
+        UiEvent::Registered { username } | UiEvent::SessionRestored { username } => s(username),
+        UiEvent::LoggedIn {
+            username,
+            address: a,
+        } => {
+            s(username);
+            address(a);
+        }
+        UiEvent::RegistryLost { reason } => s(reason),
+        UiEvent::Who { users } => users.iter_mut().for_each(user),
+        UiEvent::SearchResult { user: u } => user(u),
+        UiEvent::ChatRequest { from: name }
+        | UiEvent::ChatRequested { to: name }
+        | UiEvent::ChatAccepted { with: name }
+        | UiEvent::Busy { user: name }
+        | UiEvent::ChatTimeout { with: name }
+        | UiEvent::Current { target: name }
+        | UiEvent::RoomLeft { room: name } => s(name),
+        UiEvent::ChatRejected { by: name, reason } | UiEvent::ChatClosed { with: name, reason } => {
+            s(name);
+            s(reason);
+        }
+        UiEvent::Message {
+            from, chat, text, ..
+        } => {
+            s(from);
+            s(chat);
+            s(text);
+        }
+        UiEvent::RoomJoined { room: r, members } => {
+            s(r);
+            members.iter_mut().for_each(s);
+        }
+        UiEvent::MemberJoined { room: r, user: u } => {
+            s(r);
+            s(u);
+        }
+        UiEvent::MemberLeft {
+            room: r,
+            user: u,
+            reason,
+        } => {
+            s(r);
+            s(u);
+            s(reason);
+        }
+        UiEvent::Rooms { rooms } => rooms.iter_mut().for_each(room),
+        UiEvent::Members { room: r, members } => {
+            s(r);
+            members.iter_mut().for_each(user);
+        }
+        UiEvent::Delivery { room: r, .. } => s(r),
+        UiEvent::DeliveryFailed {
+            room: r, missing, ..
+        } => {
+            s(r);
+            missing.iter_mut().for_each(s);
+        }
+        UiEvent::ScriptFailed { reason, .. } => s(reason),
+    }
+    ev
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_text_is_borrowed_and_kept() {
+        for ok in [
+            "plain",
+            "tab\there",
+            "é ü ñ 日本語 🙂",
+            "e\u{301}\u{302}\u{303}",
+        ] {
+            assert!(matches!(clean(ok), Cow::Borrowed(t) if t == ok), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_characters_are_replaced() {
+        assert_eq!(clean("a\x1b[2Jb"), "a\u{FFFD}[2Jb");
+        assert_eq!(
+            clean("\u{9b}2J\x07\x7f\r\n"),
+            "\u{FFFD}2J\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}"
+        );
+        assert_eq!(clean("x\u{202E}fdp.exe"), "x\u{FFFD}fdp.exe");
+        assert_eq!(
+            clean("\u{2066}a\u{2069}\u{2028}\u{2029}"),
+            "\u{FFFD}a\u{FFFD}\u{FFFD}\u{FFFD}"
+        );
+        let flood = format!("z{}!", "\u{336}".repeat(60));
+        assert_eq!(clean(&flood), format!("z{}!", "\u{336}".repeat(MAX_MARKS)));
+    }
+
+    /// Hostile sequences: screen clear, cursor moves, window title (OSC 2),
+    /// clipboard write (OSC 52), DCS, one-byte C1 CSI, bidi overrides and
+    /// isolates, line separators, a combining-mark flood.
+    const CORPUS: &[&str] = &[
+        "\x1b[2J\x1b[H",
+        "\r\x1b[1A\x1b[2K",
+        "\x1b]2;pwned\x07",
+        "\x1b]0;pwned\x1b\\",
+        "\x1b]52;c;Y3VybCBldmlsfHNo\x07",
+        "\x1bP+q544e\x1b\\",
+        "\u{9b}31m\u{9d}2;x\u{9c}",
+        "admin\u{202E}nimda\u{202C}",
+        "\u{2067}x\u{2069}\u{200F}\u{061C}",
+        "a\u{2028}b\u{2029}c\nd\x08\x7f",
+        "Z\u{336}\u{336}\u{336}\u{336}\u{336}\u{336}\u{336}\u{336}\u{336}\u{336}",
+    ];
+
+    /// One event of every variant, with every string field set to `t`.
+    fn every_event(t: &str) -> Vec<UiEvent> {
+        let t = || t.to_string();
+        let addr = || Address {
+            ip: t(),
+            tcp_port: 1,
+            udp_port: 2,
+        };
+        let user = || UserInfo {
+            username: t(),
+            online: true,
+            address: Some(addr()),
+        };
+        vec![
+            UiEvent::Ready {
+                tcp_port: 1,
+                udp_port: 2,
+            },
+            UiEvent::Notice { text: t() },
+            UiEvent::Error {
+                code: Some(t()),
+                message: t(),
+            },
+            UiEvent::Help {
+                commands: vec![(t(), t())],
+            },
+            UiEvent::Registered { username: t() },
+            UiEvent::LoggedIn {
+                username: t(),
+                address: addr(),
+            },
+            UiEvent::LoggedOut,
+            UiEvent::RegistryLost { reason: t() },
+            UiEvent::SessionRestored { username: t() },
+            UiEvent::Who {
+                users: vec![user()],
+            },
+            UiEvent::SearchResult { user: user() },
+            UiEvent::ChatRequest { from: t() },
+            UiEvent::ChatRequested { to: t() },
+            UiEvent::ChatAccepted { with: t() },
+            UiEvent::ChatRejected {
+                by: t(),
+                reason: t(),
+            },
+            UiEvent::Busy { user: t() },
+            UiEvent::ChatTimeout { with: t() },
+            UiEvent::ChatClosed {
+                with: t(),
+                reason: t(),
+            },
+            UiEvent::Message {
+                from: t(),
+                chat: t(),
+                text: t(),
+                id: 1,
+                own: false,
+            },
+            UiEvent::Message {
+                from: t(),
+                chat: format!("#{}", t()),
+                text: format!("https://x.org/{} *{}*", t(), t()),
+                id: 1,
+                own: true,
+            },
+            UiEvent::Current { target: t() },
+            UiEvent::Dnd { on: true },
+            UiEvent::RoomJoined {
+                room: t(),
+                members: vec![t()],
+            },
+            UiEvent::RoomLeft { room: t() },
+            UiEvent::MemberJoined {
+                room: t(),
+                user: t(),
+            },
+            UiEvent::MemberLeft {
+                room: t(),
+                user: t(),
+                reason: t(),
+            },
+            UiEvent::Rooms {
+                rooms: vec![RoomSummary {
+                    name: t(),
+                    members: 3,
+                }],
+            },
+            UiEvent::Members {
+                room: t(),
+                members: vec![user()],
+            },
+            UiEvent::Delivery {
+                room: t(),
+                id: 1,
+                acked: 1,
+                total: 2,
+            },
+            UiEvent::DeliveryFailed {
+                room: t(),
+                id: 1,
+                missing: vec![t()],
+            },
+            UiEvent::Stats {
+                rooms: Default::default(),
+            },
+            UiEvent::ScriptFailed {
+                line: 1,
+                reason: t(),
+            },
+            UiEvent::ScriptDone,
+            UiEvent::Bye,
+        ]
+    }
+
+    /// `line` without the escape sequences the renderer itself writes:
+    /// SGR colours (`ESC [ digits ; … m`) and OSC 8 links whose target has
+    /// no control character.
+    fn without_own_escapes(line: &str) -> String {
+        let mut out = String::new();
+        let mut rest = line;
+        while let Some(at) = rest.find('\x1b') {
+            out.push_str(&rest[..at]);
+            let seq = &rest[at..];
+            let sgr = seq[2.min(seq.len())..].find('m').filter(|&end| {
+                seq.starts_with("\x1b[")
+                    && seq[2..2 + end]
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b == b';')
+            });
+            if let Some(end) = sgr {
+                rest = &seq[3 + end..];
+            } else if let Some(body) = seq.strip_prefix("\x1b]8;;") {
+                let end = body.find("\x1b\\").expect("OSC 8 is terminated");
+                assert!(!body[..end].chars().any(|c| c.is_control()), "{line:?}");
+                rest = &body[end + 2..];
+            } else {
+                panic!("foreign escape sequence in {line:?}");
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn no_event_field_can_drive_the_terminal() {
+        let ui = crate::peer::ui::Ui::new(false, true, crate::peer::ui::Sink::Stdout);
+        let mut lines = 0;
+        for hostile in CORPUS {
+            for ev in every_event(hostile) {
+                let shown = without_own_escapes(&ui.line(ev.clone()));
+                lines += 1;
+                let bad: Vec<char> = shown
+                    .chars()
+                    .filter(|&c| (is_hostile(c) && c != '\n') || c == '\x1b')
+                    .collect();
+                assert!(bad.is_empty(), "{ev:?} shows {bad:?} in {shown:?}");
+                let mut run = 0;
+                for c in shown.chars() {
+                    run = if is_combining(c) { run + 1 } else { 0 };
+                    assert!(run <= MAX_MARKS, "{ev:?}: mark flood in {shown:?}");
+                }
+                // Only the help list is several lines; it has one command.
+                assert!(shown.matches('\n').count() <= 1, "{ev:?}: {shown:?}");
+            }
+        }
+        assert!(lines > 300, "{lines}");
+    }
+}

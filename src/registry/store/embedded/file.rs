@@ -1,0 +1,250 @@
+//! The embedded store's file: how a new database is created and how an
+//! existing one is checked before the registry serves from it.
+
+use super::{err, StoreError, StoreResult, SCHEMA};
+use rusqlite::Connection;
+
+/// `PRAGMA application_id` of a registry database: "LANc".
+const APPLICATION_ID: i32 = 0x4C41_4E63;
+/// `PRAGMA user_version`: the schema version this build writes and reads.
+const SCHEMA_VERSION: i32 = 1;
+/// The tables of [`SCHEMA`]; a database of the first release has exactly
+/// these and no application id yet.
+const TABLES: [&str; 4] = ["members", "rooms", "sessions", "users"];
+
+/// Creates a new registry database at `path`: the schema is written to a
+/// temporary file beside it, which is then renamed into place, so a crash
+/// during creation leaves either no file or a complete one, never an empty
+/// file that the next start would have to refuse.
+pub(super) fn create_new(path: &str) -> StoreResult<()> {
+    let tmp = format!("{path}.new-{}", std::process::id());
+    let _ = std::fs::remove_file(&tmp);
+    let made = (|| -> rusqlite::Result<()> {
+        let conn = Connection::open(&tmp)?;
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA} PRAGMA application_id={APPLICATION_ID}; \
+             PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+        ))?;
+        conn.close().map_err(|(_, e)| e)
+    })();
+    let done = made
+        .map_err(|e| format!("cannot create {path}: {e}"))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).map_err(|e| format!("cannot create {path}: {e}"))
+        });
+    if let Err(e) = done {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(StoreError::Other(e));
+    }
+    log::info!("created a new registry database at {path}");
+    Ok(())
+}
+
+/// Refuses a file that is not a registry database this build can use: not
+/// SQLite, another application's, a newer schema, or damaged (SQLite's
+/// `quick_check`). A database of the first release (no application id,
+/// exactly the registry's tables) is stamped with the id and version.
+pub(super) fn check_existing(conn: &Connection, path: &str) -> StoreResult<()> {
+    let header = conn.query_row(
+        "SELECT application_id, user_version FROM pragma_application_id, pragma_user_version",
+        [],
+        |r| Ok((r.get::<_, i32>(0)?, r.get::<_, i32>(1)?)),
+    );
+    let (app_id, version) = header.map_err(|e| {
+        StoreError::Other(format!(
+            "{path} is not a registry database ({e}); \
+             pass another --store, or move the file away to start an empty registry"
+        ))
+    })?;
+    let damaged = |why: String| {
+        StoreError::Other(format!(
+            "{path} is damaged ({why}); restore it from a backup, \
+             or move it away to start an empty registry"
+        ))
+    };
+    let mut check = conn
+        .prepare("PRAGMA quick_check")
+        .map_err(|e| damaged(e.to_string()))?;
+    let problems: Vec<String> = check
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| damaged(e.to_string()))?;
+    if problems.first().map(String::as_str) != Some("ok") {
+        return Err(damaged(format!("quick_check: {}", problems.join("; "))));
+    }
+    match app_id {
+        APPLICATION_ID if version > SCHEMA_VERSION => Err(StoreError::Other(format!(
+            "{path} has schema version {version}, newer than this registry's \
+             {SCHEMA_VERSION}: run a newer registry"
+        ))),
+        APPLICATION_ID if version == SCHEMA_VERSION => Ok(()),
+        0 => {
+            let mut q = conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                .map_err(err)?;
+            let tables: Vec<String> = q
+                .query_map([], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(err)?;
+            if tables != TABLES {
+                let found = if tables.is_empty() {
+                    "no tables".to_string()
+                } else {
+                    format!("tables {}", tables.join(", "))
+                };
+                return Err(StoreError::Other(format!(
+                    "{path} is an SQLite database but not a registry's ({found}); \
+                     pass another --store, or move it away to start an empty registry"
+                )));
+            }
+            log::info!("{path}: a registry database without a schema version; stamping it");
+            conn.execute_batch(&format!(
+                "PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={SCHEMA_VERSION};"
+            ))
+            .map_err(err)
+        }
+        APPLICATION_ID => Err(StoreError::Other(format!(
+            "{path} has an unknown schema version {version}"
+        ))),
+        other => Err(StoreError::Other(format!(
+            "{path} belongs to another application (SQLite application_id {other:#x}); \
+             pass another --store"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SqliteStore;
+    use super::*;
+    use crate::registry::store::{Store, UserRecord};
+    use std::io::{Seek, SeekFrom, Write};
+
+    fn path(dir: &tempfile::TempDir, name: &str) -> String {
+        dir.path().join(name).to_str().unwrap().to_string()
+    }
+
+    fn refused(path: &str) -> String {
+        match SqliteStore::open(path) {
+            Ok(_) => panic!("{path} was opened"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn header(path: &str) -> (i32, i32) {
+        let conn = Connection::open(path).unwrap();
+        conn.query_row(
+            "SELECT application_id, user_version FROM pragma_application_id, pragma_user_version",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_new_file_is_created_stamped_and_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(&dir, "sub/registry.db");
+        drop(SqliteStore::open(&p).unwrap());
+        assert_eq!(header(&p), (APPLICATION_ID, SCHEMA_VERSION));
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".new-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        SqliteStore::open(&p).unwrap().ping().unwrap();
+    }
+
+    #[test]
+    fn an_empty_file_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(&dir, "registry.db");
+        std::fs::write(&p, b"").unwrap();
+        let e = refused(&p);
+        assert!(e.contains("empty file (0 bytes)"), "{e}");
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_file_that_is_not_sqlite_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(&dir, "registry.db");
+        std::fs::write(&p, vec![b'x'; 8192]).unwrap();
+        let e = refused(&p);
+        assert!(e.contains("is not a registry database"), "{e}");
+    }
+
+    #[test]
+    fn another_applications_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let foreign = path(&dir, "foreign.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE notes (body TEXT);")
+            .unwrap();
+        let e = refused(&foreign);
+        assert!(e.contains("not a registry's (tables notes)"), "{e}");
+        let stamped = path(&dir, "stamped.db");
+        Connection::open(&stamped)
+            .unwrap()
+            .execute_batch(&format!("{SCHEMA} PRAGMA application_id=7;"))
+            .unwrap();
+        let e = refused(&stamped);
+        assert!(
+            e.contains("another application (SQLite application_id 0x7)"),
+            "{e}"
+        );
+        let newer = path(&dir, "newer.db");
+        Connection::open(&newer)
+            .unwrap()
+            .execute_batch(&format!(
+                "{SCHEMA} PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version=99;"
+            ))
+            .unwrap();
+        let e = refused(&newer);
+        assert!(e.contains("schema version 99, newer"), "{e}");
+    }
+
+    #[test]
+    fn a_first_release_database_is_kept_and_stamped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(&dir, "registry.db");
+        let conn = Connection::open(&p).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute(
+            "INSERT INTO users (username, password_hash, created_ms) VALUES ('ann', 'h', 1)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&p).unwrap();
+        assert_eq!(store.find_user("ann").unwrap().unwrap().password_hash, "h");
+        drop(store);
+        assert_eq!(header(&p), (APPLICATION_ID, SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn a_damaged_page_is_found_before_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(&dir, "registry.db");
+        let store = SqliteStore::open(&p).unwrap();
+        for i in 0..400 {
+            let user = UserRecord {
+                username: format!("user{i:04}"),
+                password_hash: "x".repeat(100),
+                created_ms: i,
+            };
+            store.create_user(&user).unwrap();
+        }
+        drop(store); // checkpoints the WAL into the file
+        let pages = std::fs::metadata(&p).unwrap().len() / 4096;
+        assert!(pages > 8, "{pages} pages");
+        let mut f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.seek(SeekFrom::Start(4 * 4096)).unwrap();
+        f.write_all(&[0xA5; 4096]).unwrap();
+        drop(f);
+        let e = refused(&p);
+        assert!(e.contains("is damaged"), "{e}");
+    }
+}
