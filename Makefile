@@ -11,7 +11,7 @@ NX      := $(NX_VENV)/bin/nx-27017
 help:
 	@echo "make build         release build of bin/registry and bin/peer"
 	@echo "make test          the whole test suite (starts its own MongoDB-compatible server)"
-	@echo "make lint          rustfmt check and clippy, warnings as errors"
+	@echo "make lint          rustfmt check and clippy (with and without MongoDB), warnings as errors"
 	@echo "make bench         benchmarks on the release binaries: a table and target/bench/results.json"
 	@echo "                   (ARGS=--quick: under 2 minutes; ARGS=\"--only rooms,footprint\": some sections)"
 	@echo "make run-registry  start a registry on 0.0.0.0:15600 (embedded store registry.db); ARGS=... for more"
@@ -38,6 +38,7 @@ bench: $(NX)
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --no-default-features -- -D warnings
 
 run-registry:
 	$(CARGO) run --release --bin registry -- $(ARGS)
