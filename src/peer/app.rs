@@ -1,7 +1,8 @@
 //! The main loop: owns all state, `select!`s over the event channel, the
 //! signal channel and the earliest timer, and is the only caller of the UI.
 
-use super::chat::{self, ChatConn, ChatMsg};
+use super::chat::{self, ChatConn, ChatMsg, Closing};
+use super::chats::{Action, ChatEvent, Chats, ConnId, Lookup};
 use super::commands::{Command, HELP};
 use super::events::Event;
 use super::link::Link;
@@ -11,14 +12,9 @@ use super::Config;
 use crate::protocol::*;
 use crossbeam_channel::{select, Receiver, Sender};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-/// Keep-alive period on open chats; silence for `CHAT_DEAD` ends the chat.
-const CHAT_PING: Duration = Duration::from_secs(1);
-const CHAT_DEAD: Duration = Duration::from_secs(3);
-/// A connection that has not said hello by then is dropped.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Every this many heartbeats, one also goes over TCP: it learns whether
 /// the session is still online, and keeps it online (within the 3 s
 /// time-out) where a firewall drops the UDP heartbeats.
@@ -38,14 +34,8 @@ pub enum Pending {
     },
     Who,
     Search,
-    /// Look a user up to open a chat with them.
-    Dial {
-        user: String,
-    },
-    /// Check that an incoming chat request comes from where its user is.
-    Verify {
-        conn: u64,
-    },
+    /// A look-up for the chat engine (to dial, or to check a hello).
+    Chat(Lookup),
     Room(super::rooms::RoomPending),
 }
 
@@ -58,34 +48,10 @@ impl Pending {
             self,
             Pending::Resume
                 | Pending::Check
-                | Pending::Verify { .. }
+                | Pending::Chat(Lookup::Verify { .. })
                 | Pending::Room(RoomPending::Refresh(_) | RoomPending::Rejoin { .. })
         )
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChatState {
-    /// Incoming connection; no hello yet.
-    Hello,
-    /// Incoming hello; checking the sender's address with the registry.
-    Verifying,
-    /// They asked; waiting for our /accept or /reject.
-    Asked,
-    /// We asked; waiting for their answer.
-    Requesting,
-    Open,
-}
-
-struct Chat {
-    conn: ChatConn,
-    user: String,
-    state: ChatState,
-    since: Instant,
-    last_heard: Instant,
-    next_id: u64,
-    /// Texts typed before the chat was open; sent on accept.
-    queued: Vec<String>,
 }
 
 /// The conversation plain text goes to.
@@ -128,13 +94,15 @@ pub struct App {
     /// Requests refused because the session had gone offline, to ask again
     /// once it is resumed.
     after_resume: Vec<(Request, Pending)>,
-    chats: HashMap<u64, Chat>,
-    /// Texts for users being looked up or dialled.
-    dialing: HashMap<String, Vec<String>>,
-    next_conn: u64,
-    next_chat_tick: Instant,
+    /// Connection events (chat readers and writers, the listener).
+    conn_events: Sender<Event>,
+    /// One-to-one chats; `conns` are their connections' threads.
+    chats: Chats,
+    conns: HashMap<ConnId, ChatConn>,
+    /// Connections closed, until their writer has flushed (see `finish`).
+    closing: Vec<Closing>,
+    next_conn: ConnId,
     pub current: Option<Target>,
-    dnd: bool,
     quit_at: Option<Instant>,
     /// Logged out (or could not): exit once rooms have said goodbye.
     quitting_ready: bool,
@@ -145,39 +113,19 @@ pub struct App {
     pub script: Option<Script>,
 }
 
-/// "; 2 message(s) not sent", or nothing when none were waiting.
-fn unsent(n: usize) -> String {
-    if n == 0 {
-        String::new()
-    } else {
-        format!("; {n} message(s) not sent")
-    }
-}
-
-fn same_ip(a: IpAddr, b: &str) -> bool {
-    let norm = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
-    b.parse::<IpAddr>()
-        .map(|b| norm(a) == norm(b))
-        .unwrap_or(false)
-}
-
 impl App {
     pub fn new(
         cfg: Config,
         ui: Ui,
         events: Sender<Event>,
+        conn_events: Sender<Event>,
         udp: UdpSocket,
         tcp_port: u16,
         udp_port: u16,
     ) -> App {
         let link = Link::new(cfg.registry.clone(), events.clone());
         let rooms = super::rooms::Rooms::new(cfg.faults.clone());
+        let chats = Chats::new(Instant::now(), cfg.chat_timeout);
         App {
             cfg,
             ui,
@@ -191,12 +139,12 @@ impl App {
             heartbeats: 0,
             resuming: false,
             after_resume: Vec::new(),
-            chats: HashMap::new(),
-            dialing: HashMap::new(),
+            conn_events,
+            chats,
+            conns: HashMap::new(),
+            closing: Vec::new(),
             next_conn: 1,
-            next_chat_tick: Instant::now() + CHAT_PING,
             current: None,
-            dnd: false,
             quit_at: None,
             quitting_ready: false,
             input_ended: false,
@@ -239,6 +187,7 @@ impl App {
     pub fn run(
         &mut self,
         events: Receiver<Event>,
+        conn_events: Receiver<Event>,
         datagrams: Receiver<(Vec<u8>, SocketAddr)>,
         signals: Receiver<()>,
     ) -> i32 {
@@ -266,6 +215,14 @@ impl App {
                     }
                     Err(_) => self.quit(),
                 },
+                recv(conn_events) -> ev => {
+                    if let Ok(ev) = ev {
+                        self.on_event(ev);
+                        for ev in conn_events.try_iter().take(1024) {
+                            self.on_event(ev);
+                        }
+                    }
+                }
                 recv(datagrams) -> d => {
                     if let Ok((bytes, from)) = d {
                         self.datagram(&bytes, from);
@@ -286,7 +243,7 @@ impl App {
 
     /// The earliest instant something is due; `None` when fully idle.
     fn deadline(&self) -> Option<Instant> {
-        let chats = (!self.chats.is_empty()).then_some(self.next_chat_tick);
+        let chats = self.chats.poll_timeout();
         let script = self.script.as_ref().and_then(|s| s.deadline());
         [
             self.next_heartbeat,
@@ -317,15 +274,12 @@ impl App {
                 ),
             );
         }
-        if !self.chats.is_empty() && now >= self.next_chat_tick {
-            self.next_chat_tick = now + CHAT_PING;
-            self.chat_tick(now);
-        }
+        self.with_chats(|c| c.handle_timeout(now));
         self.rooms_tick(now);
         if self.input_ended
             && self.quit_at.is_none()
             && self.link.pending_len() == 0
-            && self.dialing.is_empty()
+            && !self.chats.is_dialing()
         {
             self.quit();
         }
@@ -457,17 +411,13 @@ impl App {
             }
             Event::ChatIncoming(stream) => self.chat_incoming(stream),
             Event::ChatDialed { user, result } => self.chat_dialed(user, result),
-            Event::ChatMsg { conn, msg } => self.chat_msg(conn, msg),
+            Event::ChatMsg { conn, msg } => {
+                let now = Instant::now();
+                self.with_chats(|c| c.received(now, conn, msg));
+            }
             Event::ChatGarbage { conn } => log::debug!("chat {conn}: ignored a malformed line"),
             Event::ChatClosed { conn, reason } => {
-                if let Some(c) = self.chats.remove(&conn) {
-                    let reason = if reason == "closed" {
-                        "connection closed".to_string()
-                    } else {
-                        reason
-                    };
-                    self.chat_gone(c, reason);
-                }
+                self.with_chats(|c| c.conn_closed(conn, reason));
             }
         }
     }
@@ -540,17 +490,17 @@ impl App {
                     self.send(Request::Search { token, username }, Pending::Search);
                 }
             }
-            Command::Chat(user) => self.open_chat(user, None),
-            Command::Accept(user) => self.answer(user, true),
-            Command::Reject(user) => self.answer(user, false),
+            Command::Chat(user) => self.with_chats(|c| c.open(user, None)),
+            Command::Accept(user) => self.with_chats(|c| c.answer(user, true)),
+            Command::Reject(user) => self.with_chats(|c| c.answer(user, false)),
             Command::Msg { to, text } => match to.strip_prefix('#') {
                 Some(room) => self.room_say(room.to_string(), text),
-                None => self.open_chat(to, Some(text)),
+                None => self.with_chats(|c| c.open(to, Some(text))),
             },
             Command::Close(user) => self.close_chat(user),
             Command::Dnd(on) => {
-                self.dnd = on.unwrap_or(!self.dnd);
-                self.emit(UiEvent::Dnd { on: self.dnd });
+                let on = self.chats.set_dnd(on);
+                self.emit(UiEvent::Dnd { on });
             }
             Command::Create(room) => self.room_command(super::rooms::RoomCommand::Create(room)),
             Command::Join(room) => self.room_command(super::rooms::RoomCommand::Join(room)),
@@ -569,7 +519,7 @@ impl App {
             }
             Command::Quit => self.quit(),
             Command::Say(text) => match self.current.clone() {
-                Some(Target::Chat(user)) => self.open_chat(user, Some(text)),
+                Some(Target::Chat(user)) => self.with_chats(|c| c.open(user, Some(text))),
                 Some(Target::Room(room)) => self.room_say(room, text),
                 None => self.error("no current conversation: /chat USER or /join ROOM first"),
             },
@@ -582,7 +532,7 @@ impl App {
     fn switch(&mut self, name: String) {
         let target = match name.strip_prefix('#') {
             Some(room) if self.rooms.is_member(room) => Target::Room(room.to_string()),
-            None if self.open_with(&name).is_some() => Target::Chat(name),
+            None if self.chats.is_open(&name) => Target::Chat(name),
             _ if self.rooms.is_member(&name) => Target::Room(name),
             _ => {
                 self.error(format!("no open chat or joined room called {name}"));
@@ -638,8 +588,10 @@ impl App {
             (Pending::Search, ReplyBody::User { user }) => {
                 self.emit(UiEvent::SearchResult { user })
             }
-            (Pending::Dial { user }, ReplyBody::User { user: info }) => self.dial(user, info),
-            (Pending::Verify { conn }, ReplyBody::User { user }) => self.verified(conn, Some(user)),
+            (Pending::Chat(purpose), ReplyBody::User { user }) => {
+                let now = Instant::now();
+                self.with_chats(|c| c.looked_up(now, purpose, Ok(user)));
+            }
             (Pending::Room(p), body) => self.room_replied(p, body),
             (_, body) => log::warn!("unexpected reply shape: {body:?}"),
         }
@@ -677,18 +629,9 @@ impl App {
                 return;
             }
             Pending::Logout { quitting: false } => self.end_session(),
-            Pending::Dial { user } => {
-                let lost = self.dialing.remove(&user).unwrap_or_default();
-                let extra = unsent(lost.len());
-                self.emit(UiEvent::Error {
-                    code: Some(e.code.as_str().into()),
-                    message: format!("cannot chat with {user}: {}{extra}", e.message),
-                });
-                self.script_fail("chat failed");
-                return;
-            }
-            Pending::Verify { conn } => {
-                self.verified(conn, None);
+            Pending::Chat(purpose) => {
+                let now = Instant::now();
+                self.with_chats(|c| c.looked_up(now, purpose, Err(e.clone())));
                 return;
             }
             Pending::Room(p) => {
@@ -713,6 +656,7 @@ impl App {
 
     fn start_session(&mut self, s: &SessionReply) {
         self.rooms.me = s.username.clone();
+        self.chats.set_me(Some(s.username.clone()));
         self.session = Some(Session {
             username: s.username.clone(),
             token: s.token.clone(),
@@ -730,16 +674,13 @@ impl App {
     /// Ends the session but lets rooms we are leaving finish saying so.
     fn end_session_keep_rooms(&mut self) {
         self.session = None;
+        self.chats.set_me(None);
         self.next_heartbeat = None;
     }
 
     /// Closes every chat (telling partners) and leaves every room.
     fn leave_everything(&mut self, why: &str) {
-        for (_, c) in self.chats.drain() {
-            c.conn.send(ChatMsg::Bye);
-            c.conn.closed_within(Duration::from_millis(300));
-        }
-        self.dialing.clear();
+        self.with_chats(Chats::close_all);
         self.rooms_leave_all(why);
         self.current = None;
     }
@@ -794,89 +735,129 @@ impl App {
 
     fn finish(&mut self) {
         if self.exit_code.is_none() {
+            // Let chat writers send their last lines (a bye) before exit.
+            for c in std::mem::take(&mut self.closing) {
+                c.wait(Duration::from_millis(300));
+            }
             self.emit(UiEvent::Bye);
             let code = self.script.as_ref().map(|s| s.exit_code()).unwrap_or(0);
             self.exit_code = Some(code);
         }
     }
 
-    // ---- one-to-one chats ----
+    // ---- one-to-one chats: glue between the engine and the threads ----
 
-    fn open_with(&self, user: &str) -> Option<u64> {
-        self.chats
-            .iter()
-            .find(|(_, c)| c.user == user && c.state == ChatState::Open)
-            .map(|(id, _)| *id)
+    /// Runs `f` on the chat engine, then carries out what it asks.
+    fn with_chats(&mut self, f: impl FnOnce(&mut Chats)) {
+        f(&mut self.chats);
+        while let Some(a) = self.chats.poll_action() {
+            self.chat_action(a);
+        }
     }
 
-    fn chat_with(&self, user: &str, state: ChatState) -> Option<u64> {
-        self.chats
-            .iter()
-            .find(|(_, c)| c.user == user && c.state == state)
-            .map(|(id, _)| *id)
+    fn chat_action(&mut self, a: Action) {
+        match a {
+            Action::Send { conn, msg } => {
+                if let Some(c) = self.conns.get(&conn) {
+                    c.send(msg);
+                }
+            }
+            Action::Say {
+                conn,
+                from,
+                with,
+                id,
+                text,
+            } => {
+                let msg = ChatMsg::Msg {
+                    id,
+                    text: text.clone(),
+                };
+                if self.conns.get(&conn).is_some_and(|c| c.send(msg)) {
+                    self.emit(UiEvent::Message {
+                        from,
+                        chat: with,
+                        text,
+                        id,
+                        own: true,
+                    });
+                } else {
+                    self.error(format!("the chat with {with} is closed; message not sent"));
+                }
+            }
+            Action::Close { conn } => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    self.closing.retain(|c| !c.is_done());
+                    self.closing.push(c.close());
+                }
+            }
+            Action::Lookup { user, purpose } => {
+                match self.session.as_ref().map(|s| s.token.clone()) {
+                    Some(token) => self.send(
+                        Request::Search {
+                            token,
+                            username: user,
+                        },
+                        Pending::Chat(purpose),
+                    ),
+                    None => {
+                        let e = ApiError::new(ErrorCode::InvalidSession, "not logged in");
+                        self.chats.looked_up(Instant::now(), purpose, Err(e));
+                    }
+                }
+            }
+            Action::Dial { user, addr } => self.dial(user, addr),
+            Action::Event(e) => self.chat_event(e),
+        }
     }
 
-    /// `/chat USER` and `/msg USER TEXT`.
-    fn open_chat(&mut self, user: String, text: Option<String>) {
-        let Some(me) = self.me().map(str::to_string) else {
-            self.error("not logged in; /login USER first");
-            self.script_fail("not logged in");
-            return;
-        };
-        if user == me {
-            self.error("that is you");
-            return;
-        }
-        if let Some(id) = self.open_with(&user) {
-            match text {
-                Some(t) => self.say_on(id, t),
-                None => self.set_current(Target::Chat(user)),
+    fn chat_event(&mut self, e: ChatEvent) {
+        match e {
+            ChatEvent::Requested { to } => self.emit(UiEvent::ChatRequested { to }),
+            ChatEvent::Request { from } => self.emit(UiEvent::ChatRequest { from }),
+            ChatEvent::Opened { with } => {
+                self.emit(UiEvent::ChatAccepted { with: with.clone() });
+                self.set_current(Target::Chat(with));
             }
-            return;
-        }
-        if let Some(id) = self.chat_with(&user, ChatState::Asked) {
-            // They asked us already: treat this as yes.
-            self.accept(id);
-            if let Some(t) = text {
-                self.say_on(id, t);
+            ChatEvent::Focus { with } => self.set_current(Target::Chat(with)),
+            ChatEvent::Refused { by, reason } => self.emit(UiEvent::ChatRejected {
+                by,
+                reason: reason.to_string(),
+            }),
+            ChatEvent::Busy { user } => self.emit(UiEvent::Busy { user }),
+            ChatEvent::TimedOut { with } => self.emit(UiEvent::ChatTimeout { with }),
+            ChatEvent::Closed { with, reason } => {
+                if self.current == Some(Target::Chat(with.clone())) {
+                    self.current = None;
+                }
+                self.emit(UiEvent::ChatClosed {
+                    with,
+                    reason: reason.to_string(),
+                });
             }
-            return;
-        }
-        if let Some(id) = self.chat_with(&user, ChatState::Requesting) {
-            if let (Some(t), Some(c)) = (text, self.chats.get_mut(&id)) {
-                c.queued.push(t);
-            } else {
-                self.notice(format!("already waiting for {user} to answer"));
+            ChatEvent::Received { from, id, text } => self.emit(UiEvent::Message {
+                from: from.clone(),
+                chat: from,
+                text,
+                id,
+                own: false,
+            }),
+            ChatEvent::Notice(n) => self.notice(n.to_string()),
+            ChatEvent::Error(e) => {
+                self.emit(UiEvent::Error {
+                    code: e.code(),
+                    message: e.to_string(),
+                });
+                if let Some(why) = e.script_failure() {
+                    self.script_fail(why);
+                }
             }
-            return;
         }
-        if let Some(q) = self.dialing.get_mut(&user) {
-            q.extend(text);
-            return;
-        }
-        let Some(token) = self.token() else { return };
-        self.dialing
-            .insert(user.clone(), text.into_iter().collect());
-        self.send(
-            Request::Search {
-                token,
-                username: user.clone(),
-            },
-            Pending::Dial { user },
-        );
     }
 
-    fn dial(&mut self, user: String, info: UserInfo) {
-        let Some(addr) = info.address.filter(|_| info.online) else {
-            let lost = self.dialing.remove(&user).unwrap_or_default();
-            let extra = unsent(lost.len());
-            self.emit(UiEvent::Error {
-                code: Some("offline".into()),
-                message: format!("{user} is offline{extra}"),
-            });
-            self.script_fail("user offline");
-            return;
-        };
+    /// Connects to `user` off the main loop; the result comes back as
+    /// [`Event::ChatDialed`].
+    fn dial(&mut self, user: String, addr: Address) {
         let events = self.events.clone();
         let spawned = std::thread::Builder::new()
             .name("dial".into())
@@ -895,454 +876,52 @@ impl App {
         }
     }
 
-    fn chat_dialed(&mut self, user: String, result: Result<TcpStream, String>) {
-        let queued = self.dialing.remove(&user).unwrap_or_default();
-        let stream = match result {
-            Ok(s) => s,
-            Err(e) => {
-                let extra = unsent(queued.len());
-                self.error(format!("{e}{extra}"));
-                self.script_fail("dial failed");
-                return;
-            }
-        };
-        let Some(me) = self.me().map(str::to_string) else {
-            return;
-        };
+    /// Starts a connection's threads under a new id.
+    fn spawn_conn(&mut self, stream: TcpStream) -> std::io::Result<(ConnId, SocketAddr)> {
         let id = self.next_conn;
         self.next_conn += 1;
-        match chat::spawn(id, stream, self.events.clone()) {
-            Ok(conn) => {
-                conn.send(ChatMsg::Hello {
-                    from: me,
-                    version: chat::CHAT_VERSION,
-                });
+        let conn = chat::spawn(id, stream, self.conn_events.clone())?;
+        let addr = conn.addr;
+        self.conns.insert(id, conn);
+        Ok((id, addr))
+    }
+
+    fn chat_dialed(&mut self, user: String, result: Result<TcpStream, String>) {
+        let stream = match result {
+            Ok(s) => s,
+            Err(why) => return self.with_chats(|c| c.dial_failed(user, why)),
+        };
+        match self.spawn_conn(stream) {
+            Ok((id, addr)) => {
                 let now = Instant::now();
-                self.chats.insert(
-                    id,
-                    Chat {
-                        conn,
-                        user: user.clone(),
-                        state: ChatState::Requesting,
-                        since: now,
-                        last_heard: now,
-                        next_id: 1,
-                        queued,
-                    },
-                );
-                self.emit(UiEvent::ChatRequested { to: user });
+                self.with_chats(|c| c.connected(now, id, addr, user));
             }
-            Err(e) => self.error(format!("cannot use the connection to {user}: {e}")),
+            Err(e) => {
+                self.error(format!("cannot use the connection to {user}: {e}"));
+                self.chats.forget_dial(&user);
+            }
         }
     }
 
     fn chat_incoming(&mut self, stream: TcpStream) {
-        let id = self.next_conn;
-        self.next_conn += 1;
-        match chat::spawn(id, stream, self.events.clone()) {
-            Ok(conn) => {
+        match self.spawn_conn(stream) {
+            Ok((id, addr)) => {
                 let now = Instant::now();
-                self.chats.insert(
-                    id,
-                    Chat {
-                        conn,
-                        user: String::new(),
-                        state: ChatState::Hello,
-                        since: now,
-                        last_heard: now,
-                        next_id: 1,
-                        queued: Vec::new(),
-                    },
-                );
+                self.with_chats(|c| c.accepted(now, id, addr));
             }
             Err(e) => log::warn!("incoming chat connection unusable: {e}"),
         }
     }
 
-    fn chat_msg(&mut self, id: u64, msg: ChatMsg) {
-        let Some(c) = self.chats.get_mut(&id) else {
-            return;
-        };
-        c.last_heard = Instant::now();
-        let (state, user) = (c.state, c.user.clone());
-        match (state, msg) {
-            (ChatState::Hello, ChatMsg::Hello { from, .. }) => {
-                let Some(token) = self.session.as_ref().map(|s| s.token.clone()) else {
-                    self.drop_chat(
-                        id,
-                        ChatMsg::Reject {
-                            reason: "not logged in".into(),
-                        },
-                    );
-                    return;
-                };
-                if crate::registry::auth::check_username(&from).is_err()
-                    || Some(from.as_str()) == self.me()
-                {
-                    self.drop_chat(
-                        id,
-                        ChatMsg::Reject {
-                            reason: "bad hello".into(),
-                        },
-                    );
-                    return;
-                }
-                if let Some(c) = self.chats.get_mut(&id) {
-                    c.user = from.clone();
-                    c.state = ChatState::Verifying;
-                }
-                self.send(
-                    Request::Search {
-                        token,
-                        username: from,
-                    },
-                    Pending::Verify { conn: id },
-                );
-            }
-            (_, ChatMsg::Ping) => {}
-            (ChatState::Requesting, ChatMsg::Accept) => {
-                if let Some(c) = self.chats.get_mut(&id) {
-                    c.state = ChatState::Open;
-                }
-                self.emit(UiEvent::ChatAccepted { with: user.clone() });
-                self.set_current(Target::Chat(user));
-                self.flush_queue(id);
-            }
-            (ChatState::Requesting, ChatMsg::Reject { reason }) => {
-                let c = self.chats.remove(&id);
-                if reason != "crossed" {
-                    let reason = if reason.is_empty() {
-                        "declined".to_string()
-                    } else {
-                        reason
-                    };
-                    self.emit(UiEvent::ChatRejected { by: user, reason });
-                    self.report_unsent(c);
-                }
-            }
-            (ChatState::Requesting, ChatMsg::Busy) => {
-                let c = self.chats.remove(&id);
-                self.emit(UiEvent::Busy { user });
-                self.report_unsent(c);
-            }
-            (ChatState::Requesting, ChatMsg::Timeout) => {
-                let c = self.chats.remove(&id);
-                self.emit(UiEvent::ChatTimeout { with: user });
-                self.report_unsent(c);
-            }
-            (ChatState::Open, ChatMsg::Msg { id: msg_id, text }) => {
-                self.emit(UiEvent::Message {
-                    from: user.clone(),
-                    chat: user,
-                    text,
-                    id: msg_id,
-                    own: false,
-                });
-            }
-            (_, ChatMsg::Bye) => {
-                if let Some(c) = self.chats.remove(&id) {
-                    let reason = if state == ChatState::Open {
-                        "left the chat"
-                    } else {
-                        "withdrew the request"
-                    };
-                    self.chat_gone(c, reason.to_string());
-                }
-            }
-            (state, msg) => log::debug!("chat {id}: ignored {msg:?} in state {state:?}"),
-        }
-    }
-
-    /// The registry's answer on who sent an incoming hello.
-    fn verified(&mut self, id: u64, info: Option<UserInfo>) {
-        let Some(c) = self.chats.get(&id) else { return };
-        if c.state != ChatState::Verifying {
-            return;
-        }
-        let user = c.user.clone();
-        let from = c.conn.addr;
-        let ok = match &info {
-            Some(UserInfo {
-                online: true,
-                address: Some(a),
-                ..
-            }) => same_ip(from.ip(), &a.ip),
-            Some(_) => false,
-            None => {
-                // The registry is unreachable: let the user decide, warned.
-                self.notice(format!(
-                    "could not check that the request really comes from {user}"
-                ));
-                true
-            }
-        };
-        if !ok {
-            self.drop_chat(
-                id,
-                ChatMsg::Reject {
-                    reason: "identity check failed".into(),
-                },
-            );
-            self.error(format!("refused a chat request claiming to be {user} from {from}: the registry has {user} elsewhere"));
-            return;
-        }
-        if self.dnd {
-            self.drop_chat(id, ChatMsg::Busy);
-            self.notice(format!(
-                "{user} asked for a chat; answered busy (do not disturb)"
-            ));
-            return;
-        }
-        let me = self.me().unwrap_or_default().to_string();
-        if let Some(ours) = self.chat_with(&user, ChatState::Requesting) {
-            // Both asked at once: the request from the smaller name wins.
-            if me < user {
-                self.drop_chat(
-                    id,
-                    ChatMsg::Reject {
-                        reason: "crossed".into(),
-                    },
-                );
-                return;
-            }
-            let queued = self
-                .chats
-                .remove(&ours)
-                .map(|c| c.queued)
-                .unwrap_or_default();
-            if let Some(c) = self.chats.get_mut(&id) {
-                c.queued = queued;
-            }
-            self.accept(id);
-            return;
-        }
-        if let Some(old) = self
-            .open_with(&user)
-            .or_else(|| self.chat_with(&user, ChatState::Asked))
-        {
-            // A new request replaces a stale one (the partner restarted).
-            if let Some(c) = self.chats.remove(&old) {
-                c.conn.send(ChatMsg::Bye);
-            }
-        }
-        if let Some(c) = self.chats.get_mut(&id) {
-            c.state = ChatState::Asked;
-            c.since = Instant::now();
-        }
-        self.emit(UiEvent::ChatRequest { from: user });
-    }
-
-    fn answer(&mut self, user: Option<String>, yes: bool) {
-        let found = self
-            .chats
-            .iter()
-            .filter(|(_, c)| {
-                c.state == ChatState::Asked && user.as_ref().is_none_or(|u| *u == c.user)
-            })
-            .max_by_key(|(_, c)| c.since)
-            .map(|(id, _)| *id);
-        let Some(id) = found else {
-            let who = user.map(|u| format!(" from {u}")).unwrap_or_default();
-            self.error(format!("no chat request{who} to answer"));
-            self.script_fail("no request");
-            return;
-        };
-        if yes {
-            self.accept(id);
-        } else {
-            let user = self
-                .chats
-                .get(&id)
-                .map(|c| c.user.clone())
-                .unwrap_or_default();
-            self.drop_chat(
-                id,
-                ChatMsg::Reject {
-                    reason: "declined".into(),
-                },
-            );
-            self.notice(format!("declined {user}'s chat request"));
-        }
-    }
-
-    fn accept(&mut self, id: u64) {
-        let Some(c) = self.chats.get_mut(&id) else {
-            return;
-        };
-        c.state = ChatState::Open;
-        c.conn.send(ChatMsg::Accept);
-        let user = c.user.clone();
-        self.emit(UiEvent::ChatAccepted { with: user.clone() });
-        self.set_current(Target::Chat(user));
-        self.flush_queue(id);
-    }
-
-    fn flush_queue(&mut self, id: u64) {
-        let queued = self
-            .chats
-            .get_mut(&id)
-            .map(|c| std::mem::take(&mut c.queued))
-            .unwrap_or_default();
-        for t in queued {
-            self.say_on(id, t);
-        }
-    }
-
-    fn say_on(&mut self, id: u64, text: String) {
-        if text.len() > chat::MAX_TEXT {
-            self.error(format!(
-                "message too long ({} bytes; at most {})",
-                text.len(),
-                chat::MAX_TEXT
-            ));
-            return;
-        }
-        let Some(me) = self.me().map(str::to_string) else {
-            return;
-        };
-        let Some(c) = self.chats.get_mut(&id) else {
-            return;
-        };
-        let msg_id = c.next_id;
-        c.next_id += 1;
-        let user = c.user.clone();
-        if c.conn.send(ChatMsg::Msg {
-            id: msg_id,
-            text: text.clone(),
-        }) {
-            self.emit(UiEvent::Message {
-                from: me,
-                chat: user,
-                text,
-                id: msg_id,
-                own: true,
-            });
-        } else {
-            self.error(format!("the chat with {user} is closed; message not sent"));
-        }
-    }
-
-    fn report_unsent(&mut self, c: Option<Chat>) {
-        if let Some(c) = c.filter(|c| !c.queued.is_empty()) {
-            self.error(format!(
-                "{} message(s) to {} not sent",
-                c.queued.len(),
-                c.user
-            ));
-        }
-    }
-
-    fn drop_chat(&mut self, id: u64, last: ChatMsg) {
-        if let Some(c) = self.chats.remove(&id) {
-            c.conn.send(last);
-        }
-    }
-
+    /// `/close [USER]`: the current chat without a name.
     fn close_chat(&mut self, user: Option<String>) {
-        let user = match user.or_else(|| match &self.current {
+        let user = user.or_else(|| match &self.current {
             Some(Target::Chat(u)) => Some(u.clone()),
             _ => None,
-        }) {
-            Some(u) => u,
-            None => {
-                self.error("no current chat; /close USER");
-                return;
-            }
-        };
-        let ids: Vec<u64> = self
-            .chats
-            .iter()
-            .filter(|(_, c)| c.user == user)
-            .map(|(id, _)| *id)
-            .collect();
-        if ids.is_empty() {
-            self.error(format!("no chat with {user}"));
-            return;
-        }
-        for id in ids {
-            self.drop_chat(id, ChatMsg::Bye);
-        }
-        if self.current == Some(Target::Chat(user.clone())) {
-            self.current = None;
-        }
-        self.emit(UiEvent::ChatClosed {
-            with: user,
-            reason: "you closed it".into(),
         });
-    }
-
-    fn chat_gone(&mut self, c: Chat, reason: String) {
-        match c.state {
-            ChatState::Open => {
-                if self.current == Some(Target::Chat(c.user.clone())) {
-                    self.current = None;
-                }
-                self.emit(UiEvent::ChatClosed {
-                    with: c.user,
-                    reason,
-                });
-            }
-            ChatState::Requesting => {
-                self.emit(UiEvent::ChatRejected {
-                    by: c.user.clone(),
-                    reason,
-                });
-                self.report_unsent(Some(c));
-            }
-            ChatState::Asked => self.notice(format!("{} withdrew the chat request", c.user)),
-            ChatState::Hello | ChatState::Verifying => {}
-        }
-    }
-
-    fn chat_tick(&mut self, now: Instant) {
-        let mut dead = Vec::new();
-        for (id, c) in &self.chats {
-            match c.state {
-                ChatState::Open => {
-                    if now.duration_since(c.last_heard) >= CHAT_DEAD {
-                        dead.push((*id, None, "not responding".to_string()));
-                    } else {
-                        c.conn.send(ChatMsg::Ping);
-                    }
-                }
-                ChatState::Hello | ChatState::Verifying
-                    if now.duration_since(c.since) >= HELLO_TIMEOUT =>
-                {
-                    dead.push((*id, Some(ChatMsg::Bye), String::new()))
-                }
-                ChatState::Asked if now.duration_since(c.since) >= self.cfg.chat_timeout => {
-                    dead.push((*id, Some(ChatMsg::Timeout), "timeout".into()))
-                }
-                // The asked side times out first and says so; this is the
-                // fallback when it never does.
-                ChatState::Requesting
-                    if now.duration_since(c.since)
-                        >= self.cfg.chat_timeout + Duration::from_secs(2) =>
-                {
-                    dead.push((*id, Some(ChatMsg::Bye), "timeout".into()))
-                }
-                ChatState::Requesting | ChatState::Asked => {
-                    c.conn.send(ChatMsg::Ping);
-                }
-                _ => {}
-            }
-        }
-        for (id, last, reason) in dead {
-            let Some(c) = self.chats.remove(&id) else {
-                continue;
-            };
-            if let Some(m) = last {
-                c.conn.send(m);
-            }
-            match (c.state, reason.as_str()) {
-                (ChatState::Asked | ChatState::Requesting, "timeout") => {
-                    let with = c.user.clone();
-                    self.emit(UiEvent::ChatTimeout { with });
-                    self.report_unsent(Some(c));
-                }
-                (_, "") => {}
-                _ => self.chat_gone(c, reason),
-            }
+        match user {
+            Some(u) => self.with_chats(|c| c.close(u)),
+            None => self.error("no current chat; /close USER"),
         }
     }
 }

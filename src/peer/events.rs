@@ -2,6 +2,7 @@
 //! one `Sender<Event>`; the main loop owns the only receiver and all state.
 
 use super::chat::ChatMsg;
+use super::chats::ConnEnd;
 use super::commands::Command;
 use std::net::TcpStream;
 
@@ -36,5 +37,5 @@ pub enum Event {
     /// A line on `conn` that is not a chat message (ignored, counted).
     ChatGarbage { conn: u64 },
     /// Chat connection `conn` ended.
-    ChatClosed { conn: u64, reason: String },
+    ChatClosed { conn: u64, reason: ConnEnd },
 }

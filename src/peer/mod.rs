@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod chat;
+pub mod chats;
 pub mod commands;
 pub mod events;
 pub mod link;
@@ -26,6 +27,14 @@ use std::sync::Arc;
 
 /// Room datagrams waiting for the main loop; beyond this they are dropped.
 const DATAGRAM_QUEUE: usize = 8192;
+/// Connection events (chat lines, closed chats, accepted connections)
+/// waiting for the main loop. When the queue is full the threads wait to
+/// add to it: a chat reader stops reading its socket, so TCP flow control
+/// holds back a flooding partner (whose writer then times out), and the
+/// listener stops accepting, so further connections wait in the kernel's
+/// backlog. Nothing is dropped, and the other events (input, registry)
+/// have their own channel, so a flood cannot crowd them out.
+const CONN_QUEUE: usize = 1024;
 
 /// Peer settings (from the command line, see `bin/peer.rs`).
 #[derive(Debug, Clone)]
@@ -95,7 +104,10 @@ pub fn run(cfg: Config) -> i32 {
     };
     let tcp_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let udp_port = udp.local_addr().map(|a| a.port()).unwrap_or(0);
+    // Input, registry and dial events: each comes from a thread paced by a
+    // person or by our own requests, so this queue stays short.
     let (tx, rx) = crossbeam_channel::unbounded::<Event>();
+    let (conn_tx, conn_rx) = crossbeam_channel::bounded::<Event>(CONN_QUEUE);
     let (sig_tx, sig_rx) = crossbeam_channel::bounded::<()>(1);
     if let Err(e) = ctrlc::set_handler(move || {
         let _ = sig_tx.try_send(());
@@ -111,7 +123,7 @@ pub fn run(cfg: Config) -> i32 {
     };
     let ui = ui::Ui::new(cfg.json, cfg.color, sink.unwrap_or(ui::Sink::Stdout));
 
-    let ev = tx.clone();
+    let ev = conn_tx.clone();
     let spawned = std::thread::Builder::new()
         .name("listener".into())
         .spawn(move || {
@@ -163,10 +175,10 @@ pub fn run(cfg: Config) -> i32 {
         eprintln!("error: cannot start threads");
         return 1;
     }
-    let mut app = app::App::new(cfg, ui, tx, udp, tcp_port, udp_port);
+    let mut app = app::App::new(cfg, ui, tx, conn_tx, udp, tcp_port, udp_port);
     app.script = script;
     app.rooms.queue_overflow = overflow;
-    let code = app.run(rx, dg_rx, sig_rx);
+    let code = app.run(rx, conn_rx, dg_rx, sig_rx);
     term::restore();
     code
 }
