@@ -2,9 +2,12 @@
 //!
 //! Threads: stdin ([`term`]), a TCP listener for incoming one-to-one chats
 //! (plus a reader and a writer per chat, [`chat`]), a UDP receiver for room
-//! datagrams, a short-lived connector for the registry ([`link`]), and the
-//! main loop ([`app`]) that owns all state and is the only printer ([`ui`]).
+//! datagrams, a connector, a reader and a writer for the registry
+//! ([`link`]), and the main loop ([`app`]) that owns all state and is the
+//! only printer ([`ui`]). Threads report to it through [`events`].
 //!
+//! - [`chats`]: one-to-one chats as a sans-IO state machine (no sockets,
+//!   threads or clock); [`app`] glues it to the [`chat`] threads.
 //! - [`commands`]: the `/command` language; [`script`]: demo scripts.
 //! - [`rooms`]: rooms, reliable UDP fan-out, datagram format, fault injector.
 
