@@ -162,6 +162,48 @@ fn write_loop(id: u64, mut stream: TcpStream, out: Receiver<ChatMsg>, events: Se
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    /// A partner that floods a connection whose event queue is full is
+    /// held back by TCP: its writes stop going through, and the queue does
+    /// not grow past its bound.
+    #[test]
+    fn full_event_queue_holds_back_a_flooding_partner() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut partner = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let _conn = spawn(1, ours, tx).unwrap();
+        partner
+            .set_write_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let line = serde_json::to_string(&ChatMsg::Msg {
+            id: 1,
+            text: "x".repeat(MAX_TEXT),
+        })
+        .unwrap()
+            + "\n";
+        let mut sent = 0usize;
+        let blocked = loop {
+            match partner.write_all(line.as_bytes()) {
+                Ok(()) => sent += line.len(),
+                Err(e) => break e,
+            }
+            assert!(sent < 256 << 20, "256 MiB went through a full queue");
+        };
+        assert!(
+            matches!(
+                blocked.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{blocked}"
+        );
+        assert_eq!(rx.len(), 4);
+        // Draining the queue lets the reader go on.
+        let first = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(matches!(first, Event::ChatMsg { conn: 1, .. }));
+    }
 
     #[test]
     fn wire_form() {

@@ -1,5 +1,9 @@
-//! What the worker threads tell the main loop. Every thread owns a clone of
-//! one `Sender<Event>`; the main loop owns the only receiver and all state.
+//! What the worker threads tell the main loop. The main loop owns the
+//! receivers and all state; threads own clones of two bounded senders (see
+//! `peer::run`): one for chat connections and the listener, whose traffic a
+//! partner controls, and one for everything else (input, registry, dials).
+//! When a queue is full its threads wait: nothing is dropped, and the
+//! socket behind a waiting reader fills up, which slows its sender.
 
 use super::chat::ChatMsg;
 use super::chats::ConnEnd;

@@ -293,3 +293,40 @@ fn read_loop(stream: TcpStream, generation: u64, events: Sender<Event>) {
     };
     let _ = events.send(Event::RegistryClosed { generation, reason });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A registry that stops reading does not stall the caller: requests
+    /// queue for the writer thread, then fail at once when the queue is
+    /// full.
+    #[test]
+    fn requests_never_block_on_a_registry_that_stops_reading() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let mut link: Link<u32> = Link::new(listener.local_addr().unwrap().to_string(), tx);
+        link.poll_connect(Instant::now());
+        let (_server, _) = listener.accept().unwrap();
+        let Ok(Event::RegistryConnected(stream)) = rx.recv_timeout(Duration::from_secs(5)) else {
+            panic!("no connection");
+        };
+        link.connected(stream).unwrap();
+        let req = Request::Search {
+            token: "t".into(),
+            username: "x".repeat(60_000),
+        };
+        let started = Instant::now();
+        let failed = (0..10_000u32).find_map(|i| link.request(&req, i).err());
+        let (_, e) = failed.expect("the write queue never filled");
+        assert_eq!(e.code, ErrorCode::RegistryUnreachable);
+        assert!(e.message.contains("too many requests waiting"), "{e:?}");
+        // Each write could otherwise wait out the 2 s write time-out.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}

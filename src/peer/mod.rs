@@ -38,6 +38,8 @@ const DATAGRAM_QUEUE: usize = 8192;
 /// backlog. Nothing is dropped, and the other events (input, registry)
 /// have their own channel, so a flood cannot crowd them out.
 const CONN_QUEUE: usize = 1024;
+/// Other events waiting for the main loop (see `run`).
+const EVENT_QUEUE: usize = 1024;
 
 /// Peer settings (from the command line, see `bin/peer.rs`).
 #[derive(Debug, Clone)]
@@ -107,9 +109,13 @@ pub fn run(cfg: Config) -> i32 {
     };
     let tcp_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let udp_port = udp.local_addr().map(|a| a.port()).unwrap_or(0);
-    // Input, registry and dial events: each comes from a thread paced by a
-    // person or by our own requests, so this queue stays short.
-    let (tx, rx) = crossbeam_channel::unbounded::<Event>();
+    // Input, registry and dial events. Their threads are paced by a person
+    // or by our own requests, so this queue stays short; it is bounded all
+    // the same, so a registry that floods replies is held back by TCP flow
+    // control (its reader waits while the queue is full) instead of growing
+    // it. Only worker threads send here, never the main loop, so a full
+    // queue cannot deadlock.
+    let (tx, rx) = crossbeam_channel::bounded::<Event>(EVENT_QUEUE);
     let (conn_tx, conn_rx) = crossbeam_channel::bounded::<Event>(CONN_QUEUE);
     let (sig_tx, sig_rx) = crossbeam_channel::bounded::<()>(1);
     if let Err(e) = ctrlc::set_handler(move || {
