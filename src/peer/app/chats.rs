@@ -21,7 +21,7 @@ impl App {
         }
     }
 
-    pub(super) fn chat_action(&mut self, a: Action) {
+    fn chat_action(&mut self, a: Action) {
         match a {
             Action::Send { conn, msg } => {
                 if let Some(c) = self.conns.get(&conn) {
@@ -77,7 +77,7 @@ impl App {
         }
     }
 
-    pub(super) fn chat_event(&mut self, e: ChatEvent) {
+    fn chat_event(&mut self, e: ChatEvent) {
         match e {
             ChatEvent::Requested { to } => self.emit(UiEvent::ChatRequested { to }),
             ChatEvent::Request { from } => self.emit(UiEvent::ChatRequest { from }),
@@ -123,8 +123,9 @@ impl App {
 
     /// Connects to `user` off the main loop; the result comes back as
     /// [`Event::ChatDialed`].
-    pub(super) fn dial(&mut self, user: String, addr: Address) {
+    fn dial(&mut self, user: String, addr: Address) {
         let events = self.events.clone();
+        let who = user.clone();
         let spawned = std::thread::Builder::new()
             .name("dial".into())
             .spawn(move || {
@@ -139,14 +140,12 @@ impl App {
             });
         if let Err(e) = spawned {
             self.error(format!("cannot start a connection: {e}"));
+            self.chats.forget_dial(&who);
         }
     }
 
     /// Starts a connection's threads under a new id.
-    pub(super) fn spawn_conn(
-        &mut self,
-        stream: TcpStream,
-    ) -> std::io::Result<(ConnId, SocketAddr)> {
+    fn spawn_conn(&mut self, stream: TcpStream) -> std::io::Result<(ConnId, SocketAddr)> {
         let id = self.next_conn;
         self.next_conn += 1;
         let conn = chat::spawn(id, stream, self.conn_events.clone())?;

@@ -97,7 +97,7 @@ impl App {
         }
     }
 
-    pub(super) fn switch(&mut self, name: String) {
+    fn switch(&mut self, name: String) {
         let target = match name.strip_prefix('#') {
             Some(room) if self.rooms.is_member(room) => Target::Room(room.to_string()),
             None if self.chats.is_open(&name) => Target::Chat(name),

@@ -50,7 +50,7 @@ impl App {
         }
     }
 
-    pub(super) fn finish(&mut self) {
+    fn finish(&mut self) {
         if self.exit_code.is_none() {
             // Let chat writers send their last lines (a bye) before exit.
             for c in std::mem::take(&mut self.closing) {

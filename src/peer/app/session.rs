@@ -75,7 +75,7 @@ impl App {
 
     /// Asks the registry to re-attach our session (after a reconnect, or
     /// when it says the session went offline while we were cut off).
-    pub(super) fn resume_session(&mut self) {
+    fn resume_session(&mut self) {
         let Some(s) = &self.session else { return };
         if self.resuming {
             return;
@@ -90,7 +90,7 @@ impl App {
         self.send(req, Pending::Resume);
     }
 
-    pub(super) fn heartbeat(&mut self, now: Instant) {
+    fn heartbeat(&mut self, now: Instant) {
         let (Some(s), Some(remote)) = (&self.session, self.link.remote()) else {
             // Never connected yet: keep the schedule, send when we can.
             self.next_heartbeat = self.session.as_ref().map(|s| now + s.heartbeat_every);
@@ -196,7 +196,7 @@ impl App {
         }
     }
 
-    pub(super) fn replied(&mut self, p: Pending, body: ReplyBody) {
+    fn replied(&mut self, p: Pending, body: ReplyBody) {
         let background = p.is_background();
         match (p, body) {
             (Pending::Register, ReplyBody::Registered { username }) => {
@@ -245,7 +245,7 @@ impl App {
         }
     }
 
-    pub(super) fn failed(&mut self, p: Pending, e: &ApiError) {
+    fn failed(&mut self, p: Pending, e: &ApiError) {
         let background = p.is_background();
         if matches!(p, Pending::Check) {
             log::debug!("session check: {e}");
@@ -292,7 +292,7 @@ impl App {
         self.script_fail("request failed");
     }
 
-    pub(super) fn start_session(&mut self, s: &SessionReply) {
+    fn start_session(&mut self, s: &SessionReply) {
         self.rooms.me = s.username.clone();
         self.chats.set_me(Some(s.username.clone()));
         self.session = Some(Session {
@@ -304,13 +304,13 @@ impl App {
         self.heartbeat(Instant::now());
     }
 
-    pub(super) fn end_session(&mut self) {
+    fn end_session(&mut self) {
         self.end_session_keep_rooms();
         self.rooms.clear();
     }
 
     /// Ends the session but lets rooms we are leaving finish saying so.
-    pub(super) fn end_session_keep_rooms(&mut self) {
+    fn end_session_keep_rooms(&mut self) {
         self.session = None;
         self.chats.set_me(None);
         self.next_heartbeat = None;
