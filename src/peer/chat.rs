@@ -3,8 +3,10 @@
 //!
 //! The reader thread turns lines into [`ChatMsg`] events for the main loop;
 //! the writer thread drains a channel, so the main loop never blocks on a
-//! slow partner. Dropping a connection's sender closes the socket.
+//! slow partner. Dropping a connection's sender closes the socket. What to
+//! send and when is decided by the chat engine ([`super::chats`]).
 
+use super::chats::ConnEnd;
 use super::events::Event;
 use crate::protocol::chat::{ChatMsg, MAX_TEXT};
 use crate::protocol::codec::{read_line, write_json, LineError};
@@ -16,8 +18,10 @@ use std::time::Duration;
 
 /// The main loop's handle on one chat connection.
 pub struct ChatConn {
-    pub id: u64,
     pub addr: SocketAddr,
+    /// Unbounded: the main loop only queues what the user typed and one
+    /// keep-alive a second, and must never wait for a slow partner; a
+    /// partner that stops reading is cut off by the 2 s write time-out.
     out: Sender<ChatMsg>,
     /// Disconnects when the writer thread has finished.
     done: Receiver<()>,
@@ -29,14 +33,35 @@ impl ChatConn {
         self.out.send(msg).is_ok()
     }
 
+    /// Lets the writer finish what is queued and close the socket.
+    pub fn close(self) -> Closing {
+        Closing { done: self.done }
+    }
+}
+
+/// A connection whose writer is finishing.
+pub struct Closing {
+    done: Receiver<()>,
+}
+
+impl Closing {
+    pub fn is_done(&self) -> bool {
+        matches!(
+            self.done.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        )
+    }
+
     /// Waits (at most `limit`) until the writer has sent everything queued
-    /// up to a `Bye` and closed the socket; used before the process exits.
-    pub fn closed_within(&self, limit: Duration) {
+    /// and closed the socket; used before the process exits.
+    pub fn wait(&self, limit: Duration) {
         let _ = self.done.recv_timeout(limit);
     }
 }
 
-/// Starts the reader and writer threads of a connection.
+/// Starts the reader and writer threads of a connection. `events` is the
+/// bounded channel of connection events: when it is full the reader stops
+/// reading, so a flooding partner is held back by TCP flow control.
 pub fn spawn(id: u64, stream: TcpStream, events: Sender<Event>) -> std::io::Result<ChatConn> {
     let addr = stream.peer_addr()?;
     let _ = stream.set_nodelay(true);
@@ -54,12 +79,7 @@ pub fn spawn(id: u64, stream: TcpStream, events: Sender<Event>) -> std::io::Resu
             write_loop(id, stream, out_rx, events);
             drop(done_tx);
         })?;
-    Ok(ChatConn {
-        id,
-        addr,
-        out,
-        done,
-    })
+    Ok(ChatConn { addr, out, done })
 }
 
 fn read_loop(id: u64, stream: TcpStream, events: Sender<Event>) {
@@ -69,7 +89,7 @@ fn read_loop(id: u64, stream: TcpStream, events: Sender<Event>) {
         match read_line(&mut r, &mut buf) {
             Ok(line) => match serde_json::from_str::<ChatMsg>(&line) {
                 Ok(ChatMsg::Msg { text, .. }) if text.len() > MAX_TEXT => {
-                    break "sent an oversized message".to_string();
+                    break ConnEnd::Oversized;
                 }
                 Ok(msg) => {
                     if events.send(Event::ChatMsg { conn: id, msg }).is_err() {
@@ -81,10 +101,10 @@ fn read_loop(id: u64, stream: TcpStream, events: Sender<Event>) {
                     let _ = events.send(Event::ChatGarbage { conn: id });
                 }
             },
-            Err(LineError::Closed) => break "closed".to_string(),
-            Err(LineError::TooLong) => break "sent a line over 64 KiB".to_string(),
-            Err(LineError::BadEncoding) => break "sent invalid UTF-8".to_string(),
-            Err(LineError::Io(e)) => break e.to_string(),
+            Err(LineError::Closed) => break ConnEnd::Closed,
+            Err(LineError::TooLong) => break ConnEnd::LineTooLong,
+            Err(LineError::BadEncoding) => break ConnEnd::BadEncoding,
+            Err(LineError::Io(e)) => break ConnEnd::Io(e.to_string()),
         }
     };
     let _ = events.send(Event::ChatClosed { conn: id, reason });
@@ -96,7 +116,7 @@ fn write_loop(id: u64, mut stream: TcpStream, out: Receiver<ChatMsg>, events: Se
         if let Err(e) = write_json(&mut stream, &msg) {
             let _ = events.send(Event::ChatClosed {
                 conn: id,
-                reason: format!("write failed: {e}"),
+                reason: ConnEnd::WriteFailed(e.to_string()),
             });
             break;
         }
@@ -107,4 +127,51 @@ fn write_loop(id: u64, mut stream: TcpStream, out: Receiver<ChatMsg>, events: Se
     // Sender dropped, Bye sent, or a write failed: close both directions so
     // the reader thread ends too.
     let _ = stream.shutdown(Shutdown::Both);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    /// A partner that floods a connection whose event queue is full is
+    /// held back by TCP: its writes stop going through, and the queue does
+    /// not grow past its bound.
+    #[test]
+    fn full_event_queue_holds_back_a_flooding_partner() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut partner = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let _conn = spawn(1, ours, tx).unwrap();
+        partner
+            .set_write_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let line = serde_json::to_string(&ChatMsg::Msg {
+            id: 1,
+            text: "x".repeat(MAX_TEXT),
+        })
+        .unwrap()
+            + "\n";
+        let mut sent = 0usize;
+        let blocked = loop {
+            match partner.write_all(line.as_bytes()) {
+                Ok(()) => sent += line.len(),
+                Err(e) => break e,
+            }
+            assert!(sent < 256 << 20, "256 MiB went through a full queue");
+        };
+        assert!(
+            matches!(
+                blocked.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{blocked}"
+        );
+        assert_eq!(rx.len(), 4);
+        // Draining the queue lets the reader go on.
+        let first = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(matches!(first, Event::ChatMsg { conn: 1, .. }));
+    }
 }

@@ -1,6 +1,11 @@
-//! What the worker threads tell the main loop. Every thread owns a clone of
-//! one `Sender<Event>`; the main loop owns the only receiver and all state.
+//! What the worker threads tell the main loop. The main loop owns the
+//! receivers and all state; threads own clones of two bounded senders (see
+//! `peer::run`): one for chat connections and the listener, whose traffic a
+//! partner controls, and one for everything else (input, registry, dials).
+//! When a queue is full its threads wait: nothing is dropped, and the
+//! socket behind a waiting reader fills up, which slows its sender.
 
+use super::chats::ConnEnd;
 use super::commands::Command;
 use crate::protocol::chat::ChatMsg;
 use std::net::TcpStream;
@@ -36,5 +41,5 @@ pub enum Event {
     /// A line on `conn` that is not a chat message (ignored, counted).
     ChatGarbage { conn: u64 },
     /// Chat connection `conn` ended.
-    ChatClosed { conn: u64, reason: String },
+    ChatClosed { conn: u64, reason: ConnEnd },
 }

@@ -1,13 +1,15 @@
 //! The peer's connection to the registry: connecting (off the main loop),
 //! reconnecting with backoff, request ids and their pending purposes.
 //!
-//! Requests are asynchronous: [`Link::request`] writes a line and remembers
-//! what the reply is for; the reader thread hands replies back as events.
+//! Requests are asynchronous: [`Link::request`] hands a line to the writer
+//! thread and remembers what the reply is for; the reader thread hands
+//! replies back as events. The main loop never writes to the socket itself,
+//! so a registry that stops reading cannot stall it.
 
 use super::events::Event;
 use crate::protocol::codec::{read_line, write_json, LineError};
 use crate::protocol::{ApiError, ErrorCode, Reply, Request};
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::HashMap;
 use std::io::BufReader;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -17,16 +19,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Request lines waiting for the writer thread. Requests come from the
+/// user's commands and a few timers, so this is never reached unless the
+/// registry stops reading; then a request fails at once with
+/// `registry_unreachable` rather than growing the queue, and the writer's
+/// 2 s write time-out soon closes the connection.
+const WRITE_QUEUE: usize = 256;
 
 enum State {
     /// Not connected; try again at the instant.
-    Down {
-        retry_at: Instant,
-    },
+    Down { retry_at: Instant },
     /// A connector thread is at work.
     Connecting,
     Up {
         stream: TcpStream,
+        /// To the writer thread; dropping it ends the thread.
+        out: Sender<serde_json::Value>,
     },
 }
 
@@ -124,7 +132,7 @@ impl<P> Link<P> {
         [retry, req, queued].into_iter().flatten().min()
     }
 
-    /// A connection came up: start its reader thread.
+    /// A connection came up: start its reader and writer threads.
     pub fn connected(&mut self, stream: TcpStream) -> Result<(), String> {
         self.generation += 1;
         let remote = stream.peer_addr().map_err(|e| e.to_string())?;
@@ -139,7 +147,13 @@ impl<P> Link<P> {
             .name("registry-read".into())
             .spawn(move || read_loop(reader, generation, events))
             .map_err(|e| e.to_string())?;
-        self.state = State::Up { stream };
+        let writer = stream.try_clone().map_err(|e| e.to_string())?;
+        let (out, lines) = crossbeam_channel::bounded(WRITE_QUEUE);
+        std::thread::Builder::new()
+            .name("registry-write".into())
+            .spawn(move || write_loop(writer, lines))
+            .map_err(|e| e.to_string())?;
+        self.state = State::Up { stream, out };
         self.last_remote = Some(remote);
         self.backoff = BACKOFF_MIN;
         self.was_up = true;
@@ -167,9 +181,9 @@ impl<P> Link<P> {
 
     /// Sends a request, or queues it while the connection is down (for at
     /// most the request time-out); on failure the purpose comes back with
-    /// the error.
+    /// the error. Never blocks.
     pub fn request(&mut self, req: &Request, purpose: P) -> Result<(), (P, ApiError)> {
-        let State::Up { stream, .. } = &mut self.state else {
+        let State::Up { out, .. } = &self.state else {
             self.waiting
                 .push((req.clone(), purpose, Instant::now() + REQUEST_TIMEOUT));
             return Ok(());
@@ -180,14 +194,12 @@ impl<P> Link<P> {
         if let Some(map) = line.as_object_mut() {
             map.insert("id".into(), id.into());
         }
-        if let Err(e) = write_json(stream, &line) {
-            return Err((
-                purpose,
-                ApiError::new(
-                    ErrorCode::RegistryUnreachable,
-                    format!("registry write failed: {e}"),
-                ),
-            ));
+        if let Err(e) = out.try_send(line) {
+            let why = match e {
+                TrySendError::Full(_) => "registry write failed: too many requests waiting",
+                TrySendError::Disconnected(_) => "registry write failed: connection closed",
+            };
+            return Err((purpose, ApiError::new(ErrorCode::RegistryUnreachable, why)));
         }
         self.pending
             .insert(id, (purpose, Instant::now() + REQUEST_TIMEOUT, req.clone()));
@@ -247,6 +259,19 @@ fn connect(addr: &str) -> Result<TcpStream, String> {
     Err(last)
 }
 
+/// Writes request lines until the link drops its sender or a write fails;
+/// then closes the socket, so the reader ends and reports the connection
+/// closed (which fails the pending requests and reconnects).
+fn write_loop(mut stream: TcpStream, lines: Receiver<serde_json::Value>) {
+    for line in lines.iter() {
+        if let Err(e) = write_json(&mut stream, &line) {
+            log::info!("registry write failed: {e}");
+            break;
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
 fn read_loop(stream: TcpStream, generation: u64, events: Sender<Event>) {
     let mut r = BufReader::new(stream);
     let mut buf = Vec::new();
@@ -267,4 +292,41 @@ fn read_loop(stream: TcpStream, generation: u64, events: Sender<Event>) {
         }
     };
     let _ = events.send(Event::RegistryClosed { generation, reason });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A registry that stops reading does not stall the caller: requests
+    /// queue for the writer thread, then fail at once when the queue is
+    /// full.
+    #[test]
+    fn requests_never_block_on_a_registry_that_stops_reading() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let mut link: Link<u32> = Link::new(listener.local_addr().unwrap().to_string(), tx);
+        link.poll_connect(Instant::now());
+        let (_server, _) = listener.accept().unwrap();
+        let Ok(Event::RegistryConnected(stream)) = rx.recv_timeout(Duration::from_secs(5)) else {
+            panic!("no connection");
+        };
+        link.connected(stream).unwrap();
+        let req = Request::Search {
+            token: "t".into(),
+            username: "x".repeat(60_000),
+        };
+        let started = Instant::now();
+        let failed = (0..10_000u32).find_map(|i| link.request(&req, i).err());
+        let (_, e) = failed.expect("the write queue never filled");
+        assert_eq!(e.code, ErrorCode::RegistryUnreachable);
+        assert!(e.message.contains("too many requests waiting"), "{e:?}");
+        // Each write could otherwise wait out the 2 s write time-out.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }

@@ -2,15 +2,19 @@
 //!
 //! Threads: stdin ([`term`]), a TCP listener for incoming one-to-one chats
 //! (plus a reader and a writer per chat, [`chat`]), a UDP receiver for room
-//! datagrams, a short-lived connector for the registry ([`link`]), and the
-//! main loop ([`app`]) that owns all state and is the only printer ([`ui`]).
+//! datagrams, a connector, a reader and a writer for the registry
+//! ([`link`]), and the main loop ([`app`]) that owns all state and is the
+//! only printer ([`ui`]). Threads report to it through [`events`].
 //!
+//! - [`chats`]: one-to-one chats as a sans-IO state machine (no sockets,
+//!   threads or clock); [`app`] glues it to the [`chat`] threads.
 //! - [`commands`]: the `/command` language; [`script`]: demo scripts.
 //! - [`rooms`]: rooms, reliable UDP fan-out, fault injector (the datagram
 //!   format is [`crate::protocol::datagram`]).
 
 pub mod app;
 pub mod chat;
+pub mod chats;
 pub mod commands;
 pub mod events;
 pub mod link;
@@ -28,6 +32,16 @@ use std::sync::Arc;
 
 /// Room datagrams waiting for the main loop; beyond this they are dropped.
 const DATAGRAM_QUEUE: usize = 8192;
+/// Connection events (chat lines, closed chats, accepted connections)
+/// waiting for the main loop. When the queue is full the threads wait to
+/// add to it: a chat reader stops reading its socket, so TCP flow control
+/// holds back a flooding partner (whose writer then times out), and the
+/// listener stops accepting, so further connections wait in the kernel's
+/// backlog. Nothing is dropped, and the other events (input, registry)
+/// have their own channel, so a flood cannot crowd them out.
+const CONN_QUEUE: usize = 1024;
+/// Other events waiting for the main loop (see `run`).
+const EVENT_QUEUE: usize = 1024;
 
 /// Peer settings (from the command line, see `bin/peer.rs`).
 #[derive(Debug, Clone)]
@@ -99,7 +113,14 @@ pub fn run(cfg: Config) -> i32 {
     };
     let tcp_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let udp_port = udp.local_addr().map(|a| a.port()).unwrap_or(0);
-    let (tx, rx) = crossbeam_channel::unbounded::<Event>();
+    // Input, registry and dial events. Their threads are paced by a person
+    // or by our own requests, so this queue stays short; it is bounded all
+    // the same, so a registry that floods replies is held back by TCP flow
+    // control (its reader waits while the queue is full) instead of growing
+    // it. Only worker threads send here, never the main loop, so a full
+    // queue cannot deadlock.
+    let (tx, rx) = crossbeam_channel::bounded::<Event>(EVENT_QUEUE);
+    let (conn_tx, conn_rx) = crossbeam_channel::bounded::<Event>(CONN_QUEUE);
     let (sig_tx, sig_rx) = crossbeam_channel::bounded::<()>(1);
     if let Err(e) = ctrlc::set_handler(move || {
         let _ = sig_tx.try_send(());
@@ -115,7 +136,7 @@ pub fn run(cfg: Config) -> i32 {
     };
     let ui = ui::Ui::new(cfg.json, cfg.color, sink.unwrap_or(ui::Sink::Stdout));
 
-    let ev = tx.clone();
+    let ev = conn_tx.clone();
     let spawned = std::thread::Builder::new()
         .name("listener".into())
         .spawn(move || {
@@ -167,10 +188,10 @@ pub fn run(cfg: Config) -> i32 {
         eprintln!("error: cannot start threads");
         return 1;
     }
-    let mut app = app::App::new(cfg, ui, tx, udp, tcp_port, udp_port);
+    let mut app = app::App::new(cfg, ui, tx, conn_tx, udp, tcp_port, udp_port);
     app.script = script;
     app.rooms.queue_overflow = overflow;
-    let code = app.run(rx, dg_rx, sig_rx);
+    let code = app.run(rx, conn_rx, dg_rx, sig_rx);
     term::restore();
     code
 }

@@ -1,0 +1,196 @@
+//! Glue between the chat engine ([`crate::peer::chats`]) and the world:
+//! it carries out the engine's actions on the connection threads
+//! ([`crate::peer::chat`]), the registry and the UI, and feeds it what
+//! they report.
+
+use super::{App, Pending, Target};
+use crate::peer::chat;
+use crate::peer::chats::{Action, ChatEvent, Chats, ConnId};
+use crate::peer::events::Event;
+use crate::peer::ui::UiEvent;
+use crate::protocol::chat::ChatMsg;
+use crate::protocol::{Address, ApiError, ErrorCode, Request};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+impl App {
+    /// Runs `f` on the chat engine, then carries out what it asks.
+    pub(super) fn with_chats(&mut self, f: impl FnOnce(&mut Chats)) {
+        f(&mut self.chats);
+        while let Some(a) = self.chats.poll_action() {
+            self.chat_action(a);
+        }
+    }
+
+    fn chat_action(&mut self, a: Action) {
+        match a {
+            Action::Send { conn, msg } => {
+                if let Some(c) = self.conns.get(&conn) {
+                    c.send(msg);
+                }
+            }
+            Action::Say {
+                conn,
+                from,
+                with,
+                id,
+                text,
+            } => {
+                let msg = ChatMsg::Msg {
+                    id,
+                    text: text.clone(),
+                };
+                if self.conns.get(&conn).is_some_and(|c| c.send(msg)) {
+                    self.emit(UiEvent::Message {
+                        from,
+                        chat: with,
+                        text,
+                        id,
+                        own: true,
+                    });
+                } else {
+                    self.error(format!("the chat with {with} is closed; message not sent"));
+                }
+            }
+            Action::Close { conn } => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    self.closing.retain(|c| !c.is_done());
+                    self.closing.push(c.close());
+                }
+            }
+            Action::Lookup { user, purpose } => {
+                match self.session.as_ref().map(|s| s.token.clone()) {
+                    Some(token) => self.send(
+                        Request::Search {
+                            token,
+                            username: user,
+                        },
+                        Pending::Chat(purpose),
+                    ),
+                    None => {
+                        let e = ApiError::new(ErrorCode::InvalidSession, "not logged in");
+                        self.chats.looked_up(Instant::now(), purpose, Err(e));
+                    }
+                }
+            }
+            Action::Dial { user, addr } => self.dial(user, addr),
+            Action::Event(e) => self.chat_event(e),
+        }
+    }
+
+    fn chat_event(&mut self, e: ChatEvent) {
+        match e {
+            ChatEvent::Requested { to } => self.emit(UiEvent::ChatRequested { to }),
+            ChatEvent::Request { from } => self.emit(UiEvent::ChatRequest { from }),
+            ChatEvent::Opened { with } => {
+                self.emit(UiEvent::ChatAccepted { with: with.clone() });
+                self.set_current(Target::Chat(with));
+            }
+            ChatEvent::Focus { with } => self.set_current(Target::Chat(with)),
+            ChatEvent::Refused { by, reason } => self.emit(UiEvent::ChatRejected {
+                by,
+                reason: reason.to_string(),
+            }),
+            ChatEvent::Busy { user } => self.emit(UiEvent::Busy { user }),
+            ChatEvent::TimedOut { with } => self.emit(UiEvent::ChatTimeout { with }),
+            ChatEvent::Closed { with, reason } => {
+                if self.current == Some(Target::Chat(with.clone())) {
+                    self.current = None;
+                }
+                self.emit(UiEvent::ChatClosed {
+                    with,
+                    reason: reason.to_string(),
+                });
+            }
+            ChatEvent::Received { from, id, text } => self.emit(UiEvent::Message {
+                from: from.clone(),
+                chat: from,
+                text,
+                id,
+                own: false,
+            }),
+            ChatEvent::Notice(n) => self.notice(n.to_string()),
+            ChatEvent::Error(e) => {
+                self.emit(UiEvent::Error {
+                    code: e.code(),
+                    message: e.to_string(),
+                });
+                if let Some(why) = e.script_failure() {
+                    self.script_fail(why);
+                }
+            }
+        }
+    }
+
+    /// Connects to `user` off the main loop; the result comes back as
+    /// [`Event::ChatDialed`].
+    fn dial(&mut self, user: String, addr: Address) {
+        let events = self.events.clone();
+        let who = user.clone();
+        let spawned = std::thread::Builder::new()
+            .name("dial".into())
+            .spawn(move || {
+                let result = format!("{}:{}", addr.ip, addr.tcp_port)
+                    .parse::<SocketAddr>()
+                    .map_err(|e| format!("bad address {}: {e}", addr.ip))
+                    .and_then(|sa| {
+                        TcpStream::connect_timeout(&sa, Duration::from_secs(2))
+                            .map_err(|e| format!("cannot reach {user} at {sa}: {e}"))
+                    });
+                let _ = events.send(Event::ChatDialed { user, result });
+            });
+        if let Err(e) = spawned {
+            self.error(format!("cannot start a connection: {e}"));
+            self.chats.forget_dial(&who);
+        }
+    }
+
+    /// Starts a connection's threads under a new id.
+    fn spawn_conn(&mut self, stream: TcpStream) -> std::io::Result<(ConnId, SocketAddr)> {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let conn = chat::spawn(id, stream, self.conn_events.clone())?;
+        let addr = conn.addr;
+        self.conns.insert(id, conn);
+        Ok((id, addr))
+    }
+
+    pub(super) fn chat_dialed(&mut self, user: String, result: Result<TcpStream, String>) {
+        let stream = match result {
+            Ok(s) => s,
+            Err(why) => return self.with_chats(|c| c.dial_failed(user, why)),
+        };
+        match self.spawn_conn(stream) {
+            Ok((id, addr)) => {
+                let now = Instant::now();
+                self.with_chats(|c| c.connected(now, id, addr, user));
+            }
+            Err(e) => {
+                self.error(format!("cannot use the connection to {user}: {e}"));
+                self.chats.forget_dial(&user);
+            }
+        }
+    }
+
+    pub(super) fn chat_incoming(&mut self, stream: TcpStream) {
+        match self.spawn_conn(stream) {
+            Ok((id, addr)) => {
+                let now = Instant::now();
+                self.with_chats(|c| c.accepted(now, id, addr));
+            }
+            Err(e) => log::warn!("incoming chat connection unusable: {e}"),
+        }
+    }
+
+    /// `/close [USER]`: the current chat without a name.
+    pub(super) fn close_chat(&mut self, user: Option<String>) {
+        let user = user.or_else(|| match &self.current {
+            Some(Target::Chat(u)) => Some(u.clone()),
+            _ => None,
+        });
+        match user {
+            Some(u) => self.with_chats(|c| c.close(u)),
+            None => self.error("no current chat; /close USER"),
+        }
+    }
+}

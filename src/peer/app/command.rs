@@ -1,0 +1,152 @@
+//! The user's `/commands` (typed, piped or from a script) and the script
+//! runner that feeds them in.
+
+use super::{App, Pending, Target};
+use crate::peer::commands::{Command, HELP};
+use crate::peer::rooms::RoomCommand;
+use crate::peer::ui::UiEvent;
+use crate::protocol::Request;
+use std::time::Instant;
+
+impl App {
+    pub(super) fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Help => self.emit(UiEvent::Help {
+                commands: HELP
+                    .iter()
+                    .map(|(c, d)| (c.to_string(), d.to_string()))
+                    .collect(),
+            }),
+            Command::Register { username, password } => {
+                let req = Request::Register {
+                    username,
+                    password: password.unwrap_or_default(),
+                };
+                self.send(req, Pending::Register);
+            }
+            Command::Login { username, password } => {
+                if let Some(me) = self.me() {
+                    let msg = format!("already logged in as {me}; /logout first");
+                    self.error(msg);
+                    return;
+                }
+                let req = Request::Login {
+                    username,
+                    password: password.unwrap_or_default(),
+                    tcp_port: self.tcp_port,
+                    udp_port: self.udp_port,
+                    advertise_ip: self.cfg.advertise.clone(),
+                };
+                self.send(req, Pending::Login);
+            }
+            Command::Logout => {
+                if let Some(token) = self.token() {
+                    self.leave_everything("logged out");
+                    self.send(
+                        Request::Logout { token },
+                        Pending::Logout { quitting: false },
+                    );
+                }
+            }
+            Command::Who => {
+                if let Some(token) = self.token() {
+                    self.send(Request::Online { token }, Pending::Who);
+                }
+            }
+            Command::Search(username) => {
+                if let Some(token) = self.token() {
+                    self.send(Request::Search { token, username }, Pending::Search);
+                }
+            }
+            Command::Chat(user) => self.with_chats(|c| c.open(user, None)),
+            Command::Accept(user) => self.with_chats(|c| c.answer(user, true)),
+            Command::Reject(user) => self.with_chats(|c| c.answer(user, false)),
+            Command::Msg { to, text } => match to.strip_prefix('#') {
+                Some(room) => self.room_say(room.to_string(), text),
+                None => self.with_chats(|c| c.open(to, Some(text))),
+            },
+            Command::Close(user) => self.close_chat(user),
+            Command::Dnd(on) => {
+                let on = self.chats.set_dnd(on);
+                self.emit(UiEvent::Dnd { on });
+            }
+            Command::Create(room) => self.room_command(RoomCommand::Create(room)),
+            Command::Join(room) => self.room_command(RoomCommand::Join(room)),
+            Command::Leave(room) => self.room_command(RoomCommand::Leave(room)),
+            Command::Rooms => self.room_command(RoomCommand::List),
+            Command::Members(room) => self.room_command(RoomCommand::Members(room)),
+            Command::Switch(name) => self.switch(name),
+            Command::Stats => {
+                self.rooms.stats.queue_overflow = self
+                    .rooms
+                    .queue_overflow
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                self.emit(UiEvent::Stats {
+                    rooms: self.rooms.stats.clone(),
+                })
+            }
+            Command::Quit => self.quit(),
+            Command::Say(text) => match self.current.clone() {
+                Some(Target::Chat(user)) => self.with_chats(|c| c.open(user, Some(text))),
+                Some(Target::Room(room)) => self.room_say(room, text),
+                None => self.error("no current conversation: /chat USER or /join ROOM first"),
+            },
+            Command::Sleep(_) | Command::WaitFor { .. } | Command::Retry { .. } => {
+                self.error("/sleep and /wait work in scripts (peer --script FILE)")
+            }
+        }
+    }
+
+    fn switch(&mut self, name: String) {
+        let target = match name.strip_prefix('#') {
+            Some(room) if self.rooms.is_member(room) => Target::Room(room.to_string()),
+            None if self.chats.is_open(&name) => Target::Chat(name),
+            _ if self.rooms.is_member(&name) => Target::Room(name),
+            _ => {
+                self.error(format!("no open chat or joined room called {name}"));
+                return;
+            }
+        };
+        self.set_current(target);
+    }
+
+    pub(super) fn script_step(&mut self, now: Instant) {
+        while self.quit_at.is_none() {
+            let Some(script) = &mut self.script else {
+                return;
+            };
+            let next = script.next(now);
+            if let Some((line, reason)) = script.take_failure() {
+                self.emit(UiEvent::ScriptFailed { line, reason });
+                self.quit();
+                return;
+            }
+            if script.finished() {
+                self.emit(UiEvent::ScriptDone);
+                self.quit();
+                return;
+            }
+            let Some(cmd) = next else { return };
+            if cmd == Command::Quit {
+                // Reaching /quit is the script's successful end.
+                self.emit(UiEvent::ScriptDone);
+                self.quit();
+                return;
+            }
+            let before = self.link.pending_len();
+            self.command(cmd);
+            if self.link.pending_len() > before {
+                if let Some(s) = &mut self.script {
+                    s.awaiting_reply(now);
+                }
+            }
+        }
+    }
+
+    pub(super) fn script_fail(&mut self, why: &str) {
+        if let Some(s) = &mut self.script {
+            s.request_done(false);
+            s.fail_current(why.to_string());
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The peer's main loop and the state it owns ([`App`]): it `select!`s
+//! over the event channels, the signal channel and the earliest timer, and
+//! is the only caller of the UI.
+//!
+//! `App` is split by concern, each an `impl App` block:
+//! - this file: the state, the loop, timers, event dispatch, UI helpers;
+//! - [`session`]: the registry link (login, register, resume, heartbeats,
+//!   replies and failures of every request);
+//! - [`command`]: the user's `/commands` and the script runner;
+//! - [`chats`]: glue between the chat engine ([`super::chats`]) and the
+//!   chat connection threads;
+//! - [`quit`]: logging out and quitting.
+//!
+//! Rooms are glued in by [`super::rooms`].
+
+mod chats;
+mod command;
+mod quit;
+mod session;
+
+pub use session::{Pending, Session};
+
+use super::chat::{ChatConn, Closing};
+use super::chats::{Chats, ConnId};
+use super::events::Event;
+use super::link::Link;
+use super::script::Script;
+use super::ui::{Ui, UiEvent};
+use super::Config;
+use crate::protocol::{ApiError, Request};
+use crossbeam_channel::{select, Receiver, Sender};
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// The conversation plain text goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Chat(String),
+    Room(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Chat(u) => f.write_str(u),
+            Target::Room(r) => write!(f, "#{r}"),
+        }
+    }
+}
+
+pub struct App {
+    pub cfg: Config,
+    pub ui: Ui,
+    pub events: Sender<Event>,
+    pub link: Link<Pending>,
+    pub udp: UdpSocket,
+    pub tcp_port: u16,
+    pub udp_port: u16,
+    pub session: Option<Session>,
+    next_heartbeat: Option<Instant>,
+    /// Heartbeats sent, to pace the session checks.
+    heartbeats: u64,
+    /// A `resume` is on its way.
+    resuming: bool,
+    /// Requests refused because the session had gone offline, to ask again
+    /// once it is resumed.
+    after_resume: Vec<(Request, Pending)>,
+    /// Connection events (chat readers and writers, the listener).
+    conn_events: Sender<Event>,
+    /// One-to-one chats; `conns` are their connections' threads.
+    chats: Chats,
+    conns: HashMap<ConnId, ChatConn>,
+    /// Connections closed, until their writer has flushed (see `finish`).
+    closing: Vec<Closing>,
+    next_conn: ConnId,
+    pub current: Option<Target>,
+    quit_at: Option<Instant>,
+    /// Logged out (or could not): exit once rooms have said goodbye.
+    quitting_ready: bool,
+    /// Standard input ended; quit once pending requests are answered.
+    input_ended: bool,
+    pub exit_code: Option<i32>,
+    pub rooms: super::rooms::Rooms,
+    pub script: Option<Script>,
+}
+
+impl App {
+    pub fn new(
+        cfg: Config,
+        ui: Ui,
+        events: Sender<Event>,
+        conn_events: Sender<Event>,
+        udp: UdpSocket,
+        tcp_port: u16,
+        udp_port: u16,
+    ) -> App {
+        let link = Link::new(cfg.registry.clone(), events.clone());
+        let rooms = super::rooms::Rooms::new(cfg.faults.clone());
+        let chats = Chats::new(Instant::now(), cfg.chat_timeout);
+        App {
+            cfg,
+            ui,
+            events,
+            link,
+            udp,
+            tcp_port,
+            udp_port,
+            session: None,
+            next_heartbeat: None,
+            heartbeats: 0,
+            resuming: false,
+            after_resume: Vec::new(),
+            conn_events,
+            chats,
+            conns: HashMap::new(),
+            closing: Vec::new(),
+            next_conn: 1,
+            current: None,
+            quit_at: None,
+            quitting_ready: false,
+            input_ended: false,
+            exit_code: None,
+            rooms,
+            script: None,
+        }
+    }
+
+    pub fn me(&self) -> Option<&str> {
+        self.session.as_ref().map(|s| s.username.as_str())
+    }
+
+    pub fn emit(&mut self, ev: UiEvent) {
+        if let Some(script) = &mut self.script {
+            script.observe(&ev);
+        }
+        self.ui.emit(ev);
+    }
+
+    pub fn error(&mut self, message: impl Into<String>) {
+        self.emit(UiEvent::Error {
+            code: None,
+            message: message.into(),
+        });
+    }
+
+    pub fn api_error(&mut self, e: &ApiError) {
+        self.emit(UiEvent::Error {
+            code: Some(e.code.as_str().to_string()),
+            message: e.message.clone(),
+        });
+    }
+
+    pub fn notice(&mut self, text: impl Into<String>) {
+        self.emit(UiEvent::Notice { text: text.into() });
+    }
+
+    pub fn set_current(&mut self, target: Target) {
+        if self.current.as_ref() != Some(&target) {
+            self.current = Some(target.clone());
+            self.emit(UiEvent::Current {
+                target: target.to_string(),
+            });
+        }
+    }
+
+    /// Runs until `/quit`, Ctrl-C, end of input or the end of a script.
+    pub fn run(
+        &mut self,
+        events: Receiver<Event>,
+        conn_events: Receiver<Event>,
+        datagrams: Receiver<(Vec<u8>, SocketAddr)>,
+        signals: Receiver<()>,
+    ) -> i32 {
+        self.emit(UiEvent::Ready {
+            tcp_port: self.tcp_port,
+            udp_port: self.udp_port,
+        });
+        loop {
+            let now = Instant::now();
+            self.link.poll_connect(now);
+            let wait = self
+                .deadline()
+                .map(|d| d.saturating_duration_since(now))
+                .unwrap_or(Duration::from_secs(3600));
+            select! {
+                recv(events) -> ev => match ev {
+                    Ok(ev) => {
+                        self.on_event(ev);
+                        // Take what else is waiting before timers run, so a
+                        // backlog of acknowledgements is seen before any
+                        // retransmission is decided.
+                        for ev in events.try_iter().take(1024) {
+                            self.on_event(ev);
+                        }
+                    }
+                    Err(_) => self.quit(),
+                },
+                recv(conn_events) -> ev => {
+                    if let Ok(ev) = ev {
+                        self.on_event(ev);
+                        for ev in conn_events.try_iter().take(1024) {
+                            self.on_event(ev);
+                        }
+                    }
+                }
+                recv(datagrams) -> d => {
+                    if let Ok((bytes, from)) = d {
+                        self.datagram(&bytes, from);
+                        for (bytes, from) in datagrams.try_iter().take(1024) {
+                            self.datagram(&bytes, from);
+                        }
+                    }
+                }
+                recv(signals) -> _ => self.quit(),
+                recv(crossbeam_channel::after(wait)) -> _ => {}
+            }
+            self.on_timer(Instant::now());
+            if self.ui.terminal_gone() {
+                // Hang-up or a closed pipe: leave rooms and log out as on
+                // Ctrl-C, with nothing more printed.
+                self.quit();
+            }
+            if let Some(code) = self.exit_code {
+                return code;
+            }
+        }
+    }
+
+    /// The earliest instant something is due; `None` when fully idle.
+    fn deadline(&self) -> Option<Instant> {
+        let chats = self.chats.poll_timeout();
+        let script = self.script.as_ref().and_then(|s| s.deadline());
+        [
+            self.next_heartbeat,
+            chats,
+            self.link.deadline(),
+            self.quit_at,
+            self.rooms.deadline(),
+            script,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn on_timer(&mut self, now: Instant) {
+        self.session_tick(now);
+        self.with_chats(|c| c.handle_timeout(now));
+        self.rooms_tick(now);
+        self.quit_tick(now);
+        self.script_step(now);
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Input(cmd) => self.command(cmd),
+            Event::InputError(e) => {
+                self.error(e);
+                if let Some(s) = &mut self.script {
+                    s.fail_current("the line did not parse".into());
+                }
+            }
+            Event::InputEnd => {
+                // Piped commands: let the requests already made finish
+                // (each is bounded by the request time-out), then quit.
+                if self.script.is_none() {
+                    self.input_ended = true;
+                }
+            }
+            Event::Interrupt => self.quit(),
+            Event::RegistryConnected(stream) => self.registry_connected(stream),
+            Event::RegistryConnectFailed(e) => self.registry_connect_failed(e),
+            Event::RegistryReply(v) => self.registry_reply(v),
+            Event::RegistryClosed { generation, reason } => {
+                self.registry_closed(generation, reason)
+            }
+            Event::ChatIncoming(stream) => self.chat_incoming(stream),
+            Event::ChatDialed { user, result } => self.chat_dialed(user, result),
+            Event::ChatMsg { conn, msg } => {
+                let now = Instant::now();
+                self.with_chats(|c| c.received(now, conn, msg));
+            }
+            Event::ChatGarbage { conn } => log::debug!("chat {conn}: ignored a malformed line"),
+            Event::ChatClosed { conn, reason } => {
+                self.with_chats(|c| c.conn_closed(conn, reason));
+            }
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The session with the registry: login, register, resume after a
+//! reconnect, heartbeats and session checks, and the replies (or failures)
+//! of every registry request, routed by [`Pending`].
+
+use super::App;
+use crate::peer::chats::Lookup;
+use crate::peer::ui::UiEvent;
+use crate::protocol::heartbeat;
+use crate::protocol::*;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Every this many heartbeats, one also goes over TCP: it learns whether
+/// the session is still online, and keeps it online (within the 3 s
+/// time-out) where a firewall drops the UDP heartbeats.
+const CHECK_EVERY: u64 = 2;
+
+/// What a registry reply is for.
+pub enum Pending {
+    /// The periodic session check (a `heartbeat` request over TCP).
+    Check,
+    Register,
+    Login,
+    Resume,
+    Logout {
+        quitting: bool,
+    },
+    Who,
+    Search,
+    /// A look-up for the chat engine (to dial, or to check a hello).
+    Chat(Lookup),
+    Room(crate::peer::rooms::RoomPending),
+}
+
+impl Pending {
+    /// Requests the peer makes by itself, not for a command: their answers
+    /// do not let a script go on to its next line.
+    fn is_background(&self) -> bool {
+        use crate::peer::rooms::RoomPending;
+        matches!(
+            self,
+            Pending::Resume
+                | Pending::Check
+                | Pending::Chat(Lookup::Verify { .. })
+                | Pending::Room(RoomPending::Refresh(_) | RoomPending::Rejoin { .. })
+        )
+    }
+}
+
+pub struct Session {
+    pub username: String,
+    pub token: String,
+    pub heartbeat_every: Duration,
+    pub heartbeat_port: u16,
+}
+
+impl App {
+    /// Heartbeats and overdue registry requests.
+    pub(super) fn session_tick(&mut self, now: Instant) {
+        if self.next_heartbeat.is_some_and(|t| t <= now) {
+            self.heartbeat(now);
+        }
+        for (p, e) in self.link.expired_waiting(now) {
+            self.failed(p, &e);
+        }
+        for p in self.link.expired(now) {
+            self.failed(
+                p,
+                &ApiError::new(
+                    ErrorCode::RegistryUnreachable,
+                    "the registry did not answer in time",
+                ),
+            );
+        }
+    }
+
+    /// Asks the registry to re-attach our session (after a reconnect, or
+    /// when it says the session went offline while we were cut off).
+    fn resume_session(&mut self) {
+        let Some(s) = &self.session else { return };
+        if self.resuming {
+            return;
+        }
+        let req = Request::Resume {
+            token: s.token.clone(),
+            tcp_port: self.tcp_port,
+            udp_port: self.udp_port,
+            advertise_ip: self.cfg.advertise.clone(),
+        };
+        self.resuming = true;
+        self.send(req, Pending::Resume);
+    }
+
+    fn heartbeat(&mut self, now: Instant) {
+        let (Some(s), Some(remote)) = (&self.session, self.link.remote()) else {
+            // Never connected yet: keep the schedule, send when we can.
+            self.next_heartbeat = self.session.as_ref().map(|s| now + s.heartbeat_every);
+            return;
+        };
+        let to = SocketAddr::new(remote.ip(), s.heartbeat_port);
+        let dg = heartbeat::encode(&s.token);
+        if let Err(e) = self.udp.send_to(dg.as_bytes(), to) {
+            log::debug!("heartbeat to {to}: {e}");
+        }
+        self.next_heartbeat = Some(now + s.heartbeat_every);
+        // Datagrams get no answer, so now and then ask over the connection
+        // whether the session is still online (it is not if we were cut off
+        // longer than the time-out); an invalid_session answer resumes it.
+        self.heartbeats += 1;
+        if self.heartbeats % CHECK_EVERY == 0 && self.link.is_up() && !self.resuming {
+            let req = Request::Heartbeat {
+                token: s.token.clone(),
+            };
+            self.send(req, Pending::Check);
+        }
+    }
+
+    pub(super) fn registry_connected(&mut self, stream: TcpStream) {
+        let reconnect = self.link.was_up;
+        if let Err(e) = self.link.connected(stream) {
+            log::warn!("registry connection unusable: {e}");
+            self.link.down(Instant::now());
+            return;
+        }
+        if reconnect {
+            self.notice("reconnected to the registry");
+        }
+        self.resuming = false;
+        self.resume_session();
+        for (req, p) in self.link.take_waiting() {
+            self.send(req, p);
+        }
+    }
+
+    pub(super) fn registry_connect_failed(&mut self, e: String) {
+        log::info!("registry: {e}");
+        self.link.down(Instant::now());
+        if !self.link.was_up && self.link.failures == 1 {
+            self.error(format!("{e}; retrying in the background"));
+        }
+    }
+
+    pub(super) fn registry_reply(&mut self, v: serde_json::Value) {
+        let Some((p, reply, req)) = self.link.reply(v) else {
+            return;
+        };
+        match reply.result {
+            Ok(body) => self.replied(p, body),
+            Err(e)
+                if e.code == ErrorCode::InvalidSession
+                    && self.session.is_some()
+                    && !matches!(p, Pending::Resume | Pending::Logout { .. }) =>
+            {
+                // The registry took our session offline (we were cut off
+                // past the time-out) but still knows it: resume it, then
+                // ask again.
+                if !p.is_background() {
+                    self.after_resume.push((req, p));
+                }
+                self.resume_session();
+            }
+            Err(e) => self.failed(p, &e),
+        }
+    }
+
+    pub(super) fn registry_closed(&mut self, generation: u64, reason: String) {
+        if !self.link.is_current(generation) {
+            return;
+        }
+        for p in self.link.down(Instant::now()) {
+            self.failed(
+                p,
+                &ApiError::new(ErrorCode::RegistryUnreachable, "registry connection lost"),
+            );
+        }
+        if self.quit_at.is_none() {
+            self.emit(UiEvent::RegistryLost { reason });
+        }
+    }
+
+    pub fn send(&mut self, req: Request, purpose: Pending) {
+        if let Err((p, e)) = self.link.request(&req, purpose) {
+            self.failed(p, &e);
+        }
+    }
+
+    pub(super) fn token(&mut self) -> Option<String> {
+        match &self.session {
+            Some(s) => Some(s.token.clone()),
+            None => {
+                self.error("not logged in; /login USER first");
+                if let Some(s) = &mut self.script {
+                    s.fail_current("not logged in".into());
+                }
+                None
+            }
+        }
+    }
+
+    fn replied(&mut self, p: Pending, body: ReplyBody) {
+        let background = p.is_background();
+        match (p, body) {
+            (Pending::Register, ReplyBody::Registered { username }) => {
+                self.emit(UiEvent::Registered { username })
+            }
+            (Pending::Login, ReplyBody::Session(s)) => {
+                self.start_session(&s);
+                self.emit(UiEvent::LoggedIn {
+                    username: s.username,
+                    address: s.address,
+                });
+            }
+            (Pending::Check, _) => {}
+            (Pending::Resume, ReplyBody::Session(s)) => {
+                self.resuming = false;
+                for (req, p) in std::mem::take(&mut self.after_resume) {
+                    self.send(req, p);
+                }
+                self.start_session(&s);
+                self.emit(UiEvent::SessionRestored {
+                    username: s.username,
+                });
+                self.rooms_rejoin();
+            }
+            (Pending::Logout { quitting }, _) => {
+                self.end_session_keep_rooms();
+                if quitting {
+                    self.quitting_ready = true;
+                } else {
+                    self.emit(UiEvent::LoggedOut);
+                }
+            }
+            (Pending::Who, ReplyBody::Users { users }) => self.emit(UiEvent::Who { users }),
+            (Pending::Search, ReplyBody::User { user }) => {
+                self.emit(UiEvent::SearchResult { user })
+            }
+            (Pending::Chat(purpose), ReplyBody::User { user }) => {
+                let now = Instant::now();
+                self.with_chats(|c| c.looked_up(now, purpose, Ok(user)));
+            }
+            (Pending::Room(p), body) => self.room_replied(p, body),
+            (_, body) => log::warn!("unexpected reply shape: {body:?}"),
+        }
+        if let (Some(s), false) = (&mut self.script, background) {
+            s.request_done(true);
+        }
+    }
+
+    fn failed(&mut self, p: Pending, e: &ApiError) {
+        let background = p.is_background();
+        if matches!(p, Pending::Check) {
+            log::debug!("session check: {e}");
+            return;
+        }
+        match p {
+            Pending::Resume => {
+                self.resuming = false;
+                for (_, p) in std::mem::take(&mut self.after_resume) {
+                    self.failed(p, e);
+                }
+                if e.code == ErrorCode::InvalidSession || e.code == ErrorCode::AlreadyOnline {
+                    self.end_session();
+                    self.error(format!(
+                        "could not restore the session ({}); /login again",
+                        e.message
+                    ));
+                } else {
+                    // Try again with the next connection.
+                    log::info!("resume failed: {e}");
+                }
+                return;
+            }
+            Pending::Logout { quitting: true } => {
+                self.quitting_ready = true;
+                return;
+            }
+            Pending::Logout { quitting: false } => self.end_session(),
+            Pending::Chat(purpose) => {
+                let now = Instant::now();
+                self.with_chats(|c| c.looked_up(now, purpose, Err(e.clone())));
+                return;
+            }
+            Pending::Room(p) => {
+                self.room_failed(p, e);
+                if !background {
+                    self.script_fail("room request failed");
+                }
+                return;
+            }
+            _ => {}
+        }
+        self.api_error(e);
+        self.script_fail("request failed");
+    }
+
+    fn start_session(&mut self, s: &SessionReply) {
+        self.rooms.me = s.username.clone();
+        self.chats.set_me(Some(s.username.clone()));
+        self.session = Some(Session {
+            username: s.username.clone(),
+            token: s.token.clone(),
+            heartbeat_every: Duration::from_millis(s.heartbeat_interval_ms.max(100)),
+            heartbeat_port: s.heartbeat_port,
+        });
+        self.heartbeat(Instant::now());
+    }
+
+    fn end_session(&mut self) {
+        self.end_session_keep_rooms();
+        self.rooms.clear();
+    }
+
+    /// Ends the session but lets rooms we are leaving finish saying so.
+    fn end_session_keep_rooms(&mut self) {
+        self.session = None;
+        self.chats.set_me(None);
+        self.next_heartbeat = None;
+    }
+}

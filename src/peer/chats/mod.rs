@@ -1,0 +1,245 @@
+//! One-to-one chats as a sans-IO state machine: hello, identity check,
+//! ask, accept or reject, open, keep-alive and close.
+//!
+//! [`Chats`] owns no socket, thread or clock. The peer's main loop feeds it
+//! (a connection dialled or accepted under an id, a [`ChatMsg`] received on
+//! an id, a connection gone, a registry look-up answered, the user's
+//! commands, the time) and drains it: [`Chats::poll_action`] says what to
+//! send or close on which connection, whom to look up or dial, and what
+//! the user should see; [`Chats::poll_timeout`] says when to call
+//! [`Chats::handle_timeout`] next. Every reason is a type
+//! ([`reasons`]), rendered to the exact text the peer prints.
+
+mod net;
+mod reasons;
+#[cfg(test)]
+mod tests;
+mod user;
+
+pub use reasons::{ChatError, ChatEvent, ChatNotice, ConnEnd, EndReason, RejectReason};
+
+use crate::protocol::chat::ChatMsg;
+use crate::protocol::Address;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The main loop's name for one chat connection.
+pub type ConnId = u64;
+
+/// Keep-alive period on chats; silence for `CHAT_DEAD` ends an open chat.
+pub const CHAT_PING: Duration = Duration::from_secs(1);
+pub const CHAT_DEAD: Duration = Duration::from_secs(3);
+/// A connection that has not said hello (and been checked) by then is
+/// dropped.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// The asked side times out first and says so; the asking side gives up
+/// this much later when it never does.
+const REQUEST_GRACE: Duration = Duration::from_secs(2);
+
+/// What a registry look-up is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Where to dial `user`.
+    Dial { user: String },
+    /// Whether an incoming hello on `conn` comes from where its user is.
+    Verify { conn: ConnId },
+}
+
+/// What the engine asks its owner to do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Queue `msg` on connection `conn`.
+    Send { conn: ConnId, msg: ChatMsg },
+    /// Queue our message `id` on `conn`; if it could be queued, show it as
+    /// our own message (`from`, in the chat `with`), else say the chat with
+    /// `with` is closed.
+    Say {
+        conn: ConnId,
+        from: String,
+        with: String,
+        id: u64,
+        text: String,
+    },
+    /// Close `conn` once what is queued on it has been written.
+    Close { conn: ConnId },
+    /// Ask the registry about `user`; answer with [`Chats::looked_up`].
+    Lookup { user: String, purpose: Lookup },
+    /// Connect to `user` at `addr`; answer with [`Chats::connected`] or
+    /// [`Chats::dial_failed`].
+    Dial { user: String, addr: Address },
+    /// Show the user something.
+    Event(ChatEvent),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Incoming connection; no hello yet.
+    Hello,
+    /// Incoming hello; checking the sender's address with the registry.
+    Verifying,
+    /// They asked; waiting for our accept or reject.
+    Asked,
+    /// We asked; waiting for their answer.
+    Requesting,
+    Open,
+}
+
+struct Chat {
+    user: String,
+    addr: SocketAddr,
+    state: State,
+    since: Instant,
+    last_heard: Instant,
+    next_id: u64,
+    /// Texts typed before the chat was open; sent on accept.
+    queued: Vec<String>,
+}
+
+/// Every one-to-one chat of this peer, in whatever state.
+pub struct Chats {
+    /// Our user name while logged in.
+    me: Option<String>,
+    /// Do not disturb: requests are answered busy.
+    dnd: bool,
+    /// An unanswered request gives up after this long.
+    chat_timeout: Duration,
+    chats: BTreeMap<ConnId, Chat>,
+    /// Texts for users being looked up or dialled.
+    dialing: HashMap<String, Vec<String>>,
+    next_tick: Instant,
+    actions: VecDeque<Action>,
+}
+
+impl Chats {
+    pub fn new(now: Instant, chat_timeout: Duration) -> Chats {
+        Chats {
+            me: None,
+            dnd: false,
+            chat_timeout,
+            chats: BTreeMap::new(),
+            dialing: HashMap::new(),
+            next_tick: now + CHAT_PING,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// Our name once logged in, `None` once logged out.
+    pub fn set_me(&mut self, me: Option<String>) {
+        self.me = me;
+    }
+
+    /// Sets (or with `None` toggles) do-not-disturb; returns the new value.
+    pub fn set_dnd(&mut self, on: Option<bool>) -> bool {
+        self.dnd = on.unwrap_or(!self.dnd);
+        self.dnd
+    }
+
+    /// Whether a chat with `user` is open.
+    pub fn is_open(&self, user: &str) -> bool {
+        self.find(user, State::Open).is_some()
+    }
+
+    /// Whether a look-up or dial is under way.
+    pub fn is_dialing(&self) -> bool {
+        !self.dialing.is_empty()
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Chats::handle_timeout`] is next due; `None` without chats.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (!self.chats.is_empty()).then_some(self.next_tick)
+    }
+
+    fn find(&self, user: &str, state: State) -> Option<ConnId> {
+        self.chats
+            .iter()
+            .find(|(_, c)| c.user == user && c.state == state)
+            .map(|(id, _)| *id)
+    }
+
+    fn event(&mut self, e: ChatEvent) {
+        self.actions.push_back(Action::Event(e));
+    }
+
+    fn error(&mut self, e: ChatError) {
+        self.event(ChatEvent::Error(e));
+    }
+
+    fn notice(&mut self, n: ChatNotice) {
+        self.event(ChatEvent::Notice(n));
+    }
+
+    fn send(&mut self, conn: ConnId, msg: ChatMsg) {
+        self.actions.push_back(Action::Send { conn, msg });
+    }
+
+    /// Forgets chat `conn`, sending `last` first; gives the chat back.
+    fn end(&mut self, conn: ConnId, last: Option<ChatMsg>) -> Option<Chat> {
+        let c = self.chats.remove(&conn)?;
+        if let Some(msg) = last {
+            self.send(conn, msg);
+        }
+        self.actions.push_back(Action::Close { conn });
+        Some(c)
+    }
+
+    fn report_unsent(&mut self, c: &Chat) {
+        if !c.queued.is_empty() {
+            self.error(ChatError::NotSent {
+                user: c.user.clone(),
+                count: c.queued.len(),
+            });
+        }
+    }
+
+    /// Keep-alives and time-outs, once per [`CHAT_PING`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.chats.is_empty() || now < self.next_tick {
+            return;
+        }
+        self.next_tick = now + CHAT_PING;
+        let mut dead = Vec::new();
+        let mut pings = Vec::new();
+        for (id, c) in &self.chats {
+            let age = now.duration_since(c.since);
+            match c.state {
+                State::Open if now.duration_since(c.last_heard) >= CHAT_DEAD => {
+                    dead.push((*id, None))
+                }
+                State::Hello | State::Verifying if age >= HELLO_TIMEOUT => {
+                    dead.push((*id, Some(ChatMsg::Bye)))
+                }
+                State::Asked if age >= self.chat_timeout => {
+                    dead.push((*id, Some(ChatMsg::Timeout)))
+                }
+                State::Requesting if age >= self.chat_timeout + REQUEST_GRACE => {
+                    dead.push((*id, Some(ChatMsg::Bye)))
+                }
+                State::Open | State::Requesting | State::Asked => pings.push(*id),
+                State::Hello | State::Verifying => {}
+            }
+        }
+        for id in pings {
+            self.send(id, ChatMsg::Ping);
+        }
+        for (id, last) in dead {
+            let Some(c) = self.end(id, last) else {
+                continue;
+            };
+            match c.state {
+                State::Asked | State::Requesting => {
+                    self.event(ChatEvent::TimedOut {
+                        with: c.user.clone(),
+                    });
+                    self.report_unsent(&c);
+                }
+                State::Open => self.gone(c, EndReason::NotResponding),
+                State::Hello | State::Verifying => {}
+            }
+        }
+    }
+}

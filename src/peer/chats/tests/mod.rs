@@ -1,0 +1,269 @@
+//! Chat engines driven against each other with no sockets: a FIFO virtual
+//! network between them, a registry table, and a hand-moved clock.
+
+mod ending;
+mod requests;
+
+use super::*;
+use crate::protocol::chat::{CHAT_VERSION, MAX_TEXT};
+use crate::protocol::{ApiError, ErrorCode, UserInfo};
+use std::collections::VecDeque;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+struct Node {
+    name: String,
+    ip: String,
+    engine: Chats,
+    events: Vec<ChatEvent>,
+    /// Our own messages that went out: (with, id, text).
+    said: Vec<(String, u64, String)>,
+    /// Silent: what it sends is lost (a frozen process).
+    frozen: bool,
+}
+
+enum Wire {
+    Msg(ConnId, ChatMsg),
+    Closed(ConnId),
+}
+
+struct Net {
+    now: Instant,
+    nodes: Vec<Node>,
+    /// Where each connection end leads: (its owner, the other end).
+    ends: HashMap<ConnId, (usize, ConnId)>,
+    /// Connection ends closed by their owner.
+    closed: Vec<ConnId>,
+    next_conn: ConnId,
+    queue: VecDeque<Wire>,
+    registry: HashMap<String, UserInfo>,
+    registry_down: bool,
+}
+
+fn addr_of(ip: &str) -> Address {
+    Address {
+        ip: ip.to_string(),
+        tcp_port: 7000,
+        udp_port: 7000,
+    }
+}
+
+fn sock(ip: &str) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), 40000)
+}
+
+impl Net {
+    fn new(names: &[&str]) -> Net {
+        let now = Instant::now();
+        let mut net = Net {
+            now,
+            nodes: Vec::new(),
+            ends: HashMap::new(),
+            closed: Vec::new(),
+            next_conn: 1,
+            queue: VecDeque::new(),
+            registry: HashMap::new(),
+            registry_down: false,
+        };
+        for (i, name) in names.iter().enumerate() {
+            let ip = format!("10.0.0.{}", i + 1);
+            let mut engine = Chats::new(now, TIMEOUT);
+            engine.set_me(Some(name.to_string()));
+            net.registry.insert(
+                name.to_string(),
+                UserInfo {
+                    username: name.to_string(),
+                    online: true,
+                    address: Some(addr_of(&ip)),
+                },
+            );
+            net.nodes.push(Node {
+                name: name.to_string(),
+                ip,
+                engine,
+                events: Vec::new(),
+                said: Vec::new(),
+                frozen: false,
+            });
+        }
+        net
+    }
+
+    fn idx(&self, name: &str) -> usize {
+        self.nodes.iter().position(|n| n.name == name).unwrap()
+    }
+
+    fn node(&mut self, name: &str) -> &mut Node {
+        let i = self.idx(name);
+        &mut self.nodes[i]
+    }
+
+    fn engine(&mut self, name: &str) -> &mut Chats {
+        &mut self.node(name).engine
+    }
+
+    /// Takes the events `name` has shown since last asked.
+    fn events(&mut self, name: &str) -> Vec<ChatEvent> {
+        std::mem::take(&mut self.node(name).events)
+    }
+
+    fn wire(&mut self, from: usize, w: Wire) {
+        if !self.nodes[from].frozen {
+            self.queue.push_back(w);
+        }
+    }
+
+    /// Carries out one node's action.
+    fn act(&mut self, i: usize, a: Action) {
+        let now = self.now;
+        match a {
+            Action::Send { conn, msg } => self.wire(i, Wire::Msg(conn, msg)),
+            Action::Say {
+                conn,
+                from,
+                with,
+                id,
+                text,
+            } => {
+                assert_eq!(from, self.nodes[i].name);
+                self.nodes[i].said.push((with, id, text.clone()));
+                self.wire(i, Wire::Msg(conn, ChatMsg::Msg { id, text }));
+            }
+            Action::Close { conn } => {
+                self.closed.push(conn);
+                self.wire(i, Wire::Closed(conn));
+            }
+            Action::Lookup { user, purpose } => {
+                let result = match self.registry.get(&user) {
+                    _ if self.registry_down => Err(ApiError::new(
+                        ErrorCode::RegistryUnreachable,
+                        "cannot reach the registry",
+                    )),
+                    Some(info) => Ok(info.clone()),
+                    None => Err(ApiError::new(ErrorCode::UserNotFound, "no such user")),
+                };
+                self.nodes[i].engine.looked_up(now, purpose, result);
+            }
+            Action::Dial { user, addr } => {
+                let Some(o) = self.nodes.iter().position(|n| n.ip == addr.ip) else {
+                    let why = format!("cannot reach {user} at {}", addr.ip);
+                    self.nodes[i].engine.dial_failed(user, why);
+                    return;
+                };
+                let (a, b) = (self.next_conn, self.next_conn + 1);
+                self.next_conn += 2;
+                self.ends.insert(a, (i, b));
+                self.ends.insert(b, (o, a));
+                let (ip_i, ip_o) = (self.nodes[i].ip.clone(), self.nodes[o].ip.clone());
+                self.nodes[o].engine.accepted(now, b, sock(&ip_i));
+                self.nodes[i].engine.connected(now, a, sock(&ip_o), user);
+            }
+            Action::Event(e) => self.nodes[i].events.push(e),
+        }
+    }
+
+    /// Runs every action and delivers every line until all is quiet.
+    fn pump(&mut self) {
+        loop {
+            let mut busy = false;
+            for i in 0..self.nodes.len() {
+                while let Some(a) = self.nodes[i].engine.poll_action() {
+                    busy = true;
+                    self.act(i, a);
+                }
+            }
+            let batch: Vec<Wire> = self.queue.drain(..).collect();
+            if batch.is_empty() && !busy {
+                return;
+            }
+            for w in batch {
+                let now = self.now;
+                let (end, w) = match w {
+                    Wire::Msg(c, m) => (c, Some(m)),
+                    Wire::Closed(c) => (c, None),
+                };
+                let (_, other) = self.ends[&end];
+                let (o, _) = self.ends[&other];
+                if self.closed.contains(&other) {
+                    continue;
+                }
+                let engine = &mut self.nodes[o].engine;
+                match w {
+                    Some(m) => engine.received(now, other, m),
+                    None => engine.conn_closed(other, ConnEnd::Closed),
+                }
+            }
+        }
+    }
+
+    /// Moves the clock on by `total`, a second at a time.
+    fn wait(&mut self, total: Duration) {
+        let end = self.now + total;
+        while self.now < end {
+            self.now = (self.now + CHAT_PING).min(end);
+            let now = self.now;
+            for n in &mut self.nodes {
+                if !n.frozen {
+                    n.engine.handle_timeout(now);
+                }
+            }
+            self.pump();
+        }
+    }
+
+    fn open(&mut self, who: &str, with: &str, text: Option<&str>) {
+        self.engine(who)
+            .open(with.to_string(), text.map(str::to_string));
+    }
+
+    /// `a` asks `b`, `b` accepts; both see the chat open.
+    fn connect(&mut self, a: &str, b: &str) {
+        self.open(a, b, None);
+        self.pump();
+        self.engine(b).answer(None, true);
+        self.pump();
+        assert!(self.engine(a).is_open(b) && self.engine(b).is_open(a));
+        self.events(a);
+        self.events(b);
+    }
+}
+
+impl ChatEvent {
+    fn to_string_for_test(&self) -> String {
+        match self {
+            ChatEvent::Error(e) => e.to_string(),
+            ChatEvent::Notice(n) => n.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+}
+
+fn ev_opened(with: &str) -> ChatEvent {
+    ChatEvent::Opened { with: with.into() }
+}
+
+fn received(from: &str, id: u64, text: &str) -> ChatEvent {
+    ChatEvent::Received {
+        from: from.into(),
+        id,
+        text: text.into(),
+    }
+}
+
+fn closed(with: &str, reason: EndReason) -> ChatEvent {
+    ChatEvent::Closed {
+        with: with.into(),
+        reason,
+    }
+}
+
+fn refused(by: &str, reason: EndReason) -> ChatEvent {
+    ChatEvent::Refused {
+        by: by.into(),
+        reason,
+    }
+}
+
+fn request_from(from: &str) -> ChatEvent {
+    ChatEvent::Request { from: from.into() }
+}

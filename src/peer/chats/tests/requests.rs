@@ -1,0 +1,310 @@
+//! Requests: asking, answering, refusing, and what goes wrong on the way.
+
+use super::*;
+
+#[test]
+fn accepted_chat_carries_queued_and_later_messages_in_order() {
+    let mut net = Net::new(&["alice", "bob"]);
+    net.open("alice", "bob", Some("one"));
+    // Typed while the registry is being asked, then while bob is asked.
+    net.open("alice", "bob", Some("two"));
+    net.pump();
+    net.open("alice", "bob", Some("three"));
+    assert_eq!(
+        net.events("alice"),
+        vec![ChatEvent::Requested { to: "bob".into() }]
+    );
+    assert_eq!(net.events("bob"), vec![request_from("alice")]);
+    net.engine("bob").answer(Some("alice".into()), true);
+    net.pump();
+    assert_eq!(net.events("alice"), vec![ev_opened("bob")]);
+    assert_eq!(
+        net.events("bob"),
+        vec![
+            ev_opened("alice"),
+            received("alice", 1, "one"),
+            received("alice", 2, "two"),
+            received("alice", 3, "three"),
+        ]
+    );
+    net.open("bob", "alice", Some("hi"));
+    net.pump();
+    assert_eq!(net.events("alice"), vec![received("bob", 1, "hi")]);
+    assert_eq!(net.node("bob").said, vec![("alice".into(), 1, "hi".into())]);
+    // `/chat` with an open chat only makes it current.
+    net.open("alice", "bob", None);
+    assert_eq!(
+        net.engine("alice").poll_action(),
+        Some(Action::Event(ChatEvent::Focus { with: "bob".into() }))
+    );
+}
+
+#[test]
+fn rejected_request_reports_declined_and_unsent_texts() {
+    let mut net = Net::new(&["alice", "bob"]);
+    net.open("alice", "bob", Some("hello?"));
+    net.pump();
+    net.events("bob");
+    net.engine("bob").answer(None, false);
+    net.pump();
+    assert_eq!(
+        net.events("bob"),
+        vec![ChatEvent::Notice(ChatNotice::Declined {
+            user: "alice".into()
+        })]
+    );
+    let ev = net.events("alice");
+    assert_eq!(
+        ev[1..],
+        [
+            refused("bob", EndReason::Rejected(RejectReason::Declined)),
+            ChatEvent::Error(ChatError::NotSent {
+                user: "bob".into(),
+                count: 1
+            })
+        ]
+    );
+    assert_eq!(
+        EndReason::Rejected(RejectReason::Declined).to_string(),
+        "declined"
+    );
+    assert_eq!(
+        ChatError::NotSent {
+            user: "bob".into(),
+            count: 1
+        }
+        .to_string(),
+        "1 message(s) to bob not sent"
+    );
+    assert!(!net.engine("alice").is_open("bob"));
+    // Nothing is left to answer.
+    net.engine("bob").answer(None, false);
+    assert_eq!(
+        net.engine("bob").poll_action(),
+        Some(Action::Event(ChatEvent::Error(ChatError::NoRequest {
+            from: None
+        })))
+    );
+}
+
+#[test]
+fn crossed_requests_end_in_one_chat() {
+    let mut net = Net::new(&["alice", "bob"]);
+    net.open("alice", "bob", Some("from alice"));
+    net.open("bob", "alice", Some("from bob"));
+    net.pump();
+    for (me, other) in [("alice", "bob"), ("bob", "alice")] {
+        let ev = net.events(me);
+        assert!(ev.contains(&ev_opened(other)), "{me}: {ev:?}");
+        assert!(
+            ev.contains(&received(other, 1, &format!("from {other}"))),
+            "{me}: {ev:?}"
+        );
+        assert!(
+            !ev.iter()
+                .any(|e| matches!(e, ChatEvent::Refused { .. } | ChatEvent::Request { .. })),
+            "{me}: {ev:?}"
+        );
+        assert_eq!(net.node(me).engine.chats.len(), 1, "{me}");
+    }
+    // The request from the smaller name wins: alice dialled first, so her
+    // end of it is connection 1.
+    let alice: Vec<ConnId> = net.node("alice").engine.chats.keys().copied().collect();
+    assert_eq!(alice, vec![1]);
+}
+
+#[test]
+fn do_not_disturb_answers_busy() {
+    let mut net = Net::new(&["alice", "bob"]);
+    assert!(net.engine("bob").set_dnd(None));
+    net.open("alice", "bob", Some("psst"));
+    net.pump();
+    assert_eq!(
+        net.events("bob"),
+        vec![ChatEvent::Notice(ChatNotice::AnsweredBusy {
+            user: "alice".into()
+        })]
+    );
+    let ev = net.events("alice");
+    assert_eq!(ev[1], ChatEvent::Busy { user: "bob".into() });
+    assert_eq!(
+        ChatNotice::AnsweredBusy {
+            user: "alice".into()
+        }
+        .to_string(),
+        "alice asked for a chat; answered busy (do not disturb)"
+    );
+    assert!(!net.engine("bob").set_dnd(None));
+    net.open("alice", "bob", None);
+    net.pump();
+    assert_eq!(net.events("bob"), vec![request_from("alice")]);
+}
+
+#[test]
+fn hello_from_the_wrong_address_fails_the_identity_check() {
+    let mut net = Net::new(&["alice", "bob"]);
+    net.registry.get_mut("alice").unwrap().address = Some(addr_of("10.7.7.7"));
+    // Alice's own look-up of bob still works; bob finds alice elsewhere.
+    net.open("alice", "bob", None);
+    net.pump();
+    let ev = net.events("bob");
+    assert_eq!(
+        ev,
+        vec![ChatEvent::Error(ChatError::Impostor {
+            user: "alice".into(),
+            from: sock("10.0.0.1")
+        })]
+    );
+    assert_eq!(
+        ev[0].to_string_for_test(),
+        "refused a chat request claiming to be alice from 10.0.0.1:40000: \
+         the registry has alice elsewhere"
+    );
+    assert_eq!(
+        net.events("alice")[1],
+        refused(
+            "bob",
+            EndReason::Rejected(RejectReason::IdentityCheckFailed)
+        )
+    );
+    assert_eq!(
+        EndReason::Rejected(RejectReason::IdentityCheckFailed).to_string(),
+        "identity check failed"
+    );
+}
+
+#[test]
+fn unverifiable_request_is_asked_with_a_warning() {
+    let mut net = Net::new(&["alice", "bob"]);
+    net.open("alice", "bob", None);
+    // Alice's look-up is answered, then the registry goes away.
+    let a = net.engine("alice").poll_action().unwrap();
+    net.act(0, a);
+    net.registry_down = true;
+    net.pump();
+    assert_eq!(
+        net.events("bob"),
+        vec![
+            ChatEvent::Notice(ChatNotice::Unverified {
+                user: "alice".into()
+            }),
+            request_from("alice")
+        ]
+    );
+}
+
+#[test]
+fn bad_hellos_are_rejected() {
+    let mut net = Net::new(&["bob"]);
+    let now = net.now;
+    for (conn, from) in [(1, "bob"), (2, "no spaces please")] {
+        let e = net.engine("bob");
+        e.accepted(now, conn, sock("10.0.0.9"));
+        e.received(
+            now,
+            conn,
+            ChatMsg::Hello {
+                from: from.into(),
+                version: CHAT_VERSION,
+            },
+        );
+        let reason = "bad hello".to_string();
+        assert_eq!(
+            e.poll_action(),
+            Some(Action::Send {
+                conn,
+                msg: ChatMsg::Reject { reason }
+            })
+        );
+        assert_eq!(e.poll_action(), Some(Action::Close { conn }));
+    }
+    net.engine("bob").set_me(None);
+    let e = net.engine("bob");
+    e.accepted(now, 3, sock("10.0.0.9"));
+    e.received(
+        now,
+        3,
+        ChatMsg::Hello {
+            from: "alice".into(),
+            version: CHAT_VERSION,
+        },
+    );
+    let reason = "not logged in".to_string();
+    assert_eq!(
+        e.poll_action(),
+        Some(Action::Send {
+            conn: 3,
+            msg: ChatMsg::Reject { reason }
+        })
+    );
+}
+
+#[test]
+fn offline_and_unknown_users_fail_with_the_texts_waiting() {
+    let mut net = Net::new(&["alice", "bob"]);
+    net.registry.get_mut("bob").unwrap().online = false;
+    net.open("alice", "bob", Some("a"));
+    net.open("alice", "bob", Some("b"));
+    assert!(net.engine("alice").is_dialing());
+    net.pump();
+    let ev = net.events("alice");
+    let err = ChatError::Offline {
+        user: "bob".into(),
+        unsent: 2,
+    };
+    assert_eq!(ev, vec![ChatEvent::Error(err.clone())]);
+    assert_eq!(err.to_string(), "bob is offline; 2 message(s) not sent");
+    assert_eq!(err.code().as_deref(), Some("offline"));
+    assert_eq!(err.script_failure(), Some("user offline"));
+    assert!(!net.engine("alice").is_dialing());
+    net.open("alice", "carol", None);
+    net.pump();
+    let ev = net.events("alice");
+    let ChatEvent::Error(e @ ChatError::LookupFailed { .. }) = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(e.to_string(), "cannot chat with carol: no such user");
+    assert_eq!(e.code().as_deref(), Some("user_not_found"));
+    // Nobody listens at the address the registry gives.
+    net.registry.get_mut("bob").unwrap().online = true;
+    net.registry.get_mut("bob").unwrap().address = Some(addr_of("10.5.5.5"));
+    net.open("alice", "bob", Some("x"));
+    net.pump();
+    assert_eq!(
+        net.events("alice"),
+        vec![ChatEvent::Error(ChatError::Unreachable {
+            why: "cannot reach bob at 10.5.5.5".into(),
+            unsent: 1
+        })]
+    );
+}
+
+#[test]
+fn own_name_and_logged_out_are_refused() {
+    let mut net = Net::new(&["alice"]);
+    net.open("alice", "alice", None);
+    assert_eq!(
+        net.engine("alice").poll_action(),
+        Some(Action::Event(ChatEvent::Error(ChatError::ThatIsYou)))
+    );
+    net.engine("alice").set_me(None);
+    net.open("alice", "bob", None);
+    assert_eq!(
+        net.engine("alice").poll_action(),
+        Some(Action::Event(ChatEvent::Error(ChatError::NotLoggedIn)))
+    );
+}
+
+#[test]
+fn oversized_text_is_refused_before_sending() {
+    let mut net = Net::new(&["alice", "bob"]);
+    net.connect("alice", "bob");
+    net.open("alice", "bob", Some(&"x".repeat(MAX_TEXT + 1)));
+    assert_eq!(
+        net.engine("alice").poll_action(),
+        Some(Action::Event(ChatEvent::Error(ChatError::TooLong {
+            len: MAX_TEXT + 1,
+            max: MAX_TEXT
+        })))
+    );
+}
