@@ -121,8 +121,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Tests and scripts read the real port from this line (with --listen …:0).
-    println!("registry listening on {}", server.local_addr());
     let handle = server.handle();
     let signals = AtomicU32::new(0);
     if let Err(e) = ctrlc::set_handler(move || {
@@ -145,6 +143,10 @@ fn main() -> ExitCode {
     }) {
         log::warn!("cannot install the Ctrl-C handler: {e}");
     }
+    // Printed once signals are handled: a script that reads this line and
+    // then signals must not find the default action (death, no clean-up).
+    // Tests and scripts read the real port from this line (with --listen …:0).
+    println!("registry listening on {}", server.local_addr());
     server.run();
     ExitCode::SUCCESS
 }

@@ -184,6 +184,13 @@ impl Lab {
     /// Drops 10% of the UDP datagrams arriving in `role`'s namespace (an
     /// nftables rule on the input hook: silent loss, as on a real network).
     pub fn lossy_input(&self, role: &str) -> Result<(), String> {
+        self.drop_udp_input(role, 10)
+    }
+
+    /// Drops `percent`% (1 to 100) of the UDP datagrams arriving in `role`'s
+    /// namespace, loopback included.
+    pub fn drop_udp_input(&self, role: &str, percent: u32) -> Result<(), String> {
+        assert!((1..=100).contains(&percent), "{percent}%");
         let ns = self.ns(role);
         let nft = |rest: &[&str]| {
             let mut args = vec!["ip", "netns", "exec", &ns, "nft"];
@@ -199,9 +206,10 @@ impl Lab {
             "input",
             "{ type filter hook input priority 0; }",
         ])?;
+        let below = format!("0-{}", percent - 1);
         nft(&[
             "add", "rule", "inet", "lossy", "input", "meta", "l4proto", "udp", "numgen", "random",
-            "mod", "10", "0", "counter", "drop",
+            "mod", "100", &below, "counter", "drop",
         ])
     }
 
