@@ -20,8 +20,9 @@ struct Args {
     listen: String,
 
     /// Where accounts, sessions and rooms are kept: a mongodb:// URI (database
-    /// from the URI path, default "lanchat"), or a path to the embedded SQLite
-    /// file, created on first start.
+    /// from the URI path, default "lanchat"), a path to the embedded SQLite
+    /// file, created on first start, or `memory` to keep everything in memory
+    /// and forget it on exit (for tests).
     #[arg(long, env = "REGISTRY_STORE", default_value = "registry.db")]
     store: String,
 

@@ -1,10 +1,12 @@
 //! One conformance suite for every [`Store`] backend: each `case_*` function
 //! states part of the trait's contract, and `conformance!` runs it as a test
-//! on the embedded (SQLite) backend and on MongoDB (see `support::mongo_uri`).
+//! on the embedded (SQLite) backend, on MongoDB (see `support::mongo_uri`)
+//! and on the in-memory backend.
 
 mod support;
 
 use lanchat::registry::store::embedded::SqliteStore;
+use lanchat::registry::store::memory::MemoryStore;
 use lanchat::registry::store::mongo::MongoStore;
 use lanchat::registry::store::{
     Endpoint, Left, RoomRecord, SessionRecord, Store, StoreError, UserRecord,
@@ -61,7 +63,7 @@ fn insert_all(s: &dyn Store, sessions: &[SessionRecord]) {
 // ---- cases ----
 
 fn case_backend_and_ping(s: &dyn Store) {
-    assert!(["embedded", "mongodb"].contains(&s.backend()));
+    assert!(["embedded", "mongodb", "memory"].contains(&s.backend()));
     s.ping().unwrap();
 }
 
@@ -468,6 +470,20 @@ macro_rules! conformance {
             fn case_reopen() {
                 let db = super::Embedded::new();
                 super::case_reopen(&|| db.open());
+            }
+        }
+
+        mod memory {
+            $(#[test]
+            fn $case() {
+                super::$case(&super::MemoryStore::new());
+            })*
+
+            /// "Reopening" is a second handle on the same data.
+            #[test]
+            fn case_reopen() {
+                let db = super::MemoryStore::new();
+                super::case_reopen(&|| Box::new(db.clone()));
             }
         }
 

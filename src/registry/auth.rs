@@ -1,6 +1,7 @@
 //! Credentials: username and password rules, Argon2id hashing with bounded
 //! concurrency, session tokens, and the failed-login rate limiter.
 
+use super::clock::{Clock, SystemClock};
 use crate::protocol::{ApiError, ErrorCode};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -10,7 +11,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const USERNAME_MIN: usize = 3;
@@ -201,6 +202,7 @@ pub struct LoginLimiter {
     window: Duration,
     block: Duration,
     state: Mutex<HashMap<String, Failures>>,
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Default)]
@@ -219,7 +221,13 @@ impl LoginLimiter {
             window,
             block,
             state: Mutex::new(HashMap::new()),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same limiter, reading time from `clock`.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> LoginLimiter {
+        LoginLimiter { clock, ..self }
     }
 
     fn keys(username: &str, ip: IpAddr) -> [String; 2] {
@@ -228,7 +236,7 @@ impl LoginLimiter {
 
     /// `rate_limited` if either key is blocked now.
     pub fn check(&self, username: &str, ip: IpAddr) -> Result<(), ApiError> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for key in Self::keys(username, ip) {
             if let Some(until) = state.get(&key).and_then(|f| f.blocked_until) {
@@ -245,7 +253,7 @@ impl LoginLimiter {
     }
 
     pub fn record_failure(&self, username: &str, ip: IpAddr) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.len() >= MAX_TRACKED {
             let window = self.window;

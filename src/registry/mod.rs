@@ -5,10 +5,13 @@
 //! - [`service`]: request handlers, typed in and out, no sockets.
 //! - [`presence`]: heartbeat batching, time-outs, clean-up.
 //! - [`auth`]: username/password rules, Argon2id, tokens, login rate limit.
+//! - [`clock`]: the time the logic reads (system, or manual in tests).
 //! - [`config`]: the registry's settings.
-//! - [`store`]: users, sessions and rooms, embedded (SQLite) or MongoDB.
+//! - [`store`]: users, sessions and rooms, embedded (SQLite), MongoDB, or in
+//!   memory for tests.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod presence;
 pub mod server;
@@ -16,4 +19,4 @@ pub mod service;
 pub mod store;
 
 pub use config::Config;
-pub use server::{Handle, Server};
+pub use server::{start, Handle, RunningServer, Server};

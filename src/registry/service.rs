@@ -3,8 +3,10 @@
 //! [`Registry`] holds what every client thread shares: the store, the
 //! password hasher, the login limiter and the heartbeat batch. Per-connection
 //! state ([`Conn`]) is only which session the connection has logged in to.
+//! Time comes from the registry's [`Clock`], never from the system directly.
 
 use super::auth::{self, Hasher, LoginLimiter};
+use super::clock::{Clock, SystemClock};
 use super::config::Config;
 use super::presence::Presence;
 use super::store::{Endpoint, RoomRecord, SessionRecord, Store, StoreError, UserRecord};
@@ -12,17 +14,9 @@ use crate::protocol::*;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub const ROOM_NAME_MAX: usize = 32;
-
-/// Wall-clock milliseconds since the Unix epoch (shared across registries).
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
@@ -60,6 +54,7 @@ pub struct Registry {
     pub instance: String,
     pub heartbeat_port: u16,
     pub presence: Presence,
+    pub clock: Arc<dyn Clock>,
     hasher: Hasher,
     limiter: LoginLimiter,
     /// Which connection of this process holds each attached session, so a
@@ -129,6 +124,23 @@ impl Registry {
         instance: String,
         heartbeat_port: u16,
     ) -> Result<Registry, String> {
+        Self::with_clock(
+            store,
+            config,
+            instance,
+            heartbeat_port,
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// A registry that reads time from `clock` (tests pass a manual one).
+    pub fn with_clock(
+        store: Arc<dyn Store>,
+        config: Config,
+        instance: String,
+        heartbeat_port: u16,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Registry, String> {
         let hasher = Hasher::with_cost(
             config.hash_concurrency,
             Duration::from_secs(10),
@@ -137,7 +149,9 @@ impl Registry {
         )?;
         Ok(Registry {
             hasher,
-            limiter: LoginLimiter::new(5, Duration::from_secs(60), Duration::from_secs(60)),
+            limiter: LoginLimiter::new(5, Duration::from_secs(60), Duration::from_secs(60))
+                .with_clock(clock.clone()),
+            clock,
             presence: Presence::default(),
             holders: Mutex::new(HashMap::new()),
             store,
@@ -145,6 +159,11 @@ impl Registry {
             instance,
             heartbeat_port,
         })
+    }
+
+    /// Wall-clock milliseconds since the Unix epoch (shared across registries).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     fn timeout_ms(&self) -> i64 {
@@ -243,7 +262,7 @@ impl Registry {
         let user = UserRecord {
             username: username.to_string(),
             password_hash,
-            created_ms: now_ms(),
+            created_ms: self.now_ms(),
         };
         match self.store.create_user(&user) {
             Ok(()) => {
@@ -292,7 +311,7 @@ impl Registry {
         }
         self.limiter.record_success(username);
         let token = auth::new_token();
-        let now = now_ms();
+        let now = self.now_ms();
         let session = SessionRecord {
             token_hash: auth::token_hash(&token),
             username: username.to_string(),
@@ -314,7 +333,7 @@ impl Registry {
                     return Ok(self.session_reply(token, &session));
                 }
                 Err(StoreError::Conflict) => match self.store.session_by_user(username)? {
-                    Some(old) if self.is_online(&old, now_ms()) => break,
+                    Some(old) if self.is_online(&old, self.now_ms()) => break,
                     Some(old) => {
                         self.store.delete_session(&old.token_hash)?;
                         self.leave_all_rooms(username);
@@ -346,7 +365,7 @@ impl Registry {
         };
         if !self
             .store
-            .attach_session(&hash, &ep, &self.instance, now_ms())?
+            .attach_session(&hash, &ep, &self.instance, self.now_ms())?
         {
             return Err(api(
                 ErrorCode::InvalidSession,
@@ -380,7 +399,7 @@ impl Registry {
         Ok(self
             .store
             .session_by_token(held)?
-            .is_some_and(|s| self.is_online(&s, now_ms())))
+            .is_some_and(|s| self.is_online(&s, self.now_ms())))
     }
 
     fn is_holder(&self, token_hash: &str, conn_id: u64) -> bool {
@@ -404,7 +423,7 @@ impl Registry {
                 ErrorCode::NotYourSession,
                 "that session is not this connection's; use resume to move it here",
             )),
-            (Some(s), _) if !self.is_online(s, now_ms()) => Err(api(
+            (Some(s), _) if !self.is_online(s, self.now_ms()) => Err(api(
                 ErrorCode::InvalidSession,
                 "the session went offline (no heartbeats); resume it",
             )),
@@ -418,7 +437,7 @@ impl Registry {
         me: SessionRecord,
         req: Request,
     ) -> Result<ReplyBody, ApiError> {
-        let now = now_ms();
+        let now = self.now_ms();
         match req {
             Request::Logout { .. } => {
                 self.store.delete_session(&me.token_hash)?;
@@ -525,7 +544,7 @@ impl Registry {
             .store
             .find_room(room)?
             .ok_or_else(|| no_such_room(room))?;
-        let now = now_ms();
+        let now = self.now_ms();
         let members = self
             .store
             .room_members(room)?
@@ -595,7 +614,7 @@ impl Registry {
 
     /// Detaches sessions whose heartbeats stopped, removing them from rooms.
     pub fn sweep_stale(&self) -> Result<usize, StoreError> {
-        let before = now_ms() - self.timeout_ms();
+        let before = self.now_ms() - self.timeout_ms();
         let mut n = 0;
         for s in self.store.stale_sessions(before)? {
             if self.store.detach_if_stale(&s.token_hash, before)? {
@@ -620,7 +639,7 @@ impl Registry {
     /// Deletes offline sessions past the resume grace period.
     pub fn purge_old(&self) -> Result<u64, StoreError> {
         self.store
-            .purge_sessions(now_ms() - self.config.resume_grace.as_millis() as i64)
+            .purge_sessions(self.now_ms() - self.config.resume_grace.as_millis() as i64)
     }
 }
 

@@ -1,10 +1,11 @@
 //! Persistent state of the registry: users, sessions and rooms.
 //!
-//! [`Store`] is the one interface the handlers use; two backends implement it
-//! and pass the same conformance suite (`tests/store_conformance.rs`):
+//! [`Store`] is the one interface the handlers use; three backends implement
+//! it and pass the same conformance suite (`tests/store_conformance.rs`):
 //!
 //! - [`embedded::SqliteStore`]: SQLite in WAL mode, the default, nothing to install;
-//! - [`mongo::MongoStore`]: MongoDB through the official driver's sync API.
+//! - [`mongo::MongoStore`]: MongoDB through the official driver's sync API;
+//! - [`memory::MemoryStore`]: maps in memory, for tests (`--store memory`).
 //!
 //! Everything that must survive a registry restart, or be shared by several
 //! registry processes using one database, lives here. Operations that must be
@@ -13,6 +14,7 @@
 //! one process.
 
 pub mod embedded;
+pub mod memory;
 pub mod mongo;
 
 use std::fmt;
@@ -101,7 +103,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The registry's persistent state. Implementations are shared by every
 /// client thread (`Send + Sync`) and must be safe under concurrent calls.
 pub trait Store: Send + Sync {
-    /// A short name for logs: `"embedded"` or `"mongodb"`.
+    /// A short name for logs: `"embedded"`, `"mongodb"` or `"memory"`.
     fn backend(&self) -> &'static str;
 
     /// Checks that the database answers (and creates indexes if they were
@@ -169,10 +171,16 @@ pub trait Store: Send + Sync {
     fn rooms_of(&self, username: &str) -> StoreResult<Vec<String>>;
 }
 
+/// The `--store` value that selects [`memory::MemoryStore`].
+pub const MEMORY: &str = "memory";
+
 /// Opens the store named on the command line: a `mongodb://` or
-/// `mongodb+srv://` URI, or else a path to the embedded database file.
+/// `mongodb+srv://` URI, `memory` for a store that lives and dies with the
+/// process, or else a path to the embedded database file.
 pub fn open(spec: &str) -> StoreResult<Arc<dyn Store>> {
-    if spec.starts_with("mongodb://") || spec.starts_with("mongodb+srv://") {
+    if spec == MEMORY {
+        Ok(Arc::new(memory::MemoryStore::new()))
+    } else if spec.starts_with("mongodb://") || spec.starts_with("mongodb+srv://") {
         Ok(Arc::new(mongo::MongoStore::connect(spec)?))
     } else {
         Ok(Arc::new(embedded::SqliteStore::open(spec)?))
