@@ -6,7 +6,6 @@
 mod support;
 
 use lanchat::registry::store::embedded::SqliteStore;
-use lanchat::registry::store::memory::MemoryStore;
 use lanchat::registry::store::mongo::MongoStore;
 use lanchat::registry::store::{
     Endpoint, Left, RoomRecord, SessionRecord, Store, StoreError, UserRecord,
@@ -473,20 +472,6 @@ macro_rules! conformance {
             }
         }
 
-        mod memory {
-            $(#[test]
-            fn $case() {
-                super::$case(&super::MemoryStore::new());
-            })*
-
-            /// "Reopening" is a second handle on the same data.
-            #[test]
-            fn case_reopen() {
-                let db = super::MemoryStore::new();
-                super::case_reopen(&|| Box::new(db.clone()));
-            }
-        }
-
         mod mongodb {
             $(#[test]
             fn $case() {
@@ -497,6 +482,20 @@ macro_rules! conformance {
             fn case_reopen() {
                 let uri = super::support::mongo_uri("reopen");
                 super::case_reopen(&|| super::mongo_open(&uri));
+            }
+        }
+
+        mod memory {
+            $(#[test]
+            fn $case() {
+                super::$case(&lanchat::registry::store::memory::MemoryStore::new());
+            })*
+
+            /// "Reopening" is a second handle on the same data.
+            #[test]
+            fn case_reopen() {
+                let db = lanchat::registry::store::memory::MemoryStore::new();
+                super::case_reopen(&|| Box::new(db.clone()));
             }
         }
     };

@@ -1,7 +1,6 @@
 //! Credentials: username and password rules, Argon2id hashing with bounded
 //! concurrency, session tokens, and the failed-login rate limiter.
 
-use super::clock::{Clock, SystemClock};
 use crate::protocol::{ApiError, ErrorCode};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -11,7 +10,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const USERNAME_MIN: usize = 3;
@@ -202,7 +201,7 @@ pub struct LoginLimiter {
     window: Duration,
     block: Duration,
     state: Mutex<HashMap<String, Failures>>,
-    clock: Arc<dyn Clock>,
+    clock: std::sync::Arc<dyn super::clock::Clock>,
 }
 
 #[derive(Default)]
@@ -221,12 +220,12 @@ impl LoginLimiter {
             window,
             block,
             state: Mutex::new(HashMap::new()),
-            clock: Arc::new(SystemClock),
+            clock: std::sync::Arc::new(super::clock::SystemClock),
         }
     }
 
     /// The same limiter, reading time from `clock`.
-    pub fn with_clock(self, clock: Arc<dyn Clock>) -> LoginLimiter {
+    pub fn with_clock(self, clock: std::sync::Arc<dyn super::clock::Clock>) -> LoginLimiter {
         LoginLimiter { clock, ..self }
     }
 

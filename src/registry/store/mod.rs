@@ -1,21 +1,25 @@
 //! Persistent state of the registry: users, sessions and rooms.
 //!
-//! [`Store`] is the one interface the handlers use; three backends implement
-//! it and pass the same conformance suite (`tests/store_conformance.rs`):
+//! [`Store`] is the one interface the handlers use; the backends below and
+//! [`memory::MemoryStore`] implement it and pass the same conformance suite
+//! (`tests/store_conformance.rs`):
 //!
 //! - [`embedded::SqliteStore`]: SQLite in WAL mode, the default, nothing to install;
-//! - [`mongo::MongoStore`]: MongoDB through the official driver's sync API;
-//! - [`memory::MemoryStore`]: maps in memory, for tests (`--store memory`).
+//! - [`mongo::MongoStore`]: MongoDB through the official driver's sync API.
 //!
 //! Everything that must survive a registry restart, or be shared by several
 //! registry processes using one database, lives here. Operations that must be
 //! race-free across processes (one session per user, one room per name, one
 //! membership per user and room) rest on unique indexes, not on locks held in
 //! one process.
+//!
+//! [`memory::MemoryStore`] keeps everything in maps in memory and forgets it
+//! on exit: a store for tests (`--store memory`), with the same contract.
 
 pub mod embedded;
-pub mod memory;
 pub mod mongo;
+
+pub mod memory;
 
 use std::fmt;
 use std::sync::Arc;
@@ -103,7 +107,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The registry's persistent state. Implementations are shared by every
 /// client thread (`Send + Sync`) and must be safe under concurrent calls.
 pub trait Store: Send + Sync {
-    /// A short name for logs: `"embedded"`, `"mongodb"` or `"memory"`.
+    /// A short name for logs: `"embedded"` or `"mongodb"`.
     fn backend(&self) -> &'static str;
 
     /// Checks that the database answers (and creates indexes if they were
@@ -174,15 +178,22 @@ pub trait Store: Send + Sync {
 /// The `--store` value that selects [`memory::MemoryStore`].
 pub const MEMORY: &str = "memory";
 
-/// Opens the store named on the command line: a `mongodb://` or
-/// `mongodb+srv://` URI, `memory` for a store that lives and dies with the
-/// process, or else a path to the embedded database file.
-pub fn open(spec: &str) -> StoreResult<Arc<dyn Store>> {
+/// `memory`, or else a path to the embedded database file.
+fn open_local(spec: &str) -> StoreResult<Arc<dyn Store>> {
     if spec == MEMORY {
         Ok(Arc::new(memory::MemoryStore::new()))
-    } else if spec.starts_with("mongodb://") || spec.starts_with("mongodb+srv://") {
-        Ok(Arc::new(mongo::MongoStore::connect(spec)?))
     } else {
         Ok(Arc::new(embedded::SqliteStore::open(spec)?))
+    }
+}
+
+/// Opens the store named on the command line: a `mongodb://` or
+/// `mongodb+srv://` URI, `memory` (a store that lives and dies with the
+/// process), or else a path to the embedded database file.
+pub fn open(spec: &str) -> StoreResult<Arc<dyn Store>> {
+    if spec.starts_with("mongodb://") || spec.starts_with("mongodb+srv://") {
+        Ok(Arc::new(mongo::MongoStore::connect(spec)?))
+    } else {
+        open_local(spec)
     }
 }
