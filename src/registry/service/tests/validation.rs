@@ -153,7 +153,23 @@ fn failed_logins_are_rate_limited_until_the_block_ends() {
         ErrorCode::RateLimited
     );
     t.clock.advance(Duration::from_secs(2));
-    // bob's heartbeats stopped long ago; only alice is checked here.
+    t.login(&mut c, "alice", 7001);
+}
+
+#[test]
+fn failed_logins_older_than_the_window_are_forgotten() {
+    let mut t = T::new();
+    t.register(&["alice"]);
+    let mut c = t.conn();
+    let wrong = || login("alice", "wrong password", 7001);
+    for _ in 0..4 {
+        assert_eq!(t.err(&mut c, wrong()), ErrorCode::InvalidCredentials);
+    }
+    // The window is 60 s: these four no longer count.
+    t.clock.advance(Duration::from_secs(60));
+    for _ in 0..4 {
+        assert_eq!(t.err(&mut c, wrong()), ErrorCode::InvalidCredentials);
+    }
     t.login(&mut c, "alice", 7001);
 }
 
