@@ -5,8 +5,8 @@
 //! - [`service`]: request handlers, typed in and out, no sockets.
 //! - [`presence`]: heartbeat batching, time-outs, clean-up.
 //! - [`auth`]: username/password rules, Argon2id, tokens, login rate limit.
-//! - [`clock`]: the time the logic reads (system, or manual in tests).
 //! - [`config`]: the registry's settings.
+//! - [`clock`]: the time the logic reads (system, or manual in tests).
 //! - [`store`]: users, sessions and rooms, embedded (SQLite), MongoDB, or in
 //!   memory for tests.
 

@@ -104,6 +104,18 @@ impl std::error::Error for StoreError {}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The `--store` value that selects [`memory::MemoryStore`].
+pub const MEMORY: &str = "memory";
+
+/// `memory`, or else a path to the embedded database file.
+fn open_local(spec: &str) -> StoreResult<Arc<dyn Store>> {
+    if spec == MEMORY {
+        Ok(Arc::new(memory::MemoryStore::new()))
+    } else {
+        Ok(Arc::new(embedded::SqliteStore::open(spec)?))
+    }
+}
+
 /// The registry's persistent state. Implementations are shared by every
 /// client thread (`Send + Sync`) and must be safe under concurrent calls.
 pub trait Store: Send + Sync {
@@ -173,18 +185,6 @@ pub trait Store: Send + Sync {
     fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>>;
     /// Names of the rooms a user is in, sorted.
     fn rooms_of(&self, username: &str) -> StoreResult<Vec<String>>;
-}
-
-/// The `--store` value that selects [`memory::MemoryStore`].
-pub const MEMORY: &str = "memory";
-
-/// `memory`, or else a path to the embedded database file.
-fn open_local(spec: &str) -> StoreResult<Arc<dyn Store>> {
-    if spec == MEMORY {
-        Ok(Arc::new(memory::MemoryStore::new()))
-    } else {
-        Ok(Arc::new(embedded::SqliteStore::open(spec)?))
-    }
 }
 
 /// Opens the store named on the command line: a `mongodb://` or
