@@ -11,6 +11,9 @@ use std::time::Duration;
 ///
 /// Peers send requests over TCP (newline-delimited JSON, see protocol.md) and
 /// heartbeats as UDP datagrams to the same port number.
+///
+/// For tests, `--store memory` keeps accounts, sessions and rooms in memory
+/// only: they are gone when the registry exits.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
@@ -20,9 +23,8 @@ struct Args {
     listen: String,
 
     /// Where accounts, sessions and rooms are kept: a mongodb:// URI (database
-    /// from the URI path, default "lanchat"), a path to the embedded SQLite
-    /// file, created on first start, or `memory` to keep everything in memory
-    /// and forget it on exit (for tests).
+    /// from the URI path, default "lanchat"), or a path to the embedded SQLite
+    /// file, created on first start.
     #[arg(long, env = "REGISTRY_STORE", default_value = "registry.db")]
     store: String,
 
