@@ -158,22 +158,6 @@ impl Server {
         self.registry.clone()
     }
 
-    /// Serves on a thread of its own until the returned server is shut down
-    /// or dropped.
-    pub fn spawn(self) -> RunningServer {
-        let handle = self.handle();
-        let registry = self.registry();
-        let thread = thread::Builder::new()
-            .name("registry".into())
-            .spawn(move || self.run())
-            .expect("spawn the registry thread");
-        RunningServer {
-            handle,
-            registry,
-            thread: Some(thread),
-        }
-    }
-
     /// Serves until [`Handle::shutdown`]; then waits (up to 3 s) for client
     /// threads to finish and takes this instance's sessions offline.
     pub fn run(self) {
@@ -273,6 +257,24 @@ impl Server {
         if let Err(e) = spawned {
             log::error!("cannot start a thread for {peer}: {e}");
             self.handle.finished(id);
+        }
+    }
+}
+
+impl Server {
+    /// Serves on a thread of its own until the returned server is shut down
+    /// or dropped.
+    pub fn spawn(self) -> RunningServer {
+        let handle = self.handle();
+        let registry = self.registry();
+        let thread = thread::Builder::new()
+            .name("registry".into())
+            .spawn(move || self.run())
+            .expect("spawn the registry thread");
+        RunningServer {
+            handle,
+            registry,
+            thread: Some(thread),
         }
     }
 }
