@@ -214,3 +214,19 @@ fn search_finds_only_registered_users() {
         }
     );
 }
+
+#[test]
+fn store_errors_become_store_unavailable_or_internal() {
+    let code = |e: StoreError| ApiError::from(e).code;
+    assert_eq!(
+        code(StoreError::Unavailable("down".into())),
+        ErrorCode::StoreUnavailable
+    );
+    for other in [
+        StoreError::Other("disk full".into()),
+        StoreError::Conflict,
+        StoreError::NotFound,
+    ] {
+        assert_eq!(code(other), ErrorCode::Internal);
+    }
+}
