@@ -2,16 +2,20 @@
 //! and connection handler (`registry::start`) on `127.0.0.1:0` with the
 //! in-memory store, and raw bytes on a TCP connection. Malformed, oversized,
 //! non-UTF-8, partial and pipelined lines; id echoing; garbage on TCP and
-//! UDP; shutdown. Only tests that kill, signal or restart the registry need
-//! the binary (`registry_faults.rs`).
+//! UDP; time-outs on a manual clock; shutdown. Only tests that kill, signal
+//! or restart the registry need the binary (`registry_faults.rs`).
 
 mod common;
 
 use common::{assert_error_shape, lossy, wait_until, Client, Read1, Xorshift, PASSWORD};
-use lanchat::registry::{self, Config, RunningServer};
+use lanchat::registry::clock::{Clock, ManualClock};
+use lanchat::registry::store::memory::MemoryStore;
+use lanchat::registry::store::Store;
+use lanchat::registry::{self, Config, RunningServer, Server};
 use serde_json::{json, Value};
 use std::net::UdpSocket;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -21,20 +25,24 @@ struct Reg {
     port: u16,
 }
 
+fn config(session_timeout: Duration) -> Config {
+    Config {
+        listen: "127.0.0.1:0".into(),
+        store: "memory".into(),
+        heartbeat_interval: Duration::from_secs(1),
+        session_timeout,
+        hash_concurrency: 2,
+        // Cheap hashes: these tests are about bytes, not Argon2.
+        argon2_m_kib: 64,
+        argon2_passes: 1,
+        ..Config::default()
+    }
+}
+
 impl Reg {
     fn start() -> Reg {
-        let server = registry::start(Config {
-            listen: "127.0.0.1:0".into(),
-            store: "memory".into(),
-            heartbeat_interval: Duration::from_secs(1),
-            session_timeout: Duration::from_secs(30),
-            hash_concurrency: 2,
-            // Cheap hashes: these tests are about bytes, not Argon2.
-            argon2_m_kib: 64,
-            argon2_passes: 1,
-            ..Config::default()
-        })
-        .expect("start an in-process registry");
+        let server =
+            registry::start(config(Duration::from_secs(30))).expect("start an in-process registry");
         let port = server.addr().port();
         Reg { server, port }
     }
@@ -383,6 +391,65 @@ fn udp_heartbeats_count_and_garbage_is_dropped() {
     // No reply is ever sent to a datagram.
     udp.set_nonblocking(true).unwrap();
     assert!(udp.recv(&mut [0u8; 16]).is_err());
+}
+
+// ---------------------------------------------------------------- time-outs
+
+/// The presence thread (heartbeat batches, sweeps) on the registry's clock:
+/// session time passes only when the test says so, whatever the machine's
+/// load; the test waits only for the thread's next tick.
+#[test]
+fn sessions_time_out_on_the_registrys_clock() {
+    let clock = Arc::new(ManualClock::default());
+    let store = MemoryStore::new();
+    let server = Server::bind_with(
+        config(Duration::from_secs(3)),
+        Arc::new(store.clone()),
+        clock.clone(),
+    )
+    .expect("bind an in-process registry")
+    .spawn();
+    let port = server.addr().port();
+    let mut c = Client::connect(port);
+    c.register("alice");
+    c.register("bob");
+    let mut a = Client::connect(port);
+    let ta = a.login_token("alice", 7001);
+    let mut b = Client::connect(port);
+    let tb = b.login_token("bob", 8001);
+    a.ok(json!({"op": "create_room", "token": ta, "room": "lab"}));
+    b.ok(json!({"op": "join_room", "token": tb, "room": "lab"}));
+
+    // Two seconds on: only bob's peer sends a heartbeat datagram.
+    clock.advance(Duration::from_secs(2));
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let hb = json!({"op": "heartbeat", "token": tb}).to_string();
+    udp.send_to(hb.as_bytes(), server.addr()).unwrap();
+    let last_seen = |name: &str| store.session_by_user(name).unwrap().unwrap().last_seen_ms;
+    wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(2),
+        "bob's heartbeat written",
+        || last_seen("bob") == clock.now_ms(),
+    );
+    assert!(b.is_online(&tb, "alice"), "3 s is not over for alice yet");
+
+    // 3.5 s after her login: alice is offline at once, and the next sweep
+    // takes her out of her room. Bob, heard from 1.5 s ago, stays.
+    clock.advance(Duration::from_millis(1500));
+    assert!(!b.is_online(&tb, "alice"));
+    wait_until(
+        Duration::from_secs(5),
+        Duration::from_millis(2),
+        "alice swept out of her room",
+        || store.room_members("lab").unwrap() == ["bob"],
+    );
+    assert!(b.is_online(&tb, "bob"));
+    assert!(!store.session_by_user("alice").unwrap().unwrap().attached);
+    // Her connection is still open; her token works again once resumed.
+    a.expect_err(json!({"op": "online", "token": ta}), "invalid_session");
+    a.ok(json!({"op": "resume", "token": ta, "tcp_port": 7001, "udp_port": 7002}));
+    assert!(b.is_online(&tb, "alice"));
 }
 
 // ---------------------------------------------------------------- shutdown
