@@ -157,6 +157,38 @@ fn failed_logins_are_rate_limited_until_the_block_ends() {
 }
 
 #[test]
+fn failed_logins_from_one_address_block_it_for_every_username() {
+    let mut t = T::new();
+    t.register(&["carol", "dave"]);
+    let mut c = t.conn();
+    // One failure each for five usernames, from one address.
+    for user in ["u1", "u2", "u3", "carol", "u5"] {
+        let wrong = login(user, "wrong password", 7001);
+        assert_eq!(
+            t.err(&mut c, wrong),
+            ErrorCode::InvalidCredentials,
+            "{user}"
+        );
+    }
+    // That address is blocked, even for a user with no failures of its
+    // own, and on a new connection.
+    assert_eq!(
+        t.err(&mut c, login("dave", PW, 8001)),
+        ErrorCode::RateLimited
+    );
+    let mut c2 = t.conn();
+    assert_eq!(
+        t.err(&mut c2, login("dave", PW, 8001)),
+        ErrorCode::RateLimited
+    );
+    // Another address logs both in (carol has only one failure).
+    let mut d = t.conn_at("127.0.0.2");
+    t.login(&mut d, "dave", 8001);
+    let mut e = t.conn_at("127.0.0.2");
+    t.login(&mut e, "carol", 9001);
+}
+
+#[test]
 fn failed_logins_older_than_the_window_are_forgotten() {
     let mut t = T::new();
     t.register(&["alice"]);
