@@ -16,6 +16,9 @@ const STOP_LIMIT: Duration = Duration::from_millis(2900);
 ///
 /// Peers send requests over TCP (newline-delimited JSON, see protocol.md) and
 /// heartbeats as UDP datagrams to the same port number.
+///
+/// For tests, `--store memory` keeps accounts, sessions and rooms in memory
+/// only: they are gone when the registry exits.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {

@@ -1,6 +1,7 @@
 //! One conformance suite for every [`Store`] backend: each `case_*` function
 //! states part of the trait's contract, and `conformance!` runs it as a test
-//! on the embedded (SQLite) backend and on MongoDB (see `support::mongo_uri`).
+//! on the embedded (SQLite) backend, on MongoDB (see `support::mongo_uri`)
+//! and on the in-memory backend.
 
 mod support;
 
@@ -63,7 +64,7 @@ fn insert_all(s: &dyn Store, sessions: &[SessionRecord]) {
 // ---- cases ----
 
 fn case_backend_and_ping(s: &dyn Store) {
-    assert!(["embedded", "mongodb"].contains(&s.backend()));
+    assert!(["embedded", "mongodb", "memory"].contains(&s.backend()));
     s.ping().unwrap();
 }
 
@@ -485,6 +486,20 @@ macro_rules! conformance {
             fn case_reopen() {
                 let uri = super::support::mongo_uri("reopen");
                 super::case_reopen(&|| super::mongo_open(&uri));
+            }
+        }
+
+        mod memory {
+            $(#[test]
+            fn $case() {
+                super::$case(&lanchat::registry::store::memory::MemoryStore::new());
+            })*
+
+            /// "Reopening" is a second handle on the same data.
+            #[test]
+            fn case_reopen() {
+                let db = lanchat::registry::store::memory::MemoryStore::new();
+                super::case_reopen(&|| Box::new(db.clone()));
             }
         }
     };

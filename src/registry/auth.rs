@@ -182,6 +182,7 @@ pub struct LoginLimiter {
     window: Duration,
     block: Duration,
     state: Mutex<HashMap<String, Failures>>,
+    clock: std::sync::Arc<dyn super::clock::Clock>,
 }
 
 #[derive(Default)]
@@ -200,7 +201,13 @@ impl LoginLimiter {
             window,
             block,
             state: Mutex::new(HashMap::new()),
+            clock: std::sync::Arc::new(super::clock::SystemClock),
         }
+    }
+
+    /// The same limiter, reading time from `clock`.
+    pub fn with_clock(self, clock: std::sync::Arc<dyn super::clock::Clock>) -> LoginLimiter {
+        LoginLimiter { clock, ..self }
     }
 
     fn keys(username: &str, ip: IpAddr) -> [String; 2] {
@@ -209,7 +216,7 @@ impl LoginLimiter {
 
     /// `rate_limited` if either key is blocked now.
     pub fn check(&self, username: &str, ip: IpAddr) -> Result<(), ApiError> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for key in Self::keys(username, ip) {
             if let Some(until) = state.get(&key).and_then(|f| f.blocked_until) {
@@ -226,7 +233,7 @@ impl LoginLimiter {
     }
 
     pub fn record_failure(&self, username: &str, ip: IpAddr) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.len() >= MAX_TRACKED {
             let window = self.window;

@@ -7,9 +7,12 @@
 //! - [`auth`]: password rule, Argon2id, tokens, login rate limit (name rules
 //!   are [`crate::protocol::names`]).
 //! - [`config`]: the registry's settings.
-//! - [`store`]: users, sessions and rooms, embedded (SQLite) or MongoDB.
+//! - [`clock`]: the time the logic reads (system, or manual in tests).
+//! - [`store`]: users, sessions and rooms, embedded (SQLite), MongoDB, or in
+//!   memory for tests.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod presence;
 pub mod server;
@@ -17,4 +20,4 @@ pub mod service;
 pub mod store;
 
 pub use config::Config;
-pub use server::{Handle, Server};
+pub use server::{start, Handle, RunningServer, Server};

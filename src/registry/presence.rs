@@ -5,7 +5,7 @@
 //! thousand peers cost one write a tick, not ten thousand. The same thread
 //! sweeps sessions whose heartbeats stopped and purges old offline ones.
 
-use super::service::{now_ms, Registry};
+use super::service::Registry;
 use crate::protocol::heartbeat;
 use crossbeam_channel::Receiver;
 use std::collections::HashSet;
@@ -100,12 +100,12 @@ pub fn run(registry: &Registry, stop: Receiver<()>, mut startup_done: bool) {
 
 /// Writes the pending heartbeats; false if the store refused them (they
 /// are kept, and written with the next batch).
-fn flush(registry: &Registry) -> bool {
+pub fn flush(registry: &Registry) -> bool {
     let batch = registry.presence.take();
     if batch.is_empty() {
         return true;
     }
-    match registry.store.touch_sessions(&batch, now_ms()) {
+    match registry.store.touch_sessions(&batch, registry.now_ms()) {
         Ok(_) => true,
         Err(e) => {
             log::warn!("could not record {} heartbeats: {e}", batch.len());

@@ -3,11 +3,14 @@
 //!
 //! Only this module touches registry sockets; it turns lines into
 //! [`Request`]s with the codec and hands them to [`Registry::handle`].
+//! [`start`] runs a whole server on a thread of its own (for tests in
+//! process); the `registry` binary runs it on its main thread.
 
+use super::clock::{Clock, SystemClock};
 use super::config::Config;
 use super::presence::{self, MAX_DATAGRAM};
 use super::service::{Conn, Registry};
-use super::store;
+use super::store::{self, Store};
 use crate::protocol::codec::{read_line, write_json, LineError};
 use crate::protocol::*;
 use serde_json::Value;
@@ -19,7 +22,7 @@ use std::net::{
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// How often a blocked client read wakes to check idleness and shutdown.
@@ -98,6 +101,16 @@ impl Server {
     pub fn bind(config: Config) -> Result<Server, String> {
         let store = store::open(&config.store)
             .map_err(|e| format!("cannot open store {}: {e}", config.store))?;
+        Server::bind_with(config, store, Arc::new(SystemClock))
+    }
+
+    /// Binds the sockets for a registry on an open store, reading time from
+    /// `clock` (`config.store` is then only a name for logs).
+    pub fn bind_with(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Server, String> {
         let listener = TcpListener::bind(&config.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
@@ -106,7 +119,7 @@ impl Server {
             .instance_id
             .clone()
             .unwrap_or_else(|| format!("{}:{}", hostname(), local.port()));
-        let registry = Registry::new(store, config, instance, local.port())?;
+        let registry = Registry::with_clock(store, config, instance, local.port(), clock)?;
         let startup_done = match registry.detach_own_sessions() {
             Ok(0) => true,
             Ok(n) => {
@@ -253,6 +266,66 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Serves on a thread of its own until the returned server is shut down
+    /// or dropped.
+    pub fn spawn(self) -> RunningServer {
+        let handle = self.handle();
+        let registry = self.registry();
+        let thread = thread::Builder::new()
+            .name("registry".into())
+            .spawn(move || self.run())
+            .expect("spawn the registry thread");
+        RunningServer {
+            handle,
+            registry,
+            thread: Some(thread),
+        }
+    }
+}
+
+/// Binds a registry for `config` and serves it on a thread of its own.
+pub fn start(config: Config) -> Result<RunningServer, String> {
+    Ok(Server::bind(config)?.spawn())
+}
+
+/// A server running on its own thread; stopped (and waited for) on
+/// [`shutdown`](RunningServer::shutdown) or drop.
+pub struct RunningServer {
+    handle: Handle,
+    registry: Arc<Registry>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Where it listens (TCP requests and UDP heartbeats).
+    pub fn addr(&self) -> SocketAddr {
+        self.handle.local
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Stops the server and waits until it has finished.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 impl Handle {
     fn finished(&self, id: u64) {
         self.conns
@@ -388,7 +461,7 @@ fn session_online(reg: &Registry, conn: &Conn) -> bool {
         return false;
     };
     match reg.store.session_by_token(hash) {
-        Ok(Some(s)) => reg.is_online(&s, super::service::now_ms()),
+        Ok(Some(s)) => reg.is_online(&s, reg.now_ms()),
         Ok(None) => false,
         // Do not drop clients because the database blinked.
         Err(_) => true,

@@ -3,24 +3,30 @@
 //! [`Registry`] holds what every client thread shares: the store, the
 //! password hasher, the login limiter and the heartbeat batch. Per-connection
 //! state ([`Conn`]) is only which session the connection has logged in to.
+//! Time comes from the registry's [`Clock`], never from the system directly.
+//!
+//! - `sessions`: register, login, resume, and which connection holds
+//!   which session.
+//! - `offline`: taking sessions offline (closed connection, time-out,
+//!   restart, purge) and out of their rooms.
+//! - `tests`: unit tests of every handler on the in-memory store and a
+//!   manual clock.
 
 use super::auth::{self, Hasher, LoginLimiter};
+use super::clock::{Clock, SystemClock};
 use super::config::Config;
 use super::presence::Presence;
-use super::store::{Endpoint, RoomRecord, SessionRecord, Store, StoreError, UserRecord};
+use super::store::{Endpoint, RoomRecord, SessionRecord, Store, StoreError};
 use crate::protocol::*;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// Wall-clock milliseconds since the Unix epoch (shared across registries).
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+mod offline;
+mod sessions;
+#[cfg(test)]
+mod tests;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
@@ -58,6 +64,7 @@ pub struct Registry {
     pub instance: String,
     pub heartbeat_port: u16,
     pub presence: Presence,
+    pub clock: Arc<dyn Clock>,
     hasher: Hasher,
     limiter: LoginLimiter,
     /// Which connection of this process holds each attached session, so a
@@ -91,6 +98,23 @@ impl Registry {
         instance: String,
         heartbeat_port: u16,
     ) -> Result<Registry, String> {
+        Self::with_clock(
+            store,
+            config,
+            instance,
+            heartbeat_port,
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// A registry that reads time from `clock` (tests pass a manual one).
+    pub fn with_clock(
+        store: Arc<dyn Store>,
+        config: Config,
+        instance: String,
+        heartbeat_port: u16,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Registry, String> {
         let hasher = Hasher::with_cost(
             config.hash_concurrency,
             Duration::from_secs(10),
@@ -99,7 +123,9 @@ impl Registry {
         )?;
         Ok(Registry {
             hasher,
-            limiter: LoginLimiter::new(5, Duration::from_secs(60), Duration::from_secs(60)),
+            limiter: LoginLimiter::new(5, Duration::from_secs(60), Duration::from_secs(60))
+                .with_clock(clock.clone()),
+            clock,
             presence: Presence::default(),
             holders: Mutex::new(HashMap::new()),
             store,
@@ -107,6 +133,11 @@ impl Registry {
             instance,
             heartbeat_port,
         })
+    }
+
+    /// Wall-clock milliseconds since the Unix epoch (shared across registries).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     fn timeout_ms(&self) -> i64 {
@@ -135,29 +166,6 @@ impl Registry {
                 address: None,
             },
         }
-    }
-
-    fn session_reply(&self, token: String, s: &SessionRecord) -> ReplyBody {
-        ReplyBody::Session(SessionReply {
-            username: s.username.clone(),
-            token,
-            address: Address {
-                ip: s.ip.clone(),
-                tcp_port: s.tcp_port,
-                udp_port: s.udp_port,
-            },
-            heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
-            session_timeout_ms: self.config.session_timeout.as_millis() as u64,
-            heartbeat_port: self.heartbeat_port,
-        })
-    }
-
-    fn hold(&self, token_hash: &str, conn: &mut Conn) {
-        self.holders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token_hash.to_string(), conn.id);
-        conn.session = Some(token_hash.to_string());
     }
 
     /// Handles one request for `conn`.
@@ -191,196 +199,13 @@ impl Registry {
         }
     }
 
-    fn register(&self, username: &str, password: &str) -> Result<ReplyBody, ApiError> {
-        auth::check_username(username)?;
-        auth::check_password(password)?;
-        // Cheap early answer; the unique index decides races.
-        if self.store.find_user(username)?.is_some() {
-            return Err(api(
-                ErrorCode::UserExists,
-                format!("{username} is already registered"),
-            ));
-        }
-        let password_hash = self.hasher.hash(password)?;
-        let user = UserRecord {
-            username: username.to_string(),
-            password_hash,
-            created_ms: now_ms(),
-        };
-        match self.store.create_user(&user) {
-            Ok(()) => {
-                log::info!("registered {username}");
-                Ok(ReplyBody::Registered {
-                    username: username.to_string(),
-                })
-            }
-            Err(StoreError::Conflict) => Err(api(
-                ErrorCode::UserExists,
-                format!("{username} is already registered"),
-            )),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn login(
-        &self,
-        conn: &mut Conn,
-        username: &str,
-        password: &str,
-        ep: Endpoint,
-    ) -> Result<ReplyBody, ApiError> {
-        if self.holds_live_session(conn)? {
-            return Err(api(
-                ErrorCode::AlreadyOnline,
-                "this connection is already logged in; log out first",
-            ));
-        }
-        self.limiter.check(username, conn.ip)?;
-        let user = if auth::check_username(username).is_ok() {
-            self.store.find_user(username)?
-        } else {
-            None
-        };
-        if !self
-            .hasher
-            .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))?
-        {
-            self.limiter.record_failure(username, conn.ip);
-            log::info!("failed login for {username:?} from {}", conn.ip);
-            return Err(api(
-                ErrorCode::InvalidCredentials,
-                "wrong username or password",
-            ));
-        }
-        self.limiter.record_success(username);
-        let token = auth::new_token();
-        let now = now_ms();
-        let session = SessionRecord {
-            token_hash: auth::token_hash(&token),
-            username: username.to_string(),
-            ip: ep.ip,
-            tcp_port: ep.tcp_port,
-            udp_port: ep.udp_port,
-            last_seen_ms: now,
-            instance: self.instance.clone(),
-            attached: true,
-            created_ms: now,
-        };
-        // One session per user, enforced by the store's unique key. An old
-        // session that is no longer online is replaced; a live one wins.
-        for _ in 0..3 {
-            match self.store.insert_session(&session) {
-                Ok(()) => {
-                    self.hold(&session.token_hash, conn);
-                    log::info!("{username} logged in from {}", conn.ip);
-                    return Ok(self.session_reply(token, &session));
-                }
-                Err(StoreError::Conflict) => match self.store.session_by_user(username)? {
-                    Some(old) if self.is_online(&old, now_ms()) => break,
-                    Some(old) => {
-                        self.store.delete_session(&old.token_hash)?;
-                        self.leave_all_rooms(username);
-                    }
-                    None => {}
-                },
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(api(
-            ErrorCode::AlreadyOnline,
-            format!("{username} is already online elsewhere"),
-        ))
-    }
-
-    fn resume(&self, conn: &mut Conn, token: &str, ep: Endpoint) -> Result<ReplyBody, ApiError> {
-        let hash = auth::token_hash(token);
-        if conn.session.as_deref() != Some(hash.as_str()) && self.holds_live_session(conn)? {
-            return Err(api(
-                ErrorCode::AlreadyOnline,
-                "this connection is already logged in; log out first",
-            ));
-        }
-        let Some(old) = self.store.session_by_token(&hash)? else {
-            return Err(api(
-                ErrorCode::InvalidSession,
-                "no such session; log in again",
-            ));
-        };
-        if !self
-            .store
-            .attach_session(&hash, &ep, &self.instance, now_ms())?
-        {
-            return Err(api(
-                ErrorCode::InvalidSession,
-                "no such session; log in again",
-            ));
-        }
-        self.hold(&hash, conn);
-        let session = SessionRecord {
-            ip: ep.ip,
-            tcp_port: ep.tcp_port,
-            udp_port: ep.udp_port,
-            attached: true,
-            instance: self.instance.clone(),
-            ..old
-        };
-        log::info!("{} resumed a session from {}", session.username, conn.ip);
-        Ok(self.session_reply(token.to_string(), &session))
-    }
-
-    /// The live session behind `token`, which must be the one this
-    /// connection logged in to.
-    /// Whether this connection is bound to a session that is still online
-    /// (and still held by this connection).
-    fn holds_live_session(&self, conn: &Conn) -> Result<bool, ApiError> {
-        let Some(held) = &conn.session else {
-            return Ok(false);
-        };
-        if !self.is_holder(held, conn.id) {
-            return Ok(false);
-        }
-        Ok(self
-            .store
-            .session_by_token(held)?
-            .is_some_and(|s| self.is_online(&s, now_ms())))
-    }
-
-    fn is_holder(&self, token_hash: &str, conn_id: u64) -> bool {
-        self.holders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(token_hash)
-            == Some(&conn_id)
-    }
-
-    fn authenticate(&self, conn: &Conn, token: &str) -> Result<SessionRecord, ApiError> {
-        let hash = auth::token_hash(token);
-        let session = self.store.session_by_token(&hash)?;
-        let mine = conn.session.as_deref() == Some(hash.as_str()) && self.is_holder(&hash, conn.id);
-        match (&session, mine) {
-            (None, _) => Err(api(
-                ErrorCode::InvalidSession,
-                "no such session; log in again",
-            )),
-            (Some(_), false) => Err(api(
-                ErrorCode::NotYourSession,
-                "that session is not this connection's; use resume to move it here",
-            )),
-            (Some(s), _) if !self.is_online(s, now_ms()) => Err(api(
-                ErrorCode::InvalidSession,
-                "the session went offline (no heartbeats); resume it",
-            )),
-            (Some(_), _) => Ok(session.unwrap_or_else(|| unreachable!())),
-        }
-    }
-
     fn authed(
         &self,
         conn: &mut Conn,
         me: SessionRecord,
         req: Request,
     ) -> Result<ReplyBody, ApiError> {
-        let now = now_ms();
+        let now = self.now_ms();
         match req {
             Request::Logout { .. } => {
                 self.store.delete_session(&me.token_hash)?;
@@ -487,7 +312,7 @@ impl Registry {
             .store
             .find_room(room)?
             .ok_or_else(|| no_such_room(room))?;
-        let now = now_ms();
+        let now = self.now_ms();
         let members = self
             .store
             .room_members(room)?
@@ -504,85 +329,6 @@ impl Registry {
                 members,
             },
         })
-    }
-
-    /// Removes a user from every room (their session went offline).
-    pub fn leave_all_rooms(&self, username: &str) {
-        match self.store.rooms_of(username) {
-            Ok(rooms) => {
-                for room in rooms {
-                    match self.store.remove_member(&room, username) {
-                        Ok(left) if left.room_deleted => {
-                            log::info!("room {room} is empty and deleted")
-                        }
-                        Ok(_) => {}
-                        Err(e) => log::warn!("cannot remove {username} from {room}: {e}"),
-                    }
-                }
-            }
-            Err(e) => log::warn!("cannot list the rooms of {username}: {e}"),
-        }
-    }
-
-    fn release(&self, token_hash: &str, conn_id: u64) -> bool {
-        let mut holders = self.holders.lock().unwrap_or_else(|p| p.into_inner());
-        if holders.get(token_hash) == Some(&conn_id) {
-            holders.remove(token_hash);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// A connection closed: its session, if it still holds it, goes offline
-    /// at once and leaves its rooms (it can be resumed by its token later).
-    pub fn disconnected(&self, conn: &Conn) {
-        let Some(hash) = &conn.session else { return };
-        if !self.release(hash, conn.id) {
-            return;
-        }
-        match self.store.session_by_token(hash) {
-            Ok(Some(s)) => match self.store.detach_session(hash, &self.instance) {
-                Ok(true) => {
-                    log::info!("{} disconnected without logout; offline", s.username);
-                    self.leave_all_rooms(&s.username);
-                }
-                Ok(false) => {}
-                Err(e) => log::warn!("cannot take {} offline: {e}", s.username),
-            },
-            Ok(None) => {}
-            Err(e) => log::warn!("cannot take a closed connection's session offline: {e}"),
-        }
-    }
-
-    /// Detaches sessions whose heartbeats stopped, removing them from rooms.
-    pub fn sweep_stale(&self) -> Result<usize, StoreError> {
-        let before = now_ms() - self.timeout_ms();
-        let mut n = 0;
-        for s in self.store.stale_sessions(before)? {
-            if self.store.detach_if_stale(&s.token_hash, before)? {
-                log::info!("{} timed out (no heartbeat); offline", s.username);
-                self.leave_all_rooms(&s.username);
-                n += 1;
-            }
-        }
-        Ok(n)
-    }
-
-    /// Takes offline the sessions a previous run of this instance left
-    /// attached (their connections died with it).
-    pub fn detach_own_sessions(&self) -> Result<usize, StoreError> {
-        let sessions = self.store.detach_instance(&self.instance)?;
-        for s in &sessions {
-            self.leave_all_rooms(&s.username);
-        }
-        Ok(sessions.len())
-    }
-
-    /// Deletes offline sessions past the resume grace period.
-    pub fn purge_old(&self) -> Result<u64, StoreError> {
-        self.store
-            .purge_sessions(now_ms() - self.config.resume_grace.as_millis() as i64)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Persistent state of the registry: users, sessions and rooms.
 //!
-//! [`Store`] is the one interface the handlers use; two backends implement it
-//! and pass the same conformance suite (`tests/store_conformance.rs`):
+//! [`Store`] is the one interface the handlers use; the backends below and
+//! [`memory::MemoryStore`] implement it and pass the same conformance suite
+//! (`tests/store_conformance.rs`):
 //!
 //! - [`embedded::SqliteStore`]: SQLite in WAL mode, the default, nothing to install;
 //! - `mongo::MongoStore`: MongoDB through the official driver's sync API,
@@ -12,10 +13,15 @@
 //! race-free across processes (one session per user, one room per name, one
 //! membership per user and room) rest on unique indexes, not on locks held in
 //! one process.
+//!
+//! [`memory::MemoryStore`] keeps everything in maps in memory and forgets it
+//! on exit: a store for tests (`--store memory`), with the same contract.
 
 pub mod embedded;
 #[cfg(feature = "mongodb")]
 pub mod mongo;
+
+pub mod memory;
 
 use std::fmt;
 use std::sync::Arc;
@@ -100,6 +106,18 @@ impl std::error::Error for StoreError {}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The `--store` value that selects [`memory::MemoryStore`].
+pub const MEMORY: &str = "memory";
+
+/// `memory`, or else a path to the embedded database file.
+fn open_local(spec: &str) -> StoreResult<Arc<dyn Store>> {
+    if spec == MEMORY {
+        Ok(Arc::new(memory::MemoryStore::new()))
+    } else {
+        Ok(Arc::new(embedded::SqliteStore::open(spec)?))
+    }
+}
+
 /// The registry's persistent state. Implementations are shared by every
 /// client thread (`Send + Sync`) and must be safe under concurrent calls.
 pub trait Store: Send + Sync {
@@ -172,12 +190,13 @@ pub trait Store: Send + Sync {
 }
 
 /// Opens the store named on the command line: a `mongodb://` or
-/// `mongodb+srv://` URI, or else a path to the embedded database file.
+/// `mongodb+srv://` URI, `memory` (a store that lives and dies with the
+/// process), or else a path to the embedded database file.
 pub fn open(spec: &str) -> StoreResult<Arc<dyn Store>> {
     if spec.starts_with("mongodb://") || spec.starts_with("mongodb+srv://") {
         open_mongodb(spec)
     } else {
-        Ok(Arc::new(embedded::SqliteStore::open(spec)?))
+        open_local(spec)
     }
 }
 

@@ -1,0 +1,121 @@
+//! Rooms: create, join, leave, members, and their errors.
+
+use super::*;
+
+#[test]
+fn room_lifecycle() {
+    let mut t = T::new();
+    let (mut a, ta) = t.user("alice", 7001);
+    let (mut b, tb) = t.user("bob", 8001);
+    let (mut c, tc) = t.user("carol", 9001);
+    let alice = UserInfo {
+        username: "alice".into(),
+        online: true,
+        address: address("127.0.0.1", 7001),
+    };
+    let bob = UserInfo {
+        username: "bob".into(),
+        online: true,
+        address: address("127.0.0.1", 8001),
+    };
+
+    // The creator is the only member and is told the key.
+    let lab = t.room(&mut a, room_op("create_room", &ta, "lab"));
+    let key = lab.key.clone().unwrap();
+    assert!(is_hex64(&key), "{key}");
+    assert_eq!(
+        lab,
+        RoomInfo {
+            name: "lab".into(),
+            key: Some(key.clone()),
+            members: vec![alice.clone()]
+        }
+    );
+    // Joining gives the same key and the members with their addresses; again is harmless.
+    let joined = RoomInfo {
+        name: "lab".into(),
+        key: Some(key.clone()),
+        members: vec![alice, bob],
+    };
+    assert_eq!(t.room(&mut b, room_op("join_room", &tb, "lab")), joined);
+    assert_eq!(t.room(&mut b, room_op("join_room", &tb, "lab")), joined);
+    // A non-member sees the members but not the key.
+    let seen = t.room(&mut c, room_op("members", &tc, "lab"));
+    assert_eq!(
+        seen,
+        RoomInfo {
+            key: None,
+            ..joined.clone()
+        }
+    );
+    assert_eq!(t.room(&mut a, room_op("members", &ta, "lab")), joined);
+
+    let den = t.room(&mut c, room_op("create_room", &tc, "den"));
+    assert_ne!(den.key, Some(key.clone()), "each room has its own key");
+    assert_eq!(
+        t.rooms(&mut b, &tb),
+        [("den".to_string(), 1), ("lab".to_string(), 2)]
+    );
+
+    // Deleted only when the last member leaves; then the name is free again.
+    let left = |room: &str, deleted| ReplyBody::Left {
+        room: room.into(),
+        deleted,
+    };
+    assert_eq!(
+        t.ok(&mut a, room_op("leave_room", &ta, "lab")),
+        left("lab", false)
+    );
+    assert_eq!(
+        names(&t.room(&mut c, room_op("members", &tc, "lab")).members),
+        ["bob"]
+    );
+    assert_eq!(
+        t.ok(&mut b, room_op("leave_room", &tb, "lab")),
+        left("lab", true)
+    );
+    assert_eq!(t.rooms(&mut b, &tb), [("den".to_string(), 1)]);
+    let again = t.room(&mut a, room_op("create_room", &ta, "lab"));
+    assert_ne!(again.key, Some(key), "a new room gets a new key");
+}
+
+#[test]
+fn room_errors() {
+    let mut t = T::new();
+    let (mut a, ta) = t.user("alice", 7001);
+    let (mut b, tb) = t.user("bob", 8001);
+    t.room(&mut a, room_op("create_room", &ta, "lab"));
+    assert_eq!(
+        t.err(&mut a, room_op("create_room", &ta, "lab")),
+        ErrorCode::RoomExists
+    );
+    assert_eq!(
+        t.err(&mut b, room_op("create_room", &tb, "lab")),
+        ErrorCode::RoomExists
+    );
+    for op in ["join_room", "leave_room", "members"] {
+        assert_eq!(
+            t.err(&mut b, room_op(op, &tb, "nope")),
+            ErrorCode::NoSuchRoom,
+            "{op}"
+        );
+    }
+    assert_eq!(
+        t.err(&mut b, room_op("leave_room", &tb, "lab")),
+        ErrorCode::NotAMember
+    );
+    t.room(&mut b, room_op("join_room", &tb, "lab"));
+    t.ok(&mut b, room_op("leave_room", &tb, "lab"));
+    assert_eq!(
+        t.err(&mut b, room_op("leave_room", &tb, "lab")),
+        ErrorCode::NotAMember
+    );
+    t.ok(&mut a, room_op("leave_room", &ta, "lab"));
+    for op in ["leave_room", "members", "join_room"] {
+        assert_eq!(
+            t.err(&mut a, room_op(op, &ta, "lab")),
+            ErrorCode::NoSuchRoom,
+            "{op}"
+        );
+    }
+}

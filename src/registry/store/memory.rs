@@ -1,0 +1,284 @@
+//! In-memory backend: everything in maps behind one mutex, gone when the
+//! process exits. For tests (`--store memory`): it keeps the same contract as
+//! the other backends (the conformance suite runs on it), needs no file or
+//! server, and can be told to fail as if the database were down.
+
+use super::*;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// The in-memory store. Clones share the same data (like two connections
+/// to one database).
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    data: Arc<Mutex<Data>>,
+    down: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct Data {
+    users: HashMap<String, UserRecord>,
+    /// By token hash.
+    sessions: HashMap<String, SessionRecord>,
+    /// Username to token hash: at most one session per user.
+    session_of: HashMap<String, String>,
+    /// By name, with the members.
+    rooms: BTreeMap<String, (RoomRecord, BTreeSet<String>)>,
+}
+
+impl Data {
+    /// Attached sessions matching `keep`, sorted by username.
+    fn attached(&self, keep: impl Fn(&SessionRecord) -> bool) -> Vec<SessionRecord> {
+        let mut v: Vec<SessionRecord> = self
+            .sessions
+            .values()
+            .filter(|s| s.attached && keep(s))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.username.cmp(&b.username));
+        v
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// While `down`, every operation fails with [`StoreError::Unavailable`].
+    pub fn set_unavailable(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Data) -> StoreResult<T>) -> StoreResult<T> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("the memory store is down".into()));
+        }
+        f(&mut self.data.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn update(
+        &self,
+        token_hash: &str,
+        f: impl FnOnce(&mut SessionRecord) -> bool,
+    ) -> StoreResult<bool> {
+        self.with(|d| Ok(d.sessions.get_mut(token_hash).is_some_and(f)))
+    }
+}
+
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    fn ping(&self) -> StoreResult<()> {
+        self.with(|_| Ok(()))
+    }
+
+    fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        self.with(|d| {
+            if d.users.contains_key(&user.username) {
+                return Err(StoreError::Conflict);
+            }
+            d.users.insert(user.username.clone(), user.clone());
+            Ok(())
+        })
+    }
+
+    fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        self.with(|d| Ok(d.users.get(username).cloned()))
+    }
+
+    fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
+        self.with(|d| {
+            if d.sessions.contains_key(&s.token_hash) || d.session_of.contains_key(&s.username) {
+                return Err(StoreError::Conflict);
+            }
+            d.session_of
+                .insert(s.username.clone(), s.token_hash.clone());
+            d.sessions.insert(s.token_hash.clone(), s.clone());
+            Ok(())
+        })
+    }
+
+    fn session_by_token(&self, token_hash: &str) -> StoreResult<Option<SessionRecord>> {
+        self.with(|d| Ok(d.sessions.get(token_hash).cloned()))
+    }
+
+    fn session_by_user(&self, username: &str) -> StoreResult<Option<SessionRecord>> {
+        self.with(|d| {
+            Ok(d.session_of
+                .get(username)
+                .and_then(|t| d.sessions.get(t))
+                .cloned())
+        })
+    }
+
+    fn delete_session(&self, token_hash: &str) -> StoreResult<bool> {
+        self.with(|d| match d.sessions.remove(token_hash) {
+            Some(s) => {
+                d.session_of.remove(&s.username);
+                Ok(true)
+            }
+            None => Ok(false),
+        })
+    }
+
+    fn attach_session(
+        &self,
+        token_hash: &str,
+        endpoint: &Endpoint,
+        instance: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        self.update(token_hash, |s| {
+            s.ip = endpoint.ip.clone();
+            s.tcp_port = endpoint.tcp_port;
+            s.udp_port = endpoint.udp_port;
+            s.instance = instance.to_string();
+            s.attached = true;
+            s.last_seen_ms = now_ms;
+            true
+        })
+    }
+
+    fn detach_session(&self, token_hash: &str, instance: &str) -> StoreResult<bool> {
+        self.update(token_hash, |s| {
+            let detach = s.attached && s.instance == instance;
+            s.attached &= !detach;
+            detach
+        })
+    }
+
+    fn detach_if_stale(&self, token_hash: &str, stale_before_ms: i64) -> StoreResult<bool> {
+        self.update(token_hash, |s| {
+            let detach = s.attached && s.last_seen_ms < stale_before_ms;
+            s.attached &= !detach;
+            detach
+        })
+    }
+
+    fn detach_instance(&self, instance: &str) -> StoreResult<Vec<SessionRecord>> {
+        self.with(|d| {
+            let before = d.attached(|s| s.instance == instance);
+            for s in &before {
+                if let Some(s) = d.sessions.get_mut(&s.token_hash) {
+                    s.attached = false;
+                }
+            }
+            Ok(before)
+        })
+    }
+
+    fn touch_sessions(&self, token_hashes: &[String], now_ms: i64) -> StoreResult<u64> {
+        self.with(|d| {
+            let unique: BTreeSet<&String> = token_hashes.iter().collect();
+            let mut n = 0;
+            for t in unique {
+                if let Some(s) = d.sessions.get_mut(t) {
+                    s.last_seen_ms = now_ms;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    fn online_sessions(&self, fresh_since_ms: i64) -> StoreResult<Vec<SessionRecord>> {
+        self.with(|d| Ok(d.attached(|s| s.last_seen_ms >= fresh_since_ms)))
+    }
+
+    fn stale_sessions(&self, stale_before_ms: i64) -> StoreResult<Vec<SessionRecord>> {
+        self.with(|d| Ok(d.attached(|s| s.last_seen_ms < stale_before_ms)))
+    }
+
+    fn purge_sessions(&self, before_ms: i64) -> StoreResult<u64> {
+        self.with(|d| {
+            let old: Vec<SessionRecord> = d
+                .sessions
+                .values()
+                .filter(|s| !s.attached && s.last_seen_ms < before_ms)
+                .cloned()
+                .collect();
+            for s in &old {
+                d.sessions.remove(&s.token_hash);
+                d.session_of.remove(&s.username);
+            }
+            Ok(old.len() as u64)
+        })
+    }
+
+    fn create_room(&self, room: &RoomRecord, creator: &str) -> StoreResult<()> {
+        self.with(|d| {
+            if d.rooms.contains_key(&room.name) {
+                return Err(StoreError::Conflict);
+            }
+            let members = BTreeSet::from([creator.to_string()]);
+            d.rooms.insert(room.name.clone(), (room.clone(), members));
+            Ok(())
+        })
+    }
+
+    fn find_room(&self, name: &str) -> StoreResult<Option<RoomRecord>> {
+        self.with(|d| Ok(d.rooms.get(name).map(|(r, _)| r.clone())))
+    }
+
+    fn add_member(&self, room: &str, username: &str) -> StoreResult<()> {
+        self.with(|d| match d.rooms.get_mut(room) {
+            Some((_, members)) => {
+                members.insert(username.to_string());
+                Ok(())
+            }
+            None => Err(StoreError::NotFound),
+        })
+    }
+
+    fn remove_member(&self, room: &str, username: &str) -> StoreResult<Left> {
+        self.with(|d| {
+            let Some((_, members)) = d.rooms.get_mut(room) else {
+                return Ok(Left {
+                    removed: false,
+                    room_deleted: false,
+                });
+            };
+            let removed = members.remove(username);
+            let room_deleted = members.is_empty();
+            if room_deleted {
+                d.rooms.remove(room);
+            }
+            Ok(Left {
+                removed,
+                room_deleted,
+            })
+        })
+    }
+
+    fn room_members(&self, room: &str) -> StoreResult<Vec<String>> {
+        self.with(|d| {
+            Ok(d.rooms
+                .get(room)
+                .map(|(_, m)| m.iter().cloned().collect())
+                .unwrap_or_default())
+        })
+    }
+
+    fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>> {
+        self.with(|d| {
+            Ok(d.rooms
+                .iter()
+                .map(|(name, (_, m))| (name.clone(), m.len() as u64))
+                .collect())
+        })
+    }
+
+    fn rooms_of(&self, username: &str) -> StoreResult<Vec<String>> {
+        self.with(|d| {
+            Ok(d.rooms
+                .iter()
+                .filter(|(_, (_, m))| m.contains(username))
+                .map(|(name, _)| name.clone())
+                .collect())
+        })
+    }
+}
