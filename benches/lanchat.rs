@@ -17,8 +17,10 @@
 //! `PR_SET_PDEATHSIG = SIGKILL` (and is killed on drop), and the network
 //! namespaces of the lossy room run are deleted by a guard.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[path = "../tests/kit/mod.rs"]
+mod kit;
+
+use kit::mongo as support;
 
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -2883,8 +2885,7 @@ fn room_size(p: &Params, hub: &mut Hub, n: usize, size: &mut RoomSize) -> Result
 }
 
 // The virtual LAN of the lossy run: the same helpers as the namespace tests.
-#[path = "../tests/netns/mod.rs"]
-mod netns;
+use kit::netns;
 
 const NS_PREFIX: &str = "lcbench";
 

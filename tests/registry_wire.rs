@@ -2,9 +2,9 @@
 //! over TCP, exact replies. Every op's success path, every error code, id
 //! echoing, and that no connection can act as another user.
 
-mod common;
+mod kit;
 
-use common::*;
+use kit::*;
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
 
@@ -46,7 +46,7 @@ fn register_and_login_reply_fields() {
             "id": 2, "ok": true, "username": "alice",
             "address": {"ip": "127.0.0.1", "tcp_port": 7001, "udp_port": 7002},
             "heartbeat_interval_ms": 1000, "session_timeout_ms": 30000,
-            "heartbeat_port": r.port,
+            "heartbeat_port": r.port(),
         })
     );
     // The session is real: alice is online at the address she gave.
@@ -111,7 +111,7 @@ fn resume_on_new_connection_after_close() {
     assert_eq!(reply["token"], json!(ta), "resume keeps the token");
     assert_eq!(reply["username"], json!("alice"));
     assert_eq!(reply["address"], address("127.0.0.1", 7101));
-    assert_eq!(reply["heartbeat_port"], json!(r.port));
+    assert_eq!(reply["heartbeat_port"], json!(r.port()));
     assert_eq!(
         b.search(&tb, "alice"),
         json!({"username": "alice", "online": true, "address": address("127.0.0.1", 7101)})
@@ -589,12 +589,12 @@ fn rate_limited_per_username() {
     c.expect_err(login_req("alice", PASSWORD), "rate_limited");
     c.expect_err(login_req("alice", "wrong password"), "rate_limited");
     // The block is on the username, from any address.
-    let mut other_ip = Client::connect_from(Ipv4Addr::new(127, 0, 0, 2), r.port);
+    let mut other_ip = Client::connect_from(Ipv4Addr::new(127, 0, 0, 2), r.port());
     other_ip.expect_err(login_req("alice", PASSWORD), "rate_limited");
     // The five failures also came from one address, which is now blocked
     // for every username; bob from another address is not affected.
     c.expect_err(login_req("bob", PASSWORD), "rate_limited");
-    let mut d = Client::connect_from(Ipv4Addr::new(127, 0, 0, 3), r.port);
+    let mut d = Client::connect_from(Ipv4Addr::new(127, 0, 0, 3), r.port());
     d.login_token("bob", 8001);
 }
 
@@ -618,9 +618,9 @@ fn rate_limited_per_ip() {
     let mut c2 = r.client();
     c2.expect_err(login_req("dave", PASSWORD), "rate_limited");
     // Another address can log in both (carol has only 1 failure).
-    let mut d = Client::connect_from(Ipv4Addr::new(127, 0, 0, 2), r.port);
+    let mut d = Client::connect_from(Ipv4Addr::new(127, 0, 0, 2), r.port());
     d.login_token("dave", 8001);
-    let mut e = Client::connect_from(Ipv4Addr::new(127, 0, 0, 2), r.port);
+    let mut e = Client::connect_from(Ipv4Addr::new(127, 0, 0, 2), r.port());
     e.login_token("carol", 9001);
 }
 

@@ -2,10 +2,10 @@
 //! binaries, real UDP between peers. Every wait is on an event (bounded);
 //! nothing sleeps to synchronise.
 
-mod rooms_common;
+mod kit;
 
+use kit::*;
 use lanchat::peer::rooms::wire::{self, Body, Datagram, EventKind};
-use rooms_common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, UdpSocket};
@@ -64,9 +64,9 @@ fn names(peers: &[Peer]) -> Vec<String> {
 
 #[test]
 fn five_peer_room_membership_fan_out_and_leaving() {
-    let reg = Registry::start();
+    let reg = Registry::start(&[]);
     let mut peers = login_all(
-        reg.addr,
+        reg.addr(),
         &["alice", "bob", "carol", "dave", "erin"],
         &PeerOpts::default(),
     );
@@ -131,8 +131,8 @@ fn five_peer_room_membership_fan_out_and_leaving() {
 
 #[test]
 fn two_rooms_keep_their_messages_apart() {
-    let reg = Registry::start();
-    let mut p = login_all(reg.addr, &["alice", "bob"], &PeerOpts::default());
+    let reg = Registry::start(&[]);
+    let mut p = login_all(reg.addr(), &["alice", "bob"], &PeerOpts::default());
     for room in ["red", "blue"] {
         p[0].send(&format!("/create {room}"));
         p[0].expect("room_joined", &[("room", json!(room))], T);
@@ -221,8 +221,8 @@ fn long_text(len: usize) -> String {
 
 #[test]
 fn identical_texts_long_messages_and_the_size_limit() {
-    let reg = Registry::start();
-    let mut p = login_all(reg.addr, &["alice", "bob"], &PeerOpts::default());
+    let reg = Registry::start(&[]);
+    let mut p = login_all(reg.addr(), &["alice", "bob"], &PeerOpts::default());
     create_and_join(&mut p, "misc", None);
 
     let long = long_text(5000);
@@ -235,7 +235,7 @@ fn identical_texts_long_messages_and_the_size_limit() {
     p[0].send(&long);
     p[0].send(&max);
     p[0].send(&over);
-    let err = p[0].expect("error", &[], T);
+    let err = p[0].expect("error", ANY, T);
     assert!(
         err["message"]
             .as_str()
@@ -279,12 +279,12 @@ fn identical_texts_long_messages_and_the_size_limit() {
 
 #[test]
 fn reliable_exactly_once_in_order_through_injected_faults() {
-    let reg = Registry::start();
+    let reg = Registry::start(&[]);
     let opts = PeerOpts {
         faults: Some("drop=0.2,dup=0.1,reorder=0.2".into()),
         ..PeerOpts::default()
     };
-    let mut p = login_all(reg.addr, &["alice", "bob", "carol"], &opts);
+    let mut p = login_all(reg.addr(), &["alice", "bob", "carol"], &opts);
     create_and_join(&mut p, "noisy", None);
 
     const N: usize = 200;
@@ -372,8 +372,8 @@ fn expect_dropped(
 #[test]
 fn forged_replayed_and_foreign_datagrams_are_dropped() {
     let t0_us = now_us();
-    let reg = Registry::start();
-    let mut p = login_all(reg.addr, &["alice", "bob"], &PeerOpts::default());
+    let reg = Registry::start(&[]);
+    let mut p = login_all(reg.addr(), &["alice", "bob"], &PeerOpts::default());
     create_and_join(&mut p, "sec", None);
     let bob_addr: SocketAddr = ([127, 0, 0, 1], p[1].udp_port).into();
     let alice_addr: SocketAddr = ([127, 0, 0, 1], p[0].udp_port).into();
@@ -433,7 +433,8 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
 
     // (c) mallory: a real account and a real member of the room, so it
     // holds the room key; it speaks from the test's socket.
-    let mut mallory = RawClient::login(reg.addr, "mallory", my_port);
+    let mut mallory = Session::login(reg.addr(), "mallory", my_port, my_port)
+        .with_heartbeats(Duration::from_millis(300));
     let joined = mallory.ok(json!({"op": "join_room", "room": "sec"}));
     let key = wire::parse_key(joined["room"]["key"].as_str().expect("key")).expect("hex key");
     let m_stream = now_us();
@@ -562,9 +563,9 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
 
 #[test]
 fn a_killed_member_leaves_every_list_within_five_seconds() {
-    let reg = Registry::start();
+    let reg = Registry::start(&[]);
     let mut p = login_all(
-        reg.addr,
+        reg.addr(),
         &["alice", "bob", "carol", "olivia"],
         &PeerOpts::default(),
     );
@@ -631,8 +632,8 @@ fn a_killed_member_leaves_every_list_within_five_seconds() {
 /// (`delivery` acked == total) although it is never shown.
 #[test]
 fn rooms_keep_working_after_a_registry_restart() {
-    let mut reg = Registry::start();
-    let mut p = login_all(reg.addr, &["alice", "bob"], &PeerOpts::default());
+    let mut reg = Registry::start(&[]);
+    let mut p = login_all(reg.addr(), &["alice", "bob"], &PeerOpts::default());
     create_and_join(&mut p, "r", None);
     p[0].send("alice before");
     p[1].send("bob before");
@@ -644,7 +645,7 @@ fn rooms_keep_working_after_a_registry_restart() {
 
     reg.restart();
     for x in p.iter_mut() {
-        x.expect("session_restored", &[], Duration::from_secs(15));
+        x.expect("session_restored", ANY, Duration::from_secs(15));
     }
     // Wait (up to 5 s) for the churn the restart causes to settle: one peer
     // dropping the other ("left") and learning it again (`member_joined`).

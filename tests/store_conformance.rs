@@ -2,7 +2,9 @@
 //! states part of the trait's contract, and `conformance!` runs it as a test
 //! on the embedded (SQLite) backend and on MongoDB (see `support::mongo_uri`).
 
-mod support;
+mod kit;
+
+use kit::mongo as support;
 
 use lanchat::registry::store::embedded::SqliteStore;
 use lanchat::registry::store::mongo::MongoStore;
