@@ -20,7 +20,6 @@ mod kit;
 use kit::*;
 use serde_json::{json, Value};
 use std::net::Ipv4Addr;
-use std::thread;
 use std::time::{Duration, Instant};
 
 const NS_PREFIX: &str = "lchard";
@@ -62,16 +61,13 @@ fn search(p: &mut Peer, user: &str) -> Value {
     p.expect("search_result", ANY, Duration::from_secs(5))["user"].clone()
 }
 
-/// Polls (every 100 ms) until `cond` holds; panics with `what` once
-/// `deadline` has passed. Returns when it held.
-fn poll_until(deadline: Instant, what: &str, mut cond: impl FnMut() -> bool) -> Instant {
-    loop {
-        if cond() {
-            return Instant::now();
-        }
-        assert!(Instant::now() < deadline, "{what}: not by the deadline");
-        thread::sleep(Duration::from_millis(100));
-    }
+/// Polls (every 100 ms: the registry's view has no event) until `cond`
+/// holds; panics with `what` once `deadline` has passed. Returns when it
+/// held.
+fn poll_until(deadline: Instant, what: &str, cond: impl FnMut() -> bool) -> Instant {
+    let within = deadline.saturating_duration_since(Instant::now());
+    wait_until(within, Duration::from_millis(100), what, cond);
+    Instant::now()
 }
 
 /// Cuts carol's link and checks the registry and the other members let her
