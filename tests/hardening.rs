@@ -128,7 +128,7 @@ impl Storm {
         while !self.stop.load(Ordering::SeqCst) && Instant::now() < deadline {
             let line = match &mut conn {
                 Some(l) => l,
-                None => match Client::try_connect(addr, read_timeout) {
+                None => match Client::try_connect(addr, ms(1000), read_timeout) {
                     Ok(l) => conn.insert(l),
                     Err(_) => {
                         // The registry is down: try again shortly.
@@ -248,7 +248,7 @@ fn registration_storm_survives_registry_sigkill() {
         "error replies during the storm: {errors:?}"
     );
     let after_restart = acked.len() - acked_at_kill;
-    let mut probe = Client::try_connect(addr, Duration::from_secs(5)).expect("connect");
+    let mut probe = Client::try_connect(addr, ms(1000), Duration::from_secs(5)).expect("connect");
     let missing: Vec<&String> = acked.iter().filter(|n| !exists(&mut probe, n)).collect();
     assert!(
         missing.is_empty(),
@@ -264,7 +264,7 @@ fn registration_storm_survives_registry_sigkill() {
         acked.last().expect("acks"),
     ];
     for name in sample {
-        let mut l = Client::try_connect(addr, Duration::from_secs(5)).expect("connect");
+        let mut l = Client::try_connect(addr, ms(1000), Duration::from_secs(5)).expect("connect");
         let r = l
             .try_request(
                 json!({"op": "login", "username": name, "password": PASSWORD,
@@ -376,7 +376,7 @@ fn mongodb_killed_mid_storm_loses_no_acknowledged_write() {
 
     // No acknowledged write lost (probed through the same registry, which
     // was never restarted).
-    let mut probe = Client::try_connect(addr, Duration::from_secs(10)).expect("connect");
+    let mut probe = Client::try_connect(addr, ms(1000), Duration::from_secs(10)).expect("connect");
     let missing: Vec<&String> = acked.iter().filter(|n| !exists(&mut probe, n)).collect();
     eprintln!(
         "mongodb storm: {THREADS} threads, {} replies in {:?}: {} acknowledged, {} \
@@ -456,7 +456,8 @@ fn thousand_idle_connections_do_not_slow_a_login() {
             slowest_connect = slowest_connect.max(c0.elapsed());
             idle.push((s, Instant::now()));
         }
-        let mut barrier = Client::try_connect(addr, Duration::from_secs(5)).expect("connect");
+        let mut barrier =
+            Client::try_connect(addr, ms(1000), Duration::from_secs(5)).expect("connect");
         let r = barrier
             .try_request(json!({"op": "barrier"}))
             .expect("barrier reply");
@@ -464,7 +465,7 @@ fn thousand_idle_connections_do_not_slow_a_login() {
     }
     let opened_in = t0.elapsed();
 
-    let mut c = Client::try_connect(addr, Duration::from_secs(5)).expect("connect");
+    let mut c = Client::try_connect(addr, ms(1000), Duration::from_secs(5)).expect("connect");
     let sent = Instant::now();
     let r = c.try_register("normal").expect("register reply");
     let register_took = sent.elapsed();
@@ -878,7 +879,8 @@ fn hashing_flood_from_one_connection_leaves_logins_prompt() {
             || served.load(Ordering::SeqCst) >= 2,
         );
         for _ in 0..LOGINS {
-            let mut a = Client::try_connect(addr, Duration::from_secs(20)).expect("connect");
+            let mut a =
+                Client::try_connect(addr, ms(1000), Duration::from_secs(20)).expect("connect");
             let t0 = Instant::now();
             let reply = a
                 .try_request(

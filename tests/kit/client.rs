@@ -37,16 +37,14 @@ impl Client {
 
     /// Connects to `addr`; panics if it cannot.
     pub fn to(addr: SocketAddr) -> Client {
-        Client::try_connect(addr, READ_TIMEOUT)
+        Client::try_connect(addr, READ_TIMEOUT, READ_TIMEOUT)
             .unwrap_or_else(|e| panic!("connect to the registry at {addr}: {e}"))
     }
 
-    /// Connects (within 1 s, or 10 s off loopback) with reads and writes
-    /// bounded by `timeout`.
-    pub fn try_connect(addr: SocketAddr, timeout: Duration) -> io::Result<Client> {
-        let within = if addr.ip().is_loopback() { 1 } else { 10 };
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(within))?;
-        Client::wrap(stream, timeout)
+    /// Connects within `connect`, with reads and writes bounded by `io`.
+    pub fn try_connect(addr: SocketAddr, connect: Duration, io: Duration) -> io::Result<Client> {
+        let stream = TcpStream::connect_timeout(&addr, connect)?;
+        Client::wrap(stream, io)
     }
 
     /// Connects from source address `src` (any 127.x.y.z works on Linux

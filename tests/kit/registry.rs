@@ -71,9 +71,10 @@ impl RegistryBuilder {
         self
     }
 
-    /// An extra environment variable.
-    pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.push((key.to_string(), value.to_string()));
+    /// Extra environment variables.
+    pub fn envs(mut self, vars: &[(&str, &str)]) -> Self {
+        self.env
+            .extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         self
     }
 
