@@ -8,9 +8,10 @@
 //! - A script with a bad line is refused before anything runs (exit 2),
 //!   naming the line on stderr.
 
-mod rooms_common;
+mod kit;
 
-use rooms_common::Registry;
+use kit::process::{kill_child, spawn_child, wait_child};
+use kit::Registry;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -34,20 +35,13 @@ fn bin_dir() -> PathBuf {
 /// Waits for `child` up to `limit`; on time-out kills its process group
 /// (the child leads one) and returns `None`.
 fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-            _ => {
-                // SAFETY: kill(2) on the group we created; no memory involved.
-                unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
+    let status = wait_child(child, limit);
+    if status.is_none() {
+        // SAFETY: kill(2) on the group we created; no memory involved.
+        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+        kill_child(child);
     }
+    status
 }
 
 /// Processes (pid, command line) with an argument that is one of `needles`
@@ -140,7 +134,7 @@ fn classroom_demo_succeeds_quickly_and_leaves_nothing_running() {
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
 
     let started = Instant::now();
-    let mut child = cmd.spawn().expect("start bash demos/run.sh");
+    let mut child = spawn_child(cmd).expect("start bash demos/run.sh");
     let status = wait_bounded(&mut child, HARD_LIMIT);
     let took = started.elapsed();
     let raw = fs::read_to_string(&out_path).unwrap_or_default();
@@ -228,7 +222,7 @@ fn run_script(registry: &str, script: &str, json: bool) -> (Option<i32>, String,
         cmd.arg("--json");
     }
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().expect("start peer");
+    let mut child = spawn_child(cmd).expect("start peer");
     let status = wait_bounded(&mut child, Duration::from_secs(20));
     let stdout = fs::read_to_string(&out_path).unwrap_or_default();
     let stderr = fs::read_to_string(&err_path).unwrap_or_default();
@@ -251,9 +245,9 @@ const WAIT_LINE: usize = 5;
 
 #[test]
 fn unsatisfiable_wait_fails_with_exit_1_naming_line_and_event() {
-    let reg = Registry::start();
+    let reg = Registry::start(&[]);
     let started = Instant::now();
-    let (code, stdout, stderr) = run_script(&reg.addr.to_string(), UNSATISFIABLE, false);
+    let (code, stdout, stderr) = run_script(&reg.addr().to_string(), UNSATISFIABLE, false);
     let took = started.elapsed();
     assert_eq!(
         code,
@@ -286,8 +280,8 @@ fn unsatisfiable_wait_fails_with_exit_1_naming_line_and_event() {
 
 #[test]
 fn unsatisfiable_wait_reported_as_json() {
-    let reg = Registry::start();
-    let (code, stdout, stderr) = run_script(&reg.addr.to_string(), UNSATISFIABLE, true);
+    let reg = Registry::start(&[]);
+    let (code, stdout, stderr) = run_script(&reg.addr().to_string(), UNSATISFIABLE, true);
     assert_eq!(
         code,
         Some(1),

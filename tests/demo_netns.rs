@@ -10,17 +10,15 @@
 //! process id and deleted by a guard even when the test panics; those of an
 //! earlier run whose process is gone are removed at start.
 
-mod netns;
-mod rooms_common;
+mod kit;
 
-use netns::Lab;
-use rooms_common::Registry;
+use kit::process::{command, kill_child, spawn_child};
+use kit::{Lab, Registry};
 use serde_json::Value;
 use std::fs::{self, File};
 use std::net::Ipv4Addr;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -54,10 +52,8 @@ impl ScriptPeer {
         let stderr = dir.join(format!("{name}.err"));
         let prefix = lab.prefix(name);
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/demos/").to_string() + name + ".script";
-        let mut cmd = Command::new(&prefix[0]);
-        cmd.args(&prefix[1..])
-            .arg(env!("CARGO_BIN_EXE_peer"))
-            .arg("--json")
+        let mut cmd = command(&prefix, env!("CARGO_BIN_EXE_peer"));
+        cmd.arg("--json")
             .arg("--registry")
             .arg(registry)
             .arg("--script")
@@ -68,17 +64,9 @@ impl ScriptPeer {
             .stdin(Stdio::null())
             .stdout(Stdio::from(File::create(&stdout).expect("stdout file")))
             .stderr(Stdio::from(File::create(&stderr).expect("stderr file")));
-        // SAFETY: prctl is async-signal-safe. `ip netns exec` execs the peer
-        // in the same process, so it dies with this test thread.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("start ip netns exec … peer");
+        // Dies with the test process (`ip netns exec` execs the peer in
+        // the same process).
+        let child = spawn_child(cmd).expect("start ip netns exec … peer");
         ScriptPeer {
             name: name.to_string(),
             child,
@@ -113,8 +101,7 @@ impl ScriptPeer {
 
 impl Drop for ScriptPeer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_child(&mut self.child);
     }
 }
 
@@ -140,9 +127,12 @@ fn classroom_demo_across_namespaces_learns_real_addresses() {
     }
 
     let listen = format!("{}:{REGISTRY_PORT}", registry_ip());
-    let reg = Registry::start_in(&lab.prefix("reg"), &listen, None);
+    let reg = Registry::builder()
+        .prefix(&lab.prefix("reg"))
+        .listen(&listen)
+        .start();
     assert_eq!(
-        reg.addr.to_string(),
+        reg.addr().to_string(),
         listen,
         "the registry's listening line"
     );

@@ -26,11 +26,10 @@
 //! The tests measure time, so they run one at a time (a process-wide lock)
 //! instead of competing for the CPUs with each other.
 
-mod common;
-mod harness;
-mod rooms_common;
-mod support;
+mod kit;
 
+use kit::client::is_closed;
+use kit::*;
 use lanchat::protocol::datagram::{Body, Datagram, EventKind};
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
@@ -54,23 +53,6 @@ fn serial() -> MutexGuard<'static, ()> {
 /// (`--argon2-memory-kib` exists for load tests).
 const CHEAP_HASH: &[&str] = &["--argon2-memory-kib", "256", "--argon2-passes", "1"];
 
-/// Password of the storm accounts (the harness's, so peers could use them).
-const PASSWORD: &str = harness::PASSWORD;
-
-/// Polls `cond` every few ms until it holds; panics with `what` after `within`.
-#[track_caller]
-fn poll(within: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < within,
-            "timed out after {within:?} waiting for: {what}"
-        );
-        thread::sleep(ms(2));
-    }
-    start.elapsed()
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -79,62 +61,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-// ---------------------------------------------------------------- a raw client
-
-/// One registry connection that reports failures instead of panicking (the
-/// registry may die under it).
-struct Line {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-    next_id: u64,
-}
-
-impl Line {
-    fn connect(addr: SocketAddr, read_timeout: Duration) -> io::Result<Line> {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-        stream.set_read_timeout(Some(read_timeout))?;
-        stream.set_write_timeout(Some(read_timeout))?;
-        let _ = stream.set_nodelay(true);
-        let reader = BufReader::new(stream.try_clone()?);
-        Ok(Line {
-            stream,
-            reader,
-            next_id: 1,
-        })
-    }
-
-    /// Sends `req` (with a fresh id) and reads its reply.
-    fn call(&mut self, mut req: Value) -> io::Result<Value> {
-        let id = self.next_id;
-        self.next_id += 1;
-        req["id"] = json!(id);
-        let mut bytes = req.to_string().into_bytes();
-        bytes.push(b'\n');
-        self.stream.write_all(&bytes)?;
-        let mut reply = String::new();
-        if self.reader.read_line(&mut reply)? == 0 {
-            return Err(io::Error::new(ErrorKind::UnexpectedEof, "closed"));
-        }
-        let v: Value = serde_json::from_str(&reply)
-            .map_err(|e| io::Error::new(ErrorKind::InvalidData, format!("{reply:?}: {e}")))?;
-        if v["id"] != json!(id) {
-            return Err(io::Error::new(
-                ErrorKind::InvalidData,
-                format!("reply to another request: {v}"),
-            ));
-        }
-        Ok(v)
-    }
-
-    fn register(&mut self, name: &str) -> io::Result<Value> {
-        self.call(json!({"op": "register", "username": name, "password": PASSWORD}))
-    }
-}
-
 /// Whether `name` exists, probed with `register` (which creates it if not:
 /// only for checks made after the fact).
-fn exists(line: &mut Line, name: &str) -> bool {
-    let r = line.register(name).expect("registry reply");
+fn exists(line: &mut Client, name: &str) -> bool {
+    let r = line.try_register(name).expect("registry reply");
     match (r["ok"].as_bool(), r["code"].as_str()) {
         (Some(false), Some("user_exists")) => true,
         (Some(true), _) => false,
@@ -196,11 +126,11 @@ impl Storm {
         deadline: Instant,
         read_timeout: Duration,
     ) {
-        let mut conn: Option<Line> = None;
+        let mut conn: Option<Client> = None;
         while !self.stop.load(Ordering::SeqCst) && Instant::now() < deadline {
             let line = match &mut conn {
                 Some(l) => l,
-                None => match Line::connect(addr, read_timeout) {
+                None => match Client::try_connect(addr, ms(1000), read_timeout) {
                     Ok(l) => conn.insert(l),
                     Err(_) => {
                         // The registry is down: try again shortly.
@@ -215,7 +145,7 @@ impl Storm {
             }
             let name = format!("{prefix}{n:04}");
             let sent = Instant::now();
-            match line.register(&name) {
+            match line.try_register(&name) {
                 Ok(r) if r["ok"] == json!(true) => {
                     assert_eq!(r["username"], json!(name), "{r}");
                     self.latencies
@@ -249,13 +179,13 @@ fn registration_storm_survives_registry_sigkill() {
     const THREADS: usize = 8;
     const TOTAL: usize = 400;
     const KILL_AFTER: usize = 100;
-    let mut reg = harness::Registry::start(CHEAP_HASH);
+    let mut reg = Registry::start(CHEAP_HASH);
     let port = reg.port();
     let addr = reg.addr();
 
     // Two real peers, logged in before the storm.
-    let mut alice = harness::Peer::spawn(addr, &[]);
-    let mut bob = harness::Peer::spawn(addr, &[]);
+    let mut alice = Peer::spawn(addr, &[]);
+    let mut bob = Peer::spawn(addr, &[]);
     alice.login_new("alice");
     bob.login_new("bob");
 
@@ -290,7 +220,7 @@ fn registration_storm_survives_registry_sigkill() {
     // The peers notice, reconnect with backoff and resume their sessions.
     for p in [&mut alice, &mut bob] {
         let name = p.name.clone();
-        p.expect("registry_lost", harness::ANY, harness::WAIT);
+        p.expect("registry_lost", ANY, WAIT);
         p.expect(
             "session_restored",
             &[("username", name.as_str())],
@@ -298,8 +228,8 @@ fn registration_storm_survives_registry_sigkill() {
         );
     }
     let restored_after = killed_at.elapsed();
-    let who = alice.command_ok("/who", "who", harness::ANY, harness::WAIT);
-    let online = common::names(&who["users"]);
+    let who = alice.command_ok("/who", "who", ANY, WAIT);
+    let online = names(&who["users"]);
     assert!(
         online.contains(&"bob".to_string()),
         "/who after the restart: {who}"
@@ -308,7 +238,7 @@ fn registration_storm_survives_registry_sigkill() {
         "/search alice",
         "search_result",
         &[("user.online", true)],
-        harness::WAIT,
+        WAIT,
     );
 
     // Every acknowledged registration survived the SIGKILL.
@@ -320,7 +250,7 @@ fn registration_storm_survives_registry_sigkill() {
         "error replies during the storm: {errors:?}"
     );
     let after_restart = acked.len() - acked_at_kill;
-    let mut probe = Line::connect(addr, Duration::from_secs(5)).expect("connect");
+    let mut probe = Client::try_connect(addr, ms(1000), Duration::from_secs(5)).expect("connect");
     let missing: Vec<&String> = acked.iter().filter(|n| !exists(&mut probe, n)).collect();
     assert!(
         missing.is_empty(),
@@ -336,9 +266,9 @@ fn registration_storm_survives_registry_sigkill() {
         acked.last().expect("acks"),
     ];
     for name in sample {
-        let mut l = Line::connect(addr, Duration::from_secs(5)).expect("connect");
+        let mut l = Client::try_connect(addr, ms(1000), Duration::from_secs(5)).expect("connect");
         let r = l
-            .call(
+            .try_request(
                 json!({"op": "login", "username": name, "password": PASSWORD,
                          "tcp_port": 7001, "udp_port": 7001}),
             )
@@ -374,13 +304,11 @@ fn mongodb_killed_mid_storm_loses_no_acknowledged_write() {
     /// Every reply, during the outage too, comes within this.
     const REPLY_BOUND: Duration = Duration::from_secs(3);
 
-    let nx = support::nx_server_start(&support::fresh_dir("hardening"));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let reg = common::Registry::start_with_store(
-        dir,
-        &nx.uri("hardening_storm"),
-        &[common::LONG_SESSIONS, CHEAP_HASH].concat(),
-    );
+    let nx = kit::mongo::nx_server_start(&kit::mongo::fresh_dir("hardening"));
+    let reg = Registry::builder()
+        .store(&nx.uri("hardening_storm"))
+        .flags(&[LONG_SESSIONS, CHEAP_HASH].concat())
+        .start();
     let addr = reg.addr();
 
     let storm = Storm::default();
@@ -451,7 +379,7 @@ fn mongodb_killed_mid_storm_loses_no_acknowledged_write() {
 
     // No acknowledged write lost (probed through the same registry, which
     // was never restarted).
-    let mut probe = Line::connect(addr, Duration::from_secs(10)).expect("connect");
+    let mut probe = Client::try_connect(addr, ms(1000), Duration::from_secs(10)).expect("connect");
     let missing: Vec<&String> = acked.iter().filter(|n| !exists(&mut probe, n)).collect();
     eprintln!(
         "mongodb storm: {THREADS} threads, {} replies in {:?}: {} acknowledged, {} \
@@ -501,19 +429,6 @@ fn raise_nofile(want: u64) -> u64 {
     lim.rlim_cur
 }
 
-/// Whether the registry closed `s` (non-blocking).
-fn closed(s: &TcpStream) -> bool {
-    s.set_nonblocking(true).expect("nonblocking");
-    let mut b = [0u8; 1];
-    let r = s.peek(&mut b);
-    s.set_nonblocking(false).expect("blocking");
-    match r {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => e.kind() != ErrorKind::WouldBlock,
-    }
-}
-
 #[test]
 fn thousand_idle_connections_do_not_slow_a_login() {
     let _serial = serial();
@@ -525,7 +440,7 @@ fn thousand_idle_connections_do_not_slow_a_login() {
         "open-file limit {limit} too low for {IDLE} connections"
     );
     // Default Argon2 cost: the login below is a real one.
-    let reg = harness::Registry::start(&["--idle-timeout-secs", &IDLE_SECS.to_string()]);
+    let reg = Registry::start(&["--idle-timeout-secs", &IDLE_SECS.to_string()]);
     let addr = reg.addr();
 
     // Opened in batches below the listen backlog (128), each followed by a
@@ -544,22 +459,23 @@ fn thousand_idle_connections_do_not_slow_a_login() {
             slowest_connect = slowest_connect.max(c0.elapsed());
             idle.push((s, Instant::now()));
         }
-        let mut barrier = Line::connect(addr, Duration::from_secs(5)).expect("connect");
+        let mut barrier =
+            Client::try_connect(addr, ms(1000), Duration::from_secs(5)).expect("connect");
         let r = barrier
-            .call(json!({"op": "barrier"}))
+            .try_request(json!({"op": "barrier"}))
             .expect("barrier reply");
         assert_eq!(r["code"], json!("unknown_op"), "{r}");
     }
     let opened_in = t0.elapsed();
 
-    let mut c = Line::connect(addr, Duration::from_secs(5)).expect("connect");
+    let mut c = Client::try_connect(addr, ms(1000), Duration::from_secs(5)).expect("connect");
     let sent = Instant::now();
-    let r = c.register("normal").expect("register reply");
+    let r = c.try_register("normal").expect("register reply");
     let register_took = sent.elapsed();
     assert_eq!(r["ok"], json!(true), "{r}");
     let sent = Instant::now();
     let r = c
-        .call(
+        .try_request(
             json!({"op": "login", "username": "normal", "password": PASSWORD,
                      "tcp_port": 7001, "udp_port": 7001}),
         )
@@ -567,7 +483,7 @@ fn thousand_idle_connections_do_not_slow_a_login() {
     let login_took = sent.elapsed();
     assert_eq!(r["ok"], json!(true), "{r}");
     let since_first = t0.elapsed();
-    let open_at_login = idle.iter().filter(|(s, _)| !closed(s)).count();
+    let open_at_login = idle.iter().filter(|(s, _)| !is_closed(s)).count();
 
     // Every idle connection is closed by the idle time-out: none too early,
     // all by about the time-out plus the registry's 1 s read tick.
@@ -610,7 +526,7 @@ fn thousand_idle_connections_do_not_slow_a_login() {
         "an idle connection was closed after only {earliest:?}"
     );
     // The logged-in client's connection is not idle-closed while online.
-    let r = c.call(json!({"op": "online", "token": r["token"]}));
+    let r = c.try_request(json!({"op": "online", "token": r["token"]}));
     assert_eq!(r.expect("online reply")["ok"], json!(true));
 }
 
@@ -620,7 +536,7 @@ fn thousand_idle_connections_do_not_slow_a_login() {
 /// well-formed ones (DATA, ACK, PING) for the real room and names but
 /// tagged with a wrong key, plus some for a room that does not exist.
 fn flood_pool(room: &str, members: &[&str], to: &str, n: usize) -> Vec<Vec<u8>> {
-    let mut rng = common::Xorshift::new(0xf100d);
+    let mut rng = Xorshift::new(0xf100d);
     let mut pool = Vec::with_capacity(n);
     for i in 0..n {
         let mut key = [0u8; 32];
@@ -701,30 +617,15 @@ fn send_batch(sock: &UdpSocket, batch: &[Vec<u8>]) -> usize {
 
 #[test]
 fn garbage_flood_at_a_members_udp_port() {
-    use rooms_common::*;
     let _serial = serial();
     const MESSAGES: usize = 100;
     const FLOOD_FOR: Duration = Duration::from_secs(3);
     const FLOOD_MAX: u64 = 500_000;
     const DELIVERY_BOUND: Duration = Duration::from_secs(15);
 
-    let reg = Registry::start();
-    let mut p = login_all(reg.addr, &["alice", "bob", "carol"], &PeerOpts::default());
-    p[0].send("/create lab");
-    p[0].expect(
-        "room_joined",
-        &[("room", json!("lab"))],
-        Duration::from_secs(10),
-    );
-    for x in p[1..].iter_mut() {
-        x.send("/join lab");
-        x.expect(
-            "room_joined",
-            &[("room", json!("lab"))],
-            Duration::from_secs(10),
-        );
-    }
-    await_full_mesh(&mut p, "lab", Duration::from_secs(10));
+    let reg = Registry::start(&[]);
+    let mut p = login_all(reg.addr(), &["alice", "bob", "carol"], &PeerOpts::default());
+    form_room(&mut p, "lab", Duration::from_secs(10));
     let target = SocketAddr::from(([127, 0, 0, 1], p[2].udp_port));
     let pool = flood_pool("lab", &["alice", "bob"], "carol", 4096);
 
@@ -832,7 +733,7 @@ fn flooding_client_leaves_others_p99_low() {
     const FLOOD_MAX_LINES: usize = 100_000;
     const P99_BOUND: Duration = Duration::from_millis(50);
 
-    let r = common::Registry::start(common::LONG_SESSIONS);
+    let r = Registry::start(LONG_SESSIONS);
     let mut c = r.client();
     c.register("alice");
     c.register("mallory");
@@ -944,7 +845,7 @@ fn hashing_flood_from_one_connection_leaves_logins_prompt() {
     const LOGINS: usize = 8;
     const LOGIN_BOUND: Duration = Duration::from_secs(1);
 
-    let r = common::Registry::start(common::LONG_SESSIONS);
+    let r = Registry::start(LONG_SESSIONS);
     let addr = r.addr();
     let mut c = r.client();
     c.register("alice");
@@ -981,17 +882,18 @@ fn hashing_flood_from_one_connection_leaves_logins_prompt() {
             || served.load(Ordering::SeqCst) >= 2,
         );
         for _ in 0..LOGINS {
-            let mut a = Line::connect(addr, Duration::from_secs(20)).expect("connect");
+            let mut a =
+                Client::try_connect(addr, ms(1000), Duration::from_secs(20)).expect("connect");
             let t0 = Instant::now();
             let reply = a
-                .call(
-                    json!({"op": "login", "username": "alice", "password": common::PASSWORD,
+                .try_request(
+                    json!({"op": "login", "username": "alice", "password": PASSWORD,
                              "tcp_port": 7001, "udp_port": 7001}),
                 )
                 .expect("login reply");
             lat.push(t0.elapsed());
             assert_eq!(reply["ok"], json!(true), "{reply}");
-            let out = a.call(json!({"op": "logout", "token": reply["token"]}));
+            let out = a.try_request(json!({"op": "logout", "token": reply["token"]}));
             assert_eq!(out.expect("logout reply")["ok"], json!(true));
         }
         stop.store(true, Ordering::SeqCst);
@@ -1022,42 +924,31 @@ fn hashing_flood_from_one_connection_leaves_logins_prompt() {
 fn peer_frozen_past_the_session_timeout_comes_back() {
     let _serial = serial();
     const BACK_BOUND: Duration = Duration::from_secs(5);
-    let reg = harness::Registry::start(&[
+    let reg = Registry::start(&[
         "--heartbeat-interval-ms",
         "200",
         "--session-timeout-ms",
         "1000",
     ]);
-    let mut alice = harness::Peer::spawn(reg.addr(), &[]);
-    let mut bob = harness::Peer::spawn(reg.addr(), &[]);
+    let mut alice = Peer::spawn(reg.addr(), &[]);
+    let mut bob = Peer::spawn(reg.addr(), &[]);
     alice.login_new("alice");
     bob.login_new("bob");
 
-    alice.command_ok(
-        "/create lab",
-        "room_joined",
-        &[("room", "lab")],
-        harness::WAIT,
-    );
-    bob.command_ok(
-        "/join lab",
-        "room_joined",
-        &[("room", "lab")],
-        harness::WAIT,
-    );
+    alice.command_ok("/create lab", "room_joined", &[("room", "lab")], WAIT);
+    bob.command_ok("/join lab", "room_joined", &[("room", "lab")], WAIT);
 
     bob.signal(libc::SIGSTOP);
-    let offline = |alice: &mut harness::Peer, online: bool| {
+    let offline = |alice: &mut Peer, online: bool| {
         alice.send("/search bob");
-        alice.expect("search_result", harness::ANY, harness::WAIT)["user"]["online"]
-            == json!(online)
+        alice.expect("search_result", ANY, WAIT)["user"]["online"] == json!(online)
     };
     // Out of the room at the registry: the session was swept (detached),
     // not merely late with a heartbeat.
     poll(Duration::from_secs(5), "bob swept while stopped", || {
         alice.send("/members lab");
-        let v = alice.expect("members", &[("room", "lab")], harness::WAIT);
-        common::names(&v["members"]) == ["alice"]
+        let v = alice.expect("members", &[("room", "lab")], WAIT);
+        names(&v["members"]) == ["alice"]
     });
     assert!(offline(&mut alice, false));
     bob.signal(libc::SIGCONT);
@@ -1068,7 +959,7 @@ fn peer_frozen_past_the_session_timeout_comes_back() {
     let v = bob.expect_where(
         "who or error",
         |v| v["event"] == "who" || v["event"] == "error",
-        harness::WAIT,
+        WAIT,
     );
     let mut back = None;
     while resumed.elapsed() < BACK_BOUND {

@@ -3,9 +3,9 @@
 //! accept, reject, do-not-disturb, time-outs, quitting, crashes, unreachable
 //! users, several chats at once, a registry restart mid-chat, and Ctrl-C.
 
-mod harness;
+mod kit;
 
-use harness::*;
+use kit::*;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{FromRawFd, OwnedFd};

@@ -6,9 +6,9 @@
 //! Needs `tmux`. Without it the test is skipped with a message, unless the
 //! `CI` environment variable is set: then it fails.
 
-mod harness;
+mod kit;
 
-use harness::*;
+use kit::*;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;

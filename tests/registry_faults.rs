@@ -3,10 +3,9 @@
 //! idle and slow clients, kill -9 and restart, Ctrl-C, and an unreachable or
 //! failing MongoDB store.
 
-mod common;
-mod support;
+mod kit;
 
-use common::*;
+use kit::*;
 use serde_json::json;
 use std::net::UdpSocket;
 use std::thread;
@@ -283,7 +282,7 @@ fn garbage_round(port: u16, bytes: &[u8]) -> usize {
 #[test]
 fn binary_garbage_does_not_disturb_other_clients() {
     let r = Registry::start(LONG_SESSIONS);
-    let port = r.port;
+    let port = r.port();
     let garbage = thread::spawn(move || {
         let mut rng = Xorshift::new(0x5eed);
         let mut replies = 0;
@@ -551,7 +550,7 @@ fn flooding_client_is_paced_alone() {
 #[test]
 fn kill_9_and_restart_keeps_users_and_clears_presence() {
     let mut r = Registry::start(LONG_SESSIONS);
-    let port = r.port;
+    let port = r.port();
     let ta;
     {
         let mut c = r.client();
@@ -566,8 +565,8 @@ fn kill_9_and_restart_keeps_users_and_clears_presence() {
         b.ok(json!({"op": "join_room", "token": tb, "room": "lab"}));
         r.kill9();
     }
-    r.restart_same_port();
-    assert_eq!(r.port, port);
+    r.restart();
+    assert_eq!(r.port(), port);
 
     // No stale presence: with a 30 s session time-out, only the restart can
     // have taken alice and bob offline, and their rooms with them.
@@ -637,10 +636,11 @@ fn sigint_exits_zero_promptly() {
 #[cfg(feature = "mongodb")]
 #[test]
 fn unreachable_mongodb_answers_store_unavailable() {
-    let port = support::free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let r =
-        Registry::start_with_store(dir, &format!("mongodb://127.0.0.1:{port}/x"), LONG_SESSIONS);
+    let port = kit::mongo::free_port();
+    let r = Registry::builder()
+        .store(&format!("mongodb://127.0.0.1:{port}/x"))
+        .flags(LONG_SESSIONS)
+        .start();
     // Both requests at once, on two connections (each waits out the
     // driver's server selection time-out).
     let reqs = [
@@ -676,9 +676,11 @@ fn unreachable_mongodb_answers_store_unavailable() {
 #[cfg(feature = "mongodb")]
 #[test]
 fn mongodb_outage_and_recovery() {
-    let nx = support::nx_server_start(&support::fresh_dir("registry-faults"));
-    let dir = tempfile::tempdir().unwrap();
-    let r = Registry::start_with_store(dir, &nx.uri("registry_faults"), LONG_SESSIONS);
+    let nx = kit::mongo::nx_server_start(&kit::mongo::fresh_dir("registry-faults"));
+    let r = Registry::builder()
+        .store(&nx.uri("registry_faults"))
+        .flags(LONG_SESSIONS)
+        .start();
     let mut c = r.client();
     c.register("alice");
     let mut a = r.client();

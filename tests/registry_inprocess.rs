@@ -5,9 +5,9 @@
 //! UDP; time-outs on a manual clock; shutdown. Only tests that kill, signal
 //! or restart the registry need the binary (`registry_faults.rs`).
 
-mod common;
+mod kit;
 
-use common::{assert_error_shape, lossy, wait_until, Client, Read1, Xorshift, PASSWORD};
+use kit::{assert_error_shape, lossy, wait_until, Client, Read1, Xorshift, PASSWORD};
 use lanchat::registry::clock::{Clock, ManualClock};
 use lanchat::registry::store::memory::MemoryStore;
 use lanchat::registry::store::Store;

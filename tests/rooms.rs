@@ -2,10 +2,10 @@
 //! binaries, real UDP between peers. Every wait is on an event (bounded);
 //! nothing sleeps to synchronise.
 
-mod rooms_common;
+mod kit;
 
+use kit::*;
 use lanchat::protocol::datagram::{self as wire, Body, Datagram, EventKind};
-use rooms_common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, UdpSocket};
@@ -64,9 +64,9 @@ fn names(peers: &[Peer]) -> Vec<String> {
 
 #[test]
 fn five_peer_room_membership_fan_out_and_leaving() {
-    let reg = Registry::start();
+    let reg = Registry::start(&[]);
     let mut peers = login_all(
-        reg.addr,
+        reg.addr(),
         &["alice", "bob", "carol", "dave", "erin"],
         &PeerOpts::default(),
     );
@@ -131,8 +131,8 @@ fn five_peer_room_membership_fan_out_and_leaving() {
 
 #[test]
 fn two_rooms_keep_their_messages_apart() {
-    let reg = Registry::start();
-    let mut p = login_all(reg.addr, &["alice", "bob"], &PeerOpts::default());
+    let reg = Registry::start(&[]);
+    let mut p = login_all(reg.addr(), &["alice", "bob"], &PeerOpts::default());
     for room in ["red", "blue"] {
         p[0].send(&format!("/create {room}"));
         p[0].expect("room_joined", &[("room", json!(room))], T);
@@ -221,8 +221,8 @@ fn long_text(len: usize) -> String {
 
 #[test]
 fn identical_texts_long_messages_and_the_size_limit() {
-    let reg = Registry::start();
-    let mut p = login_all(reg.addr, &["alice", "bob"], &PeerOpts::default());
+    let reg = Registry::start(&[]);
+    let mut p = login_all(reg.addr(), &["alice", "bob"], &PeerOpts::default());
     create_and_join(&mut p, "misc", None);
 
     let long = long_text(5000);
@@ -235,7 +235,7 @@ fn identical_texts_long_messages_and_the_size_limit() {
     p[0].send(&long);
     p[0].send(&max);
     p[0].send(&over);
-    let err = p[0].expect("error", &[], T);
+    let err = p[0].expect("error", ANY, T);
     assert!(
         err["message"]
             .as_str()
@@ -279,12 +279,12 @@ fn identical_texts_long_messages_and_the_size_limit() {
 
 #[test]
 fn reliable_exactly_once_in_order_through_injected_faults() {
-    let reg = Registry::start();
+    let reg = Registry::start(&[]);
     let opts = PeerOpts {
         faults: Some("drop=0.2,dup=0.1,reorder=0.2".into()),
         ..PeerOpts::default()
     };
-    let mut p = login_all(reg.addr, &["alice", "bob", "carol"], &opts);
+    let mut p = login_all(reg.addr(), &["alice", "bob", "carol"], &opts);
     create_and_join(&mut p, "noisy", None);
 
     const N: usize = 200;
@@ -372,8 +372,8 @@ fn expect_dropped(
 #[test]
 fn forged_replayed_and_foreign_datagrams_are_dropped() {
     let t0_us = now_us();
-    let reg = Registry::start();
-    let mut p = login_all(reg.addr, &["alice", "bob"], &PeerOpts::default());
+    let reg = Registry::start(&[]);
+    let mut p = login_all(reg.addr(), &["alice", "bob"], &PeerOpts::default());
     create_and_join(&mut p, "sec", None);
     let bob_addr: SocketAddr = ([127, 0, 0, 1], p[1].udp_port).into();
     let alice_addr: SocketAddr = ([127, 0, 0, 1], p[0].udp_port).into();
@@ -433,7 +433,8 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
 
     // (c) mallory: a real account and a real member of the room, so it
     // holds the room key; it speaks from the test's socket.
-    let mut mallory = RawClient::login(reg.addr, "mallory", my_port);
+    let mut mallory = Session::login(reg.addr(), "mallory", my_port, my_port)
+        .with_heartbeats(Duration::from_millis(300));
     let joined = mallory.ok(json!({"op": "join_room", "room": "sec"}));
     let key = wire::parse_key(joined["room"]["key"].as_str().expect("key")).expect("hex key");
     let m_stream = now_us();
@@ -562,9 +563,9 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
 
 #[test]
 fn a_killed_member_leaves_every_list_within_five_seconds() {
-    let reg = Registry::start();
+    let reg = Registry::start(&[]);
     let mut p = login_all(
-        reg.addr,
+        reg.addr(),
         &["alice", "bob", "carol", "olivia"],
         &PeerOpts::default(),
     );
@@ -576,20 +577,18 @@ fn a_killed_member_leaves_every_list_within_five_seconds() {
     let killed_us = now_us();
     p[2].kill9();
 
-    // The registry: it sees carol's connection close.
-    loop {
-        if !observer
-            .registry_members("live")
-            .contains(&"carol".to_string())
-        {
-            break;
-        }
-        assert!(
-            killed_at.elapsed() < Duration::from_secs(5),
-            "the registry still lists carol 5 s after kill -9"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // The registry: it sees carol's connection close (no event tells a
+    // member that, so ask).
+    wait_until(
+        Duration::from_secs(5).saturating_sub(killed_at.elapsed()),
+        Duration::from_millis(50),
+        "the registry to stop listing carol (5 s after kill -9)",
+        || {
+            !observer
+                .registry_members("live")
+                .contains(&"carol".to_string())
+        },
+    );
     let registry_lag = killed_at.elapsed();
 
     // The peers: carol stops answering pings.
@@ -619,11 +618,12 @@ fn a_killed_member_leaves_every_list_within_five_seconds() {
 /// After the registry restarts (same port, same store) both peers restore
 /// their sessions and re-join the room, and keep talking.
 ///
-/// What happens instead: the restarted registry takes every old session
-/// offline, which empties and deletes the room; on `session_restored` each
-/// peer re-joins (`rooms_rejoin`), the first one re-creating the room. The
-/// reply it gets lists only itself, so `reconcile` removes the other peer
-/// ("left"); moments later that peer's pings (non_member) make it refresh
+/// The bug this guards against (when `reconcile` still removed members
+/// known for over 2 s that the registry did not list): the restarted
+/// registry takes every old session offline, which empties and deletes the
+/// room; on `session_restored` each peer re-joins (`rooms_rejoin`), the
+/// first one re-creating the room. The reply it got listed only itself, so
+/// `reconcile` removed the other peer ("left"); moments later that peer's pings (non_member) make it refresh
 /// and re-add it with a brand-new `Member` whose `rx` is `None`. The other
 /// peer never dropped anything, so it keeps sending on its old stream at seq
 /// N > 1; the new `RecvStream` starts at `expected = 1`, buffers seq N
@@ -631,34 +631,27 @@ fn a_killed_member_leaves_every_list_within_five_seconds() {
 /// (`delivery` acked == total) although it is never shown.
 #[test]
 fn rooms_keep_working_after_a_registry_restart() {
-    let mut reg = Registry::start();
-    let mut p = login_all(reg.addr, &["alice", "bob"], &PeerOpts::default());
+    let mut reg = Registry::start(&[]);
+    let mut p = login_all(reg.addr(), &["alice", "bob"], &PeerOpts::default());
     create_and_join(&mut p, "r", None);
     p[0].send("alice before");
     p[1].send("bob before");
     p[1].wait_messages("#r", "alice", 1, T);
     p[0].wait_messages("#r", "bob", 1, T);
-    // Not synchronisation: `reconcile` only drops members known for more
-    // than 2 s, as any member of a real room is.
-    std::thread::sleep(Duration::from_millis(2200));
 
     reg.restart();
     for x in p.iter_mut() {
-        x.expect("session_restored", &[], Duration::from_secs(15));
+        x.expect("session_restored", ANY, Duration::from_secs(15));
     }
-    // Wait (up to 5 s) for the churn the restart causes to settle: one peer
-    // dropping the other ("left") and learning it again (`member_joined`).
-    // A peer that never drops the other lets this wait run out, harmlessly.
-    let relearnt = |h: &[Value]| {
-        let restored = h.iter().rposition(|v| v["event"] == "session_restored");
-        restored.is_some_and(|i| h[i..].iter().any(|v| v["event"] == "member_joined"))
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline
-        && !p
-            .iter_mut()
-            .any(|x| x.try_wait_history(Duration::from_millis(50), relearnt))
-    {}
+    // Each peer re-joins on `session_restored` (the first re-creates the
+    // room, which the restart emptied); no event says the registry has both
+    // again, so ask it.
+    wait_until(
+        T,
+        Duration::from_millis(50),
+        "both peers members of #r at the registry again",
+        || p[0].registry_members("r") == ["alice", "bob"],
+    );
     p[0].send("alice after");
     p[1].send("bob after");
     let mut failures = Vec::new();

@@ -11,13 +11,11 @@
 //! runs do not clash, and are deleted by a guard even when the test panics
 //! (leftovers of a killed run, whose pid is gone, are removed at start).
 
-mod netns;
-mod rooms_common;
+mod kit;
 
-use netns::Lab;
-use rooms_common::*;
+use kit::*;
 use serde_json::{json, Value};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 const NS_PREFIX: &str = "lcrooms";
@@ -41,22 +39,18 @@ fn five_hundred_messages_over_a_lossy_bridged_lan() {
             .unwrap_or_else(|e| panic!("nftables: {e}"));
     }
 
-    let reg = Registry::start_in(
-        &lab.prefix("reg"),
-        "0.0.0.0:0",
-        Some(IpAddr::V4(registry_ip)),
-    );
+    let reg = lab.registry("reg", registry_ip);
     let specs: Vec<(&str, PeerOpts)> = PEERS
         .iter()
         .map(|name| {
             let opts = PeerOpts {
-                prefix: lab.prefix(name),
                 faults: Some("dup=0.05,reorder=0.1".into()),
+                ..lab.peer_opts(name)
             };
             (*name, opts)
         })
         .collect();
-    let mut p = login_peers(reg.addr, &specs);
+    let mut p = login_peers(reg.addr(), &specs);
     for (x, (_, ip)) in p.iter().zip(&hosts[1..]) {
         let me = x
             .history
@@ -66,21 +60,7 @@ fn five_hundred_messages_over_a_lossy_bridged_lan() {
         assert_eq!(me["address"]["ip"], json!(ip.to_string()), "{me}");
     }
 
-    p[0].send("/create mesh");
-    p[0].expect(
-        "room_joined",
-        &[("room", json!("mesh"))],
-        Duration::from_secs(10),
-    );
-    for x in p[1..].iter_mut() {
-        x.send("/join mesh");
-        x.expect(
-            "room_joined",
-            &[("room", json!("mesh"))],
-            Duration::from_secs(10),
-        );
-    }
-    await_full_mesh(&mut p, "mesh", Duration::from_secs(20));
+    form_room(&mut p, "mesh", Duration::from_secs(20));
 
     let texts =
         |who: &str| -> Vec<String> { (0..PER_SENDER).map(|i| format!("{who} {i:03}")).collect() };

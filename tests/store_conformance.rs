@@ -3,7 +3,9 @@
 //! on the embedded (SQLite) backend, on MongoDB (see `support::mongo_uri`)
 //! and on the in-memory backend.
 
-mod support;
+mod kit;
+
+use kit::mongo as support;
 
 use lanchat::registry::store::embedded::SqliteStore;
 #[cfg(feature = "mongodb")]

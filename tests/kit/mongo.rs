@@ -1,23 +1,18 @@
-//! Shared helpers for integration tests (`mod support;`).
-//!
 //! MongoDB for tests: `MONGODB_URI` if set (each call gets its own database),
 //! else a throwaway `nx-27017` server (a MongoDB-wire-compatible server on
 //! SQLite, from PyPI) started once per test process. The executable is
 //! `$NX27017`, else `<repo>/target/nx-venv/bin/nx-27017`, which is created on
 //! first use (under a file lock, so concurrent test binaries do not race).
-//!
-//! Servers started here die with the test process: they are spawned from one
-//! thread that never exits, with `PR_SET_PDEATHSIG = SIGKILL`.
-#![allow(dead_code)]
+//! Servers are spawned like every child of the kit (see `process`), so they
+//! die with the test process.
 
+use super::process::spawn_child;
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{channel, Sender};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -216,7 +211,7 @@ fn spawn_ready(port: u16, dir: &Path) -> Result<Child, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut child = spawn_from_keeper(cmd)?;
+    let mut child = spawn_child(cmd).map_err(|e| format!("cannot run nx-27017: {e}"))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut pause = Duration::from_millis(10);
@@ -242,53 +237,6 @@ fn spawn_ready(port: u16, dir: &Path) -> Result<Child, String> {
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(200));
     }
-}
-
-type SpawnRequest = (Command, Sender<std::io::Result<Child>>);
-
-/// Spawns `cmd` from a thread that never exits, with `PR_SET_PDEATHSIG`:
-/// the death signal fires when the spawning *thread* ends, so that thread
-/// must live as long as the process.
-fn spawn_from_keeper(mut cmd: Command) -> Result<Child, String> {
-    static KEEPER: OnceLock<Mutex<Sender<SpawnRequest>>> = OnceLock::new();
-    let keeper = KEEPER.get_or_init(|| {
-        let (tx, rx) = channel::<SpawnRequest>();
-        std::thread::Builder::new()
-            .name("nx-27017-keeper".into())
-            .spawn(move || {
-                // The sender lives in a static, so this loop never ends.
-                while let Ok((mut cmd, reply)) = rx.recv() {
-                    let _ = reply.send(cmd.spawn());
-                }
-                loop {
-                    std::thread::park();
-                }
-            })
-            .expect("spawn keeper thread");
-        Mutex::new(tx)
-    });
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died before prctl took effect.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
-    let (tx, rx) = channel();
-    keeper
-        .lock()
-        .unwrap()
-        .send((cmd, tx))
-        .map_err(|e| e.to_string())?;
-    let child = rx.recv().map_err(|e| e.to_string())?;
-    child.map_err(|e| format!("cannot run nx-27017: {e}"))
 }
 
 /// `$NX27017`, else the repo's venv copy, installed on first use.

@@ -10,7 +10,6 @@
 //! Needs root and `ip` (and `nft` for [`Lab::lossy_input`]). [`Lab::start`]
 //! checks: without them it prints a SKIP line and returns `None`, unless
 //! the environment variable `CI` is set, when it fails the test.
-#![allow(dead_code)]
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -228,6 +227,27 @@ impl Lab {
         ]);
         let after = text.split("counter packets ").nth(1)?;
         after.split_whitespace().next()?.parse().ok()
+    }
+}
+
+/// Fixtures in the lab.
+impl Lab {
+    /// A registry in `role`'s namespace on `ip` (listening on every address
+    /// there, a free port).
+    pub fn registry(&self, role: &str, ip: Ipv4Addr) -> super::Registry {
+        super::Registry::builder()
+            .prefix(&self.prefix(role))
+            .listen("0.0.0.0:0")
+            .connect_ip(ip.into())
+            .start()
+    }
+
+    /// Options for a peer in `role`'s namespace.
+    pub fn peer_opts(&self, role: &str) -> super::PeerOpts {
+        super::PeerOpts {
+            prefix: self.prefix(role),
+            ..super::PeerOpts::default()
+        }
     }
 }
 

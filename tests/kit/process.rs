@@ -1,0 +1,156 @@
+//! Child processes that cannot outlive the test: every one is spawned from
+//! one long-lived helper thread with `PR_SET_PDEATHSIG = SIGKILL` (the
+//! signal fires when the *spawning thread* exits, hence the thread that
+//! never does), so fixtures may be created on any thread, and children die
+//! with the test process even when it is killed before destructors run.
+
+use std::ffi::OsStr;
+use std::io::{self, BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{mpsc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a child may take to print its first line (`listening`, `ready`).
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+type SpawnJob = (Command, mpsc::Sender<io::Result<Child>>);
+
+/// A command for `bin`, run through `prefix` (e.g. `ip netns exec NS`, which
+/// execs the program in the same process, so the death signal carries over)
+/// when it is not empty.
+pub fn command(prefix: &[String], bin: impl AsRef<OsStr>) -> Command {
+    match prefix.split_first() {
+        None => Command::new(bin),
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(bin);
+            c
+        }
+    }
+}
+
+/// Spawns `cmd` from the keeper thread with `PR_SET_PDEATHSIG = SIGKILL`,
+/// and with the open-file limit `nofile` (soft and hard) when not 0.
+pub fn spawn_child_with_nofile(mut cmd: Command, nofile: u64) -> io::Result<Child> {
+    static KEEPER: OnceLock<Mutex<mpsc::Sender<SpawnJob>>> = OnceLock::new();
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            if nofile > 0 {
+                let lim = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let keeper = KEEPER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnJob>();
+        thread::Builder::new()
+            .name("kit-spawner".into())
+            .spawn(move || {
+                // The sender lives in a static, so this loop never ends.
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("start the spawner thread");
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    keeper
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((cmd, reply_tx))
+        .map_err(|_| io::Error::other("spawner thread gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| io::Error::other("spawner thread gone"))?
+}
+
+/// [`spawn_child_with_nofile`] keeping the test's own open-file limit.
+pub fn spawn_child(cmd: Command) -> io::Result<Child> {
+    spawn_child_with_nofile(cmd, 0)
+}
+
+/// Waits up to `limit` for `child` to exit (`None`: still running).
+pub fn wait_child(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) => {}
+            Err(e) => panic!("waiting for pid {}: {e}", child.id()),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// SIGKILLs `child` and reaps it.
+pub fn kill_child(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Sends `sig` to a child by pid.
+pub fn signal(pid: u32, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: signalling our own (not yet reaped) child by pid.
+    if unsafe { libc::kill(pid as libc::pid_t, sig) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reads the first line of a child's stdout (bounded by [`START_TIMEOUT`]),
+/// then keeps draining the rest on a thread so the child never blocks on
+/// a full pipe.
+pub fn first_line(child: &mut Child) -> Result<String, String> {
+    let stdout = child.stdout.take().ok_or("no piped stdout")?;
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut line = String::new();
+        let res = r.read_line(&mut line).map(|_| line);
+        let _ = tx.send(res);
+        let _ = io::copy(&mut r, &mut io::sink());
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(Ok(line)) if !line.is_empty() => Ok(line.trim_end().to_string()),
+        Ok(Ok(_)) => Err("exited before printing anything".into()),
+        Ok(Err(e)) => Err(format!("reading its stdout: {e}")),
+        Err(_) => Err("nothing printed in time".into()),
+    }
+}
+
+/// Sets `RUST_LOG` to `level` unless the test runner's environment sets it.
+pub fn default_log(cmd: &mut Command, level: &str) {
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", level);
+    }
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
