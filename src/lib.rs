@@ -19,7 +19,9 @@
 //! - [`registry::server`]: sockets and threads, shutdown.
 //! - [`registry::service`]: request handlers, typed in and out.
 //! - [`registry::presence`]: heartbeat batching, session time-outs.
-//! - [`registry::auth`]: password rule, Argon2id, tokens, login rate limit.
+//! - [`registry::auth`]: password rule, Argon2id, tokens.
+//! - [`registry::limiter`]: failed logins slowed per name and address,
+//!   refused per address.
 //! - [`registry::config`]: the registry's settings.
 //! - [`registry::store`]: the `Store` trait: users, sessions, rooms.
 //! - [`registry::store::embedded`]: the SQLite backend, always built.

@@ -14,6 +14,10 @@ pub enum AddrError {
     Port,
     /// `advertise_ip` does not parse as an IP address.
     AdvertiseIp,
+    /// `advertise_ip` parses, but no peer can reach anyone there: the
+    /// unspecified address, a broadcast or multicast address, or loopback
+    /// named by a peer that is not on the registry's machine.
+    Unreachable(&'static str),
 }
 
 impl fmt::Display for AddrError {
@@ -21,6 +25,7 @@ impl fmt::Display for AddrError {
         f.write_str(match self {
             AddrError::Port => "tcp_port and udp_port must be 1-65535",
             AddrError::AdvertiseIp => "advertise_ip is not an IP address",
+            AddrError::Unreachable(why) => why,
         })
     }
 }
@@ -54,13 +59,30 @@ pub fn check_ports(tcp_port: u16, udp_port: u16) -> Result<(), AddrError> {
 }
 
 /// The IP recorded for a peer: `advertise_ip` if given, else the address the
-/// registry sees the connection come from; normalised either way.
+/// registry sees the connection come from; normalised either way. An
+/// advertised address must be one other peers can reach: not unspecified
+/// (`0.0.0.0`, `::`), broadcast or multicast, and loopback only from a
+/// connection that itself comes from loopback.
 pub fn peer_ip(seen: IpAddr, advertise: Option<&str>) -> Result<IpAddr, AddrError> {
-    let ip = match advertise {
-        None => seen,
-        Some(s) => s.parse().map_err(|_| AddrError::AdvertiseIp)?,
+    let Some(s) = advertise else {
+        return Ok(normalize(seen));
     };
-    Ok(normalize(ip))
+    let ip = normalize(s.parse().map_err(|_| AddrError::AdvertiseIp)?);
+    let why = match ip {
+        _ if ip.is_unspecified() => Some(
+            "advertise_ip is the unspecified address: give the address other peers reach you at",
+        ),
+        _ if ip.is_multicast() => Some("advertise_ip is a multicast address"),
+        IpAddr::V4(v4) if v4.is_broadcast() => Some("advertise_ip is the broadcast address"),
+        _ if ip.is_loopback() && !normalize(seen).is_loopback() => {
+            Some("advertise_ip is a loopback address, but you are not on the registry's machine")
+        }
+        _ => None,
+    };
+    match why {
+        Some(why) => Err(AddrError::Unreachable(why)),
+        None => Ok(ip),
+    }
 }
 
 /// Whether `a` is the address written `b` (as a registry lists it).
@@ -97,6 +119,27 @@ mod tests {
             Ok(ip("192.168.1.20"))
         );
         assert_eq!(peer_ip(seen, Some("nope")), Err(AddrError::AdvertiseIp));
+        assert_eq!(peer_ip(seen, Some("10.1.2.3")), Ok(ip("10.1.2.3")));
+        assert_eq!(peer_ip(seen, Some("fe80::1")), Ok(ip("fe80::1")));
+        for bad in [
+            "0.0.0.0",
+            "::",
+            "::ffff:0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "239.1.2.3",
+            "ff02::1",
+            "127.0.0.1",
+            "::1",
+        ] {
+            assert!(
+                matches!(peer_ip(seen, Some(bad)), Err(AddrError::Unreachable(_))),
+                "{bad}"
+            );
+        }
+        let local = ip("127.0.0.1");
+        assert_eq!(peer_ip(local, Some("127.0.0.5")), Ok(ip("127.0.0.5")));
+        assert_eq!(peer_ip(local, Some("::1")), Ok(ip("::1")));
         let e = ApiError::from(AddrError::AdvertiseIp);
         assert_eq!(e.code, ErrorCode::InvalidAddress);
         assert_eq!(e.message, "advertise_ip is not an IP address");

@@ -9,9 +9,6 @@ use crossbeam_channel::Sender;
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const PASSWORD_MIN: usize = 8;
@@ -173,95 +170,6 @@ impl Hasher {
     }
 }
 
-/// Counts failed logins per username and per source address; after `limit`
-/// failures within `window`, that key is refused for `block` (checked before
-/// the password is even hashed). In memory: each registry process limits
-/// what it sees.
-pub struct LoginLimiter {
-    limit: usize,
-    window: Duration,
-    block: Duration,
-    state: Mutex<HashMap<String, Failures>>,
-    clock: std::sync::Arc<dyn super::clock::Clock>,
-}
-
-#[derive(Default)]
-struct Failures {
-    recent: VecDeque<Instant>,
-    blocked_until: Option<Instant>,
-}
-
-/// Cap on tracked keys; past it, entries with nothing recent are dropped.
-const MAX_TRACKED: usize = 100_000;
-
-impl LoginLimiter {
-    pub fn new(limit: usize, window: Duration, block: Duration) -> LoginLimiter {
-        LoginLimiter {
-            limit,
-            window,
-            block,
-            state: Mutex::new(HashMap::new()),
-            clock: std::sync::Arc::new(super::clock::SystemClock),
-        }
-    }
-
-    /// The same limiter, reading time from `clock`.
-    pub fn with_clock(self, clock: std::sync::Arc<dyn super::clock::Clock>) -> LoginLimiter {
-        LoginLimiter { clock, ..self }
-    }
-
-    fn keys(username: &str, ip: IpAddr) -> [String; 2] {
-        [format!("u:{username}"), format!("ip:{ip}")]
-    }
-
-    /// `rate_limited` if either key is blocked now.
-    pub fn check(&self, username: &str, ip: IpAddr) -> Result<(), ApiError> {
-        let now = self.clock.now();
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        for key in Self::keys(username, ip) {
-            if let Some(until) = state.get(&key).and_then(|f| f.blocked_until) {
-                if until > now {
-                    let secs = (until - now).as_secs() + 1;
-                    return Err(ApiError::new(
-                        ErrorCode::RateLimited,
-                        format!("too many failed logins; try again in {secs} s"),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    pub fn record_failure(&self, username: &str, ip: IpAddr) {
-        let now = self.clock.now();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.len() >= MAX_TRACKED {
-            let window = self.window;
-            state.retain(|_, f| {
-                f.blocked_until.is_some_and(|u| u > now)
-                    || f.recent.back().is_some_and(|t| now - *t < window)
-            });
-        }
-        for key in Self::keys(username, ip) {
-            let f = state.entry(key).or_default();
-            while f.recent.front().is_some_and(|t| now - *t >= self.window) {
-                f.recent.pop_front();
-            }
-            f.recent.push_back(now);
-            if f.recent.len() >= self.limit {
-                f.blocked_until = Some(now + self.block);
-                f.recent.clear();
-            }
-        }
-    }
-
-    /// A successful login clears the username's count (not the address's).
-    pub fn record_success(&self, username: &str) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.remove(&format!("u:{username}"));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,26 +198,5 @@ mod tests {
         assert!(!h.verify("wrong horse", Some(&phc)).unwrap());
         assert!(!h.verify("correct horse", None).unwrap());
         assert_ne!(phc, h.hash("correct horse").unwrap(), "salt must be random");
-    }
-
-    #[test]
-    fn limiter_blocks_after_five_failures() {
-        let l = LoginLimiter::new(5, Duration::from_secs(60), Duration::from_secs(60));
-        let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let other: IpAddr = "127.0.0.2".parse().unwrap();
-        for _ in 0..4 {
-            l.record_failure("bob", ip);
-        }
-        assert!(l.check("bob", ip).is_ok());
-        l.record_failure("bob", ip);
-        assert_eq!(
-            l.check("bob", other).unwrap_err().code,
-            ErrorCode::RateLimited
-        );
-        assert_eq!(
-            l.check("carol", ip).unwrap_err().code,
-            ErrorCode::RateLimited
-        );
-        assert!(l.check("carol", other).is_ok());
     }
 }

@@ -16,6 +16,9 @@ pub trait Clock: Send + Sync {
     /// Wall-clock milliseconds since the Unix epoch, for times kept in the
     /// store (shared by every registry using it).
     fn now_ms(&self) -> i64;
+    /// Lets `d` pass (a deliberate delay, such as a slowed-down login): the
+    /// real clock sleeps, a manual one moves forward.
+    fn sleep(&self, d: Duration);
 }
 
 /// The real clock.
@@ -25,6 +28,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
         Instant::now()
+    }
+
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
     }
 
     fn now_ms(&self) -> i64 {
@@ -78,6 +85,10 @@ impl Clock for ManualClock {
 
     fn now_ms(&self) -> i64 {
         self.start_ms + self.elapsed().as_millis() as i64
+    }
+
+    fn sleep(&self, d: Duration) {
+        self.advance(d);
     }
 }
 

@@ -4,8 +4,10 @@
 //!   UDP heartbeats, shutdown).
 //! - [`service`]: request handlers, typed in and out, no sockets.
 //! - [`presence`]: heartbeat batching, time-outs, clean-up.
-//! - [`auth`]: password rule, Argon2id, tokens, login rate limit (name rules
-//!   are [`crate::protocol::names`]).
+//! - [`auth`]: password rule, Argon2id, tokens (name rules are
+//!   [`crate::protocol::names`]).
+//! - [`limiter`]: failed logins slowed per (name, address), refused per
+//!   address, never locking a name's owner out.
 //! - [`config`]: the registry's settings.
 //! - [`clock`]: the time the logic reads (system, or manual in tests).
 //! - [`store`]: users, sessions and rooms, embedded (SQLite), MongoDB, or in
@@ -14,6 +16,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod limiter;
 pub mod presence;
 pub mod server;
 pub mod service;

@@ -12,9 +12,10 @@
 //! - `tests`: unit tests of every handler on the in-memory store and a
 //!   manual clock.
 
-use super::auth::{self, Hasher, LoginLimiter};
+use super::auth::{self, Hasher};
 use super::clock::{Clock, SystemClock};
 use super::config::Config;
+use super::limiter::LoginLimiter;
 use super::presence::Presence;
 use super::store::{Endpoint, RoomRecord, SessionRecord, Store, StoreError};
 use crate::protocol::*;
@@ -123,7 +124,7 @@ impl Registry {
         )?;
         Ok(Registry {
             hasher,
-            limiter: LoginLimiter::new(5, Duration::from_secs(60), Duration::from_secs(60))
+            limiter: LoginLimiter::new(Duration::from_secs(60), Duration::from_secs(60))
                 .with_clock(clock.clone()),
             clock,
             presence: Presence::default(),

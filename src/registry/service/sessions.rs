@@ -74,7 +74,12 @@ impl Registry {
                 "this connection is already logged in; log out first",
             ));
         }
-        self.limiter.check(username, conn.ip)?;
+        // Refused if the address is blocked; slowed down if this name has
+        // recently failed from this address (see `limiter`).
+        let delay = self.limiter.check(username, conn.ip)?;
+        if !delay.is_zero() {
+            self.clock.sleep(delay);
+        }
         let user = if auth::check_username(username).is_ok() {
             self.store.find_user(username)?
         } else {
@@ -91,7 +96,7 @@ impl Registry {
                 "wrong username or password",
             ));
         }
-        self.limiter.record_success(username);
+        self.limiter.record_success(username, conn.ip);
         let token = auth::new_token();
         let now = self.now_ms();
         let session = SessionRecord {
