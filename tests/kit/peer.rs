@@ -654,10 +654,10 @@ impl Peer {
             None => "running".into(),
         };
         panic!(
-            "peer {}: {msg}\n---- {} ({} still in the backlog) ----\n---- process: {status}; stderr (tail) ----\n{}",
+            "peer {}: {msg}\n---- events, {} not taken by an expect: {}\n---- process: {status}; stderr (tail) ----\n{}",
             self.name,
-            self.recent(SHOW_EVENTS),
             self.backlog.len(),
+            self.recent(SHOW_EVENTS),
             tail(&self.stderr(), SHOW_STDERR)
         );
     }
