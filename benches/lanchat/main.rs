@@ -95,6 +95,7 @@ const FILL_WAIT: Duration = Duration::from_secs(5);
 #[derive(Parser)]
 #[command(
     name = "lanchat-bench",
+    bin_name = "cargo bench --bench lanchat --",
     about = "lanchat benchmarks on the release binaries: a table and target/bench/results.json"
 )]
 struct Opts {

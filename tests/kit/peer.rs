@@ -415,25 +415,26 @@ impl Peer {
         timeout: Duration,
     ) -> Value {
         self.send(cmd);
-        self.reply_ok(cmd, event, fields, timeout)
+        let what = describe(event, fields);
+        self.reply_ok(cmd, &what, |v| matches(v, event, fields), timeout)
     }
 
-    /// The second half of [`command_ok`](Self::command_ok), for a command
-    /// already sent.
+    /// Waits for the reply `want` to `cmd` (already sent), described as
+    /// `what`; an `error` event first fails the test at once.
     #[track_caller]
-    fn reply_ok<V: Into<Value> + Clone>(
+    fn reply_ok(
         &mut self,
         cmd: &str,
-        event: &str,
-        fields: &[(&str, V)],
+        what: &str,
+        want: impl Fn(&Value) -> bool,
         timeout: Duration,
     ) -> Value {
         let v = self.expect_where(
-            &format!("{} (or an error) after {cmd:?}", describe(event, fields)),
-            |v| matches(v, event, fields) || matches(v, "error", ANY),
+            &format!("{what} (or an error) after {cmd:?}"),
+            |v| want(v) || matches(v, "error", ANY),
             timeout,
         );
-        if !matches(&v, event, fields) {
+        if !want(&v) {
             self.fail(&format!("{cmd:?} failed: {v}"));
         }
         v
@@ -653,10 +654,10 @@ impl Peer {
             None => "running".into(),
         };
         panic!(
-            "peer {}: {msg}\n---- {} ({} still in the backlog) ----\n---- process: {status}; stderr (tail) ----\n{}",
+            "peer {}: {msg}\n---- events, {} not taken by an expect: {}\n---- process: {status}; stderr (tail) ----\n{}",
             self.name,
-            self.recent(SHOW_EVENTS),
             self.backlog.len(),
+            self.recent(SHOW_EVENTS),
             tail(&self.stderr(), SHOW_STDERR)
         );
     }
@@ -701,7 +702,8 @@ pub fn login_peers(registry: impl Display, specs: &[(&str, PeerOpts)]) -> Vec<Pe
         }
         for p in peers.iter_mut() {
             let (l, name) = (line(p), p.name.clone());
-            p.reply_ok(&l, event, &[("username", name.as_str())], START_TIMEOUT);
+            let want = [("username", name.as_str())];
+            p.reply_ok(&l, event, |v| matches(v, event, &want), START_TIMEOUT);
         }
     }
     peers
