@@ -16,22 +16,28 @@
 //! - [`protocol::addr`]: which peer IP is recorded, how addresses compare.
 //!
 //! The registry server ([`registry`]):
-//! - [`registry::server`]: sockets and threads, shutdown.
-//! - [`registry::service`]: request handlers, typed in and out.
+//! - [`registry::server`]: sockets and threads, shutdown; [`registry::start`]
+//!   runs one in process (tests).
+//! - [`registry::service`]: request handlers, typed in and out, unit-tested
+//!   on the memory store and a manual clock.
 //! - [`registry::presence`]: heartbeat batching, session time-outs.
 //! - [`registry::auth`]: password rule, Argon2id, tokens.
 //! - [`registry::limiter`]: failed logins slowed per name and address,
 //!   refused per address.
 //! - [`registry::config`]: the registry's settings.
+//! - [`registry::clock`]: the time the logic reads (system, or manual).
 //! - [`registry::store`]: the `Store` trait: users, sessions, rooms.
 //! - [`registry::store::embedded`]: the SQLite backend, always built.
+//! - [`registry::store::memory`]: in memory, for tests (`--store memory`).
 //! - `registry::store::mongo`: the MongoDB backend, cargo feature `mongodb`
 //!   (on by default; without it the build has neither the driver nor tokio).
 //!
 //! The peer program ([`peer`]):
-//! - [`peer::app`]: the main loop, which owns all state.
+//! - [`peer::app`]: the main loop, which owns all state: session, commands,
+//!   chats glue, quitting.
 //! - [`peer::events`]: what worker threads tell the main loop.
 //! - [`peer::link`]: the connection to the registry.
+//! - [`peer::chats`]: one-to-one chats, a sans-IO state machine.
 //! - [`peer::chat`]: the threads of one-to-one chat connections.
 //! - [`peer::rooms`]: room membership and fan-out to every member.
 //! - [`peer::rooms::stream`]: reliable, ordered delivery per member pair.
@@ -39,7 +45,8 @@
 //! - [`peer::commands`]: the `/command` language.
 //! - [`peer::script`]: demo scripts.
 //! - [`peer::ui`]: the one printer (text or `--json`).
-//! - [`peer::sanitize`]: the one sanitiser of network text on its way to the terminal.
+//! - [`peer::sanitize`]: the one sanitiser of network text on its way to
+//!   the terminal.
 //! - [`peer::term`]: standard input and the terminal.
 //!
 //! Shared by both programs: [`sys`], process set-up (the open-file limit).

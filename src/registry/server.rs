@@ -31,7 +31,7 @@ const READ_TICK: Duration = Duration::from_secs(1);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const CLIENT_STACK: usize = 256 * 1024;
 /// How long shutdown waits for client threads to finish their request.
-/// With the heartbeat receiver's [`READ_TICK`] and the final store write
+/// With the heartbeat receiver's `READ_TICK` and the final store write
 /// this keeps a stop under the 3 s the program promises (`bin/registry.rs`).
 pub const CLIENTS_GRACE: Duration = Duration::from_millis(1500);
 

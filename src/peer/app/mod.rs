@@ -4,12 +4,12 @@
 //!
 //! `App` is split by concern, each an `impl App` block:
 //! - this file: the state, the loop, timers, event dispatch, UI helpers;
-//! - [`session`]: the registry link (login, register, resume, heartbeats,
+//! - `session`: the registry link (login, register, resume, heartbeats,
 //!   replies and failures of every request);
-//! - [`command`]: the user's `/commands` and the script runner;
-//! - [`chats`]: glue between the chat engine ([`super::chats`]) and the
+//! - `command`: the user's `/commands` and the script runner;
+//! - `chats`: glue between the chat engine ([`super::chats`]) and the
 //!   chat connection threads;
-//! - [`quit`]: logging out and quitting.
+//! - `quit`: logging out and quitting.
 //!
 //! Rooms are glued in by [`super::rooms`].
 

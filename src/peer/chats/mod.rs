@@ -8,7 +8,7 @@
 //! send or close on which connection, whom to look up or dial, and what
 //! the user should see; [`Chats::poll_timeout`] says when to call
 //! [`Chats::handle_timeout`] next. Every reason is a type
-//! ([`reasons`]), rendered to the exact text the peer prints.
+//! (`reasons`), rendered to the exact text the peer prints.
 
 mod net;
 mod reasons;

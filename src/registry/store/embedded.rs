@@ -84,7 +84,7 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
 impl SqliteStore {
     /// Opens the database file at `path`, in WAL mode, creating it when
     /// there is no file there. An existing file must be a registry database
-    /// (see [`check_existing`]); anything else is refused, so a truncated
+    /// (see `file::check_existing`); anything else is refused, so a truncated
     /// or foreign file never silently becomes an empty registry.
     pub fn open(path: &str) -> StoreResult<SqliteStore> {
         let file = std::path::Path::new(path);
