@@ -1,7 +1,8 @@
 //! What one client may take from the registry without logging in (issue 11
 //! item 7), on real sockets: connections per source address, the idle
 //! time-out (blank and trickled lines are not requests), and the shared
-//! memory budget for unfinished lines. Also the exact echo of request ids.
+//! memory budget for unfinished lines. Also two protocol.md points: the
+//! exact echo of request ids, and which heartbeat datagrams count.
 //!
 //! In process (`registry::start`) where a `Config` field is enough; the
 //! binary only to check its flag and its log line.
@@ -13,6 +14,7 @@ use lanchat::registry::{self, Config, RunningServer};
 use serde_json::{json, Value};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 fn config() -> Config {
@@ -294,5 +296,50 @@ fn ids_come_back_as_the_exact_text_sent() {
                 || line.contains(&format!(",\"id\":{id}}}")),
             "id {id} came back as {line}"
         );
+    }
+}
+
+// ---------------------------------------------------------------- heartbeats
+
+#[test]
+fn heartbeats_ignore_other_fields_but_must_be_objects() {
+    let (server, port) = start(config());
+    let presence = &server.registry().presence;
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
+    let to = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let token = "ab".repeat(32);
+    let counted = |what: &str, before: (u64, u64), heartbeat: bool| {
+        kit::poll(Duration::from_secs(5), what, || {
+            let now = (
+                presence.heartbeats.load(Ordering::Relaxed),
+                presence.garbage.load(Ordering::Relaxed),
+            );
+            now != before
+        });
+        let now = (
+            presence.heartbeats.load(Ordering::Relaxed),
+            presence.garbage.load(Ordering::Relaxed),
+        );
+        let expected = if heartbeat {
+            (before.0 + 1, before.1)
+        } else {
+            (before.0, before.1 + 1)
+        };
+        assert_eq!(now, expected, "{what}");
+    };
+    for (datagram, heartbeat) in [
+        (
+            format!(r#"{{"op":"heartbeat","token":"{token}","seq":7,"ext":{{"v":[1]}}}}"#),
+            true,
+        ),
+        (format!(r#"["heartbeat","{token}"]"#), false),
+        (format!(r#"{{"op":"heartbeat","token":"{token}"}}"#), true),
+    ] {
+        let before = (
+            presence.heartbeats.load(Ordering::Relaxed),
+            presence.garbage.load(Ordering::Relaxed),
+        );
+        udp.send_to(datagram.as_bytes(), to).expect("send");
+        counted(&datagram, before, heartbeat);
     }
 }
