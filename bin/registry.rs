@@ -67,7 +67,7 @@ struct Args {
     /// Memory, in KiB, that all connections together may hold in lines
     /// still being received, beyond 4 KiB each (a request is far smaller).
     /// A connection whose line would go past it gets a `buffers_full` error
-    /// line and is closed. Default 65536 (64 MiB): room for a thousand
+    /// line and is closed. The default, 64 MiB, is room for a thousand
     /// clients each sending a line near the 64 KiB limit at the same moment.
     #[arg(long, default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(64..=16 * 1024 * 1024))]
     line_budget_kib: u64,

@@ -1,6 +1,8 @@
 //! One client connection, on its own thread: lines in through the codec
-//! (charged to the shared [`LineBudget`]), requests to [`Registry::handle`],
-//! replies out; pacing, and closing it when idle.
+//! (charged to the shared
+//! [`LineBudget`](crate::protocol::codec::LineBudget)), requests to
+//! [`Registry::handle`], replies out (the `id` echoed as sent); pacing, and
+//! closing the connection when idle.
 
 use super::conns::RefusalLog;
 use super::server::{READ_TICK, WRITE_TIMEOUT};

@@ -1,8 +1,9 @@
 //! Sockets and threads: the TCP accept loop with one thread per client, the
 //! UDP heartbeat receiver, the presence thread, and shutdown.
 //!
-//! Only this module and [`connection`](super::connection) (which serves
-//! each client's lines) touch registry sockets.
+//! Only this module, [`connection`](super::connection) (which serves each
+//! client's lines) and [`conns`] (which refuses connections over the
+//! per-address cap) touch registry sockets.
 //! [`start`] runs a whole server on a thread of its own (for tests in
 //! process); the `registry` binary runs it on its main thread.
 
