@@ -55,6 +55,23 @@ struct Args {
     #[arg(long, default_value_t = 200)]
     requests_per_sec: u32,
 
+    /// Connections one source address may hold open at once. Over it, a new
+    /// connection gets one `too_many_connections` error line and is closed
+    /// (logged at most every 10 s). A peer holds one connection, so 64 is
+    /// room for a shared machine or a NAT with dozens of users, while one
+    /// address can no longer take the registry's descriptors (each
+    /// connection costs two, and a thread).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections_per_ip: u64,
+
+    /// Memory, in KiB, that all connections together may hold in lines
+    /// still being received, beyond 4 KiB each (a request is far smaller).
+    /// A connection whose line would go past it gets a `buffers_full` error
+    /// line and is closed. The default, 64 MiB, is room for a thousand
+    /// clients each sending a line near the 64 KiB limit at the same moment.
+    #[arg(long, default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(64..=16 * 1024 * 1024))]
+    line_budget_kib: u64,
+
     /// Password hashes computed at once (each takes about 19 MiB);
     /// default: the number of CPUs.
     #[arg(long)]
@@ -111,6 +128,8 @@ fn main() -> ExitCode {
         requests_per_sec: args.requests_per_sec,
         argon2_m_kib: args.argon2_memory_kib,
         argon2_passes: args.argon2_passes,
+        max_connections_per_ip: usize::try_from(args.max_connections_per_ip).unwrap_or(usize::MAX),
+        line_budget: usize::try_from(args.line_budget_kib * 1024).unwrap_or(usize::MAX),
         instance_id: args.instance_id,
         ..Config::default()
     };

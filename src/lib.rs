@@ -18,6 +18,8 @@
 //! The registry server ([`registry`]):
 //! - [`registry::server`]: sockets and threads, shutdown; [`registry::start`]
 //!   runs one in process (tests).
+//! - `registry::connection` (private) serves one client connection: lines,
+//!   idleness, pacing, replies; [`registry::conns`] caps them per address.
 //! - [`registry::service`]: request handlers, typed in and out, unit-tested
 //!   on the memory store and a manual clock.
 //! - [`registry::presence`]: heartbeat batching, session time-outs.

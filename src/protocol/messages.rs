@@ -172,6 +172,12 @@ error_codes! {
     ServerBusy => "server_busy",
     /// The store (database) cannot be reached; try again.
     StoreUnavailable => "store_unavailable",
+    /// The source address has `--max-connections-per-ip` connections open
+    /// already (the new connection is closed).
+    TooManyConnections => "too_many_connections",
+    /// The registry's shared memory for unfinished lines is spent (the
+    /// connection whose line needed more is closed).
+    BuffersFull => "buffers_full",
     /// A bug in the registry; the message says more.
     Internal => "internal",
     /// Never sent by the registry: a peer's own error when the registry

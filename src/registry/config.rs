@@ -24,6 +24,13 @@ pub struct Config {
     pub argon2_passes: u32,
     /// Requests per second one connection may send before it is slowed down.
     pub requests_per_sec: u32,
+    /// Connections one source address may hold open at once; more are
+    /// answered `too_many_connections` and closed.
+    pub max_connections_per_ip: usize,
+    /// Bytes all connections together may hold in lines still being
+    /// received (beyond a free 4 KiB each); a connection whose line needs
+    /// more is answered `buffers_full` and closed.
+    pub line_budget: usize,
     /// Identifies this registry's sessions in a shared store; at start, the
     /// sessions a previous run with the same id left behind are taken offline.
     /// Defaults to `hostname:port`.
@@ -45,6 +52,8 @@ impl Default for Config {
             requests_per_sec: 200,
             argon2_m_kib: 19 * 1024,
             argon2_passes: 2,
+            max_connections_per_ip: 64,
+            line_budget: 64 * 1024 * 1024,
             instance_id: None,
         }
     }

@@ -2,6 +2,8 @@
 //!
 //! - [`server`]: sockets and threads (accept loop, one thread per client,
 //!   UDP heartbeats, shutdown).
+//! - `connection`: one client connection (lines, idleness, pacing, replies).
+//! - [`conns`]: open connections, capped per source address.
 //! - [`service`]: request handlers, typed in and out, no sockets.
 //! - [`presence`]: heartbeat batching, time-outs, clean-up.
 //! - [`auth`]: password rule, Argon2id, tokens (name rules are
@@ -16,6 +18,8 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+mod connection;
+pub mod conns;
 pub mod limiter;
 pub mod presence;
 pub mod server;

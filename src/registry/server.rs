@@ -1,34 +1,31 @@
 //! Sockets and threads: the TCP accept loop with one thread per client, the
 //! UDP heartbeat receiver, the presence thread, and shutdown.
 //!
-//! Only this module touches registry sockets; it turns lines into
-//! [`Request`]s with the codec and hands them to [`Registry::handle`].
+//! Only this module, `connection` (which serves each
+//! client's lines) and [`conns`] (which refuses connections over the
+//! per-address cap) touch registry sockets.
 //! [`start`] runs a whole server on a thread of its own (for tests in
 //! process); the `registry` binary runs it on its main thread.
 
 use super::clock::{Clock, SystemClock};
 use super::config::Config;
+use super::connection::serve;
+use super::conns::{self, Conns, RefusalLog};
 use super::presence::{self, MAX_DATAGRAM};
 use super::service::{Conn, Registry};
 use super::store::{self, Store};
-use crate::protocol::codec::{read_line, write_json, LineError};
-use crate::protocol::*;
-use serde_json::Value;
-use std::collections::HashMap;
-use std::io::{self, BufReader, ErrorKind};
-use std::net::{
-    IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket,
-};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use crate::protocol::codec::{BudgetedLine, LineBudget};
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// How often a blocked client read wakes to check idleness and shutdown.
-const READ_TICK: Duration = Duration::from_secs(1);
+pub(super) const READ_TICK: Duration = Duration::from_secs(1);
 /// A client that does not read its replies for this long is dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const CLIENT_STACK: usize = 256 * 1024;
 /// How long shutdown waits for client threads to finish their request.
 /// With the heartbeat receiver's `READ_TICK` and the final store write
@@ -49,8 +46,7 @@ pub struct Server {
 pub struct Handle {
     stop: Arc<AtomicBool>,
     local: SocketAddr,
-    conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
-    live: Arc<(Mutex<usize>, Condvar)>,
+    conns: Arc<Conns>,
 }
 
 impl Handle {
@@ -65,14 +61,7 @@ impl Handle {
         if let Ok(s) = UdpSocket::bind(SocketAddr::new(loopback_for(self.local.ip()), 0)) {
             let _ = s.send_to(b"", wake);
         }
-        for stream in self
-            .conns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
+        self.conns.close_all();
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -119,6 +108,7 @@ impl Server {
             .instance_id
             .clone()
             .unwrap_or_else(|| format!("{}:{}", hostname(), local.port()));
+        let conns = Arc::new(Conns::new(config.max_connections_per_ip));
         let registry = Registry::with_clock(store, config, instance, local.port(), clock)?;
         let startup_done = match registry.detach_own_sessions() {
             Ok(0) => true,
@@ -143,8 +133,7 @@ impl Server {
             handle: Handle {
                 stop: Arc::new(AtomicBool::new(false)),
                 local,
-                conns: Arc::new(Mutex::new(HashMap::new())),
-                live: Arc::new((Mutex::new(0), Condvar::new())),
+                conns,
             },
             startup_done,
         })
@@ -188,6 +177,8 @@ impl Server {
             .expect("spawn heartbeat thread");
 
         let next_id = AtomicU64::new(1);
+        let budget = LineBudget::new(self.registry.config.line_budget);
+        let mut refusals = RefusalLog::default();
         for stream in self.listener.incoming() {
             if self.handle.stop.load(Ordering::SeqCst) {
                 break;
@@ -202,19 +193,12 @@ impl Server {
                 }
             };
             let id = next_id.fetch_add(1, Ordering::Relaxed);
-            self.spawn_client(id, stream);
+            self.spawn_client(id, stream, &budget, &mut refusals);
         }
 
-        let (count, cv) = &*self.handle.live;
-        let deadline = Instant::now() + CLIENTS_GRACE;
-        let mut live = count.lock().unwrap_or_else(|p| p.into_inner());
-        while *live > 0 && Instant::now() < deadline {
-            live = cv
-                .wait_timeout(live, Duration::from_millis(100))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        drop(live);
+        self.handle
+            .conns
+            .wait_all_finished(Instant::now() + CLIENTS_GRACE);
         drop(stop_tx);
         let _ = presence.join();
         let _ = udp_thread.join();
@@ -226,7 +210,13 @@ impl Server {
         log::info!("registry stopped");
     }
 
-    fn spawn_client(&self, id: u64, stream: TcpStream) {
+    fn spawn_client(
+        &self,
+        id: u64,
+        stream: TcpStream,
+        budget: &Arc<LineBudget>,
+        refusals: &mut RefusalLog,
+    ) {
         let Ok(peer) = stream.peer_addr() else { return };
         // Kept so that shutdown can close the connection under its thread.
         let clone = match stream.try_clone() {
@@ -236,14 +226,15 @@ impl Server {
                 return;
             }
         };
-        self.handle
-            .conns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, clone);
-        *self.handle.live.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        let conns = &self.handle.conns;
+        if !conns.admit(id, peer.ip(), clone) {
+            refusals.over_cap(peer.ip(), conns.max_per_ip());
+            conns::refuse(stream, conns.max_per_ip());
+            return;
+        }
         let reg = self.registry.clone();
         let handle = self.handle.clone();
+        let line = BudgetedLine::new(budget.clone());
         let spawned = thread::Builder::new()
             .name(format!("client-{id}"))
             .stack_size(CLIENT_STACK)
@@ -253,7 +244,7 @@ impl Server {
                     ip: peer.ip(),
                     session: None,
                 };
-                if let Err(e) = serve(&reg, &mut conn, stream, &handle.stop) {
+                if let Err(e) = serve(&reg, &mut conn, &stream, line, &handle.stop) {
                     log::debug!("client {peer}: {e}");
                 }
                 reg.disconnected(&conn);
@@ -328,13 +319,7 @@ impl Drop for RunningServer {
 
 impl Handle {
     fn finished(&self, id: u64) {
-        self.conns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-        let (count, cv) = &*self.live;
-        *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
-        cv.notify_all();
+        self.conns.finished(id);
     }
 }
 
@@ -358,112 +343,5 @@ fn udp_loop(reg: &Registry, udp: &UdpSocket, stop: &AtomicBool) {
                 thread::sleep(Duration::from_millis(10));
             }
         }
-    }
-}
-
-/// Paces one connection: `rate` requests a second with bursts of twice that;
-/// a client that goes faster is made to wait, which slows it alone.
-struct Pacer {
-    rate: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl Pacer {
-    fn new(rate: u32) -> Pacer {
-        let rate = f64::from(rate.max(1));
-        Pacer {
-            rate,
-            tokens: rate * 2.0,
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + (now - self.last).as_secs_f64() * self.rate).min(self.rate * 2.0);
-        self.last = now;
-        if self.tokens < 1.0 {
-            let wait = (1.0 - self.tokens) / self.rate;
-            thread::sleep(Duration::from_secs_f64(wait));
-            self.tokens = 1.0;
-            self.last = Instant::now();
-        }
-        self.tokens -= 1.0;
-    }
-}
-
-fn serve(reg: &Registry, conn: &mut Conn, stream: TcpStream, stop: &AtomicBool) -> io::Result<()> {
-    stream.set_read_timeout(Some(READ_TICK))?;
-    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let _ = stream.set_nodelay(true);
-    // Both halves borrow the one socket: no second descriptor per client.
-    let mut reader = BufReader::with_capacity(8 * 1024, &stream);
-    let mut writer = &stream;
-    let mut buf = Vec::new();
-    let mut last_line = Instant::now();
-    let mut pacer = Pacer::new(reg.config.requests_per_sec);
-    let idle = reg.config.idle_timeout;
-    loop {
-        if stop.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let line = match read_line(&mut reader, &mut buf) {
-            Ok(line) => line,
-            Err(LineError::Closed) => return Ok(()),
-            Err(LineError::TooLong) => {
-                let e = ApiError::new(ErrorCode::LineTooLong, "line longer than 64 KiB; closing");
-                return write_json(&mut writer, &Reply::err(Value::Null, e));
-            }
-            Err(LineError::BadEncoding) => {
-                let e = ApiError::new(ErrorCode::BadEncoding, "line is not UTF-8; closing");
-                return write_json(&mut writer, &Reply::err(Value::Null, e));
-            }
-            Err(LineError::Io(e))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                if last_line.elapsed() >= idle && !session_online(reg, conn) {
-                    log::debug!("closing idle connection from {}", conn.ip);
-                    return Ok(());
-                }
-                continue;
-            }
-            Err(LineError::Io(e)) => return Err(e),
-        };
-        last_line = Instant::now();
-        if line.trim().is_empty() {
-            continue;
-        }
-        pacer.take();
-        let reply = match parse_request(&line) {
-            Err((id, e)) => Reply::err(id, e),
-            Ok(Envelope { id, request }) => {
-                let result = catch_unwind(AssertUnwindSafe(|| reg.handle(conn, request)))
-                    .unwrap_or_else(|_| {
-                        log::error!("a handler panicked (a bug); the connection lives on");
-                        Err(ApiError::new(ErrorCode::Internal, "internal error"))
-                    });
-                Reply { id, result }
-            }
-        };
-        write_json(&mut writer, &reply)?;
-    }
-}
-
-/// Whether the connection's session is online (checked only when the
-/// connection has been quiet for the idle time-out).
-fn session_online(reg: &Registry, conn: &Conn) -> bool {
-    let Some(hash) = &conn.session else {
-        return false;
-    };
-    match reg.store.session_by_token(hash) {
-        Ok(Some(s)) => reg.is_online(&s, reg.now_ms()),
-        Ok(None) => false,
-        // Do not drop clients because the database blinked.
-        Err(_) => true,
     }
 }
