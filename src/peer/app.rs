@@ -559,13 +559,8 @@ impl App {
             Command::Members(room) => self.room_command(super::rooms::RoomCommand::Members(room)),
             Command::Switch(name) => self.switch(name),
             Command::Stats => {
-                self.rooms.stats.queue_overflow = self
-                    .rooms
-                    .queue_overflow
-                    .load(std::sync::atomic::Ordering::Relaxed);
-                self.emit(UiEvent::Stats {
-                    rooms: self.rooms.stats.clone(),
-                })
+                let rooms = self.rooms.stats();
+                self.emit(UiEvent::Stats { rooms })
             }
             Command::Quit => self.quit(),
             Command::Say(text) => match self.current.clone() {
@@ -712,7 +707,7 @@ impl App {
     }
 
     fn start_session(&mut self, s: &SessionReply) {
-        self.rooms.me = s.username.clone();
+        self.rooms.set_identity(&s.username);
         self.session = Some(Session {
             username: s.username.clone(),
             token: s.token.clone(),
