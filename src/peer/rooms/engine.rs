@@ -200,15 +200,13 @@ impl Engine {
             .values()
             .flat_map(|r| r.members.values().filter_map(|m| m.tx.deadline()))
             .min();
+        // Messages go out in id order, so the first not yet shown is the
+        // oldest.
         let progress = self
             .rooms
             .values()
-            .flat_map(|r| {
-                r.out
-                    .values()
-                    .filter(|o| !o.progress_shown)
-                    .map(|o| o.sent_at + PROGRESS_AFTER)
-            })
+            .filter_map(|r| r.out.values().find(|o| !o.progress_shown))
+            .map(|o| o.sent_at + PROGRESS_AFTER)
             .min();
         let leaving = self.rooms.values().filter_map(|r| r.leaving).min();
         [

@@ -27,3 +27,6 @@ pub mod wire;
 pub use engine::{Engine, Listed, StreamIds};
 pub use event::{Ask, Event, Gone, NotMember, SayError, Stats};
 pub use glue::{RoomCommand, RoomPending, Rooms};
+
+#[cfg(test)]
+mod sim;
