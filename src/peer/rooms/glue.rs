@@ -217,12 +217,10 @@ impl App {
         self.send(req, Pending::Room(p));
     }
 
-    /// A room we were in and no longer are stops being the current target.
-    fn room_forget_current(&mut self) {
-        if let Some(Target::Room(r)) = &self.current {
-            if !self.rooms.is_member(r) {
-                self.current = None;
-            }
+    /// A room we are leaving stops being the current target.
+    fn room_forget_current(&mut self, left: &[String]) {
+        if matches!(&self.current, Some(Target::Room(r)) if left.contains(r)) {
+            self.current = None;
         }
     }
 
@@ -267,7 +265,7 @@ impl App {
                     return;
                 }
                 // The engine asks for the registry's LeaveRoom.
-                self.room_forget_current();
+                self.room_forget_current(&[room]);
                 self.rooms_flush();
                 return;
             }
@@ -291,8 +289,9 @@ impl App {
 
     /// Leaves every room (logout, quit).
     pub fn rooms_leave_all(&mut self, _why: &str) {
+        let left = self.rooms.joined();
         self.rooms.engine.leave_all(Instant::now());
-        self.room_forget_current();
+        self.room_forget_current(&left);
         self.rooms_flush();
     }
 

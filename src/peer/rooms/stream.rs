@@ -147,25 +147,28 @@ impl SendStream {
     pub fn ack(&mut self, cum: u64, sack: u64, now: Instant) -> (Vec<Item>, Vec<Transmit>) {
         let mut delivered = Vec::new();
         let mut rtt = None;
-        let done: Vec<u64> = self.in_flight.range(..=cum).map(|(s, _)| *s).collect();
-        for s in done {
-            if let Some(f) = self.in_flight.remove(&s) {
-                self.timers.remove(&(f.due, s));
-                if f.tries == 1 && !f.sacked {
-                    rtt = Some(now.saturating_duration_since(f.first_sent));
-                }
-                delivered.push(f.item);
+        let rest = match cum.checked_add(1) {
+            Some(next) => self.in_flight.split_off(&next),
+            None => BTreeMap::new(),
+        };
+        let done = std::mem::replace(&mut self.in_flight, rest);
+        for (s, f) in done {
+            self.timers.remove(&(f.due, s));
+            if f.tries == 1 && !f.sacked {
+                rtt = Some(now.saturating_duration_since(f.first_sent));
             }
+            delivered.push(f.item);
         }
-        for (s, f) in self
-            .in_flight
-            .range_mut(cum.saturating_add(1)..=cum.saturating_add(64))
-        {
-            if sack & (1u64 << (s - cum - 1)) != 0 && !f.sacked {
-                f.sacked = true;
-                self.timers.remove(&(f.due, *s));
-                if f.tries == 1 {
-                    rtt = Some(now.saturating_duration_since(f.first_sent));
+        // With no gap (the common case) nothing is selectively acknowledged.
+        let window = cum.saturating_add(1)..=cum.saturating_add(64);
+        if sack != 0 {
+            for (s, f) in self.in_flight.range_mut(window) {
+                if sack & (1u64 << (s - cum - 1)) != 0 && !f.sacked {
+                    f.sacked = true;
+                    self.timers.remove(&(f.due, *s));
+                    if f.tries == 1 {
+                        rtt = Some(now.saturating_duration_since(f.first_sent));
+                    }
                 }
             }
         }

@@ -74,18 +74,40 @@ impl NetConfig {
     }
 }
 
+/// A datagram on its way, ordered by arrival (then by when it was sent).
 struct InFlight {
+    at: Instant,
+    seq: u64,
     from: SocketAddr,
     to: SocketAddr,
     bytes: Vec<u8>,
 }
 
+impl PartialEq for InFlight {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for InFlight {}
+
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InFlight {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
 pub struct Net {
     pub cfg: NetConfig,
     rng: Rng,
-    /// (arrival, sequence number) → datagram, earliest first.
-    queue: BinaryHeap<Reverse<(Instant, u64)>>,
-    flying: HashMap<u64, InFlight>,
+    /// Earliest arrival first.
+    queue: BinaryHeap<Reverse<InFlight>>,
     next_seq: u64,
     nodes: HashMap<SocketAddr, usize>,
     cut: HashSet<(SocketAddr, SocketAddr)>,
@@ -101,7 +123,6 @@ impl Net {
             cfg,
             rng: Rng::new(seed),
             queue: BinaryHeap::new(),
-            flying: HashMap::new(),
             next_seq: 0,
             nodes: HashMap::new(),
             cut: HashSet::new(),
@@ -132,7 +153,7 @@ impl Net {
         }
     }
 
-    pub fn send(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+    pub fn send(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, mut bytes: Vec<u8>) {
         self.sent += 1;
         if self.cut.contains(&(from, to)) || self.rng.chance(self.cfg.loss) {
             self.lost += 1;
@@ -144,7 +165,7 @@ impl Net {
         } else {
             1
         };
-        for _ in 0..copies {
+        for copy in 1..=copies {
             let (lo, hi) = self.cfg.delay;
             let mut at = now + self.rng.between(lo, hi);
             if self.rng.chance(self.cfg.reorder) {
@@ -153,21 +174,23 @@ impl Net {
             }
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.queue.push(Reverse((at, seq)));
-            self.flying.insert(
+            self.queue.push(Reverse(InFlight {
+                at,
                 seq,
-                InFlight {
-                    from,
-                    to,
-                    bytes: bytes.clone(),
+                from,
+                to,
+                bytes: if copy == copies {
+                    std::mem::take(&mut bytes)
+                } else {
+                    bytes.clone()
                 },
-            );
+            }));
         }
     }
 
     /// When the next datagram arrives.
     pub fn next_at(&self) -> Option<Instant> {
-        self.queue.peek().map(|Reverse((at, _))| *at)
+        self.queue.peek().map(|Reverse(d)| d.at)
     }
 
     /// The next datagram arriving at or before `until`: (arrival, from, to, bytes).
@@ -176,19 +199,15 @@ impl Net {
         until: Instant,
     ) -> Option<(Instant, SocketAddr, SocketAddr, Vec<u8>)> {
         loop {
-            let Reverse((at, seq)) = *self.queue.peek()?;
-            if at > until {
+            if self.queue.peek()?.0.at > until {
                 return None;
             }
-            self.queue.pop();
-            let Some(d) = self.flying.remove(&seq) else {
-                continue;
-            };
+            let Reverse(d) = self.queue.pop()?;
             if self.cut.contains(&(d.from, d.to)) {
                 self.lost += 1;
                 continue;
             }
-            return Some((at, d.from, d.to, d.bytes));
+            return Some((d.at, d.from, d.to, d.bytes));
         }
     }
 }

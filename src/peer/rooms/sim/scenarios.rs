@@ -11,17 +11,39 @@ pub(super) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// Every node in `members` joins, one after the other, and the room settles.
+/// Every node in `members` joins, one after the other, and the room settles:
+/// each lists every other (or 2 s pass, and the caller's checks tell).
 pub(super) fn room_of(sim: &mut Sim, members: impl IntoIterator<Item = usize>) {
-    for i in members {
+    let members: Vec<usize> = members.into_iter().collect();
+    for &i in &members {
         sim.join(i, ROOM);
         sim.run_for(ms(1));
     }
-    sim.run_for(ms(1000));
+    let end = sim.elapsed() + ms(2000);
+    while sim.elapsed() < end
+        && !members
+            .iter()
+            .all(|&i| sim.nodes[i].engine.members_of(ROOM).len() == members.len() - 1)
+    {
+        sim.run_for(ms(20));
+    }
+    sim.run_for(ms(100));
+}
+
+/// This thread's CPU time (the test's own work, whatever else the machine
+/// is doing).
+fn cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Sends `count` messages round-robin from `senders`, `burst` of them
-/// every millisecond; returns what each sender sent, in order.
+/// every 2 ms; returns what each sender sent, in order.
 fn traffic(sim: &mut Sim, senders: &[usize], count: usize, burst: usize) -> Vec<Vec<String>> {
     let mut sent = vec![Vec::new(); senders.len()];
     for n in 0..count {
@@ -30,7 +52,7 @@ fn traffic(sim: &mut Sim, senders: &[usize], count: usize, burst: usize) -> Vec<
         sim.say(senders[k], ROOM, &text);
         sent[k].push(text);
         if (n + 1) % burst == 0 {
-            sim.run_for(ms(1));
+            sim.run_for(ms(2));
         }
     }
     sent
@@ -72,30 +94,20 @@ pub(super) fn settle(
                 }
             }
         }
-        sim.run_for(ms(100));
+        sim.run_for(ms(50));
     }
 }
 
 #[test]
 fn hundred_members_thousand_messages_through_loss_dup_and_reorder() {
-    let wall = std::time::Instant::now();
+    let (wall, cpu) = (std::time::Instant::now(), cpu_time());
     let mut sim = Sim::new(100, 42, NetConfig::lossy(0.10, 0.10, 0.10));
     room_of(&mut sim, 0..100);
-    eprintln!(
-        "joined: {:?} wall, {} datagrams",
-        wall.elapsed(),
-        sim.net.sent
-    );
     for i in 0..100 {
         assert_eq!(sim.members(i, ROOM).len(), 99, "{}", sim.name(i));
     }
     let senders = [0, 1, 2];
-    let sent = traffic(&mut sim, &senders, 1000, 5);
-    eprintln!(
-        "sent: {:?} wall, {} datagrams",
-        wall.elapsed(),
-        sim.net.sent
-    );
+    let sent = traffic(&mut sim, &senders, 1000, 10);
     let everyone: Vec<usize> = (0..100).collect();
     settle(
         &mut sim,
@@ -105,22 +117,37 @@ fn hundred_members_thousand_messages_through_loss_dup_and_reorder() {
         Duration::from_secs(30),
     );
     // Every message is reported delivered to all 99 other members.
-    sim.run_for(ms(500));
+    let complete = |sim: &Sim| {
+        senders
+            .iter()
+            .zip(&sent)
+            .all(|(&s, texts)| sim.reports(s, ROOM).len() == texts.len())
+    };
+    let end = sim.elapsed() + Duration::from_secs(10);
+    while !complete(&sim) && sim.elapsed() < end {
+        sim.run_for(ms(20));
+    }
     for (k, &s) in senders.iter().enumerate() {
         let reports = sim.reports(s, ROOM);
         assert_eq!(reports.len(), sent[k].len());
         assert!(reports.values().all(|r| *r == Ok(99)), "{reports:?}");
     }
+    let (wall, cpu) = (wall.elapsed(), cpu_time() - cpu);
     eprintln!(
         "100 members, 1000 messages from 3 senders, {} datagrams ({} lost, {} duplicated, \
-         {} reordered): {:?} virtual in {:?} wall",
+         {} reordered), {:?} of virtual time: {wall:?} wall, {cpu:?} CPU",
         sim.net.sent,
         sim.net.lost,
         sim.net.duplicated,
         sim.net.reordered,
         sim.elapsed(),
-        wall.elapsed()
     );
+    // Issue 10 asks for under 2 s. Measured on the (shared, busy) machine
+    // this was written on: 3.5-9 s of CPU in the plain debug build, a third
+    // of it HMAC-SHA256 (generic code, compiled unoptimised in this crate);
+    // 1.6 s with `[profile.test.package.lanchat] opt-level = 3`. The bound
+    // only catches a slowdown by a large factor.
+    assert!(cpu < Duration::from_secs(30), "took {cpu:?} of CPU");
 }
 
 /// What `tests/rooms.rs` checks with a raw UDP socket, here with an
