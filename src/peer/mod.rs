@@ -6,7 +6,9 @@
 //! main loop ([`app`]) that owns all state and is the only printer ([`ui`]).
 //!
 //! - [`commands`]: the `/command` language; [`script`]: demo scripts.
-//! - [`rooms`]: rooms, reliable UDP fan-out, datagram format, fault injector.
+//! - [`rooms`]: rooms as a sans-IO engine (membership, reliable UDP fan-out)
+//!   with thin glue to the main loop, datagram format, fault injector, and a
+//!   deterministic simulator for tests.
 
 pub mod app;
 pub mod chat;

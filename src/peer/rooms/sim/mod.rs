@@ -9,6 +9,7 @@
 //! the first tick at or after its `poll_timeout` (as a busy main loop would,
 //! a little late, never early).
 
+mod commands;
 mod net;
 mod props;
 mod scenarios;
