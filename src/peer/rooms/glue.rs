@@ -113,11 +113,16 @@ fn listed(users: &[UserInfo]) -> Vec<Listed> {
         .collect()
 }
 
+// The only App internals used beyond `emit`, `error`, `api_error`, `send`,
+// `set_current`, `current`, `udp` and `rooms`: the session's token and the
+// running script, each behind one helper.
 impl App {
+    /// The session's token, for registry requests; `None` when logged out.
     fn room_token(&self) -> Option<String> {
         self.session.as_ref().map(|s| s.token.clone())
     }
 
+    /// A room command failed: a running script stops at this line.
     fn room_script_fail(&mut self, why: &str) {
         if let Some(s) = &mut self.script {
             s.fail_current(why.into());
