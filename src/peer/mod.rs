@@ -9,8 +9,9 @@
 //! - [`chats`]: one-to-one chats as a sans-IO state machine (no sockets,
 //!   threads or clock); [`app`] glues it to the [`chat`] threads.
 //! - [`commands`]: the `/command` language; [`script`]: demo scripts.
-//! - [`rooms`]: rooms, reliable UDP fan-out, fault injector (the datagram
-//!   format is [`crate::protocol::datagram`]).
+//! - [`rooms`]: rooms as a sans-IO engine (membership, reliable UDP fan-out)
+//!   with thin glue to the main loop, fault injector, and a deterministic
+//!   simulator for tests (the datagram format is [`crate::protocol::datagram`]).
 
 pub mod app;
 pub mod chat;

@@ -77,13 +77,8 @@ impl App {
             Command::Members(room) => self.room_command(RoomCommand::Members(room)),
             Command::Switch(name) => self.switch(name),
             Command::Stats => {
-                self.rooms.stats.queue_overflow = self
-                    .rooms
-                    .queue_overflow
-                    .load(std::sync::atomic::Ordering::Relaxed);
-                self.emit(UiEvent::Stats {
-                    rooms: self.rooms.stats.clone(),
-                })
+                let rooms = self.rooms.stats();
+                self.emit(UiEvent::Stats { rooms })
             }
             Command::Quit => self.quit(),
             Command::Say(text) => match self.current.clone() {

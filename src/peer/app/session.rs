@@ -294,7 +294,7 @@ impl App {
     }
 
     fn start_session(&mut self, s: &SessionReply) {
-        self.rooms.me = s.username.clone();
+        self.rooms.set_identity(&s.username);
         self.chats.set_me(Some(s.username.clone()));
         self.session = Some(Session {
             username: s.username.clone(),

@@ -1,10 +1,12 @@
-//! A fault injector on the peer's own room-datagram send path, for tests and
-//! for showing the reliability live in class: drop, duplicate or delay
-//! (reorder) outgoing datagrams with given probabilities. Off unless
-//! `--faults` or `LANCHAT_FAULTS` is given.
+//! A fault injector on the peer's own room-datagram send path (the room
+//! engine's transmit queue), for tests and for showing the reliability live
+//! in class: drop, duplicate or delay (reorder) outgoing datagrams with
+//! given probabilities. Off unless `--faults` or `LANCHAT_FAULTS` is given.
 
-use rand::Rng;
-use std::net::{SocketAddr, UdpSocket};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -46,9 +48,12 @@ impl FromStr for Faults {
     }
 }
 
-/// Sends datagrams, applying the faults.
+/// The engine's outgoing datagram queue, applying the faults. Randomness
+/// comes from a seeded generator, so a run with faults is reproducible.
 pub struct Injector {
     faults: Faults,
+    rng: StdRng,
+    ready: VecDeque<(SocketAddr, Vec<u8>)>,
     delayed: Vec<(Instant, SocketAddr, Vec<u8>)>,
     pub dropped: u64,
     pub duplicated: u64,
@@ -56,9 +61,11 @@ pub struct Injector {
 }
 
 impl Injector {
-    pub fn new(faults: Faults) -> Injector {
+    pub fn new(faults: Faults, seed: u64) -> Injector {
         Injector {
             faults,
+            rng: StdRng::seed_from_u64(seed),
+            ready: VecDeque::new(),
             delayed: Vec::new(),
             dropped: 0,
             duplicated: 0,
@@ -66,41 +73,45 @@ impl Injector {
         }
     }
 
-    pub fn send(&mut self, udp: &UdpSocket, to: SocketAddr, bytes: Vec<u8>, now: Instant) {
+    /// Queues a datagram for sending (or drops, doubles or holds it back).
+    pub fn send(&mut self, to: SocketAddr, bytes: Vec<u8>, now: Instant) {
         if !self.faults.any() {
-            raw_send(udp, to, &bytes);
+            self.ready.push_back((to, bytes));
             return;
         }
-        let mut rng = rand::thread_rng();
-        if rng.gen_bool(self.faults.drop) {
+        if self.rng.gen_bool(self.faults.drop) {
             self.dropped += 1;
             return;
         }
-        if rng.gen_bool(self.faults.dup) {
+        if self.rng.gen_bool(self.faults.dup) {
             self.duplicated += 1;
-            raw_send(udp, to, &bytes);
+            self.ready.push_back((to, bytes.clone()));
         }
-        if rng.gen_bool(self.faults.reorder) {
+        if self.rng.gen_bool(self.faults.reorder) {
             // Held back 1-20 ms, so later datagrams overtake it.
             self.reordered += 1;
-            let delay = Duration::from_millis(rng.gen_range(1..=20));
+            let delay = Duration::from_millis(self.rng.gen_range(1..=20));
             self.delayed.push((now + delay, to, bytes));
         } else {
-            raw_send(udp, to, &bytes);
+            self.ready.push_back((to, bytes));
         }
     }
 
-    /// Sends the held-back datagrams that are due.
-    pub fn release(&mut self, udp: &UdpSocket, now: Instant) {
+    /// Moves the held-back datagrams that are due to the send queue.
+    pub fn release(&mut self, now: Instant) {
         if self.delayed.is_empty() {
             return;
         }
         let (due, later): (Vec<_>, Vec<_>) =
             self.delayed.drain(..).partition(|(t, _, _)| *t <= now);
         self.delayed = later;
-        for (_, to, bytes) in due {
-            raw_send(udp, to, &bytes);
-        }
+        self.ready
+            .extend(due.into_iter().map(|(_, to, bytes)| (to, bytes)));
+    }
+
+    /// The next datagram to put on the wire.
+    pub fn pop(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.ready.pop_front()
     }
 
     pub fn deadline(&self) -> Option<Instant> {
@@ -108,16 +119,26 @@ impl Injector {
     }
 }
 
-fn raw_send(udp: &UdpSocket, to: SocketAddr, bytes: &[u8]) {
-    if let Err(e) = udp.send_to(bytes, to) {
-        // UDP: a failed send is a lost datagram; retransmission covers it.
-        log::debug!("datagram to {to}: {e}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_seed_same_faults() {
+        let f: Faults = "drop=0.3,dup=0.3,reorder=0.3".parse().unwrap();
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let t0 = Instant::now();
+        let run = |seed| {
+            let mut inj = Injector::new(f.clone(), seed);
+            for n in 0..100u8 {
+                inj.send(to, vec![n], t0);
+            }
+            inj.release(t0 + Duration::from_millis(20));
+            std::iter::from_fn(|| inj.pop()).collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
 
     #[test]
     fn parses() {

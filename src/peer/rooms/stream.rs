@@ -12,7 +12,7 @@
 //! datagram with exponential backoff until it is acknowledged or it gives up.
 
 use crate::protocol::datagram::EventKind;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Retransmission time-out before the first round-trip sample.
@@ -54,6 +54,9 @@ pub struct SendStream {
     pub id: u64,
     next_seq: u64,
     in_flight: BTreeMap<u64, InFlight>,
+    /// `(due, seq)` of every in-flight datagram not selectively
+    /// acknowledged: the retransmission timers, soonest first.
+    timers: BTreeSet<(Instant, u64)>,
     waiting: VecDeque<Item>,
     /// Smoothed round-trip time and its variation (RFC 6298), from
     /// datagrams acknowledged after their first send only (Karn).
@@ -75,6 +78,7 @@ impl SendStream {
             id,
             next_seq: 1,
             in_flight: BTreeMap::new(),
+            timers: BTreeSet::new(),
             waiting: VecDeque::new(),
             srtt: None,
             rttvar: Duration::ZERO,
@@ -118,6 +122,7 @@ impl SendStream {
             };
             let seq = self.next_seq;
             self.next_seq += 1;
+            self.timers.insert((now + rto, seq));
             self.in_flight.insert(
                 seq,
                 InFlight {
@@ -142,23 +147,28 @@ impl SendStream {
     pub fn ack(&mut self, cum: u64, sack: u64, now: Instant) -> (Vec<Item>, Vec<Transmit>) {
         let mut delivered = Vec::new();
         let mut rtt = None;
-        let done: Vec<u64> = self.in_flight.range(..=cum).map(|(s, _)| *s).collect();
-        for s in done {
-            if let Some(f) = self.in_flight.remove(&s) {
-                if f.tries == 1 && !f.sacked {
-                    rtt = Some(now.saturating_duration_since(f.first_sent));
-                }
-                delivered.push(f.item);
+        let rest = match cum.checked_add(1) {
+            Some(next) => self.in_flight.split_off(&next),
+            None => BTreeMap::new(),
+        };
+        let done = std::mem::replace(&mut self.in_flight, rest);
+        for (s, f) in done {
+            self.timers.remove(&(f.due, s));
+            if f.tries == 1 && !f.sacked {
+                rtt = Some(now.saturating_duration_since(f.first_sent));
             }
+            delivered.push(f.item);
         }
-        for (s, f) in self
-            .in_flight
-            .range_mut(cum.saturating_add(1)..=cum.saturating_add(64))
-        {
-            if sack & (1u64 << (s - cum - 1)) != 0 && !f.sacked {
-                f.sacked = true;
-                if f.tries == 1 {
-                    rtt = Some(now.saturating_duration_since(f.first_sent));
+        // With no gap (the common case) nothing is selectively acknowledged.
+        let window = cum.saturating_add(1)..=cum.saturating_add(64);
+        if sack != 0 {
+            for (s, f) in self.in_flight.range_mut(window) {
+                if sack & (1u64 << (s - cum - 1)) != 0 && !f.sacked {
+                    f.sacked = true;
+                    self.timers.remove(&(f.due, *s));
+                    if f.tries == 1 {
+                        rtt = Some(now.saturating_duration_since(f.first_sent));
+                    }
                 }
             }
         }
@@ -174,33 +184,38 @@ impl SendStream {
     pub fn due(&mut self, now: Instant) -> Result<Vec<Transmit>, Vec<Item>> {
         let rto = self.rto();
         let mut out = Vec::new();
-        let mut give_up = false;
-        for (seq, f) in self.in_flight.iter_mut() {
-            if f.sacked || f.due > now {
+        // In seq order, as they were sent.
+        let mut due: Vec<u64> = self
+            .timers
+            .range(..=(now, u64::MAX))
+            .map(|&(_, seq)| seq)
+            .collect();
+        due.sort_unstable();
+        for seq in due {
+            let Some(f) = self.in_flight.get_mut(&seq) else {
                 continue;
-            }
+            };
             if f.tries >= MAX_TRIES && now.saturating_duration_since(f.first_sent) >= GIVE_UP_AFTER
             {
-                give_up = true;
-                break;
+                return Err(self.take_all());
             }
             // Exponential backoff from the current time-out.
             let backoff = rto.saturating_mul(1 << f.tries.min(10)).min(RTO_MAX);
+            self.timers.remove(&(f.due, seq));
             f.tries += 1;
             f.due = now + backoff;
+            self.timers.insert((f.due, seq));
             out.push(Transmit {
-                seq: *seq,
+                seq,
                 item: f.item.clone(),
                 retransmit: true,
             });
-        }
-        if give_up {
-            return Err(self.take_all());
         }
         Ok(out)
     }
 
     fn take_all(&mut self) -> Vec<Item> {
+        self.timers.clear();
         let mut all: Vec<Item> = std::mem::take(&mut self.in_flight)
             .into_values()
             .map(|f| f.item)
@@ -220,11 +235,7 @@ impl SendStream {
     }
 
     pub fn deadline(&self) -> Option<Instant> {
-        self.in_flight
-            .values()
-            .filter(|f| !f.sacked)
-            .map(|f| f.due)
-            .min()
+        self.timers.first().map(|&(due, _)| due)
     }
 
     pub fn idle(&self) -> bool {

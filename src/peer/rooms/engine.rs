@@ -1,0 +1,223 @@
+//! The room engine's state and its sans-IO surface: what it holds per room
+//! and per member, and how a driver drains it (`poll_transmit`,
+//! `poll_event`, `poll_timeout`). The behaviour lives beside it, by
+//! concern: [`membership`](super::membership), [`send`](super::send),
+//! [`receive`](super::receive), [`liveness`](super::liveness).
+
+use super::event::{Event, Stats};
+use super::faults::{Faults, Injector};
+use super::stream::{RecvStream, SendStream};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Liveness pings to each member this often…
+pub const PING_EVERY: Duration = Duration::from_millis(500);
+/// …and a member silent this long is gone (a killed peer leaves every list
+/// within this plus one ping period).
+pub const SILENT_LIMIT: Duration = Duration::from_millis(3500);
+/// A message not fully acknowledged after this long shows its progress.
+pub const PROGRESS_AFTER: Duration = Duration::from_millis(300);
+/// Ask the registry for a room's members at most this often when unknown
+/// members show up.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// How long the registry's list may show a member who left without us
+/// adding it back.
+pub const DEPARTED_MEMORY: Duration = Duration::from_secs(10);
+/// How long a room we left keeps retransmitting our "leave".
+pub const LEAVE_LINGER: Duration = Duration::from_millis(1500);
+
+/// Where stream ids come from. Each must be larger than any this peer used
+/// before, even in an earlier run, so a receiver can tell a newer stream
+/// from a replayed older one (the engine also keeps them increasing within
+/// a run). The peer uses microseconds since the epoch; tests use a counter.
+pub trait StreamIds {
+    fn stream_id(&mut self) -> u64;
+}
+
+/// A member of a room as the registry lists it: online members have an
+/// address (where their room datagrams go), offline ones none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub addr: Option<SocketAddr>,
+}
+
+pub(super) struct Member {
+    pub addr: SocketAddr,
+    pub tx: SendStream,
+    pub last_heard: Instant,
+}
+
+/// What we receive from one sender. Kept per room by name, apart from the
+/// member list, so that a member dropped and added again (the registry
+/// restarted, a time-out that healed) picks up its stream where it was.
+pub(super) struct Inbound {
+    pub rx: RecvStream,
+    /// Fragments of a text being reassembled: (msg_id, bytes so far, next frag).
+    pub partial: Option<(u64, Vec<u8>, u16)>,
+    /// The sender moved to a newer stream: a new run of it, if a join follows.
+    pub renewed: bool,
+}
+
+pub(super) struct OutMsg {
+    pub total: usize,
+    /// Fragments each member has still to acknowledge.
+    pub remaining: HashMap<String, u16>,
+    pub failed: Vec<String>,
+    pub sent_at: Instant,
+    pub progress_shown: bool,
+}
+
+pub(super) struct Room {
+    pub key: [u8; 32],
+    pub members: BTreeMap<String, Member>,
+    pub inbound: HashMap<String, Inbound>,
+    /// Members who said they left, and when: the registry may list them a
+    /// little longer, and they must not be added back from that list.
+    pub departed: HashMap<String, Instant>,
+    pub next_msg: u64,
+    pub out: BTreeMap<u64, OutMsg>,
+    pub last_refresh: Option<Instant>,
+    /// Set once we left: the room only finishes sending our "leave".
+    pub leaving: Option<Instant>,
+}
+
+/// Every room this peer is in, as one state machine: fed datagrams,
+/// time-outs and commands; drained of datagrams to send, events and its
+/// next deadline. Owns no socket, thread or clock.
+pub struct Engine {
+    /// Our username, kept after logout so a "leave" can still be signed.
+    pub(super) me: String,
+    pub(super) rooms: BTreeMap<String, Room>,
+    last_stream: u64,
+    ids: Box<dyn StreamIds>,
+    pub(super) injector: Injector,
+    pub(super) stats: Stats,
+    pub(super) next_ping: Option<Instant>,
+    pub(super) events: VecDeque<Event>,
+}
+
+impl Engine {
+    /// `seed` drives the fault injector (the only randomness); `ids` gives
+    /// stream ids.
+    pub fn new(faults: Faults, seed: u64, ids: Box<dyn StreamIds>) -> Engine {
+        Engine {
+            me: String::new(),
+            rooms: BTreeMap::new(),
+            last_stream: 0,
+            ids,
+            injector: Injector::new(faults, seed),
+            stats: Stats::default(),
+            next_ping: None,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Who we are: datagrams are signed as, and accepted only when sent to,
+    /// this name. Kept after logout, so leaves in flight stay valid.
+    pub fn set_identity(&mut self, me: &str) {
+        self.me = me.to_string();
+    }
+
+    pub fn identity(&self) -> &str {
+        &self.me
+    }
+
+    pub(super) fn new_stream_id(&mut self) -> u64 {
+        self.last_stream = self.ids.stream_id().max(self.last_stream + 1);
+        self.last_stream
+    }
+
+    pub(super) fn new_member(&mut self, addr: SocketAddr, now: Instant) -> Member {
+        Member {
+            addr,
+            tx: SendStream::new(self.new_stream_id()),
+            last_heard: now,
+        }
+    }
+
+    pub(super) fn emit(&mut self, ev: Event) {
+        self.events.push_back(ev);
+    }
+
+    /// In `room`, and not on the way out of it.
+    pub fn is_member(&self, room: &str) -> bool {
+        self.rooms.get(room).is_some_and(|r| r.leaving.is_none())
+    }
+
+    /// The rooms we are in (not those we are leaving).
+    pub fn joined(&self) -> Vec<String> {
+        self.rooms
+            .iter()
+            .filter(|(_, r)| r.leaving.is_none())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// The members we currently send to in `room`.
+    pub fn members_of(&self, room: &str) -> Vec<String> {
+        self.rooms
+            .get(room)
+            .map(|r| r.members.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets every room at once, saying nothing (the session is gone).
+    pub fn clear(&mut self) {
+        self.rooms.clear();
+        self.next_ping = None;
+    }
+
+    /// True when no room is still sending a "leave".
+    pub fn leaving_done(&self) -> bool {
+        self.rooms.values().all(|r| r.leaving.is_none())
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.injected_drops = self.injector.dropped;
+        s.injected_dups = self.injector.duplicated;
+        s.injected_delays = self.injector.reordered;
+        s
+    }
+
+    /// The next datagram to send, and where.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.injector.pop()
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Engine::handle_timeout) should run next;
+    /// `None` when nothing is pending.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let streams = self
+            .rooms
+            .values()
+            .flat_map(|r| r.members.values().filter_map(|m| m.tx.deadline()))
+            .min();
+        // Messages go out in id order, so the first not yet shown is the
+        // oldest.
+        let progress = self
+            .rooms
+            .values()
+            .filter_map(|r| r.out.values().find(|o| !o.progress_shown))
+            .map(|o| o.sent_at + PROGRESS_AFTER)
+            .min();
+        let leaving = self.rooms.values().filter_map(|r| r.leaving).min();
+        [
+            streams,
+            progress,
+            leaving,
+            self.next_ping,
+            self.injector.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}

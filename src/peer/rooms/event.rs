@@ -1,0 +1,121 @@
+//! What the room engine hands back to its driver: events for the UI,
+//! requests it needs made to the registry, typed reasons and errors, and
+//! the datagram counters shown by `/stats`.
+
+use serde::{Deserialize, Serialize};
+
+/// Something the driver should show or do, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// We are in `room` now; `members` is the registry's list (us included).
+    Joined {
+        room: String,
+        members: Vec<String>,
+    },
+    MemberJoined {
+        room: String,
+        user: String,
+    },
+    MemberLeft {
+        room: String,
+        user: String,
+        reason: Gone,
+    },
+    /// A complete text, ours (`own`, as it goes out) or a member's.
+    Message {
+        room: String,
+        from: String,
+        text: String,
+        id: u64,
+        own: bool,
+    },
+    /// Progress or final success of our message `id`: `acked` of `total`.
+    Delivery {
+        room: String,
+        id: u64,
+        acked: usize,
+        total: usize,
+    },
+    /// Our message `id` did not reach `missing` after every retry.
+    DeliveryFailed {
+        room: String,
+        id: u64,
+        missing: Vec<String>,
+    },
+    /// A request the engine needs made to the registry.
+    Ask(Ask),
+}
+
+/// Registry requests the engine asks for (the driver holds the session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    /// Send the current member list of this room back with
+    /// [`Engine::members`](super::Engine::members) (unknown members showed up).
+    Members(String),
+    /// Join this room again (the session was restored); the reply goes to
+    /// [`Engine::members`](super::Engine::members) with the room's key.
+    Rejoin(String),
+    /// Tell the registry we left this room.
+    Leave(String),
+}
+
+/// Why a member is no longer in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gone {
+    /// It said so.
+    Left,
+    /// Nothing heard from it for [`SILENT_LIMIT`](super::SILENT_LIMIT).
+    Silent,
+    /// It acknowledged nothing after every retransmission.
+    Unreachable,
+}
+
+impl Gone {
+    /// The words the UI shows (and scripts match on).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gone::Left => "left",
+            Gone::Silent => "not responding",
+            Gone::Unreachable => "unreachable",
+        }
+    }
+}
+
+impl std::fmt::Display for Gone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a text was not sent to a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SayError {
+    NotMember,
+    TooLong { len: usize },
+}
+
+/// A command named a room we are not in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotMember;
+
+/// Counters of what happened to room datagrams (shown by `/stats`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub datagrams_in: u64,
+    pub malformed: u64,
+    pub bad_tag: u64,
+    pub unknown_room: u64,
+    pub non_member: u64,
+    pub wrong_destination: u64,
+    pub stale_stream: u64,
+    pub duplicates: u64,
+    pub out_of_window: u64,
+    pub messages_delivered: u64,
+    pub datagrams_out: u64,
+    pub retransmits: u64,
+    pub injected_drops: u64,
+    pub injected_dups: u64,
+    pub injected_delays: u64,
+    /// Datagrams dropped because the main loop's queue was full (a flood).
+    pub queue_overflow: u64,
+}

@@ -1,0 +1,414 @@
+//! The thin glue between the peer's main loop and the room [`Engine`]:
+//! datagrams from the UDP socket, registry replies and user commands go in;
+//! the engine's datagrams go to the socket, its events to the UI and its
+//! requests to the registry (with the session's token). Owns the clock
+//! (`Instant::now()`), the stream-id source and the registry bookkeeping
+//! ([`RoomPending`]); the room logic is all in the engine.
+
+use super::engine::{Engine, Listed, StreamIds};
+use super::event::{Ask, Event, NotMember, SayError, Stats};
+use super::faults::Faults;
+use crate::peer::app::{App, Pending, Target};
+use crate::peer::ui::UiEvent;
+use crate::protocol::datagram as wire;
+use crate::protocol::{ApiError, ErrorCode, ReplyBody, Request, UserInfo};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub enum RoomCommand {
+    Create(String),
+    Join(String),
+    Leave(Option<String>),
+    List,
+    Members(Option<String>),
+}
+
+/// What a room request to the registry was for.
+pub enum RoomPending {
+    Create(String),
+    Join(String),
+    /// Re-join after the session was restored (`attempt` bounds retries).
+    Rejoin {
+        room: String,
+        attempt: u8,
+    },
+    Leave(String),
+    List,
+    Members(String),
+    /// Background refresh of the member list.
+    Refresh(String),
+}
+
+/// Stream ids from the wall clock: microseconds since the epoch, so a
+/// restarted peer's streams are newer than its previous run's.
+struct WallClock;
+
+impl StreamIds for WallClock {
+    fn stream_id(&mut self) -> u64 {
+        crate::peer::ui::now_us()
+    }
+}
+
+/// The peer's rooms: the engine plus what the I/O side counts.
+pub struct Rooms {
+    pub engine: Engine,
+    /// Shared with the UDP receiver thread, which counts what it drops.
+    pub queue_overflow: Arc<AtomicU64>,
+}
+
+impl Rooms {
+    pub fn new(faults: Faults) -> Rooms {
+        Rooms {
+            engine: Engine::new(faults, rand::random(), Box::new(WallClock)),
+            queue_overflow: Default::default(),
+        }
+    }
+
+    pub fn set_identity(&mut self, me: &str) {
+        self.engine.set_identity(me);
+    }
+
+    pub fn is_member(&self, room: &str) -> bool {
+        self.engine.is_member(room)
+    }
+
+    pub fn joined(&self) -> Vec<String> {
+        self.engine.joined()
+    }
+
+    pub fn clear(&mut self) {
+        self.engine.clear();
+    }
+
+    pub fn leaving_done(&self) -> bool {
+        self.engine.leaving_done()
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.engine.poll_timeout()
+    }
+
+    /// The counters for `/stats`.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.engine.stats();
+        s.queue_overflow = self.queue_overflow.load(Ordering::Relaxed);
+        s
+    }
+}
+
+fn addr_of(u: &UserInfo) -> Option<SocketAddr> {
+    let a = u.address.as_ref().filter(|_| u.online)?;
+    Some(SocketAddr::new(a.ip.parse::<IpAddr>().ok()?, a.udp_port))
+}
+
+fn listed(users: &[UserInfo]) -> Vec<Listed> {
+    users
+        .iter()
+        .map(|u| Listed {
+            name: u.username.clone(),
+            addr: addr_of(u),
+        })
+        .collect()
+}
+
+// The only App internals used beyond `emit`, `error`, `api_error`, `send`,
+// `set_current`, `current`, `udp` and `rooms`: the session's token and the
+// running script, each behind one helper.
+impl App {
+    /// The session's token, for registry requests; `None` when logged out.
+    fn room_token(&self) -> Option<String> {
+        self.session.as_ref().map(|s| s.token.clone())
+    }
+
+    /// A room command failed: a running script stops at this line.
+    fn room_script_fail(&mut self, why: &str) {
+        if let Some(s) = &mut self.script {
+            s.fail_current(why.into());
+        }
+    }
+
+    /// Drains the engine: datagrams to the socket, events to the UI and
+    /// the registry.
+    fn rooms_flush(&mut self) {
+        while let Some((to, bytes)) = self.rooms.engine.poll_transmit() {
+            if let Err(e) = self.udp.send_to(&bytes, to) {
+                // UDP: a failed send is a lost datagram; retransmission covers it.
+                log::debug!("datagram to {to}: {e}");
+            }
+        }
+        while let Some(ev) = self.rooms.engine.poll_event() {
+            self.room_event(ev);
+        }
+    }
+
+    fn room_event(&mut self, ev: Event) {
+        let ui = match ev {
+            Event::Joined { room, members } => {
+                self.emit(UiEvent::RoomJoined {
+                    room: room.clone(),
+                    members,
+                });
+                self.set_current(Target::Room(room));
+                return;
+            }
+            Event::MemberJoined { room, user } => UiEvent::MemberJoined { room, user },
+            Event::MemberLeft { room, user, reason } => UiEvent::MemberLeft {
+                room,
+                user,
+                reason: reason.to_string(),
+            },
+            Event::Message {
+                room,
+                from,
+                text,
+                id,
+                own,
+            } => UiEvent::Message {
+                from,
+                chat: format!("#{room}"),
+                text,
+                id,
+                own,
+            },
+            Event::Delivery {
+                room,
+                id,
+                acked,
+                total,
+            } => UiEvent::Delivery {
+                room,
+                id,
+                acked,
+                total,
+            },
+            Event::DeliveryFailed { room, id, missing } => {
+                UiEvent::DeliveryFailed { room, id, missing }
+            }
+            Event::Ask(ask) => return self.room_ask(ask),
+        };
+        self.emit(ui);
+    }
+
+    /// A registry request the engine needs (dropped when logged out).
+    fn room_ask(&mut self, ask: Ask) {
+        let Some(token) = self.room_token() else {
+            return;
+        };
+        let (req, p) = match ask {
+            Ask::Members(room) => (
+                Request::Members {
+                    token,
+                    room: room.clone(),
+                },
+                RoomPending::Refresh(room),
+            ),
+            Ask::Rejoin(room) => (
+                Request::JoinRoom {
+                    token,
+                    room: room.clone(),
+                },
+                RoomPending::Rejoin { room, attempt: 0 },
+            ),
+            Ask::Leave(room) => (
+                Request::LeaveRoom {
+                    token,
+                    room: room.clone(),
+                },
+                RoomPending::Leave(room),
+            ),
+        };
+        self.send(req, Pending::Room(p));
+    }
+
+    /// A room we are leaving stops being the current target.
+    fn room_forget_current(&mut self, left: &[String]) {
+        if matches!(&self.current, Some(Target::Room(r)) if left.contains(r)) {
+            self.current = None;
+        }
+    }
+
+    pub fn room_command(&mut self, cmd: RoomCommand) {
+        let Some(token) = self.room_token() else {
+            self.error("not logged in; /login USER first");
+            self.room_script_fail("not logged in");
+            return;
+        };
+        let current_room = match &self.current {
+            Some(Target::Room(r)) => Some(r.clone()),
+            _ => None,
+        };
+        let (req, p) = match cmd {
+            RoomCommand::Create(room) => (
+                Request::CreateRoom {
+                    token,
+                    room: room.clone(),
+                },
+                RoomPending::Create(room),
+            ),
+            RoomCommand::Join(room) => {
+                if self.rooms.is_member(&room) {
+                    self.set_current(Target::Room(room));
+                    return;
+                }
+                (
+                    Request::JoinRoom {
+                        token,
+                        room: room.clone(),
+                    },
+                    RoomPending::Join(room),
+                )
+            }
+            RoomCommand::Leave(room) => {
+                let Some(room) = room.or(current_room) else {
+                    self.error("which room? /leave ROOM");
+                    return;
+                };
+                if let Err(NotMember) = self.rooms.engine.leave(Instant::now(), &room) {
+                    self.error(format!("you are not in #{room}"));
+                    return;
+                }
+                // The engine asks for the registry's LeaveRoom.
+                self.room_forget_current(&[room]);
+                self.rooms_flush();
+                return;
+            }
+            RoomCommand::List => (Request::Rooms { token }, RoomPending::List),
+            RoomCommand::Members(room) => {
+                let Some(room) = room.or(current_room) else {
+                    self.error("which room? /members ROOM");
+                    return;
+                };
+                (
+                    Request::Members {
+                        token,
+                        room: room.clone(),
+                    },
+                    RoomPending::Members(room),
+                )
+            }
+        };
+        self.send(req, Pending::Room(p));
+    }
+
+    /// Leaves every room (logout, quit).
+    pub fn rooms_leave_all(&mut self, _why: &str) {
+        let left = self.rooms.joined();
+        self.rooms.engine.leave_all(Instant::now());
+        self.room_forget_current(&left);
+        self.rooms_flush();
+    }
+
+    /// After the session is restored, join our rooms again (the registry
+    /// dropped us from them when the session went offline).
+    pub fn rooms_rejoin(&mut self) {
+        self.rooms.engine.rejoin();
+        self.rooms_flush();
+    }
+
+    pub fn room_replied(&mut self, p: RoomPending, body: ReplyBody) {
+        let now = Instant::now();
+        match (p, body) {
+            (RoomPending::Create(_) | RoomPending::Join(_), ReplyBody::Room { room }) => {
+                let Some(key) = room.key.as_deref().and_then(wire::parse_key) else {
+                    self.error(format!(
+                        "the registry sent no usable key for #{}",
+                        room.name
+                    ));
+                    return;
+                };
+                let members = listed(&room.members);
+                self.rooms.engine.enter(now, &room.name, key, &members);
+            }
+            (RoomPending::Rejoin { .. } | RoomPending::Refresh(_), ReplyBody::Room { room }) => {
+                let key = room.key.as_deref().and_then(wire::parse_key);
+                let members = listed(&room.members);
+                self.rooms.engine.members(now, &room.name, key, &members);
+            }
+            (RoomPending::Leave(room), _) => {
+                self.emit(UiEvent::RoomLeft { room });
+            }
+            (RoomPending::List, ReplyBody::Rooms { rooms }) => self.emit(UiEvent::Rooms { rooms }),
+            (RoomPending::Members(room), ReplyBody::Room { room: info }) => {
+                let members = listed(&info.members);
+                self.rooms.engine.members(now, &room, None, &members);
+                self.rooms_flush();
+                self.emit(UiEvent::Members {
+                    room,
+                    members: info.members,
+                });
+            }
+            (_, body) => log::warn!("unexpected room reply: {body:?}"),
+        }
+        self.rooms_flush();
+    }
+
+    pub fn room_failed(&mut self, p: RoomPending, e: &ApiError) {
+        match p {
+            RoomPending::Rejoin { room, attempt } if attempt < 3 => {
+                // The room may have been deleted while we were away: make it
+                // again (or join whoever made it first).
+                let Some(token) = self.room_token() else {
+                    return;
+                };
+                let req = match e.code {
+                    ErrorCode::NoSuchRoom => Request::CreateRoom {
+                        token,
+                        room: room.clone(),
+                    },
+                    ErrorCode::RoomExists => Request::JoinRoom {
+                        token,
+                        room: room.clone(),
+                    },
+                    _ => {
+                        self.api_error(e);
+                        return;
+                    }
+                };
+                self.send(
+                    req,
+                    Pending::Room(RoomPending::Rejoin {
+                        room,
+                        attempt: attempt + 1,
+                    }),
+                );
+            }
+            RoomPending::Refresh(_) => log::debug!("member refresh failed: {e}"),
+            RoomPending::Leave(room) => {
+                // Locally we are out either way.
+                self.emit(UiEvent::RoomLeft { room });
+            }
+            _ => self.api_error(e),
+        }
+    }
+
+    /// Sends a text to every member of `room`.
+    pub fn room_say(&mut self, room: String, text: String) {
+        match self.rooms.engine.say(Instant::now(), &room, &text) {
+            Ok(_) => self.rooms_flush(),
+            Err(SayError::NotMember) => {
+                self.error(format!("you are not in #{room}; /join {room} first"));
+                self.room_script_fail("not in room");
+            }
+            Err(SayError::TooLong { len }) => self.error(format!(
+                "message too long for a room ({len} bytes; at most {} bytes)",
+                wire::MAX_MESSAGE
+            )),
+        }
+    }
+
+    /// A datagram arrived on our UDP socket.
+    pub fn datagram(&mut self, bytes: &[u8], src: SocketAddr) {
+        self.rooms
+            .engine
+            .handle_datagram(Instant::now(), src, bytes);
+        self.rooms_flush();
+    }
+
+    /// Retransmissions, liveness pings, member time-outs, progress reports.
+    pub fn rooms_tick(&mut self, now: Instant) {
+        self.rooms.engine.handle_timeout(now);
+        self.rooms_flush();
+    }
+}

@@ -1,0 +1,412 @@
+//! A deterministic simulator for the room engine (tests only): many
+//! [`Engine`]s on a virtual clock, a virtual network with seeded loss,
+//! duplication, reordering, delay and partitions, and a fake registry that
+//! answers the engines' [`Ask`]s (or not, while it is down). The same seed
+//! gives the same run, datagram for datagram.
+//!
+//! Time advances in ticks of at most [`TICK`]: datagrams are delivered at
+//! their own arrival instants, and each engine's `handle_timeout` runs at
+//! the first tick at or after its `poll_timeout` (as a busy main loop would,
+//! a little late, never early).
+
+mod commands;
+mod net;
+mod props;
+mod scenarios;
+
+pub use net::{Net, NetConfig};
+
+use super::faults::Faults;
+use super::{Ask, Engine, Event, Gone, Listed, StreamIds};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+pub const TICK: Duration = Duration::from_millis(5);
+
+/// Stream ids from a counter; a restarted node starts from a higher base.
+struct Counter(u64);
+
+impl StreamIds for Counter {
+    fn stream_id(&mut self) -> u64 {
+        self.0 += 1;
+        self.0
+    }
+}
+
+pub struct Node {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub engine: Engine,
+    /// Killed nodes receive nothing and run no timers.
+    pub up: bool,
+    generation: u64,
+    /// Everything the engine reported, in order (since its last restart),
+    /// but texts from others, which go to `inbox`.
+    pub events: Vec<Event>,
+    /// Texts received, by (room, sender), in delivery order.
+    pub inbox: HashMap<(String, String), Vec<String>>,
+    deadline: Option<Instant>,
+    dirty: bool,
+}
+
+/// What the fake registry knows of a room.
+struct RegRoom {
+    key: [u8; 32],
+    members: BTreeSet<usize>,
+}
+
+pub struct Sim {
+    pub t0: Instant,
+    pub now: Instant,
+    pub nodes: Vec<Node>,
+    pub net: Net,
+    /// While down, asks for member lists go unanswered.
+    pub registry_up: bool,
+    /// Member lists the registry answered with, per room, for inspection.
+    registry: BTreeMap<String, RegRoom>,
+    asks: Vec<(usize, Ask)>,
+    /// Datagrams that reached an address with no node (an outsider's):
+    /// (from, to, bytes).
+    pub outside: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+}
+
+fn addr(i: usize) -> SocketAddr {
+    let ip = Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 1);
+    SocketAddr::new(ip.into(), 40000)
+}
+
+fn engine(name: &str, generation: u64) -> Engine {
+    let mut e = Engine::new(
+        Faults::default(),
+        generation,
+        Box::new(Counter(generation << 40)),
+    );
+    e.set_identity(name);
+    e
+}
+
+impl Sim {
+    /// `n` nodes named `m000`, `m001`…, none in a room yet.
+    pub fn new(n: usize, seed: u64, cfg: NetConfig) -> Sim {
+        let t0 = Instant::now();
+        let nodes = (0..n)
+            .map(|i| {
+                let name = format!("m{i:03}");
+                Node {
+                    engine: engine(&name, 1),
+                    name,
+                    addr: addr(i),
+                    up: true,
+                    generation: 1,
+                    events: Vec::new(),
+                    inbox: HashMap::new(),
+                    deadline: None,
+                    dirty: false,
+                }
+            })
+            .collect();
+        let mut net = Net::new(seed, cfg);
+        for i in 0..n {
+            net.attach(addr(i), i);
+        }
+        Sim {
+            t0,
+            now: t0,
+            nodes,
+            net,
+            registry_up: true,
+            registry: BTreeMap::new(),
+            asks: Vec::new(),
+            outside: Vec::new(),
+        }
+    }
+
+    pub fn name(&self, i: usize) -> String {
+        self.nodes[i].name.clone()
+    }
+
+    fn listed(&self, room: &str) -> Vec<Listed> {
+        let Some(r) = self.registry.get(room) else {
+            return Vec::new();
+        };
+        r.members
+            .iter()
+            .map(|&i| Listed {
+                name: self.nodes[i].name.clone(),
+                addr: self.nodes[i].up.then_some(self.nodes[i].addr),
+            })
+            .collect()
+    }
+
+    /// Node `i` joins `room` through the registry (made on first join).
+    pub fn join(&mut self, i: usize, room: &str) {
+        let key = {
+            let n = self.registry.len() as u8;
+            let r = self.registry.entry(room.to_string()).or_insert(RegRoom {
+                key: [n.wrapping_add(1); 32],
+                members: BTreeSet::new(),
+            });
+            r.members.insert(i);
+            r.key
+        };
+        let listed = self.listed(room);
+        let now = self.now;
+        self.nodes[i].engine.enter(now, room, key, &listed);
+        self.drain(i);
+    }
+
+    /// Node `i` says `text` in `room`; panics if the engine refuses.
+    pub fn say(&mut self, i: usize, room: &str, text: &str) -> u64 {
+        let now = self.now;
+        let id = self.nodes[i]
+            .engine
+            .say(now, room, text)
+            .unwrap_or_else(|e| panic!("{} cannot say in #{room}: {e:?}", self.nodes[i].name));
+        self.drain(i);
+        id
+    }
+
+    pub fn leave(&mut self, i: usize, room: &str) {
+        let now = self.now;
+        let _ = self.nodes[i].engine.leave(now, room);
+        self.drain(i);
+    }
+
+    /// kill -9: the node stops answering; the registry shows it offline.
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].up = false;
+    }
+
+    /// A new run of a killed node: fresh engine, newer stream ids, and it
+    /// joins the rooms the registry still lists it in.
+    pub fn restart(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.generation += 1;
+        node.engine = engine(&node.name, node.generation);
+        node.up = true;
+        node.events.clear();
+        node.inbox.clear();
+        node.dirty = true;
+        let rooms: Vec<String> = self
+            .registry
+            .iter()
+            .filter(|(_, r)| r.members.contains(&i))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for room in rooms {
+            self.join(i, &room);
+        }
+    }
+
+    /// The registry goes down: asks go unanswered until it restarts.
+    pub fn registry_down(&mut self) {
+        self.registry_up = false;
+    }
+
+    /// The registry restarts: sessions are gone, so it lists nobody until
+    /// each node, its session restored, joins again.
+    pub fn registry_restart(&mut self) {
+        for r in self.registry.values_mut() {
+            r.members.clear();
+        }
+        self.registry_up = true;
+    }
+
+    /// Every live node's session is restored: it asks to rejoin its rooms.
+    pub fn sessions_restored(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].up {
+                self.nodes[i].engine.rejoin();
+                self.drain(i);
+            }
+        }
+        self.answer_asks();
+    }
+
+    fn drain(&mut self, i: usize) {
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        node.dirty = true;
+        while let Some((to, bytes)) = node.engine.poll_transmit() {
+            self.net.send(now, node.addr, to, bytes);
+        }
+        while let Some(ev) = node.engine.poll_event() {
+            match ev {
+                Event::Message {
+                    room,
+                    from,
+                    text,
+                    own: false,
+                    ..
+                } => node.inbox.entry((room, from)).or_default().push(text),
+                Event::Ask(a) => {
+                    self.asks.push((i, a.clone()));
+                    node.events.push(Event::Ask(a));
+                }
+                ev => node.events.push(ev),
+            }
+        }
+    }
+
+    /// The fake registry answers what the engines asked, if it is up.
+    fn answer_asks(&mut self) {
+        while !self.asks.is_empty() {
+            for (i, ask) in std::mem::take(&mut self.asks) {
+                if !self.registry_up || !self.nodes[i].up {
+                    continue;
+                }
+                let room = match ask {
+                    Ask::Leave(room) => {
+                        if let Some(r) = self.registry.get_mut(&room) {
+                            r.members.remove(&i);
+                        }
+                        continue;
+                    }
+                    Ask::Rejoin(room) => {
+                        if let Some(r) = self.registry.get_mut(&room) {
+                            r.members.insert(i);
+                        }
+                        room
+                    }
+                    Ask::Members(room) => room,
+                };
+                let key = self.registry.get(&room).map(|r| r.key);
+                let listed = self.listed(&room);
+                let now = self.now;
+                self.nodes[i].engine.members(now, &room, key, &listed);
+                self.drain(i);
+            }
+        }
+    }
+
+    /// Runs the network and every engine's timers for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            let next = self.tick_end(end);
+            while let Some((at, from, to, bytes)) = self.net.next_before(next) {
+                self.now = at;
+                let Some(i) = self.net.node_of(to) else {
+                    self.outside.push((from, to, bytes));
+                    continue;
+                };
+                if self.nodes[i].up {
+                    self.nodes[i].engine.handle_datagram(at, from, &bytes);
+                    self.drain(i);
+                }
+            }
+            self.now = next;
+            for i in 0..self.nodes.len() {
+                if !self.nodes[i].up {
+                    continue;
+                }
+                if std::mem::take(&mut self.nodes[i].dirty) {
+                    self.nodes[i].deadline = self.nodes[i].engine.poll_timeout();
+                }
+                if self.nodes[i].deadline.is_some_and(|t| t <= next) {
+                    self.nodes[i].engine.handle_timeout(next);
+                    self.drain(i);
+                    self.nodes[i].deadline = self.nodes[i].engine.poll_timeout();
+                    self.nodes[i].dirty = false;
+                }
+            }
+            self.answer_asks();
+        }
+    }
+
+    /// The end of the next tick: [`TICK`] on, or later when idle.
+    fn tick_end(&mut self, end: Instant) -> Instant {
+        let mut soonest = self.net.next_at();
+        for n in self.nodes.iter_mut().filter(|n| n.up) {
+            if n.dirty {
+                return (self.now + TICK).min(end);
+            }
+            soonest = match (soonest, n.deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let idle_until = soonest.unwrap_or(end).max(self.now + TICK);
+        idle_until.min(end)
+    }
+
+    /// Texts node `i` received in `room` from `from`, in delivery order.
+    pub fn received(&self, i: usize, room: &str, from: &str) -> &[String] {
+        self.nodes[i]
+            .inbox
+            .get(&(room.to_string(), from.to_string()))
+            .map_or(&[], |v| v.as_slice())
+    }
+
+    /// The members node `i` currently sends to in `room`.
+    pub fn members(&self, i: usize, room: &str) -> Vec<String> {
+        self.nodes[i].engine.members_of(room)
+    }
+
+    /// Final delivery reports node `i` got for its messages in `room`:
+    /// id → `Ok(acked)` or `Err(missing)`.
+    pub fn reports(&self, i: usize, room: &str) -> BTreeMap<u64, Result<usize, Vec<String>>> {
+        let mut out = BTreeMap::new();
+        for e in &self.nodes[i].events {
+            match e {
+                Event::Delivery {
+                    room: r,
+                    id,
+                    acked,
+                    total,
+                } if r == room && acked == total => {
+                    out.insert(*id, Ok(*acked));
+                }
+                Event::DeliveryFailed {
+                    room: r,
+                    id,
+                    missing,
+                } if r == room => {
+                    out.insert(*id, Err(missing.clone()));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Hands node `i` a datagram from `from` now (an outsider speaking).
+    pub fn inject(&mut self, i: usize, from: SocketAddr, bytes: &[u8]) {
+        let now = self.now;
+        self.nodes[i].engine.handle_datagram(now, from, bytes);
+        self.drain(i);
+    }
+
+    /// Cuts (or heals) the link between nodes `a` and `b`.
+    pub fn partition(&mut self, a: usize, b: usize, cut: bool) {
+        let (a, b) = (self.nodes[a].addr, self.nodes[b].addr);
+        self.net.partition(a, b, cut);
+    }
+
+    /// The room key the fake registry hands out.
+    pub fn key(&self, room: &str) -> [u8; 32] {
+        self.registry[room].key
+    }
+
+    /// Members node `i` saw leave `room`, with why, in order.
+    pub fn departures(&self, i: usize, room: &str) -> Vec<(String, Gone)> {
+        self.nodes[i]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::MemberLeft {
+                    room: r,
+                    user,
+                    reason,
+                } if r == room => Some((user.clone(), *reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How much virtual time has passed.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+}

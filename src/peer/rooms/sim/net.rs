@@ -1,0 +1,213 @@
+//! The simulator's virtual network: every datagram is lost, duplicated,
+//! delayed and reordered by a seeded generator, and partitions cut chosen
+//! pairs of nodes apart.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// SplitMix64: tiny, fast in debug builds, and fully determined by its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && ((self.next_u64() >> 11) as f64) / ((1u64 << 53) as f64) < p
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
+        let span = hi.saturating_sub(lo).as_nanos() as u64;
+        lo + Duration::from_nanos(self.next_u64() % (span + 1))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Probability that a datagram is lost.
+    pub loss: f64,
+    /// Probability that a datagram arrives twice.
+    pub dup: f64,
+    /// Probability that a datagram is held back by up to `reorder_by`,
+    /// so later ones overtake it.
+    pub reorder: f64,
+    pub reorder_by: Duration,
+    /// One-way delay, uniform in this range.
+    pub delay: (Duration, Duration),
+}
+
+impl NetConfig {
+    /// A clean LAN: no loss, 0.5-2 ms.
+    pub fn clean() -> NetConfig {
+        NetConfig {
+            loss: 0.0,
+            dup: 0.0,
+            reorder: 0.0,
+            reorder_by: Duration::ZERO,
+            delay: (Duration::from_micros(500), Duration::from_millis(2)),
+        }
+    }
+
+    /// `loss`, `dup` and `reorder` probabilities on a 0.5-2 ms LAN;
+    /// reordered datagrams are held back up to 20 ms.
+    pub fn lossy(loss: f64, dup: f64, reorder: f64) -> NetConfig {
+        NetConfig {
+            loss,
+            dup,
+            reorder,
+            reorder_by: Duration::from_millis(20),
+            ..NetConfig::clean()
+        }
+    }
+}
+
+/// A datagram on its way, ordered by arrival (then by when it was sent).
+struct InFlight {
+    at: Instant,
+    seq: u64,
+    from: SocketAddr,
+    to: SocketAddr,
+    bytes: Vec<u8>,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for InFlight {}
+
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InFlight {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+pub struct Net {
+    pub cfg: NetConfig,
+    rng: Rng,
+    /// Earliest arrival first.
+    queue: BinaryHeap<Reverse<InFlight>>,
+    next_seq: u64,
+    nodes: HashMap<SocketAddr, usize>,
+    cut: HashSet<(SocketAddr, SocketAddr)>,
+    pub sent: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+}
+
+impl Net {
+    pub fn new(seed: u64, cfg: NetConfig) -> Net {
+        Net {
+            cfg,
+            rng: Rng::new(seed),
+            queue: BinaryHeap::new(),
+            next_seq: 0,
+            nodes: HashMap::new(),
+            cut: HashSet::new(),
+            sent: 0,
+            lost: 0,
+            duplicated: 0,
+            reordered: 0,
+        }
+    }
+
+    pub fn attach(&mut self, addr: SocketAddr, node: usize) {
+        self.nodes.insert(addr, node);
+    }
+
+    pub fn node_of(&self, addr: SocketAddr) -> Option<usize> {
+        self.nodes.get(&addr).copied()
+    }
+
+    /// Cuts (or with `cut = false` heals) the link between two addresses,
+    /// both ways.
+    pub fn partition(&mut self, a: SocketAddr, b: SocketAddr, cut: bool) {
+        for pair in [(a, b), (b, a)] {
+            if cut {
+                self.cut.insert(pair);
+            } else {
+                self.cut.remove(&pair);
+            }
+        }
+    }
+
+    pub fn send(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, mut bytes: Vec<u8>) {
+        self.sent += 1;
+        if self.cut.contains(&(from, to)) || self.rng.chance(self.cfg.loss) {
+            self.lost += 1;
+            return;
+        }
+        let copies = if self.rng.chance(self.cfg.dup) {
+            self.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for copy in 1..=copies {
+            let (lo, hi) = self.cfg.delay;
+            let mut at = now + self.rng.between(lo, hi);
+            if self.rng.chance(self.cfg.reorder) {
+                self.reordered += 1;
+                at += self.rng.between(Duration::ZERO, self.cfg.reorder_by);
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.queue.push(Reverse(InFlight {
+                at,
+                seq,
+                from,
+                to,
+                bytes: if copy == copies {
+                    std::mem::take(&mut bytes)
+                } else {
+                    bytes.clone()
+                },
+            }));
+        }
+    }
+
+    /// When the next datagram arrives.
+    pub fn next_at(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse(d)| d.at)
+    }
+
+    /// The next datagram arriving at or before `until`: (arrival, from, to, bytes).
+    pub fn next_before(
+        &mut self,
+        until: Instant,
+    ) -> Option<(Instant, SocketAddr, SocketAddr, Vec<u8>)> {
+        loop {
+            if self.queue.peek()?.0.at > until {
+                return None;
+            }
+            let Reverse(d) = self.queue.pop()?;
+            if self.cut.contains(&(d.from, d.to)) {
+                self.lost += 1;
+                continue;
+            }
+            return Some((d.at, d.from, d.to, d.bytes));
+        }
+    }
+}
