@@ -143,7 +143,11 @@ pub fn run(cfg: Config) -> i32 {
             for stream in listener.incoming() {
                 match stream {
                     Ok(s) => {
-                        if ev.send(Event::ChatIncoming(s)).is_err() {
+                        // Past the connection caps: answered busy, closed.
+                        let Some(incoming) = chat::admit(s) else {
+                            continue;
+                        };
+                        if ev.send(Event::ChatIncoming(incoming)).is_err() {
                             return;
                         }
                     }

@@ -33,6 +33,12 @@ pub const CHAT_DEAD: Duration = Duration::from_secs(3);
 /// A connection that has not said hello (and been checked) by then is
 /// dropped.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests waiting for a registry check or for our user's answer, from
+/// one source address and in all: beyond them a hello is answered `busy`
+/// before any registry look-up, so a flood of hellos cannot bury the user
+/// in prompts or the registry in look-ups.
+pub const MAX_PENDING_PER_IP: usize = 4;
+pub const MAX_PENDING: usize = 16;
 /// The asked side times out first and says so; the asking side gives up
 /// this much later when it never does.
 const REQUEST_GRACE: Duration = Duration::from_secs(2);
@@ -60,6 +66,8 @@ pub enum Action {
         with: String,
         id: u64,
         text: String,
+        /// The chat's partner was never checked with the registry.
+        unverified: bool,
     },
     /// Close `conn` once what is queued on it has been written.
     Close { conn: ConnId },
@@ -94,6 +102,27 @@ struct Chat {
     next_id: u64,
     /// Texts typed before the chat was open; sent on accept.
     queued: Vec<String>,
+    /// The registry could not be asked who sent the hello: every line of
+    /// this chat says so.
+    unverified: bool,
+    /// The last message id received; a `msg` must carry a greater one.
+    last_in: u64,
+}
+
+impl Chat {
+    fn new(user: String, addr: SocketAddr, state: State, now: Instant) -> Chat {
+        Chat {
+            user,
+            addr,
+            state,
+            since: now,
+            last_heard: now,
+            next_id: 1,
+            queued: Vec::new(),
+            unverified: false,
+            last_in: 0,
+        }
+    }
 }
 
 /// Every one-to-one chat of this peer, in whatever state.
