@@ -5,7 +5,7 @@
 
 use super::{App, Pending, Target};
 use crate::peer::chat;
-use crate::peer::chats::{Action, ChatEvent, Chats, ConnId};
+use crate::peer::chats::{Action, ChatEvent, Chats, ConnId, Lookup};
 use crate::peer::events::Event;
 use crate::peer::ui::UiEvent;
 use crate::protocol::chat::ChatMsg;
@@ -59,6 +59,15 @@ impl App {
                     self.closing.retain(|c| !c.is_done());
                     self.closing.push(c.close());
                 }
+            }
+            Action::Lookup {
+                purpose: purpose @ Lookup::Verify { .. },
+                ..
+            } if !self.link.is_up() => {
+                // Checking a request cannot wait for the registry to come
+                // back: the engine shows it, marked unverified.
+                let e = ApiError::new(ErrorCode::RegistryUnreachable, "registry connection lost");
+                self.chats.looked_up(Instant::now(), purpose, Err(e));
             }
             Action::Lookup { user, purpose } => {
                 match self.session.as_ref().map(|s| s.token.clone()) {

@@ -3,7 +3,7 @@
 
 use super::{
     Action, Chat, ChatError, ChatEvent, ChatNotice, Chats, ConnEnd, ConnId, EndReason, Lookup,
-    RejectReason, State, MAX_PENDING, MAX_PENDING_PER_IP,
+    RejectReason, State, MAX_PENDING, MAX_PENDING_PER_IP, REFUSAL_QUIET,
 };
 use crate::protocol::addr::same_ip;
 use crate::protocol::chat::{ChatMsg, CHAT_VERSION};
@@ -256,7 +256,7 @@ impl Chats {
         if let Some(error) = refused {
             let reason = RejectReason::IdentityCheckFailed.wire().to_string();
             self.end(id, Some(ChatMsg::Reject { reason }));
-            self.error(error);
+            self.show_refusal(now, from.ip(), error);
             return;
         }
         let user = self
@@ -284,23 +284,40 @@ impl Chats {
             self.accept(id);
             return;
         }
-        if let Some(old) = self
-            .find(&user, State::Open)
-            .or_else(|| self.find(&user, State::Asked))
-        {
-            // A new request replaces a stale one (the partner restarted).
-            self.end(old, Some(ChatMsg::Bye));
-        }
+        // A new request replaces a stale one (the partner restarted). One
+        // that replaces a request still on screen takes its place quietly:
+        // the prompt there answers it, and repeated hellos cannot add
+        // prompts.
+        let asked = self.find(&user, State::Asked);
+        let old = self.find(&user, State::Open).or(asked);
+        let old = old.and_then(|old| self.end(old, Some(ChatMsg::Bye)));
         let mut unverified = false;
         if let Some(c) = self.chats.get_mut(&id) {
             c.state = State::Asked;
             c.since = now;
             unverified = c.unverified;
         }
-        self.event(ChatEvent::Request {
-            from: user,
-            unverified,
-        });
+        let on_screen = old.filter(|o| o.state == State::Asked && o.unverified == unverified);
+        if on_screen.is_none() {
+            self.event(ChatEvent::Request {
+                from: user,
+                unverified,
+            });
+        }
+    }
+
+    /// Shows a refused request, unless one from the same address was
+    /// shown within [`REFUSAL_QUIET`]: a flood of forged hellos is one
+    /// line, not one per hello.
+    fn show_refusal(&mut self, now: Instant, ip: std::net::IpAddr, error: ChatError) {
+        self.refusals_shown
+            .retain(|_, at| now.duration_since(*at) < REFUSAL_QUIET);
+        if self.refusals_shown.contains_key(&ip) {
+            log::info!("{error}");
+            return;
+        }
+        self.refusals_shown.insert(ip, now);
+        self.error(error);
     }
 
     /// A chat ended from the other side (or went silent).
