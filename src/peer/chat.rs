@@ -18,7 +18,7 @@ use crate::protocol::chat::{ChatMsg, MAX_TEXT};
 use crate::protocol::codec::{read_line, write_json, LineError};
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::BTreeMap;
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -99,14 +99,16 @@ pub fn admit(stream: TcpStream) -> Option<Incoming> {
 }
 
 /// Answers `busy` without waiting (a new socket's buffer has room) and
-/// closes.
+/// closes. What the partner already sent is read first (without waiting),
+/// so that closing does not reset the connection before `busy` arrives.
 fn refuse(mut stream: TcpStream) {
     log::debug!("chat connection refused: {MAX_CONNS} live or {MAX_CONNS_PER_IP} from its address");
     let _ = stream.set_nonblocking(true);
     if let Ok(line) = serde_json::to_string(&ChatMsg::Busy) {
         let _ = stream.write_all(format!("{line}\n").as_bytes());
     }
-    let _ = stream.shutdown(Shutdown::Both);
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.read(&mut [0u8; 1024]);
 }
 
 /// The main loop's handle on one chat connection.

@@ -273,7 +273,9 @@ impl ChatError {
         match self {
             ChatError::Offline { .. } => Some("offline".into()),
             ChatError::LookupFailed { error, .. } => Some(error.code.as_str().into()),
-            ChatError::UnknownSender { .. } => Some("identity_check_failed".into()),
+            ChatError::Impostor { .. } | ChatError::UnknownSender { .. } => {
+                Some("identity_check_failed".into())
+            }
             _ => None,
         }
     }
