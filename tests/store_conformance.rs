@@ -5,6 +5,7 @@
 
 mod kit;
 
+#[cfg(feature = "mongodb")]
 use kit::mongo as support;
 
 use lanchat::registry::store::embedded::SqliteStore;
