@@ -29,8 +29,8 @@ pub enum Event {
     /// The registry connection closed or failed.
     RegistryClosed { generation: u64, reason: String },
 
-    /// A partner connected to our listener.
-    ChatIncoming(TcpStream),
+    /// A partner connected to our listener (and got a connection slot).
+    ChatIncoming(super::chat::Incoming),
     /// Our connection to a partner is up, or failed.
     ChatDialed {
         user: String,

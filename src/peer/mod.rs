@@ -1,7 +1,9 @@
 //! The peer program: client and server at once.
 //!
 //! Threads: stdin ([`term`]), a TCP listener for incoming one-to-one chats
-//! (plus a reader and a writer per chat, [`chat`]), a UDP receiver for room
+//! (plus a reader and a writer per chat, [`chat`]; the listener answers
+//! `busy` past [`chat::MAX_CONNS`] live connections, so a flood cannot
+//! grow the thread count), a UDP receiver for room
 //! datagrams, a connector, a reader and a writer for the registry
 //! ([`link`]), and the main loop ([`app`]) that owns all state and is the
 //! only printer ([`ui`]). Threads report to it through [`events`].
@@ -144,7 +146,11 @@ pub fn run(cfg: Config) -> i32 {
             for stream in listener.incoming() {
                 match stream {
                     Ok(s) => {
-                        if ev.send(Event::ChatIncoming(s)).is_err() {
+                        // Past the connection caps: answered busy, closed.
+                        let Some(incoming) = chat::admit(s) else {
+                            continue;
+                        };
+                        if ev.send(Event::ChatIncoming(incoming)).is_err() {
                             return;
                         }
                     }

@@ -311,15 +311,30 @@ impl Ui {
     }
 
     pub fn emit(&mut self, ev: UiEvent) {
+        self.emit_marked(ev, false);
+    }
+
+    /// Emits `ev`; with `unverified` (a line of a chat whose partner the
+    /// registry could not check) the line says so: a leading
+    /// `[unverified]`, or `"unverified":true` in JSON.
+    pub fn emit_marked(&mut self, ev: UiEvent, unverified: bool) {
         if self.json {
             let mut v = serde_json::to_value(&ev).unwrap_or_default();
             if let Some(map) = v.as_object_mut() {
+                if unverified {
+                    map.insert("unverified".into(), true.into());
+                }
                 map.insert("ts_us".into(), now_us().into());
             }
             self.write(v.to_string());
             return;
         }
-        let stamped = format!("{} {}", clock().dimmed(), self.line(ev));
+        let mark = if unverified {
+            format!("{} ", "[unverified]".red().bold())
+        } else {
+            String::new()
+        };
+        let stamped = format!("{} {mark}{}", clock().dimmed(), self.line(ev));
         self.write(stamped);
     }
 

@@ -5,7 +5,7 @@
 
 use super::{App, Pending, Target};
 use crate::peer::chat;
-use crate::peer::chats::{Action, ChatEvent, Chats, ConnId};
+use crate::peer::chats::{Action, ChatEvent, Chats, ConnId, Lookup};
 use crate::peer::events::Event;
 use crate::peer::ui::UiEvent;
 use crate::protocol::chat::ChatMsg;
@@ -35,19 +35,21 @@ impl App {
                 with,
                 id,
                 text,
+                unverified,
             } => {
                 let msg = ChatMsg::Msg {
                     id,
                     text: text.clone(),
                 };
                 if self.conns.get(&conn).is_some_and(|c| c.send(msg)) {
-                    self.emit(UiEvent::Message {
+                    let ev = UiEvent::Message {
                         from,
                         chat: with,
                         text,
                         id,
                         own: true,
-                    });
+                    };
+                    self.emit_marked(ev, unverified);
                 } else {
                     self.error(format!("the chat with {with} is closed; message not sent"));
                 }
@@ -57,6 +59,15 @@ impl App {
                     self.closing.retain(|c| !c.is_done());
                     self.closing.push(c.close());
                 }
+            }
+            Action::Lookup {
+                purpose: purpose @ Lookup::Verify { .. },
+                ..
+            } if !self.link.is_up() => {
+                // Checking a request cannot wait for the registry to come
+                // back: the engine shows it, marked unverified.
+                let e = ApiError::new(ErrorCode::RegistryUnreachable, "registry connection lost");
+                self.chats.looked_up(Instant::now(), purpose, Err(e));
             }
             Action::Lookup { user, purpose } => {
                 match self.session.as_ref().map(|s| s.token.clone()) {
@@ -81,9 +92,12 @@ impl App {
     fn chat_event(&mut self, e: ChatEvent) {
         match e {
             ChatEvent::Requested { to } => self.emit(UiEvent::ChatRequested { to }),
-            ChatEvent::Request { from } => self.emit(UiEvent::ChatRequest { from }),
-            ChatEvent::Opened { with } => {
-                self.emit(UiEvent::ChatAccepted { with: with.clone() });
+            ChatEvent::Request { from, unverified } => {
+                self.emit_marked(UiEvent::ChatRequest { from }, unverified)
+            }
+            ChatEvent::Opened { with, unverified } => {
+                let ev = UiEvent::ChatAccepted { with: with.clone() };
+                self.emit_marked(ev, unverified);
                 self.set_current(Target::Chat(with));
             }
             ChatEvent::Focus { with } => self.set_current(Target::Chat(with)),
@@ -93,22 +107,32 @@ impl App {
             }),
             ChatEvent::Busy { user } => self.emit(UiEvent::Busy { user }),
             ChatEvent::TimedOut { with } => self.emit(UiEvent::ChatTimeout { with }),
-            ChatEvent::Closed { with, reason } => {
+            ChatEvent::Closed {
+                with,
+                reason,
+                unverified,
+            } => {
                 if self.current == Some(Target::Chat(with.clone())) {
                     self.current = None;
                 }
-                self.emit(UiEvent::ChatClosed {
-                    with,
-                    reason: reason.to_string(),
-                });
+                let reason = reason.to_string();
+                self.emit_marked(UiEvent::ChatClosed { with, reason }, unverified);
             }
-            ChatEvent::Received { from, id, text } => self.emit(UiEvent::Message {
-                from: from.clone(),
-                chat: from,
-                text,
+            ChatEvent::Received {
+                from,
                 id,
-                own: false,
-            }),
+                text,
+                unverified,
+            } => {
+                let ev = UiEvent::Message {
+                    from: from.clone(),
+                    chat: from,
+                    text,
+                    id,
+                    own: false,
+                };
+                self.emit_marked(ev, unverified);
+            }
             ChatEvent::Notice(n) => self.notice(n.to_string()),
             ChatEvent::Error(e) => {
                 self.emit(UiEvent::Error {
@@ -120,6 +144,15 @@ impl App {
                 }
             }
         }
+    }
+
+    /// [`App::emit`] for a line of a chat, marked when its partner is
+    /// unverified.
+    fn emit_marked(&mut self, ev: UiEvent, unverified: bool) {
+        if let Some(script) = &mut self.script {
+            script.observe(&ev);
+        }
+        self.ui.emit_marked(ev, unverified);
     }
 
     /// Connects to `user` off the main loop; the result comes back as
@@ -146,10 +179,14 @@ impl App {
     }
 
     /// Starts a connection's threads under a new id.
-    fn spawn_conn(&mut self, stream: TcpStream) -> std::io::Result<(ConnId, SocketAddr)> {
+    fn spawn_conn(
+        &mut self,
+        stream: TcpStream,
+        slot: chat::Slot,
+    ) -> std::io::Result<(ConnId, SocketAddr)> {
         let id = self.next_conn;
         self.next_conn += 1;
-        let conn = chat::spawn(id, stream, self.conn_events.clone())?;
+        let conn = chat::spawn(id, stream, self.conn_events.clone(), slot)?;
         let addr = conn.addr;
         self.conns.insert(id, conn);
         Ok((id, addr))
@@ -160,7 +197,7 @@ impl App {
             Ok(s) => s,
             Err(why) => return self.with_chats(|c| c.dial_failed(user, why)),
         };
-        match self.spawn_conn(stream) {
+        match self.spawn_conn(stream, chat::Slot::outgoing()) {
             Ok((id, addr)) => {
                 let now = Instant::now();
                 self.with_chats(|c| c.connected(now, id, addr, user));
@@ -172,8 +209,8 @@ impl App {
         }
     }
 
-    pub(super) fn chat_incoming(&mut self, stream: TcpStream) {
-        match self.spawn_conn(stream) {
+    pub(super) fn chat_incoming(&mut self, incoming: chat::Incoming) {
+        match self.spawn_conn(incoming.stream, incoming.slot) {
             Ok((id, addr)) => {
                 let now = Instant::now();
                 self.with_chats(|c| c.accepted(now, id, addr));

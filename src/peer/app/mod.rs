@@ -281,7 +281,7 @@ impl App {
                 let now = Instant::now();
                 self.with_chats(|c| c.received(now, conn, msg));
             }
-            Event::ChatGarbage { conn } => log::debug!("chat {conn}: ignored a malformed line"),
+            Event::ChatGarbage { conn } => self.with_chats(|c| c.garbage(conn)),
             Event::ChatClosed { conn, reason } => {
                 self.with_chats(|c| c.conn_closed(conn, reason));
             }

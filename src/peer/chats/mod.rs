@@ -30,9 +30,21 @@ pub type ConnId = u64;
 /// Keep-alive period on chats; silence for `CHAT_DEAD` ends an open chat.
 pub const CHAT_PING: Duration = Duration::from_secs(1);
 pub const CHAT_DEAD: Duration = Duration::from_secs(3);
-/// A connection that has not said hello (and been checked) by then is
-/// dropped.
+/// A connection that has not said hello by then is dropped.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// A hello whose registry check has not come back by then is dropped (the
+/// registry link gives up on a request after 10 s, and the check is then
+/// answered "unreachable").
+pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(12);
+/// Requests waiting for a registry check or for our user's answer, from
+/// one source address and in all: beyond them a hello is answered `busy`
+/// before any registry look-up, so a flood of hellos cannot bury the user
+/// in prompts or the registry in look-ups.
+pub const MAX_PENDING_PER_IP: usize = 4;
+pub const MAX_PENDING: usize = 16;
+/// A refused request is shown once per source address in this long; the
+/// others of a flood are only logged.
+pub const REFUSAL_QUIET: Duration = Duration::from_secs(10);
 /// The asked side times out first and says so; the asking side gives up
 /// this much later when it never does.
 const REQUEST_GRACE: Duration = Duration::from_secs(2);
@@ -60,6 +72,8 @@ pub enum Action {
         with: String,
         id: u64,
         text: String,
+        /// The chat's partner was never checked with the registry.
+        unverified: bool,
     },
     /// Close `conn` once what is queued on it has been written.
     Close { conn: ConnId },
@@ -94,6 +108,27 @@ struct Chat {
     next_id: u64,
     /// Texts typed before the chat was open; sent on accept.
     queued: Vec<String>,
+    /// The registry could not be asked who sent the hello: every line of
+    /// this chat says so.
+    unverified: bool,
+    /// The last message id received; a `msg` must carry a greater one.
+    last_in: u64,
+}
+
+impl Chat {
+    fn new(user: String, addr: SocketAddr, state: State, now: Instant) -> Chat {
+        Chat {
+            user,
+            addr,
+            state,
+            since: now,
+            last_heard: now,
+            next_id: 1,
+            queued: Vec::new(),
+            unverified: false,
+            last_in: 0,
+        }
+    }
 }
 
 /// Every one-to-one chat of this peer, in whatever state.
@@ -107,6 +142,8 @@ pub struct Chats {
     chats: BTreeMap<ConnId, Chat>,
     /// Texts for users being looked up or dialled.
     dialing: HashMap<String, Vec<String>>,
+    /// When a refused request from each address was last shown.
+    refusals_shown: HashMap<std::net::IpAddr, Instant>,
     next_tick: Instant,
     actions: VecDeque<Action>,
 }
@@ -119,6 +156,7 @@ impl Chats {
             chat_timeout,
             chats: BTreeMap::new(),
             dialing: HashMap::new(),
+            refusals_shown: HashMap::new(),
             next_tick: now + CHAT_PING,
             actions: VecDeque::new(),
         }
@@ -210,9 +248,8 @@ impl Chats {
                 State::Open if now.duration_since(c.last_heard) >= CHAT_DEAD => {
                     dead.push((*id, None))
                 }
-                State::Hello | State::Verifying if age >= HELLO_TIMEOUT => {
-                    dead.push((*id, Some(ChatMsg::Bye)))
-                }
+                State::Hello if age >= HELLO_TIMEOUT => dead.push((*id, Some(ChatMsg::Bye))),
+                State::Verifying if age >= VERIFY_TIMEOUT => dead.push((*id, Some(ChatMsg::Bye))),
                 State::Asked if age >= self.chat_timeout => {
                     dead.push((*id, Some(ChatMsg::Timeout)))
                 }

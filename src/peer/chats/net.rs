@@ -3,12 +3,12 @@
 
 use super::{
     Action, Chat, ChatError, ChatEvent, ChatNotice, Chats, ConnEnd, ConnId, EndReason, Lookup,
-    RejectReason, State,
+    RejectReason, State, MAX_PENDING, MAX_PENDING_PER_IP, REFUSAL_QUIET,
 };
 use crate::protocol::addr::same_ip;
 use crate::protocol::chat::{ChatMsg, CHAT_VERSION};
 use crate::protocol::Username;
-use crate::protocol::{ApiError, UserInfo};
+use crate::protocol::{ApiError, ErrorCode, UserInfo};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -26,7 +26,7 @@ impl Chats {
                     unsent,
                 });
             }
-            (Lookup::Verify { conn }, result) => self.verified(now, conn, result.ok()),
+            (Lookup::Verify { conn }, result) => self.verified(now, conn, result),
         }
     }
 
@@ -54,18 +54,9 @@ impl Chats {
                 version: CHAT_VERSION,
             },
         );
-        self.chats.insert(
-            conn,
-            Chat {
-                user: user.clone(),
-                addr,
-                state: State::Requesting,
-                since: now,
-                last_heard: now,
-                next_id: 1,
-                queued,
-            },
-        );
+        let mut chat = Chat::new(user.clone(), addr, State::Requesting, now);
+        chat.queued = queued;
+        self.chats.insert(conn, chat);
         self.event(ChatEvent::Requested { to: user });
     }
 
@@ -84,18 +75,8 @@ impl Chats {
 
     /// A partner connected to us as `conn`, from `addr`.
     pub fn accepted(&mut self, now: Instant, conn: ConnId, addr: SocketAddr) {
-        self.chats.insert(
-            conn,
-            Chat {
-                user: String::new(),
-                addr,
-                state: State::Hello,
-                since: now,
-                last_heard: now,
-                next_id: 1,
-                queued: Vec::new(),
-            },
-        );
+        self.chats
+            .insert(conn, Chat::new(String::new(), addr, State::Hello, now));
     }
 
     /// Connection `conn` ended.
@@ -111,9 +92,10 @@ impl Chats {
             return;
         };
         c.last_heard = now;
-        let (state, user) = (c.state, c.user.clone());
+        let (state, user, unverified) = (c.state, c.user.clone(), c.unverified);
         match (state, msg) {
-            (State::Hello, ChatMsg::Hello { from, .. }) => self.hello(conn, from),
+            (State::Hello, ChatMsg::Hello { from, version }) => self.hello(conn, from, version),
+            (State::Hello, _) => self.bad_hello(conn),
             (_, ChatMsg::Ping) => {}
             (State::Requesting, ChatMsg::Accept) => {
                 if let Some(c) = self.chats.get_mut(&conn) {
@@ -143,10 +125,21 @@ impl Chats {
                 c.inspect(|c| self.report_unsent(c));
             }
             (State::Open, ChatMsg::Msg { id, text }) => {
+                let Some(c) = self.chats.get_mut(&conn) else {
+                    return;
+                };
+                if id <= c.last_in {
+                    // A repeat or a step back: shown once already, or
+                    // out of order. Dropped.
+                    log::debug!("chat {conn}: dropped msg id {id} after {}", c.last_in);
+                    return;
+                }
+                c.last_in = id;
                 self.event(ChatEvent::Received {
                     from: user,
                     id,
                     text,
+                    unverified,
                 });
             }
             (_, ChatMsg::Bye) => {
@@ -163,15 +156,55 @@ impl Chats {
         }
     }
 
-    pub(super) fn hello(&mut self, conn: ConnId, from: String) {
+    /// A line on `conn` that is not a chat message: before the hello it
+    /// is answered at once, after it ignored.
+    pub fn garbage(&mut self, conn: ConnId) {
+        if self
+            .chats
+            .get(&conn)
+            .is_some_and(|c| c.state == State::Hello)
+        {
+            self.bad_hello(conn);
+        }
+    }
+
+    /// The connection did not start with a valid hello.
+    fn bad_hello(&mut self, conn: ConnId) {
+        let reason = RejectReason::BadHello.wire().to_string();
+        self.end(conn, Some(ChatMsg::Reject { reason }));
+    }
+
+    /// Requests from `ip` and in all that wait for the registry or for
+    /// our user.
+    fn pending(&self, ip: std::net::IpAddr) -> (usize, usize) {
+        let waiting = || {
+            self.chats
+                .values()
+                .filter(|c| matches!(c.state, State::Verifying | State::Asked))
+        };
+        (
+            waiting().filter(|c| c.addr.ip() == ip).count(),
+            waiting().count(),
+        )
+    }
+
+    pub(super) fn hello(&mut self, conn: ConnId, from: String, version: u32) {
         let Some(me) = self.me.as_deref() else {
             let reason = RejectReason::NotLoggedIn.wire().to_string();
             self.end(conn, Some(ChatMsg::Reject { reason }));
             return;
         };
-        if Username::parse(&from).is_err() || from == me {
-            let reason = RejectReason::BadHello.wire().to_string();
-            self.end(conn, Some(ChatMsg::Reject { reason }));
+        if Username::parse(&from).is_err() || from == me || version != CHAT_VERSION {
+            self.bad_hello(conn);
+            return;
+        }
+        let Some(ip) = self.chats.get(&conn).map(|c| c.addr.ip()) else {
+            return;
+        };
+        let (from_ip, all) = self.pending(ip);
+        if from_ip >= MAX_PENDING_PER_IP || all >= MAX_PENDING {
+            log::info!("chat {conn}: {from_ip} requests pending from {ip}, {all} in all: busy");
+            self.end(conn, Some(ChatMsg::Busy));
             return;
         }
         if let Some(c) = self.chats.get_mut(&conn) {
@@ -186,32 +219,51 @@ impl Chats {
 
     /// The registry's answer on who sent the hello on `conn` (`None`: it
     /// could not be asked).
-    pub(super) fn verified(&mut self, now: Instant, id: ConnId, info: Option<UserInfo>) {
+    pub(super) fn verified(&mut self, now: Instant, id: ConnId, info: Result<UserInfo, ApiError>) {
         let Some(c) = self.chats.get(&id) else { return };
         if c.state != State::Verifying {
             return;
         }
         let user = c.user.clone();
         let from = c.addr;
-        let ok = match &info {
-            Some(UserInfo {
+        let refused = match info {
+            Ok(UserInfo {
                 online: true,
                 address: Some(a),
                 ..
-            }) => same_ip(from.ip(), &a.ip),
-            Some(_) => false,
-            None => {
-                // The registry is unreachable: let the user decide, warned.
+            }) if same_ip(from.ip(), &a.ip) => None,
+            Ok(_) => Some(ChatError::Impostor { user, from }),
+            Err(e) if e.code == ErrorCode::RegistryUnreachable => {
+                // The registry cannot be asked at all: let the user decide,
+                // with every line of the chat marked unverified.
+                if let Some(c) = self.chats.get_mut(&id) {
+                    c.unverified = true;
+                }
                 self.notice(ChatNotice::Unverified { user: user.clone() });
-                true
+                None
             }
+            // No such user (or the registry would not say): an invented
+            // name is refused like any failed identity check.
+            Err(e) => Some(ChatError::UnknownSender {
+                user,
+                from,
+                why: match e.code {
+                    ErrorCode::UserNotFound => "the registry has no such user".into(),
+                    _ => format!("the registry could not vouch for it ({})", e.message),
+                },
+            }),
         };
-        if !ok {
+        if let Some(error) = refused {
             let reason = RejectReason::IdentityCheckFailed.wire().to_string();
             self.end(id, Some(ChatMsg::Reject { reason }));
-            self.error(ChatError::Impostor { user, from });
+            self.show_refusal(now, from.ip(), error);
             return;
         }
+        let user = self
+            .chats
+            .get(&id)
+            .map(|c| c.user.clone())
+            .unwrap_or_default();
         if self.dnd {
             self.end(id, Some(ChatMsg::Busy));
             self.notice(ChatNotice::AnsweredBusy { user });
@@ -232,18 +284,40 @@ impl Chats {
             self.accept(id);
             return;
         }
-        if let Some(old) = self
-            .find(&user, State::Open)
-            .or_else(|| self.find(&user, State::Asked))
-        {
-            // A new request replaces a stale one (the partner restarted).
-            self.end(old, Some(ChatMsg::Bye));
-        }
+        // A new request replaces a stale one (the partner restarted). One
+        // that replaces a request still on screen takes its place quietly:
+        // the prompt there answers it, and repeated hellos cannot add
+        // prompts.
+        let asked = self.find(&user, State::Asked);
+        let old = self.find(&user, State::Open).or(asked);
+        let old = old.and_then(|old| self.end(old, Some(ChatMsg::Bye)));
+        let mut unverified = false;
         if let Some(c) = self.chats.get_mut(&id) {
             c.state = State::Asked;
             c.since = now;
+            unverified = c.unverified;
         }
-        self.event(ChatEvent::Request { from: user });
+        let on_screen = old.filter(|o| o.state == State::Asked && o.unverified == unverified);
+        if on_screen.is_none() {
+            self.event(ChatEvent::Request {
+                from: user,
+                unverified,
+            });
+        }
+    }
+
+    /// Shows a refused request, unless one from the same address was
+    /// shown within [`REFUSAL_QUIET`]: a flood of forged hellos is one
+    /// line, not one per hello.
+    fn show_refusal(&mut self, now: Instant, ip: std::net::IpAddr, error: ChatError) {
+        self.refusals_shown
+            .retain(|_, at| now.duration_since(*at) < REFUSAL_QUIET);
+        if self.refusals_shown.contains_key(&ip) {
+            log::info!("{error}");
+            return;
+        }
+        self.refusals_shown.insert(ip, now);
+        self.error(error);
     }
 
     /// A chat ended from the other side (or went silent).
@@ -252,6 +326,7 @@ impl Chats {
             State::Open => self.event(ChatEvent::Closed {
                 with: c.user,
                 reason,
+                unverified: c.unverified,
             }),
             State::Requesting => {
                 self.event(ChatEvent::Refused {

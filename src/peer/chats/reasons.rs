@@ -15,7 +15,9 @@ pub enum RejectReason {
     Crossed,
     /// The asked side has no session.
     NotLoggedIn,
-    /// The hello's name is not a valid user name, or is the asked user's.
+    /// The first line is not a valid `hello` (not JSON, another type, no
+    /// or another `version`, a name that is not a valid user name or is
+    /// the asked user's).
     BadHello,
     /// The registry places the claimed user elsewhere.
     IdentityCheckFailed,
@@ -113,14 +115,18 @@ pub enum ChatEvent {
     Requested {
         to: String,
     },
-    /// Someone asks us for a chat.
+    /// Someone asks us for a chat. `unverified` (here and below): the
+    /// registry could not be reached to check who asks, so the name is
+    /// only what the other side claims.
     Request {
         from: String,
+        unverified: bool,
     },
     /// The chat is open (either side accepted): it becomes the current
     /// conversation.
     Opened {
         with: String,
+        unverified: bool,
     },
     /// `/chat` with a user whose chat is open: it becomes the current
     /// conversation.
@@ -145,12 +151,14 @@ pub enum ChatEvent {
     Closed {
         with: String,
         reason: EndReason,
+        unverified: bool,
     },
     /// A message from the partner.
     Received {
         from: String,
         id: u64,
         text: String,
+        unverified: bool,
     },
     Notice(ChatNotice),
     Error(ChatError),
@@ -250,6 +258,13 @@ pub enum ChatError {
         user: String,
         from: SocketAddr,
     },
+    /// An incoming hello in the name of a user the registry does not know
+    /// (or that it refused to look up: `why`).
+    UnknownSender {
+        user: String,
+        from: SocketAddr,
+        why: String,
+    },
 }
 
 impl ChatError {
@@ -258,6 +273,9 @@ impl ChatError {
         match self {
             ChatError::Offline { .. } => Some("offline".into()),
             ChatError::LookupFailed { error, .. } => Some(error.code.as_str().into()),
+            ChatError::Impostor { .. } | ChatError::UnknownSender { .. } => {
+                Some("identity_check_failed".into())
+            }
             _ => None,
         }
     }
@@ -308,6 +326,10 @@ impl fmt::Display for ChatError {
             ChatError::Impostor { user, from } => write!(
                 f,
                 "refused a chat request claiming to be {user} from {from}: the registry has {user} elsewhere"
+            ),
+            ChatError::UnknownSender { user, from, why } => write!(
+                f,
+                "refused a chat request claiming to be {user} from {from}: {why}"
             ),
         }
     }

@@ -86,12 +86,16 @@ impl Chats {
             self.error(ChatError::NoChat { user });
             return;
         }
+        let mut unverified = false;
         for id in ids {
-            self.end(id, Some(ChatMsg::Bye));
+            unverified |= self
+                .end(id, Some(ChatMsg::Bye))
+                .is_some_and(|c| c.unverified);
         }
         self.event(ChatEvent::Closed {
             with: user,
             reason: EndReason::YouClosed,
+            unverified,
         });
     }
 
@@ -116,7 +120,8 @@ impl Chats {
     }
 
     pub(super) fn opened(&mut self, id: ConnId, with: String) {
-        self.event(ChatEvent::Opened { with });
+        let unverified = self.chats.get(&id).is_some_and(|c| c.unverified);
+        self.event(ChatEvent::Opened { with, unverified });
         let queued = self
             .chats
             .get_mut(&id)
@@ -142,12 +147,14 @@ impl Chats {
         let msg_id = c.next_id;
         c.next_id += 1;
         let with = c.user.clone();
+        let unverified = c.unverified;
         self.actions.push_back(Action::Say {
             conn: id,
             from,
             with,
             id: msg_id,
             text,
+            unverified,
         });
     }
 }

@@ -124,6 +124,7 @@ impl Net {
                 with,
                 id,
                 text,
+                ..
             } => {
                 assert_eq!(from, self.nodes[i].name);
                 self.nodes[i].said.push((with, id, text.clone()));
@@ -239,7 +240,10 @@ impl ChatEvent {
 }
 
 fn ev_opened(with: &str) -> ChatEvent {
-    ChatEvent::Opened { with: with.into() }
+    ChatEvent::Opened {
+        with: with.into(),
+        unverified: false,
+    }
 }
 
 fn received(from: &str, id: u64, text: &str) -> ChatEvent {
@@ -247,6 +251,7 @@ fn received(from: &str, id: u64, text: &str) -> ChatEvent {
         from: from.into(),
         id,
         text: text.into(),
+        unverified: false,
     }
 }
 
@@ -254,6 +259,7 @@ fn closed(with: &str, reason: EndReason) -> ChatEvent {
     ChatEvent::Closed {
         with: with.into(),
         reason,
+        unverified: false,
     }
 }
 
@@ -265,5 +271,8 @@ fn refused(by: &str, reason: EndReason) -> ChatEvent {
 }
 
 fn request_from(from: &str) -> ChatEvent {
-    ChatEvent::Request { from: from.into() }
+    ChatEvent::Request {
+        from: from.into(),
+        unverified: false,
+    }
 }

@@ -188,8 +188,150 @@ fn unverifiable_request_is_asked_with_a_warning() {
             ChatEvent::Notice(ChatNotice::Unverified {
                 user: "alice".into()
             }),
-            request_from("alice")
+            // The prompt itself says so (issue 11).
+            ChatEvent::Request {
+                from: "alice".into(),
+                unverified: true
+            }
         ]
+    );
+    // So does every line of the chat on bob's side, and only there.
+    net.engine("bob").answer(None, true);
+    net.pump();
+    net.open("alice", "bob", Some("hi"));
+    net.pump();
+    net.engine("bob").close("alice".into());
+    net.pump();
+    let marks: Vec<bool> = net
+        .events("bob")
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Opened { unverified, .. }
+            | ChatEvent::Received { unverified, .. }
+            | ChatEvent::Closed { unverified, .. } => Some(*unverified),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(marks, vec![true, true, true]);
+    assert!(net.events("alice").contains(&ev_opened("bob")));
+}
+
+#[test]
+fn hello_in_the_name_of_nobody_is_refused() {
+    let mut net = Net::new(&["alice", "bob"]);
+    net.registry.remove("alice");
+    let now = net.now;
+    let e = net.engine("bob");
+    e.accepted(now, 50, sock("10.0.0.1"));
+    let hello = ChatMsg::Hello {
+        from: "teacher".into(),
+        version: CHAT_VERSION,
+    };
+    e.received(now, 50, hello);
+    let lookup = e.poll_action();
+    assert!(matches!(lookup, Some(Action::Lookup { .. })), "{lookup:?}");
+    let missing = ApiError::new(ErrorCode::UserNotFound, "no such user");
+    e.looked_up(now, Lookup::Verify { conn: 50 }, Err(missing));
+    let reason = "identity check failed".to_string();
+    assert_eq!(
+        e.poll_action(),
+        Some(Action::Send {
+            conn: 50,
+            msg: ChatMsg::Reject { reason }
+        })
+    );
+    assert_eq!(e.poll_action(), Some(Action::Close { conn: 50 }));
+    let Some(Action::Event(ChatEvent::Error(err))) = e.poll_action() else {
+        panic!("no error shown");
+    };
+    assert_eq!(
+        err.to_string(),
+        "refused a chat request claiming to be teacher from 10.0.0.1:40000: \
+         the registry has no such user"
+    );
+}
+
+#[test]
+fn pending_requests_are_bounded_per_address_and_in_all() {
+    let mut net = Net::new(&["bob"]);
+    let now = net.now;
+    let e = net.engine("bob");
+    let mut lookups = 0;
+    let mut busy = 0;
+    for conn in 1..=40u64 {
+        // Ten addresses, four connections each.
+        let ip = format!("10.0.1.{}", conn % 10);
+        e.accepted(now, conn, sock(&ip));
+        let hello = ChatMsg::Hello {
+            from: format!("user{conn}"),
+            version: CHAT_VERSION,
+        };
+        e.received(now, conn, hello);
+        while let Some(a) = e.poll_action() {
+            match a {
+                Action::Lookup { .. } => lookups += 1,
+                Action::Send {
+                    msg: ChatMsg::Busy, ..
+                } => busy += 1,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(lookups, MAX_PENDING);
+    assert_eq!(busy, 40 - MAX_PENDING);
+    let e = net.engine("bob");
+    for conn in 41..=50u64 {
+        e.accepted(now, conn, sock("10.0.2.1"));
+        let hello = ChatMsg::Hello {
+            from: format!("user{conn}"),
+            version: CHAT_VERSION,
+        };
+        e.received(now, conn, hello);
+    }
+    let asked = std::iter::from_fn(|| e.poll_action())
+        .filter(|a| matches!(a, Action::Lookup { .. }))
+        .count();
+    assert_eq!(asked, 0, "the total bound holds for a new address too");
+    let _ = MAX_PENDING_PER_IP;
+}
+
+#[test]
+fn anything_but_a_valid_hello_first_is_rejected_at_once() {
+    let mut net = Net::new(&["bob"]);
+    let now = net.now;
+    let e = net.engine("bob");
+    let reject = |conn| {
+        vec![
+            Action::Send {
+                conn,
+                msg: ChatMsg::Reject {
+                    reason: "bad hello".into(),
+                },
+            },
+            Action::Close { conn },
+        ]
+    };
+    e.accepted(now, 1, sock("10.0.0.9"));
+    e.garbage(1);
+    assert_eq!(
+        std::iter::from_fn(|| e.poll_action()).collect::<Vec<_>>(),
+        reject(1)
+    );
+    e.accepted(now, 2, sock("10.0.0.9"));
+    e.received(now, 2, ChatMsg::Accept);
+    assert_eq!(
+        std::iter::from_fn(|| e.poll_action()).collect::<Vec<_>>(),
+        reject(2)
+    );
+    e.accepted(now, 3, sock("10.0.0.9"));
+    let hello = ChatMsg::Hello {
+        from: "alice".into(),
+        version: CHAT_VERSION + 1,
+    };
+    e.received(now, 3, hello);
+    assert_eq!(
+        std::iter::from_fn(|| e.poll_action()).collect::<Vec<_>>(),
+        reject(3)
     );
 }
 
