@@ -36,12 +36,13 @@
 //!
 //! The peer program ([`peer`]):
 //! - [`peer::app`]: the main loop, which owns all state: session, commands,
-//!   chats glue, quitting.
+//!   glue to the chat and room engines, quitting.
 //! - [`peer::events`]: what worker threads tell the main loop.
 //! - [`peer::link`]: the connection to the registry.
 //! - [`peer::chats`]: one-to-one chats, a sans-IO state machine.
 //! - [`peer::chat`]: the threads of one-to-one chat connections.
-//! - [`peer::rooms`]: room membership and fan-out to every member.
+//! - [`peer::rooms`]: the sans-IO room engine: membership and fan-out to
+//!   every member (tested on a simulator, `rooms::sim`).
 //! - [`peer::rooms::stream`]: reliable, ordered delivery per member pair.
 //! - [`peer::rooms::faults`]: drop/duplicate/reorder injection on sends.
 //! - [`peer::commands`]: the `/command` language.

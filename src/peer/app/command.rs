@@ -1,9 +1,9 @@
 //! The user's `/commands` (typed, piped or from a script) and the script
 //! runner that feeds them in.
 
+use super::RoomCommand;
 use super::{App, Pending, Target};
 use crate::peer::commands::{Command, HELP};
-use crate::peer::rooms::RoomCommand;
 use crate::peer::ui::UiEvent;
 use crate::protocol::Request;
 use std::time::Instant;

@@ -9,14 +9,17 @@
 //! - `command`: the user's `/commands` and the script runner;
 //! - `chats`: glue between the chat engine ([`super::chats`]) and the
 //!   chat connection threads;
-//! - `quit`: logging out and quitting.
-//!
-//! Rooms are glued in by [`super::rooms`].
+//! - `quit`: logging out and quitting;
+//! - `rooms`: glue between the room engine ([`super::rooms`]) and the UDP
+//!   socket, the registry and the UI.
 
 mod chats;
 mod command;
 mod quit;
+mod rooms;
 mod session;
+
+pub use rooms::{RoomCommand, RoomPending, Rooms};
 
 pub use session::{Pending, Session};
 
@@ -81,7 +84,7 @@ pub struct App {
     /// Standard input ended; quit once pending requests are answered.
     input_ended: bool,
     pub exit_code: Option<i32>,
-    pub rooms: super::rooms::Rooms,
+    pub rooms: Rooms,
     pub script: Option<Script>,
 }
 
@@ -96,7 +99,7 @@ impl App {
         udp_port: u16,
     ) -> App {
         let link = Link::new(cfg.registry.clone(), events.clone());
-        let rooms = super::rooms::Rooms::new(cfg.faults.clone());
+        let rooms = Rooms::new(cfg.faults.clone());
         let chats = Chats::new(Instant::now(), cfg.chat_timeout);
         App {
             cfg,

@@ -29,14 +29,14 @@ pub enum Pending {
     Search,
     /// A look-up for the chat engine (to dial, or to check a hello).
     Chat(Lookup),
-    Room(crate::peer::rooms::RoomPending),
+    Room(super::RoomPending),
 }
 
 impl Pending {
     /// Requests the peer makes by itself, not for a command: their answers
     /// do not let a script go on to its next line.
     fn is_background(&self) -> bool {
-        use crate::peer::rooms::RoomPending;
+        use super::RoomPending;
         matches!(
             self,
             Pending::Resume

@@ -5,10 +5,10 @@
 //! (`Instant::now()`), the stream-id source and the registry bookkeeping
 //! ([`RoomPending`]); the room logic is all in the engine.
 
-use super::engine::{Engine, Listed, StreamIds};
-use super::event::{Ask, Event, NotMember, SayError, Stats};
-use super::faults::Faults;
-use crate::peer::app::{App, Pending, Target};
+use super::{App, Pending, Target};
+use crate::peer::rooms::engine::{Engine, Listed, StreamIds};
+use crate::peer::rooms::event::{Ask, Event, NotMember, SayError, Stats};
+use crate::peer::rooms::faults::Faults;
 use crate::peer::ui::UiEvent;
 use crate::protocol::datagram as wire;
 use crate::protocol::{ApiError, ErrorCode, ReplyBody, Request, UserInfo};
