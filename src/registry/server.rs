@@ -331,6 +331,9 @@ fn udp_loop(reg: &Registry, udp: &UdpSocket, stop: &AtomicBool) {
     if let Err(e) = udp.set_read_timeout(Some(READ_TICK)) {
         log::warn!("heartbeat socket: cannot set a read timeout: {e}");
     }
+    if let Ok(addr) = udp.local_addr() {
+        log::info!("receiving heartbeats on {addr}");
+    }
     let mut buf = [0u8; MAX_DATAGRAM + 1];
     while !stop.load(Ordering::SeqCst) {
         match udp.recv_from(&mut buf) {

@@ -226,7 +226,9 @@ impl Registry {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
-        default_log(&mut cmd, "info");
+        if !how.env.iter().any(|(k, _)| k == "RUST_LOG") {
+            default_log(&mut cmd, "info");
+        }
         let mut child = spawn_child_with_nofile(cmd, how.nofile)
             .map_err(|e| format!("cannot run the registry: {e}"))?;
         let why = match first_line(&mut child) {
