@@ -41,6 +41,8 @@
 //! - [`peer::link`]: the connection to the registry.
 //! - [`peer::chats`]: one-to-one chats, a sans-IO state machine.
 //! - [`peer::chat`]: the threads of one-to-one chat connections.
+//! - [`peer::slots`]: how many chat connections may live, in all and per
+//!   address.
 //! - [`peer::rooms`]: the sans-IO room engine: membership and fan-out to
 //!   every member (tested on a simulator, `rooms::sim`).
 //! - [`peer::rooms::stream`]: reliable, ordered delivery per member pair.
@@ -48,7 +50,7 @@
 //! - [`peer::commands`]: the `/command` language.
 //! - [`peer::script`]: demo scripts.
 //! - [`peer::ui`]: the one printer (text or `--json`).
-//! - [`peer::sanitize`]: the one sanitiser of network text on its way to
+//! - [`peer::ui::sanitize`]: the one sanitiser of network text on its way to
 //!   the terminal.
 //! - [`peer::term`]: standard input and the terminal.
 //!

@@ -435,7 +435,7 @@ const HOSTILE: &str = "\x1b[2J\x1b[Hx\x1b]2;pwned-title\x07\x1b]52;c;Y3VybCBldml
 /// Network text cannot drive the terminal: a partner's `reject` reason and
 /// chat message, full of escape sequences, leave the screen, the window
 /// title and the clipboard as they were. (Every event and field is checked
-/// on the renderer by `peer::sanitize`'s table test; this is the real
+/// on the renderer by `peer::ui::sanitize`'s table test; this is the real
 /// terminal end to end.)
 #[test]
 fn hostile_text_from_a_partner_cannot_drive_the_terminal() {

@@ -30,7 +30,7 @@ pub enum Event {
     RegistryClosed { generation: u64, reason: String },
 
     /// A partner connected to our listener (and got a connection slot).
-    ChatIncoming(super::chat::Incoming),
+    ChatIncoming(super::slots::Incoming),
     /// Our connection to a partner is up, or failed.
     ChatDialed {
         user: String,

@@ -2,7 +2,7 @@
 //!
 //! Threads: stdin ([`term`]), a TCP listener for incoming one-to-one chats
 //! (plus a reader and a writer per chat, [`chat`]; the listener answers
-//! `busy` past [`chat::MAX_CONNS`] live connections, so a flood cannot
+//! `busy` past [`slots::MAX_CONNS`] live connections, so a flood cannot
 //! grow the thread count), a UDP receiver for room
 //! datagrams, a connector, a reader and a writer for the registry
 //! ([`link`]), and the main loop ([`app`]) that owns all state and is the
@@ -22,8 +22,8 @@ pub mod commands;
 pub mod events;
 pub mod link;
 pub mod rooms;
-pub mod sanitize;
 pub mod script;
+pub mod slots;
 pub mod term;
 pub mod ui;
 
@@ -147,7 +147,7 @@ pub fn run(cfg: Config) -> i32 {
                 match stream {
                     Ok(s) => {
                         // Past the connection caps: answered busy, closed.
-                        let Some(incoming) = chat::admit(s) else {
+                        let Some(incoming) = slots::admit(s) else {
                             continue;
                         };
                         if ev.send(Event::ChatIncoming(incoming)).is_err() {

@@ -4,10 +4,10 @@
 //! they report.
 
 use super::{App, Pending, Target};
-use crate::peer::chat;
 use crate::peer::chats::{Action, ChatEvent, Chats, ConnId, Lookup};
 use crate::peer::events::Event;
 use crate::peer::ui::UiEvent;
+use crate::peer::{chat, slots};
 use crate::protocol::chat::ChatMsg;
 use crate::protocol::{Address, ApiError, ErrorCode, Request};
 use std::net::{SocketAddr, TcpStream};
@@ -182,7 +182,7 @@ impl App {
     fn spawn_conn(
         &mut self,
         stream: TcpStream,
-        slot: chat::Slot,
+        slot: slots::Slot,
     ) -> std::io::Result<(ConnId, SocketAddr)> {
         let id = self.next_conn;
         self.next_conn += 1;
@@ -197,7 +197,7 @@ impl App {
             Ok(s) => s,
             Err(why) => return self.with_chats(|c| c.dial_failed(user, why)),
         };
-        match self.spawn_conn(stream, chat::Slot::outgoing()) {
+        match self.spawn_conn(stream, slots::Slot::outgoing()) {
             Ok((id, addr)) => {
                 let now = Instant::now();
                 self.with_chats(|c| c.connected(now, id, addr, user));
@@ -209,7 +209,7 @@ impl App {
         }
     }
 
-    pub(super) fn chat_incoming(&mut self, incoming: chat::Incoming) {
+    pub(super) fn chat_incoming(&mut self, incoming: slots::Incoming) {
         match self.spawn_conn(incoming.stream, incoming.slot) {
             Ok((id, addr)) => {
                 let now = Instant::now();

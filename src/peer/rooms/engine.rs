@@ -1,8 +1,8 @@
 //! The room engine's state and its sans-IO surface: what it holds per room
 //! and per member, and how a driver drains it (`poll_transmit`,
 //! `poll_event`, `poll_timeout`). The behaviour lives beside it, by
-//! concern: [`membership`](super::membership), [`send`](super::send),
-//! [`receive`](super::receive), [`liveness`](super::liveness).
+//! concern: `membership`, `send`,
+//! `receive` and `liveness` (private modules beside this one).
 
 use super::event::{Event, Stats};
 use super::faults::{Faults, Injector};

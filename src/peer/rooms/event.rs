@@ -64,7 +64,7 @@ pub enum Ask {
 pub enum Gone {
     /// It said so.
     Left,
-    /// Nothing heard from it for [`SILENT_LIMIT`](super::SILENT_LIMIT).
+    /// Nothing heard from it for [`SILENT_LIMIT`](super::engine::SILENT_LIMIT).
     Silent,
     /// It acknowledged nothing after every retransmission.
     Unreachable,

@@ -5,7 +5,7 @@
 //! main loop, and nothing here knows the main loop.
 //!
 //! - [`engine`]: the engine's state and its `poll_*` surface; its behaviour
-//!   by concern in [`membership`], [`send`], [`receive`] and [`liveness`].
+//!   by concern in `membership`, `send`, `receive` and `liveness`.
 //! - [`event`]: what the engine reports (events, registry requests, typed
 //!   reasons, `/stats` counters).
 //! - [`stream`]: per-(sender, receiver) reliable ordered delivery.

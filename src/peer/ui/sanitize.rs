@@ -16,7 +16,7 @@
 //! [`MAX_MARKS`] combining marks in a row, so a flood of them cannot smear
 //! over other lines.
 
-use super::ui::UiEvent;
+use super::UiEvent;
 use crate::protocol::{Address, RoomSummary, UserInfo};
 use std::borrow::Cow;
 

@@ -1,6 +1,9 @@
 //! The one printer. Worker threads never print; the main loop hands every
 //! [`UiEvent`] to [`Ui::emit`], which writes a coloured line for people or,
 //! with `--json`, one JSON object per line for programs (see `protocol.md`).
+//! Every human-readable line passes through [`sanitize`] first.
+
+pub mod sanitize;
 
 use crate::protocol::{Address, RoomSummary, UserInfo};
 use colored::{Color, Colorize};
@@ -202,7 +205,7 @@ fn clock() -> String {
 /// is on; plain text otherwise. The text is passed through the sanitiser
 /// (again: [`Ui::emit`] already did), so a message cannot drive the terminal.
 pub fn format_text(text: &str, color: bool) -> String {
-    let clean = super::sanitize::clean(text).into_owned();
+    let clean = sanitize::clean(text).into_owned();
     if !color {
         return clean;
     }
@@ -339,10 +342,10 @@ impl Ui {
     }
 
     /// The human-readable line for an event: every string in it is
-    /// sanitised first ([`super::sanitize`]), so network text never
+    /// sanitised first ([`sanitize`]), so network text never
     /// reaches the terminal around the sanitiser.
     pub(super) fn line(&self, ev: UiEvent) -> String {
-        self.render(&super::sanitize::event(ev))
+        self.render(&sanitize::event(ev))
     }
 
     fn notice(s: &str) -> String {
