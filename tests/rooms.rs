@@ -561,6 +561,48 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
     drop(mallory);
 }
 
+/// One datagram forged by a member who holds the room key, claiming to be
+/// alice on a higher stream, used to make bob drop every real datagram of
+/// alice after it as a replay (and alice then gave up on bob). Alice's
+/// stream now goes on: everything she says still reaches bob, in order.
+#[test]
+fn a_forged_higher_stream_does_not_cut_a_member_off() {
+    let reg = Registry::start(&[]);
+    let mut p = login_all(reg.addr(), &["alice", "bob"], &PeerOpts::default());
+    create_and_join(&mut p, "sec", None);
+    let bob_addr: SocketAddr = ([127, 0, 0, 1], p[1].udp_port).into();
+    p[0].send("before");
+    p[1].wait_messages("#sec", "alice", 1, T);
+
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let my_port = sock.local_addr().unwrap().port();
+    let mut mallory = Session::login(reg.addr(), "mallory", my_port, my_port)
+        .with_heartbeats(Duration::from_millis(300));
+    let joined = mallory.ok(json!({"op": "join_room", "room": "sec"}));
+    let key = wire::parse_key(joined["room"]["key"].as_str().expect("key")).expect("hex key");
+    let forged = data("alice", "bob", u64::MAX, 1, EventKind::Text, "forged");
+    sock.send_to(&forged.encode(&key), bob_addr).expect("send");
+    // Bob took it (the shared key cannot tell members apart: SECURITY.md).
+    p[1].wait_messages("#sec", "alice", 2, T);
+
+    let said: Vec<String> = (1..=5).map(|n| format!("after {n}")).collect();
+    for text in &said {
+        p[0].send(text);
+    }
+    p[1].wait_messages("#sec", "alice", 2 + said.len(), T);
+    let got: Vec<&str> = p[1]
+        .incoming()
+        .iter()
+        .filter(|v| v["from"] == "alice" && v["text"] != "forged")
+        .map(|v| v["text"].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = std::iter::once("before")
+        .chain(said.iter().map(String::as_str))
+        .collect();
+    assert_eq!(got, want);
+    drop(mallory);
+}
+
 #[test]
 fn a_killed_member_leaves_every_list_within_five_seconds() {
     let reg = Registry::start(&[]);

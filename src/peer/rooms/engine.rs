@@ -52,12 +52,32 @@ pub(super) struct Member {
 /// What we receive from one sender. Kept per room by name, apart from the
 /// member list, so that a member dropped and added again (the registry
 /// restarted, a time-out that healed) picks up its stream where it was.
+/// What we receive from one member: its streams, several at once.
+///
+/// A datagram on a stream id we have not seen does not end the streams we
+/// hold (a single forged datagram with a higher id used to make every real
+/// one after it look like a replay, cutting the member off for good). We
+/// keep up to [`MAX_STREAMS`] per member, the least recently active going
+/// first (its id and every lower one then become stale: `floor`). A stream
+/// below every one we hold is an earlier run's, and its datagrams replays.
 pub(super) struct Inbound {
+    pub streams: Vec<StreamIn>,
+    /// Streams below this id are over: their datagrams are replays.
+    pub floor: u64,
+    /// The sender started another stream: a new run of it, if a join follows.
+    pub renewed: bool,
+}
+
+/// Streams kept per member.
+pub const MAX_STREAMS: usize = 4;
+
+/// One stream from one member.
+pub(super) struct StreamIn {
     pub rx: RecvStream,
     /// Fragments of a text being reassembled: (msg_id, bytes so far, next frag).
     pub partial: Option<(u64, Vec<u8>, u16)>,
-    /// The sender moved to a newer stream: a new run of it, if a join follows.
-    pub renewed: bool,
+    /// When a datagram last arrived on it.
+    pub last: Instant,
 }
 
 pub(super) struct OutMsg {

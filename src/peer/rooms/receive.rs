@@ -3,7 +3,7 @@
 //! stream and acknowledging it, and acting on what arrives in order (join,
 //! leave, reassembled texts).
 
-use super::engine::{Engine, Inbound};
+use super::engine::{Engine, Inbound, StreamIn, MAX_STREAMS};
 use super::event::{Event, Gone};
 use super::stream::{Item, Received, RecvStream};
 use crate::protocol::datagram::{self as wire, Body, Datagram, DecodeError, EventKind};
@@ -106,18 +106,48 @@ impl Engine {
             .inbound
             .entry(from.to_string())
             .or_insert_with(|| Inbound {
-                rx: RecvStream::new(stream),
-                partial: None,
+                streams: Vec::new(),
+                floor: 0,
                 renewed: false,
             });
-        let before = inbound.rx.id;
-        let result = inbound.rx.receive(stream, seq, item);
-        if inbound.rx.id != before {
-            inbound.partial = None;
-            inbound.renewed = true;
-        }
-        let (cum, sack) = inbound.rx.ack();
-        let ack_stream = inbound.rx.id;
+        let at = match inbound.streams.iter().position(|s| s.rx.id == stream) {
+            Some(at) => at,
+            // Below every stream we hold: an earlier run's, replayed.
+            None if stream < inbound.floor
+                || inbound.streams.iter().all(|s| stream < s.rx.id)
+                    && !inbound.streams.is_empty() =>
+            {
+                self.stats.stale_stream += 1;
+                return;
+            }
+            None => {
+                // Another stream: a new run of the sender, or a forgery. The
+                // streams we hold go on either way (see `Inbound`).
+                if inbound.streams.len() >= MAX_STREAMS {
+                    if let Some(oldest) =
+                        (0..inbound.streams.len()).min_by_key(|&i| inbound.streams[i].last)
+                    {
+                        let gone = inbound.streams.swap_remove(oldest);
+                        inbound.floor = inbound.floor.max(gone.rx.id.saturating_add(1));
+                    }
+                }
+                if stream < inbound.floor {
+                    self.stats.stale_stream += 1;
+                    return;
+                }
+                inbound.renewed |= !inbound.streams.is_empty();
+                inbound.streams.push(StreamIn {
+                    rx: RecvStream::new(stream),
+                    partial: None,
+                    last: now,
+                });
+                inbound.streams.len() - 1
+            }
+        };
+        let this = &mut inbound.streams[at];
+        this.last = now;
+        let result = this.rx.receive(stream, seq, item);
+        let (cum, sack) = this.rx.ack();
         let delivered = match result {
             Received::Deliver(items) => items,
             Received::Duplicate => {
@@ -133,19 +163,15 @@ impl Engine {
                 return;
             }
         };
-        let ack = Body::Ack {
-            stream: ack_stream,
-            cum,
-            sack,
-        };
+        let ack = Body::Ack { stream, cum, sack };
         self.control(room, from, ack, now);
         for item in delivered {
-            self.deliver(room, from, item, now);
+            self.deliver(room, from, stream, item, now);
         }
     }
 
-    /// An item arrived in order from `from`.
-    fn deliver(&mut self, room: &str, from: &str, item: Item, now: Instant) {
+    /// An item arrived in order from `from` on its stream `stream`.
+    fn deliver(&mut self, room: &str, from: &str, stream: u64, item: Item, now: Instant) {
         match item.event {
             EventKind::Join => {
                 if let Some(r) = self.rooms.get_mut(room) {
@@ -183,16 +209,17 @@ impl Engine {
                     r.departed.insert(from.to_string(), now);
                 }
             }
-            EventKind::Text => self.text_fragment(room, from, item),
+            EventKind::Text => self.text_fragment(room, from, stream, item),
         }
     }
 
     /// Reassembles a text from its fragments and reports it when complete.
-    fn text_fragment(&mut self, room: &str, from: &str, item: Item) {
+    fn text_fragment(&mut self, room: &str, from: &str, stream: u64, item: Item) {
         let Some(inb) = self
             .rooms
             .get_mut(room)
             .and_then(|r| r.inbound.get_mut(from))
+            .and_then(|i| i.streams.iter_mut().find(|s| s.rx.id == stream))
         else {
             return;
         };

@@ -234,6 +234,58 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
     assert_eq!(sim.received(1, ROOM, "mallory"), ["hello"]);
 }
 
+/// One forged datagram from a member holding the room key, claiming to be
+/// m000 on a higher stream, used to make m001 drop every real datagram of
+/// m000 after it as a replay, until m000 gave up on m001. Now m000's stream
+/// goes on: every message arrives once, in order, and is acknowledged.
+#[test]
+fn a_forged_higher_stream_does_not_cut_a_member_off() {
+    use crate::protocol::datagram::{Body, Datagram, EventKind};
+    let mut sim = Sim::new(2, 11, NetConfig::clean());
+    room_of(&mut sim, 0..2);
+    sim.say(0, ROOM, "before");
+    sim.run_for(ms(100));
+    let key = sim.key(ROOM);
+    let mallory: std::net::SocketAddr = "10.9.9.9:5000".parse().unwrap();
+    for (stream, seq) in [(u64::MAX, 1), (1 << 62, 7)] {
+        let forged = Datagram {
+            room: ROOM.into(),
+            from: "m000".into(),
+            to: "m001".into(),
+            body: Body::Data {
+                stream,
+                seq,
+                event: EventKind::Text,
+                msg_id: 999,
+                frag: 0,
+                frags: 1,
+                bytes: b"forged".to_vec(),
+            },
+        };
+        sim.inject(1, mallory, &forged.encode(&key));
+    }
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(sim.say(0, ROOM, &format!("after {n}")));
+        sim.run_for(ms(20));
+    }
+    sim.run_for(ms(2000));
+    let got: Vec<&String> = sim
+        .received(1, ROOM, "m000")
+        .iter()
+        .filter(|t| t.as_str() != "forged")
+        .collect();
+    let want: Vec<String> = std::iter::once("before".to_string())
+        .chain((0..20).map(|n| format!("after {n}")))
+        .collect();
+    assert_eq!(got, want.iter().collect::<Vec<_>>());
+    let reports = sim.reports(0, ROOM);
+    for id in ids {
+        assert_eq!(reports.get(&id), Some(&Ok(1)), "message {id}: {reports:?}");
+    }
+    assert!(sim.members(0, ROOM).contains(&"m001".to_string()));
+}
+
 /// Members join and leave while three others talk: those who stayed get
 /// everything exactly once, in order; leavers are reported as having left
 /// (not as failures), and late joiners get what was sent after they came.
