@@ -11,7 +11,7 @@
 //! - [`protocol::messages`]: registry requests, replies, error codes.
 //! - [`protocol::heartbeat`]: the peer's UDP heartbeat to the registry.
 //! - [`protocol::chat`]: one-to-one chat messages between two peers.
-//! - [`protocol::datagram`]: room datagrams byte for byte, HMAC tag.
+//! - [`protocol::datagram`]: room datagrams byte for byte, sealed with XChaCha20-Poly1305.
 //! - [`protocol::names`]: the `Username` and `RoomName` rules.
 //! - [`protocol::addr`]: which peer IP is recorded, how addresses compare.
 //!

@@ -10,14 +10,17 @@ use lanchat::peer::commands;
 use lanchat::peer::script::Script;
 use lanchat::protocol::chat::ChatMsg;
 use lanchat::protocol::codec::{read_line, LineError, MAX_LINE};
-use lanchat::protocol::datagram::{Body, Datagram, DecodeError, EventKind, MAX_DATAGRAM};
+use lanchat::protocol::datagram::{Body, Datagram, DecodeError, EventKind, RoomKey, MAX_DATAGRAM};
 use lanchat::protocol::{parse_request, Request};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-const KEY: [u8; 32] = [0x5a; 32];
+const KEY: RoomKey = RoomKey {
+    epoch: 1,
+    key: [0x5a; 32],
+};
 
 fn corpus(dir: &str) -> Vec<Vec<u8>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -243,8 +246,8 @@ proptest! {
     }
 
     #[test]
-    fn datagrams_round_trip_and_any_flip_is_caught(d in datagram_strategy(), pos in any::<usize>(), bit in 0u8..8) {
-        let bytes = d.encode(&KEY);
+    fn datagrams_round_trip_and_any_flip_is_caught(d in datagram_strategy(), nonce in any::<[u8; 24]>(), pos in any::<usize>(), bit in 0u8..8) {
+        let bytes = d.encode(&KEY, &nonce);
         prop_assert!(bytes.len() <= MAX_DATAGRAM);
         prop_assert_eq!(Datagram::decode(&bytes, |_| Some(KEY)), Ok(d));
         let mut bad = bytes.clone();
@@ -257,7 +260,7 @@ proptest! {
     fn corpus_datagrams_mutated(i in any::<usize>(), edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..6)) {
         let seeds = corpus("datagrams");
         let input = mutate(&seeds[i % seeds.len()], &edits);
-        let _ = Datagram::decode(&input, |_| Some([7; 32]));
+        let _ = Datagram::decode(&input, |_| Some(RoomKey { epoch: 3, key: [7; 32] }));
     }
 
     #[test]
@@ -289,7 +292,10 @@ fn corpus_as_is() {
         .filter(|e| matches!(e.request, Request::Login { .. } | Request::Register { .. }))
         .count();
     assert!(valid >= 2);
-    let key = [7u8; 32];
+    let key = RoomKey {
+        epoch: 3,
+        key: [7; 32],
+    };
     let docs: Vec<_> = corpus("datagrams")
         .into_iter()
         .filter(|d| Datagram::decode(d, |_| Some(key)).is_ok())

@@ -30,7 +30,7 @@ mod kit;
 
 use kit::client::is_closed;
 use kit::*;
-use lanchat::protocol::datagram::{Body, Datagram, EventKind};
+use lanchat::protocol::datagram::{Body, Datagram, EventKind, RoomKey};
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
@@ -580,7 +580,13 @@ fn flood_pool(room: &str, members: &[&str], to: &str, n: usize) -> Vec<Vec<u8>> 
             to: to.to_string(),
             body,
         };
-        let bytes = dg.encode(&key);
+        let key = RoomKey {
+            epoch: 1 + rng.next_u64() % 3,
+            key,
+        };
+        let mut nonce = [0u8; 24];
+        nonce.copy_from_slice(&rng.bytes(24));
+        let bytes = dg.encode(&key, &nonce);
         assert!((1..=1200).contains(&bytes.len()));
         pool.push(bytes);
     }

@@ -4,7 +4,7 @@
 
 use lanchat::peer::ui::UiEvent;
 use lanchat::protocol::chat::ChatMsg;
-use lanchat::protocol::datagram::{parse_key, Datagram};
+use lanchat::protocol::datagram::{parse_key, Datagram, RoomKey, NONCE_LEN};
 use lanchat::protocol::names::{ROOM_NAME_MAX, USERNAME_MAX, USERNAME_MIN};
 use lanchat::protocol::{addr, heartbeat};
 use lanchat::protocol::{
@@ -144,6 +144,12 @@ fn every_example_parses() {
             "datagram" => {
                 let mut lines = text.lines();
                 let key = parse_key(lines.next().unwrap().strip_prefix("key ").unwrap()).unwrap();
+                let epoch: u64 = lines
+                    .next()
+                    .and_then(|l| l.strip_prefix("epoch "))
+                    .and_then(|e| e.parse().ok())
+                    .unwrap_or_else(|| panic!("protocol.md:{line}: an epoch line"));
+                let key = RoomKey { epoch, key };
                 let hex = lines.next().unwrap();
                 let bytes: Vec<u8> = (0..hex.len())
                     .step_by(2)
@@ -151,7 +157,10 @@ fn every_example_parses() {
                     .collect();
                 let d = Datagram::decode(&bytes, |_| Some(key))
                     .unwrap_or_else(|e| panic!("protocol.md:{line}: {e:?}"));
-                assert_eq!(d.encode(&key), bytes, "protocol.md:{line}");
+                // Sealed again with the nonce it carries: the same bytes.
+                let at = 4 + 3 + d.room.len() + d.from.len() + d.to.len() + 8;
+                let nonce: [u8; NONCE_LEN] = bytes[at..at + NONCE_LEN].try_into().unwrap();
+                assert_eq!(d.encode(&key, &nonce), bytes, "protocol.md:{line}");
             }
             "" | "text" | "sh" | "console" | "toml" => {}
             other => panic!("protocol.md:{line}: unknown block label {other:?}"),

@@ -5,7 +5,7 @@
 mod kit;
 
 use kit::*;
-use lanchat::protocol::datagram::{self as wire, Body, Datagram, EventKind};
+use lanchat::protocol::datagram::{self as wire, Body, Datagram, EventKind, RoomKey};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, UdpSocket};
@@ -393,7 +393,12 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
         &base,
         "malformed",
     );
-    // (b) well formed, tagged with the wrong key
+    // (b) well formed, sealed with the wrong key (of the room's epoch: it
+    // was just made, and nobody left)
+    let wrong_key = RoomKey {
+        epoch: 1,
+        key: [0x42; 32],
+    };
     let forged = data(
         "alice",
         "bob",
@@ -404,7 +409,7 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
     );
     expect_dropped(
         &sock,
-        &forged.encode(&[0x42; 32]),
+        &seal(&forged, &wrong_key),
         bob_addr,
         &mut p[1],
         &base,
@@ -424,7 +429,7 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
     };
     expect_dropped(
         &sock,
-        &other.encode(&[0x42; 32]),
+        &seal(&other, &wrong_key),
         bob_addr,
         &mut p[1],
         &base,
@@ -436,7 +441,7 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
     let mut mallory = Session::login(reg.addr(), "mallory", my_port, my_port)
         .with_heartbeats(Duration::from_millis(300));
     let joined = mallory.ok(json!({"op": "join_room", "room": "sec"}));
-    let key = wire::parse_key(joined["room"]["key"].as_str().expect("key")).expect("hex key");
+    let key = room_key(&joined);
     let m_stream = now_us();
     let join = data("mallory", "", m_stream, 1, EventKind::Join, "");
     for (to, addr) in [("alice", alice_addr), ("bob", bob_addr)] {
@@ -444,7 +449,7 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
             to: to.into(),
             ..join.clone()
         };
-        sock.send_to(&dg.encode(&key), addr).expect("send join");
+        sock.send_to(&seal(&dg, &key), addr).expect("send join");
     }
     for x in p.iter_mut() {
         x.expect(
@@ -503,7 +508,7 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
     );
     expect_dropped(
         &sock,
-        &stale.encode(&key),
+        &seal(&stale, &key),
         bob_addr,
         &mut p[1],
         &base,
@@ -520,7 +525,7 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
     );
     expect_dropped(
         &sock,
-        &eve.encode(&key),
+        &seal(&eve, &key),
         bob_addr,
         &mut p[1],
         &base,
@@ -536,7 +541,7 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
         EventKind::Text,
         "hello from mallory",
     );
-    sock.send_to(&hello.encode(&key), bob_addr).expect("send");
+    sock.send_to(&seal(&hello, &key), bob_addr).expect("send");
     p[1].wait_messages("#sec", "mallory", 1, T);
 
     // Everything above was processed (each drop showed in the counters, in
@@ -579,9 +584,9 @@ fn a_forged_higher_stream_does_not_cut_a_member_off() {
     let mut mallory = Session::login(reg.addr(), "mallory", my_port, my_port)
         .with_heartbeats(Duration::from_millis(300));
     let joined = mallory.ok(json!({"op": "join_room", "room": "sec"}));
-    let key = wire::parse_key(joined["room"]["key"].as_str().expect("key")).expect("hex key");
+    let key = room_key(&joined);
     let forged = data("alice", "bob", u64::MAX, 1, EventKind::Text, "forged");
-    sock.send_to(&forged.encode(&key), bob_addr).expect("send");
+    sock.send_to(&seal(&forged, &key), bob_addr).expect("send");
     // Bob took it (the shared key cannot tell members apart: SECURITY.md).
     p[1].wait_messages("#sec", "alice", 2, T);
 

@@ -50,6 +50,7 @@ fn room(name: &str) -> RoomRecord {
     RoomRecord {
         name: name.into(),
         key: "ab".repeat(32),
+        epoch: 1,
         created_ms: 1_700_000_000_123,
     }
 }
@@ -365,14 +366,26 @@ fn case_remove_member(s: &dyn Store) {
     };
     s.create_room(&room("lobby"), "alice").unwrap();
     s.add_member("lobby", "bob").unwrap();
-    assert_eq!(s.remove_member("lobby", "carol").unwrap(), nothing);
-    assert_eq!(s.remove_member("nowhere", "alice").unwrap(), nothing);
-    assert_eq!(s.remove_member("lobby", "alice").unwrap(), kept);
-    assert_eq!(s.remove_member("lobby", "alice").unwrap(), nothing);
-    assert_eq!(s.room_members("lobby").unwrap(), ["bob"]);
+    let k2 = "cd".repeat(32);
+    // Removing nobody changes no key.
+    assert_eq!(s.remove_member("lobby", "carol", &k2).unwrap(), nothing);
+    assert_eq!(s.remove_member("nowhere", "alice", &k2).unwrap(), nothing);
     assert_eq!(s.find_room("lobby").unwrap(), Some(room("lobby")));
+    // A member out, the room on: a new key, one epoch on.
+    assert_eq!(s.remove_member("lobby", "alice", &k2).unwrap(), kept);
+    assert_eq!(
+        s.remove_member("lobby", "alice", &"ef".repeat(32)).unwrap(),
+        nothing
+    );
+    assert_eq!(s.room_members("lobby").unwrap(), ["bob"]);
+    let rekeyed = RoomRecord {
+        key: k2.clone(),
+        epoch: 2,
+        ..room("lobby")
+    };
+    assert_eq!(s.find_room("lobby").unwrap(), Some(rekeyed));
     // The last one out deletes the room.
-    let last = s.remove_member("lobby", "bob").unwrap();
+    let last = s.remove_member("lobby", "bob", &k2).unwrap();
     assert_eq!(
         last,
         Left {

@@ -240,10 +240,15 @@ pub struct UserInfo {
 #[serde(deny_unknown_fields)]
 pub struct RoomInfo {
     pub name: String,
-    /// The room key, 64 hex digits (32 bytes), used for the HMAC tag on
-    /// room datagrams. Only members are told it.
+    /// The room key of the current epoch, 64 hex digits (32 bytes), which
+    /// seals room datagrams. Only members are told it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// The key's epoch: it grows by one each time a member leaves (or is
+    /// taken out when its session ends) and the key is replaced. Sent with
+    /// `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
     pub members: Vec<UserInfo>,
 }
 

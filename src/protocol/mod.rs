@@ -8,7 +8,7 @@
 //!   protocol (§1).
 //! - [`heartbeat`]: the peer's UDP heartbeat to the registry (§2).
 //! - [`chat`]: the one-to-one chat messages between two peers (§3).
-//! - [`datagram`]: room datagrams byte for byte, with their HMAC tag (§4).
+//! - [`datagram`]: room datagrams byte for byte, sealed under the room key (§4).
 //! - [`names`]: the [`Username`] and [`RoomName`] rules.
 //! - [`addr`]: which IP the registry records for a peer, and how addresses
 //!   compare (IPv4-mapped IPv6 is IPv4).

@@ -249,6 +249,7 @@ impl Registry {
                 let record = RoomRecord {
                     name: room.clone(),
                     key: auth::new_token(),
+                    epoch: 1,
                     created_ms: now,
                 };
                 match self.store.create_room(&record, &me.username) {
@@ -276,7 +277,9 @@ impl Registry {
                 if self.store.find_room(&room)?.is_none() {
                     return Err(no_such_room(&room));
                 }
-                let left = self.store.remove_member(&room, &me.username)?;
+                let left = self
+                    .store
+                    .remove_member(&room, &me.username, &auth::new_token())?;
                 if !left.removed {
                     return Err(api(
                         ErrorCode::NotAMember,
@@ -327,6 +330,7 @@ impl Registry {
             room: RoomInfo {
                 name: record.name,
                 key: with_key.then_some(record.key),
+                epoch: with_key.then_some(record.epoch),
                 members,
             },
         })

@@ -38,7 +38,7 @@ pub use peer::{field, login_all, login_peers, matches, open_chat, received, Peer
 pub use process::spawn_child;
 pub use registry::{Registry, RegistryBuilder};
 pub use rooms::{assert_exact_sequence, await_full_mesh, expect_delivered, expect_exact};
-pub use rooms::{form_room, now_us, own_ids};
+pub use rooms::{form_room, now_us, own_ids, room_key, seal};
 pub use wait::{poll, wait_until};
 
 use serde_json::Value;

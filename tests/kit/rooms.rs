@@ -15,6 +15,27 @@ pub fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// The room key and its epoch from a registry reply holding a `room`
+/// (`create_room`, `join_room`, `members` from a member).
+#[track_caller]
+pub fn room_key(reply: &Value) -> lanchat::protocol::datagram::RoomKey {
+    let hex = reply["room"]["key"].as_str().expect("a key in the reply");
+    lanchat::protocol::datagram::RoomKey {
+        epoch: reply["room"]["epoch"]
+            .as_u64()
+            .expect("an epoch in the reply"),
+        key: lanchat::protocol::datagram::parse_key(hex).expect("a 64-hex-digit key"),
+    }
+}
+
+/// Seals `dg` under `key` with a fresh random nonce, as a peer does.
+pub fn seal(
+    dg: &lanchat::protocol::datagram::Datagram,
+    key: &lanchat::protocol::datagram::RoomKey,
+) -> Vec<u8> {
+    dg.encode(key, &rand::random())
+}
+
 /// `peers[0]` creates `room` and the others join it (each waiting for its
 /// `room_joined`); then waits, up to `timeout`, until everyone has seen
 /// everyone join ([`await_full_mesh`]).

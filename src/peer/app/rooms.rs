@@ -10,8 +10,8 @@ use crate::peer::rooms::engine::{Engine, Listed, StreamIds};
 use crate::peer::rooms::event::{Ask, Event, NotMember, SayError, Stats};
 use crate::peer::rooms::faults::Faults;
 use crate::peer::ui::UiEvent;
-use crate::protocol::datagram as wire;
-use crate::protocol::{ApiError, ErrorCode, ReplyBody, Request, UserInfo};
+use crate::protocol::datagram::{self as wire, RoomKey};
+use crate::protocol::{ApiError, ErrorCode, ReplyBody, Request, RoomInfo, UserInfo};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -101,6 +101,14 @@ impl Rooms {
 fn addr_of(u: &UserInfo) -> Option<SocketAddr> {
     let a = u.address.as_ref().filter(|_| u.online)?;
     Some(SocketAddr::new(a.ip.parse::<IpAddr>().ok()?, a.udp_port))
+}
+
+/// The room's key and epoch from a registry reply (only members get them).
+fn room_key(room: &RoomInfo) -> Option<RoomKey> {
+    Some(RoomKey {
+        epoch: room.epoch?,
+        key: wire::parse_key(room.key.as_deref()?)?,
+    })
 }
 
 fn listed(users: &[UserInfo]) -> Vec<Listed> {
@@ -311,7 +319,7 @@ impl App {
         let now = Instant::now();
         match (p, body) {
             (RoomPending::Create(_) | RoomPending::Join(_), ReplyBody::Room { room }) => {
-                let Some(key) = room.key.as_deref().and_then(wire::parse_key) else {
+                let Some(key) = room_key(&room) else {
                     self.error(format!(
                         "the registry sent no usable key for #{}",
                         room.name
@@ -322,9 +330,10 @@ impl App {
                 self.rooms.engine.enter(now, &room.name, key, &members);
             }
             (RoomPending::Rejoin { .. } | RoomPending::Refresh(_), ReplyBody::Room { room }) => {
-                let key = room.key.as_deref().and_then(wire::parse_key);
                 let members = listed(&room.members);
-                self.rooms.engine.members(now, &room.name, key, &members);
+                self.rooms
+                    .engine
+                    .members(now, &room.name, room_key(&room), &members);
             }
             (RoomPending::Leave(room), _) => {
                 self.emit(UiEvent::RoomLeft { room });
@@ -332,7 +341,9 @@ impl App {
             (RoomPending::List, ReplyBody::Rooms { rooms }) => self.emit(UiEvent::Rooms { rooms }),
             (RoomPending::Members(room), ReplyBody::Room { room: info }) => {
                 let members = listed(&info.members);
-                self.rooms.engine.members(now, &room, None, &members);
+                self.rooms
+                    .engine
+                    .members(now, &room, room_key(&info), &members);
                 self.rooms_flush();
                 self.emit(UiEvent::Members {
                     room,
@@ -373,6 +384,13 @@ impl App {
                         attempt: attempt + 1,
                     }),
                 );
+            }
+            // The room went away (the registry restarted without it, or
+            // dropped us and the room emptied): make it again or join it.
+            RoomPending::Refresh(room)
+                if e.code == ErrorCode::NoSuchRoom && self.rooms.is_member(&room) =>
+            {
+                self.room_ask(Ask::Rejoin(room))
             }
             RoomPending::Refresh(_) => log::debug!("member refresh failed: {e}"),
             RoomPending::Leave(room) => {

@@ -7,7 +7,10 @@
 use super::event::{Event, Stats};
 use super::faults::{Faults, Injector};
 use super::stream::{RecvStream, SendStream};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use crate::protocol::datagram::{RoomKey, NONCE_LEN};
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -20,7 +23,21 @@ pub const SILENT_LIMIT: Duration = Duration::from_millis(3500);
 pub const PROGRESS_AFTER: Duration = Duration::from_millis(300);
 /// Ask the registry for a room's members at most this often when unknown
 /// members show up.
-pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
+pub const REFRESH_EVERY: Duration = Duration::from_millis(500);
+/// Datagrams from senders the registry has not listed yet, kept per room
+/// until it answers.
+pub const HELD_MAX: usize = 64;
+/// Ask the registry for each room's members this often: members it no
+/// longer lists are dropped, and a new key epoch is picked up.
+pub const MEMBERS_POLL: Duration = Duration::from_millis(1500);
+/// A member missing from this many answers in a row is dropped (one answer
+/// may race a member's leave and rejoin, or a registry restart). With
+/// [`MEMBERS_POLL`], a member the registry no longer lists is gone from our
+/// list within about 3 s.
+pub const UNLISTED_LIMIT: u8 = 2;
+/// How long after a new key epoch a member's "leave" under the previous
+/// key is still taken.
+pub const PREVIOUS_KEY_GRACE: Duration = Duration::from_secs(3);
 /// How long the registry's list may show a member who left without us
 /// adding it back.
 pub const DEPARTED_MEMORY: Duration = Duration::from_secs(10);
@@ -90,8 +107,28 @@ pub(super) struct OutMsg {
 }
 
 pub(super) struct Room {
-    pub key: [u8; 32],
+    /// The key of the room's current epoch, as the registry last said.
+    pub key: RoomKey,
+    /// The key before it, until when a "leave" under it is still taken.
+    pub previous: Option<(RoomKey, Instant)>,
+    /// Members we send to and hear from.
     pub members: BTreeMap<String, Member>,
+    /// The registry's latest list (online members but us, with their
+    /// addresses): only a member on it is let in.
+    pub listed: BTreeMap<String, SocketAddr>,
+    /// Members missing from the registry's answers, and how many in a row.
+    pub unlisted: HashMap<String, u8>,
+    /// Listed members we dropped as silent or unreachable: they are probed
+    /// with pings, and come back when something arrives from them.
+    pub unheard: HashSet<String>,
+    /// Members the user was told are here (so joins and departures are
+    /// shown once each).
+    pub announced: HashSet<String>,
+    /// When to ask the registry for the members next.
+    pub next_poll: Instant,
+    /// Datagrams from senders not (yet) listed, kept until the registry
+    /// answers (at most [`HELD_MAX`]).
+    pub held: Vec<Vec<u8>>,
     pub inbound: HashMap<String, Inbound>,
     /// Members who said they left, and when: the registry may list them a
     /// little longer, and they must not be added back from that list.
@@ -101,6 +138,9 @@ pub(super) struct Room {
     pub last_refresh: Option<Instant>,
     /// Set once we left: the room only finishes sending our "leave".
     pub leaving: Option<Instant>,
+    /// Tell the registry we left once the "leave" is done (a `/leave`;
+    /// logout and quit tell it by themselves).
+    pub tell_registry: bool,
 }
 
 /// Every room this peer is in, as one state machine: fed datagrams,
@@ -116,6 +156,10 @@ pub struct Engine {
     pub(super) stats: Stats,
     pub(super) next_ping: Option<Instant>,
     pub(super) events: VecDeque<Event>,
+    /// Nonces for sealing datagrams: 192 random bits each.
+    nonces: StdRng,
+    /// Set while held datagrams go through again (they are not held twice).
+    pub(super) replaying: bool,
 }
 
 impl Engine {
@@ -131,7 +175,16 @@ impl Engine {
             stats: Stats::default(),
             next_ping: None,
             events: VecDeque::new(),
+            nonces: StdRng::from_entropy(),
+            replaying: false,
         }
+    }
+
+    /// A fresh nonce for sealing one datagram.
+    pub(super) fn nonce(&mut self) -> [u8; NONCE_LEN] {
+        let mut n = [0; NONCE_LEN];
+        self.nonces.fill_bytes(&mut n);
+        n
     }
 
     /// Who we are: datagrams are signed as, and accepted only when sent to,
@@ -229,10 +282,17 @@ impl Engine {
             .map(|o| o.sent_at + PROGRESS_AFTER)
             .min();
         let leaving = self.rooms.values().filter_map(|r| r.leaving).min();
+        let poll = self
+            .rooms
+            .values()
+            .filter(|r| r.leaving.is_none())
+            .map(|r| r.next_poll)
+            .min();
         [
             streams,
             progress,
             leaving,
+            poll,
             self.next_ping,
             self.injector.deadline(),
         ]

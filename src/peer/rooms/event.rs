@@ -50,7 +50,9 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ask {
     /// Send the current member list of this room back with
-    /// [`Engine::members`](super::Engine::members) (unknown members showed up).
+    /// [`Engine::members`](super::Engine::members), with the key if the
+    /// answer has one (the regular poll, unknown members showed up, or a
+    /// datagram came under another key epoch).
     Members(String),
     /// Join this room again (the session was restored); the reply goes to
     /// [`Engine::members`](super::Engine::members) with the room's key.
@@ -68,6 +70,9 @@ pub enum Gone {
     Silent,
     /// It acknowledged nothing after every retransmission.
     Unreachable,
+    /// The registry no longer lists it in the room (it left, or its
+    /// session ended), though we never got its "leave".
+    NotListed,
 }
 
 impl Gone {
@@ -77,6 +82,7 @@ impl Gone {
             Gone::Left => "left",
             Gone::Silent => "not responding",
             Gone::Unreachable => "unreachable",
+            Gone::NotListed => "no longer listed",
         }
     }
 }
@@ -105,6 +111,9 @@ pub struct Stats {
     pub malformed: u64,
     pub bad_tag: u64,
     pub unknown_room: u64,
+    /// Sealed under another key epoch than ours (a former member's old
+    /// key, or ours is out of date: we then ask the registry).
+    pub other_epoch: u64,
     pub non_member: u64,
     pub wrong_destination: u64,
     pub stale_stream: u64,

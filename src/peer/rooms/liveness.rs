@@ -1,6 +1,7 @@
 //! Time passing: retransmissions and giving up on a member, progress
-//! reports of slow messages, rooms we left finishing, liveness pings, and
-//! dropping members that fell silent.
+//! reports of slow messages, rooms we left finishing, asking the registry
+//! for the members, liveness pings (and probes of members we gave up on),
+//! and dropping members that fell silent.
 
 use super::engine::{Engine, PING_EVERY, PROGRESS_AFTER, SILENT_LIMIT};
 use super::event::{Event, Gone};
@@ -54,11 +55,21 @@ impl Engine {
                     total,
                 });
             }
+            if self
+                .rooms
+                .get(&room)
+                .is_some_and(|r| r.leaving.is_none() && now >= r.next_poll)
+            {
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.last_refresh = None;
+                }
+                self.refresh_members(&room, now);
+            }
             if let Some(r) = self.rooms.get(&room) {
                 if r.leaving.is_some_and(|t| now >= t)
                     || (r.leaving.is_some() && r.members.values().all(|m| m.tx.idle()))
                 {
-                    self.rooms.remove(&room);
+                    self.finish_leaving(&room);
                 }
             }
         }
@@ -72,9 +83,17 @@ impl Engine {
     fn liveness(&mut self, now: Instant) {
         let mut silent = Vec::new();
         let mut ping = Vec::new();
+        let mut probe = Vec::new();
         for (name, r) in &self.rooms {
             if r.leaving.is_some() {
                 continue;
+            }
+            // Listed members we gave up on: a ping tells them we are here,
+            // and anything back from them lets them in again.
+            for user in &r.unheard {
+                if let Some(addr) = r.listed.get(user) {
+                    probe.push((name.clone(), user.clone(), *addr));
+                }
             }
             for (user, m) in &r.members {
                 if now.duration_since(m.last_heard) >= SILENT_LIMIT {
@@ -86,6 +105,9 @@ impl Engine {
         }
         for (room, user) in ping {
             self.control(&room, &user, Body::Ping, now);
+        }
+        for (room, user, addr) in probe {
+            self.control_to(&room, &user, addr, Body::Ping, now);
         }
         for (room, user) in silent {
             self.remove_member(&room, &user, Gone::Silent);

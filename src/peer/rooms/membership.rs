@@ -1,24 +1,37 @@
-//! Who is in each room: joining with the registry's list, keeping that list
-//! up to date (the registry's answers add members, never remove them),
-//! leaving, and dropping a member with a typed reason.
+//! Who is in each room: joining with the registry's list, following that
+//! list (the registry decides who is a member: nobody it does not list is
+//! let in, and members it stops listing are dropped), taking up each new
+//! key epoch, leaving, and dropping a member with a typed reason.
 
-use super::engine::{Engine, Listed, Room, DEPARTED_MEMORY, LEAVE_LINGER, PING_EVERY};
+use super::engine::{
+    Engine, Listed, Room, DEPARTED_MEMORY, LEAVE_LINGER, MEMBERS_POLL, PING_EVERY,
+    PREVIOUS_KEY_GRACE, UNLISTED_LIMIT,
+};
 use super::event::{Ask, Event, Gone, NotMember};
 use super::send::control_item;
-use crate::protocol::datagram::EventKind;
-use std::collections::{BTreeMap, HashMap};
+use crate::protocol::datagram::{EventKind, RoomKey};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
 use std::time::Instant;
+
+/// The registry's list, without us and without members it shows offline.
+fn online_others(me: &str, listed: &[Listed]) -> BTreeMap<String, SocketAddr> {
+    listed
+        .iter()
+        .filter(|u| u.name != me)
+        .filter_map(|u| Some((u.name.clone(), u.addr?)))
+        .collect()
+}
 
 impl Engine {
     /// The registry let us into `room` (created or joined): start sending to
     /// every online member listed, and tell each that we joined.
-    pub fn enter(&mut self, now: Instant, room: &str, key: [u8; 32], listed: &[Listed]) {
+    pub fn enter(&mut self, now: Instant, room: &str, key: RoomKey, listed: &[Listed]) {
         let me = self.me.clone();
+        let online = online_others(&me, listed);
         let mut members = BTreeMap::new();
-        for u in listed.iter().filter(|u| u.name != me) {
-            if let Some(addr) = u.addr {
-                members.insert(u.name.clone(), self.new_member(addr, now));
-            }
+        for (name, addr) in &online {
+            members.insert(name.clone(), self.new_member(*addr, now));
         }
         let names: Vec<String> = listed.iter().map(|u| u.name.clone()).collect();
         let others: Vec<String> = members.keys().cloned().collect();
@@ -26,7 +39,15 @@ impl Engine {
             room.to_string(),
             Room {
                 key,
+                previous: None,
+                tell_registry: false,
+                announced: others.iter().cloned().collect(),
                 members,
+                listed: online,
+                unlisted: HashMap::new(),
+                unheard: HashSet::new(),
+                next_poll: now + MEMBERS_POLL,
+                held: Vec::new(),
                 inbound: HashMap::new(),
                 departed: HashMap::new(),
                 next_msg: 1,
@@ -45,64 +66,91 @@ impl Engine {
         });
     }
 
+    /// The key epoch we hold for `room`.
+    pub fn epoch(&self, room: &str) -> Option<u64> {
+        self.rooms.get(room).map(|r| r.key.epoch)
+    }
+
     /// The registry's member list of `room` (asked for by [`Ask`], or by the
-    /// user), with the room's key when the answer carried one.
+    /// user), with the room's current key when the answer carried one (it
+    /// does when the registry counts us as a member).
     ///
-    /// Adds the members we did not know (with their current addresses). It
-    /// never removes any: the registry's list can lag (or, while it
-    /// restarts, be empty); members who leave say so, and members who die
-    /// fall silent and time out.
-    pub fn members(&mut self, now: Instant, room: &str, key: Option<[u8; 32]>, listed: &[Listed]) {
-        if let (Some(key), Some(r)) = (key, self.rooms.get_mut(room)) {
-            r.key = key;
-        }
+    /// The list decides: members we did not know are added (with their
+    /// current addresses), and members missing from [`UNLISTED_LIMIT`]
+    /// answers in a row are dropped. A new key epoch is taken up at once
+    /// (datagrams go out under it from now on, retransmissions included).
+    /// An answer without a key means the registry dropped us (our session
+    /// timed out, or it restarted): we ask to join again, and drop nobody
+    /// on the strength of that answer.
+    pub fn members(&mut self, now: Instant, room: &str, key: Option<RoomKey>, listed: &[Listed]) {
         if !self.is_member(room) {
+            if let (Some(key), Some(r)) = (key, self.rooms.get_mut(room)) {
+                r.key = key;
+            }
             return;
         }
         let me = self.me.clone();
-        let mut joined = Vec::new();
-        let recently_gone: Vec<String> = match self.rooms.get_mut(room) {
-            Some(r) => {
-                r.departed
-                    .retain(|_, t| now.duration_since(*t) < DEPARTED_MEMORY);
-                r.departed.keys().cloned().collect()
-            }
-            None => return,
+        let online = online_others(&me, listed);
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
         };
-        for u in listed
-            .iter()
-            .filter(|u| u.name != me && !recently_gone.contains(&u.name))
-        {
-            let Some(addr) = u.addr else { continue };
-            let known = self
-                .rooms
-                .get(room)
-                .and_then(|r| r.members.get(&u.name))
-                .map(|m| m.addr);
-            match known {
-                Some(a) if a == addr => {}
-                Some(_) => {
-                    if let Some(m) = self
-                        .rooms
-                        .get_mut(room)
-                        .and_then(|r| r.members.get_mut(&u.name))
-                    {
-                        m.addr = addr;
-                    }
-                }
-                None => {
-                    let m = self.new_member(addr, now);
-                    if let Some(r) = self.rooms.get_mut(room) {
-                        r.members.insert(u.name.clone(), m);
-                    }
-                    joined.push(u.name.clone());
+        let Some(key) = key else {
+            self.emit(Event::Ask(Ask::Rejoin(room.to_string())));
+            return;
+        };
+        if r.key != key {
+            log::info!("#{room}: key epoch {} -> {}", r.key.epoch, key.epoch);
+            r.previous = Some((r.key, now + PREVIOUS_KEY_GRACE));
+            r.key = key;
+        }
+        r.departed
+            .retain(|_, t| now.duration_since(*t) < DEPARTED_MEMORY);
+        r.unheard.retain(|u| online.contains_key(u));
+        let mut gone = Vec::new();
+        for name in r.members.keys() {
+            if online.contains_key(name) {
+                r.unlisted.remove(name);
+            } else {
+                let misses = r.unlisted.entry(name.clone()).or_insert(0);
+                *misses += 1;
+                if *misses >= UNLISTED_LIMIT {
+                    gone.push(name.clone());
                 }
             }
         }
-        for user in joined {
+        let mut joined = Vec::new();
+        for (name, addr) in &online {
+            if r.departed.contains_key(name) || r.unheard.contains(name) {
+                continue;
+            }
+            match r.members.get_mut(name) {
+                Some(m) => m.addr = *addr,
+                None => joined.push((name.clone(), *addr)),
+            }
+        }
+        r.listed = online;
+        for user in gone {
+            self.remove_member(room, &user, Gone::NotListed);
+        }
+        for (user, addr) in joined {
+            self.add_member(room, &user, addr, now);
+        }
+        self.replay_held(room, now);
+    }
+
+    /// Lets a member the registry lists in (again), and says so once.
+    pub(super) fn add_member(&mut self, room: &str, user: &str, addr: SocketAddr, now: Instant) {
+        let m = self.new_member(addr, now);
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        r.unheard.remove(user);
+        r.unlisted.remove(user);
+        r.members.insert(user.to_string(), m);
+        if r.announced.insert(user.to_string()) {
             self.emit(Event::MemberJoined {
                 room: room.to_string(),
-                user,
+                user: user.to_string(),
             });
         }
     }
@@ -113,8 +161,23 @@ impl Engine {
             return Err(NotMember);
         }
         self.start_leaving(room, now);
-        self.emit(Event::Ask(Ask::Leave(room.to_string())));
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.tell_registry = true;
+        }
         Ok(())
+    }
+
+    /// A room we left is done: every member acknowledged our "leave", or
+    /// [`LEAVE_LINGER`] passed. Only now is the registry told (for a
+    /// `/leave`), since it then gives the room a new key: told first, the
+    /// members could take up the new key before our "leave" reached them,
+    /// and drop it as sent under an old one.
+    pub(super) fn finish_leaving(&mut self, room: &str) {
+        if let Some(r) = self.rooms.remove(room) {
+            if r.tell_registry {
+                self.emit(Event::Ask(Ask::Leave(room.to_string())));
+            }
+        }
     }
 
     /// Leaves every room, telling the members only (logout and quit tell
@@ -155,13 +218,13 @@ impl Engine {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        if r.leaving.is_some()
-            || r.last_refresh
-                .is_some_and(|t| now.duration_since(t) < super::engine::REFRESH_EVERY)
+        if r.last_refresh
+            .is_some_and(|t| now.duration_since(t) < super::engine::REFRESH_EVERY)
         {
             return;
         }
         r.last_refresh = Some(now);
+        r.next_poll = now + MEMBERS_POLL;
         self.emit(Event::Ask(Ask::Members(room.to_string())));
     }
 
@@ -172,6 +235,17 @@ impl Engine {
         if r.members.remove(user).is_none() {
             return;
         }
+        r.unlisted.remove(user);
+        match reason {
+            // Still listed, maybe only cut off for a while: probe it.
+            Gone::Silent | Gone::Unreachable if r.listed.contains_key(user) => {
+                r.unheard.insert(user.to_string());
+            }
+            _ => {
+                r.listed.remove(user);
+            }
+        }
+        let announced = r.announced.remove(user);
         // A member who said it left no longer counts for messages still on
         // their way to it; one that fell silent did not get them, and the
         // sender is told so, by name.
@@ -189,7 +263,7 @@ impl Engine {
         for id in ids {
             self.check_done(room, id);
         }
-        if !leaving {
+        if !leaving && announced {
             self.emit(Event::MemberLeft {
                 room: room.to_string(),
                 user: user.to_string(),

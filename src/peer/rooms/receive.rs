@@ -1,28 +1,41 @@
-//! Receiving: checking a datagram (format, tag, room, addressee, sender),
-//! letting a newcomer in on its signed "join", feeding DATA to the per-sender
+//! Receiving: checking a datagram (format, epoch, tag, room, addressee,
+//! sender), letting in a sender only the registry lists, feeding DATA to the per-sender
 //! stream and acknowledging it, and acting on what arrives in order (join,
 //! leave, reassembled texts).
 
-use super::engine::{Engine, Inbound, StreamIn, MAX_STREAMS};
+use super::engine::{Engine, Inbound, StreamIn, HELD_MAX, MAX_STREAMS};
 use super::event::{Event, Gone};
 use super::stream::{Item, Received, RecvStream};
 use crate::protocol::datagram::{self as wire, Body, Datagram, DecodeError, EventKind};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+const NO_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 use std::time::Instant;
 
 impl Engine {
     /// A datagram arrived from `src`.
-    pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, bytes: &[u8]) {
+    pub fn handle_datagram(&mut self, now: Instant, _src: SocketAddr, bytes: &[u8]) {
         let stats = &mut self.stats;
         stats.datagrams_in += 1;
         let rooms = &self.rooms;
         let dg = match Datagram::decode(bytes, |name| rooms.get(name).map(|r| r.key)) {
             Ok(d) => d,
+            Err(DecodeError::OtherEpoch { room, epoch }) => {
+                match self.previous_epoch(now, &room, epoch, bytes) {
+                    Some(d) => d,
+                    None => {
+                        // Either side's key may be out of date: ask.
+                        self.stats.other_epoch += 1;
+                        self.refresh_members(&room, now);
+                        return;
+                    }
+                }
+            }
             Err(e) => {
                 match e {
                     DecodeError::Malformed => stats.malformed += 1,
                     DecodeError::BadTag => stats.bad_tag += 1,
-                    DecodeError::UnknownRoom => stats.unknown_room += 1,
+                    _ => stats.unknown_room += 1,
                 }
                 return;
             }
@@ -33,28 +46,36 @@ impl Engine {
         }
         let room = dg.room;
         let from = dg.from;
-        let known = self
-            .rooms
-            .get(&room)
-            .is_some_and(|r| r.members.contains_key(&from));
-        if !known {
-            let is_join = matches!(
+        let Some(r) = self.rooms.get(&room) else {
+            return;
+        };
+        if !r.members.contains_key(&from) {
+            // One that said it left is back only with a new "join".
+            let rejoin = matches!(
                 dg.body,
                 Body::Data {
                     event: EventKind::Join,
                     ..
                 }
-            );
-            if is_join && self.is_member(&room) {
-                // A newcomer proves it holds the key; confirm with the registry.
-                let m = self.new_member(src, now);
-                if let Some(r) = self.rooms.get_mut(&room) {
-                    r.members.insert(from.clone(), m);
+            ) || !r.departed.contains_key(&from);
+            // Holding the key proves nothing about a name: only the
+            // registry's list lets a sender in. One it lists, at the
+            // address it lists, is back (a newcomer, or a member we had
+            // given up on); anyone else waits for the registry's answer.
+            match r.listed.get(&from) {
+                Some(addr) if r.leaving.is_none() && rejoin => {
+                    let addr = *addr;
+                    self.add_member(&room, &from, addr, now);
                 }
-            } else {
-                self.stats.non_member += 1;
-                self.refresh_members(&room, now);
-                return;
+                _ => {
+                    // Counted once, not again when a held one is replayed.
+                    if !self.replaying {
+                        self.stats.non_member += 1;
+                    }
+                    self.hold(&room, bytes);
+                    self.refresh_members(&room, now);
+                    return;
+                }
             }
         }
         if let Some(m) = self
@@ -86,6 +107,66 @@ impl Engine {
                 self.on_data(&room, &from, (stream, seq), item, now);
             }
         }
+    }
+
+    /// Keeps a datagram from a sender the registry has not (yet) listed, to
+    /// look at again once it answers: a newcomer's "join" is then taken at
+    /// once instead of at its next retransmission. Bounded by
+    /// [`HELD_MAX`]; a datagram replayed is never held again.
+    fn hold(&mut self, room: &str, bytes: &[u8]) {
+        if self.replaying {
+            return;
+        }
+        if let Some(r) = self.rooms.get_mut(room) {
+            if r.held.len() < HELD_MAX {
+                r.held.push(bytes.to_vec());
+            }
+        }
+    }
+
+    /// The registry answered: what was held goes through again.
+    pub(super) fn replay_held(&mut self, room: &str, now: Instant) {
+        let Some(held) = self
+            .rooms
+            .get_mut(room)
+            .map(|r| std::mem::take(&mut r.held))
+        else {
+            return;
+        };
+        self.replaying = true;
+        for bytes in held {
+            // The sender address is not used: the registry's list is.
+            self.handle_datagram(now, NO_ADDR, &bytes);
+        }
+        self.replaying = false;
+    }
+
+    /// A datagram under the key we held before the current one: only a
+    /// member's "leave" is taken from it, for [`PREVIOUS_KEY_GRACE`](super::engine::PREVIOUS_KEY_GRACE) after
+    /// the switch (a member that leaves tells the others and the registry at
+    /// once, and the registry's new key can reach them first). Nothing else
+    /// is: an ex-member's old key posts nothing.
+    fn previous_epoch(
+        &mut self,
+        now: Instant,
+        room: &str,
+        epoch: u64,
+        bytes: &[u8],
+    ) -> Option<Datagram> {
+        let r = self.rooms.get(room)?;
+        let (key, until) = r.previous?;
+        if key.epoch != epoch || now >= until {
+            return None;
+        }
+        let dg = Datagram::decode(bytes, |_| Some(key)).ok()?;
+        let leave = matches!(
+            dg.body,
+            Body::Data {
+                event: EventKind::Leave,
+                ..
+            }
+        );
+        (leave && r.members.contains_key(&dg.from)).then_some(dg)
     }
 
     fn on_data(

@@ -57,15 +57,23 @@ impl Engine {
         r.next_msg += 1;
         let items = text_items(text, id);
         let members: Vec<String> = r.members.keys().cloned().collect();
+        // The registry lists members we cannot reach right now (silent, or
+        // we are cut off): they are addressees too, and did not get it.
+        let cut_off: Vec<String> = r
+            .listed
+            .keys()
+            .filter(|u| !r.members.contains_key(*u) && !r.departed.contains_key(*u))
+            .cloned()
+            .collect();
         r.out.insert(
             id,
             OutMsg {
-                total: members.len(),
+                total: members.len() + cut_off.len(),
                 remaining: members
                     .iter()
                     .map(|m| (m.clone(), items.len() as u16))
                     .collect(),
-                failed: Vec::new(),
+                failed: cut_off,
                 sent_at: now,
                 progress_shown: false,
             },
@@ -112,7 +120,8 @@ impl Engine {
                 },
             };
             self.stats.datagrams_out += 1;
-            self.injector.send(addr, dg.encode(&key), now);
+            let nonce = self.nonce();
+            self.injector.send(addr, dg.encode(&key, &nonce), now);
         }
     }
 
@@ -121,8 +130,24 @@ impl Engine {
         let Some(r) = self.rooms.get(room) else {
             return;
         };
-        let Some(m) = r.members.get(to) else { return };
-        let (key, addr) = (r.key, m.addr);
+        let Some(addr) = r.members.get(to).map(|m| m.addr) else {
+            return;
+        };
+        self.control_to(room, to, addr, body, now);
+    }
+
+    /// Queues one unsequenced datagram to `to` at `addr`, member or not.
+    pub(super) fn control_to(
+        &mut self,
+        room: &str,
+        to: &str,
+        addr: std::net::SocketAddr,
+        body: Body,
+        now: Instant,
+    ) {
+        let Some(key) = self.rooms.get(room).map(|r| r.key) else {
+            return;
+        };
         let dg = Datagram {
             room: room.to_string(),
             from: self.me.clone(),
@@ -130,7 +155,8 @@ impl Engine {
             body,
         };
         self.stats.datagrams_out += 1;
-        self.injector.send(addr, dg.encode(&key), now);
+        let nonce = self.nonce();
+        self.injector.send(addr, dg.encode(&key, &nonce), now);
     }
 
     /// Queues an item on the stream to one member and sends what it lets out.
@@ -184,7 +210,7 @@ impl Engine {
             .get(room)
             .is_some_and(|r| r.leaving.is_some() && r.members.values().all(|m| m.tx.idle()));
         if leave_done {
-            self.rooms.remove(room);
+            self.finish_leaving(room);
         }
     }
 

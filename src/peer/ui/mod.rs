@@ -444,6 +444,9 @@ impl Ui {
                 let list: Vec<String> = members.iter().map(|m| n(&m.username)).collect();
                 format!("{} #{room}: {}", "--".yellow(), list.join(", "))
             }
+            UiEvent::Delivery { room, id, total: 0, .. } => {
+                format!("{}", format!("   #{room} message {id}: nobody else is in #{room}").dimmed())
+            }
             UiEvent::Delivery { room, id, acked, total } => {
                 format!("{}", format!("   #{room} message {id}: delivered {acked}/{total}").dimmed())
             }

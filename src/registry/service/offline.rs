@@ -4,6 +4,7 @@
 //! of their rooms.
 
 use super::{Conn, Registry};
+use crate::registry::auth;
 use crate::registry::store::StoreError;
 
 impl Registry {
@@ -12,7 +13,10 @@ impl Registry {
         match self.store.rooms_of(username) {
             Ok(rooms) => {
                 for room in rooms {
-                    match self.store.remove_member(&room, username) {
+                    match self
+                        .store
+                        .remove_member(&room, username, &auth::new_token())
+                    {
                         Ok(left) if left.room_deleted => {
                             log::info!("room {room} is empty and deleted")
                         }

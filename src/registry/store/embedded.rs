@@ -35,7 +35,8 @@ CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen_ms);
 CREATE TABLE IF NOT EXISTS rooms (
     name       TEXT PRIMARY KEY,
     key        TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    epoch      INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS members (
     room     TEXT NOT NULL,
@@ -327,8 +328,8 @@ impl Store for SqliteStore {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
-                "INSERT INTO rooms (name, key, created_ms) VALUES (?1, ?2, ?3)",
-                params![room.name, room.key, room.created_ms],
+                "INSERT INTO rooms (name, key, epoch, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![room.name, room.key, room.epoch as i64, room.created_ms],
             )?;
             tx.execute(
                 "INSERT OR IGNORE INTO members (room, username) VALUES (?1, ?2)",
@@ -340,12 +341,13 @@ impl Store for SqliteStore {
 
     fn find_room(&self, name: &str) -> StoreResult<Option<RoomRecord>> {
         self.with(|c| {
-            c.prepare_cached("SELECT name, key, created_ms FROM rooms WHERE name = ?1")?
+            c.prepare_cached("SELECT name, key, epoch, created_ms FROM rooms WHERE name = ?1")?
                 .query_row([name], |r| {
                     Ok(RoomRecord {
                         name: r.get(0)?,
                         key: r.get(1)?,
-                        created_ms: r.get(2)?,
+                        epoch: r.get::<_, i64>(2)?.max(0) as u64,
+                        created_ms: r.get(3)?,
                     })
                 })
                 .optional()
@@ -375,7 +377,7 @@ impl Store for SqliteStore {
         }
     }
 
-    fn remove_member(&self, room: &str, username: &str) -> StoreResult<Left> {
+    fn remove_member(&self, room: &str, username: &str, new_key: &str) -> StoreResult<Left> {
         self.with(|c| {
             let tx = c.transaction()?;
             let removed = tx.execute(
@@ -389,6 +391,12 @@ impl Store for SqliteStore {
             )?;
             let room_deleted =
                 left == 0 && tx.execute("DELETE FROM rooms WHERE name = ?1", [room])? > 0;
+            if removed && left > 0 {
+                tx.execute(
+                    "UPDATE rooms SET key = ?2, epoch = epoch + 1 WHERE name = ?1",
+                    [room, new_key],
+                )?;
+            }
             tx.commit()?;
             Ok(Left {
                 removed,

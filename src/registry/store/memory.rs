@@ -234,9 +234,9 @@ impl Store for MemoryStore {
         })
     }
 
-    fn remove_member(&self, room: &str, username: &str) -> StoreResult<Left> {
+    fn remove_member(&self, room: &str, username: &str, new_key: &str) -> StoreResult<Left> {
         self.with(|d| {
-            let Some((_, members)) = d.rooms.get_mut(room) else {
+            let Some((record, members)) = d.rooms.get_mut(room) else {
                 return Ok(Left {
                     removed: false,
                     room_deleted: false,
@@ -246,6 +246,9 @@ impl Store for MemoryStore {
             let room_deleted = members.is_empty();
             if room_deleted {
                 d.rooms.remove(room);
+            } else if removed {
+                record.key = new_key.to_string();
+                record.epoch += 1;
             }
             Ok(Left {
                 removed,

@@ -54,11 +54,14 @@ pub struct SessionRecord {
     pub created_ms: i64,
 }
 
-/// A chat room. `key` is 64 hex digits (the HMAC key for room datagrams).
+/// A chat room. `key` is 64 hex digits: the key that seals room datagrams
+/// in the current `epoch` (1 at creation, one more each time a member is
+/// removed and the key replaced).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRecord {
     pub name: String,
     pub key: String,
+    pub epoch: u64,
     pub created_ms: i64,
 }
 
@@ -179,8 +182,12 @@ pub trait Store: Send + Sync {
     fn find_room(&self, name: &str) -> StoreResult<Option<RoomRecord>>;
     /// Adds a member (idempotent); `NotFound` if the room does not exist.
     fn add_member(&self, room: &str, username: &str) -> StoreResult<()>;
-    /// Removes a member; deletes the room when it was the last one.
-    fn remove_member(&self, room: &str, username: &str) -> StoreResult<Left>;
+    /// Removes a member; deletes the room when it was the last one, and
+    /// otherwise gives it `new_key` under the next epoch, so the one who
+    /// left cannot read what the others send from then on. (Embedded and
+    /// in-memory stores do both in one transaction; on MongoDB the key
+    /// changes right after the membership.)
+    fn remove_member(&self, room: &str, username: &str, new_key: &str) -> StoreResult<Left>;
     /// Usernames of a room's members, sorted.
     fn room_members(&self, room: &str) -> StoreResult<Vec<String>>;
     /// Every room with its member count, sorted by name.

@@ -272,6 +272,12 @@ fn room_from(d: &Document) -> StoreResult<RoomRecord> {
     Ok(RoomRecord {
         name: get_str(d, "name")?,
         key: get_str(d, "key")?,
+        // Rooms written before key epochs had none: epoch 0 (`$inc` then
+        // makes the next one 1).
+        epoch: match d.get("epoch") {
+            None => 0,
+            Some(_) => get_i64(d, "epoch")?.max(0) as u64,
+        },
         created_ms: get_i64(d, "created_ms")?,
     })
 }
@@ -387,7 +393,12 @@ impl Store for MongoStore {
     }
 
     fn create_room(&self, room: &RoomRecord, creator: &str) -> StoreResult<()> {
-        let d = doc! {"name": &room.name, "key": &room.key, "created_ms": room.created_ms};
+        let d = doc! {
+            "name": &room.name,
+            "key": &room.key,
+            "epoch": room.epoch as i64,
+            "created_ms": room.created_ms,
+        };
         self.insert(&self.rooms, d)?;
         if let Err(e) = self.insert_member(&room.name, creator) {
             // Best effort: do not leave a room nobody is in.
@@ -417,7 +428,7 @@ impl Store for MongoStore {
         Ok(())
     }
 
-    fn remove_member(&self, room: &str, username: &str) -> StoreResult<Left> {
+    fn remove_member(&self, room: &str, username: &str, new_key: &str) -> StoreResult<Left> {
         let left = |removed, room_deleted| {
             Ok(Left {
                 removed,
@@ -428,6 +439,10 @@ impl Store for MongoStore {
             return left(false, false);
         }
         if self.count_members(room)? > 0 {
+            // One update, so the key and its epoch change together; after
+            // the membership, so the one who left never sees the new key.
+            let rekey = doc! {"$set": {"key": new_key}, "$inc": {"epoch": 1_i64}};
+            ok(self.rooms.update_one(doc! {"name": room}, rekey).run())?;
             return left(true, false);
         }
         let deleted = self.delete_one(&self.rooms, doc! {"name": room})?;

@@ -5,15 +5,36 @@ use super::super::{Ask, Event, NotMember, SayError};
 use super::scenarios::{ms, room_of, ROOM};
 use super::{NetConfig, Sim};
 
+/// What node `i` asked of the registry, but the regular member polls.
 fn asks(sim: &Sim, i: usize) -> Vec<Ask> {
     sim.nodes[i]
         .events
         .iter()
         .filter_map(|e| match e {
+            Event::Ask(Ask::Members(_)) => None,
             Event::Ask(a) => Some(a.clone()),
             _ => None,
         })
         .collect()
+}
+
+/// Every member asks the registry for the room's members on a timer.
+#[test]
+fn members_are_polled_from_the_registry() {
+    use super::super::engine::MEMBERS_POLL;
+    let mut sim = Sim::new(2, 1, NetConfig::clean());
+    room_of(&mut sim, 0..2);
+    let polls = |sim: &Sim| {
+        sim.nodes[0]
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Ask(Ask::Members(_))))
+            .count()
+    };
+    let before = polls(&sim);
+    sim.run_for(MEMBERS_POLL * 4);
+    let n = polls(&sim) - before;
+    assert!((3..=5).contains(&n), "{n} polls in 4 periods");
 }
 
 #[test]
@@ -31,12 +52,14 @@ fn commands_refuse_rooms_we_are_not_in_and_ask_the_registry() {
     sim.drain(0);
     assert_eq!(asks(&sim, 0), [Ask::Rejoin(ROOM.into())]);
 
-    // Leaving tells the members (they see "left") and asks the registry.
+    // Leaving tells the members (they see "left"), and the registry once
+    // they have acknowledged it (the registry then re-keys the room).
     sim.leave(2, ROOM);
     assert!(!sim.nodes[2].engine.is_member(ROOM));
     assert!(!sim.nodes[2].engine.leaving_done());
-    assert_eq!(asks(&sim, 2), [Ask::Leave(ROOM.into())]);
+    assert_eq!(asks(&sim, 2), []);
     sim.run_for(ms(200));
+    assert_eq!(asks(&sim, 2), [Ask::Leave(ROOM.into())]);
     assert!(
         sim.nodes[2].engine.leaving_done(),
         "the leave was acknowledged"

@@ -9,15 +9,19 @@
 //! the first tick at or after its `poll_timeout` (as a busy main loop would,
 //! a little late, never early).
 
+mod attacks;
 mod commands;
 mod net;
 mod props;
+mod registry;
 mod scenarios;
 
 pub use net::{Net, NetConfig};
+use registry::RegRoom;
 
 use super::faults::Faults;
-use super::{Ask, Engine, Event, Gone, Listed, StreamIds};
+use super::{Ask, Engine, Event, Gone, StreamIds};
+use crate::protocol::datagram::RoomKey;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -40,6 +44,10 @@ pub struct Node {
     pub engine: Engine,
     /// Killed nodes receive nothing and run no timers.
     pub up: bool,
+    /// When it was killed, until the fake registry times its session out.
+    killed_at: Option<Instant>,
+    /// Rooms the registry took it out of when its session timed out.
+    lost_rooms: Vec<String>,
     generation: u64,
     /// Everything the engine reported, in order (since its last restart),
     /// but texts from others, which go to `inbox`.
@@ -48,12 +56,6 @@ pub struct Node {
     pub inbox: HashMap<(String, String), Vec<String>>,
     deadline: Option<Instant>,
     dirty: bool,
-}
-
-/// What the fake registry knows of a room.
-struct RegRoom {
-    key: [u8; 32],
-    members: BTreeSet<usize>,
 }
 
 pub struct Sim {
@@ -98,6 +100,8 @@ impl Sim {
                     name,
                     addr: addr(i),
                     up: true,
+                    killed_at: None,
+                    lost_rooms: Vec::new(),
                     generation: 1,
                     events: Vec::new(),
                     inbox: HashMap::new(),
@@ -126,26 +130,17 @@ impl Sim {
         self.nodes[i].name.clone()
     }
 
-    fn listed(&self, room: &str) -> Vec<Listed> {
-        let Some(r) = self.registry.get(room) else {
-            return Vec::new();
-        };
-        r.members
-            .iter()
-            .map(|&i| Listed {
-                name: self.nodes[i].name.clone(),
-                addr: self.nodes[i].up.then_some(self.nodes[i].addr),
-            })
-            .collect()
-    }
-
     /// Node `i` joins `room` through the registry (made on first join).
     pub fn join(&mut self, i: usize, room: &str) {
         let key = {
             let n = self.registry.len() as u8;
             let r = self.registry.entry(room.to_string()).or_insert(RegRoom {
-                key: [n.wrapping_add(1); 32],
+                key: RoomKey {
+                    epoch: 1,
+                    key: [n.wrapping_add(1); 32],
+                },
                 members: BTreeSet::new(),
+                outsiders: BTreeMap::new(),
             });
             r.members.insert(i);
             r.key
@@ -176,6 +171,7 @@ impl Sim {
     /// kill -9: the node stops answering; the registry shows it offline.
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].up = false;
+        self.nodes[i].killed_at = Some(self.now);
     }
 
     /// A new run of a killed node: fresh engine, newer stream ids, and it
@@ -188,40 +184,19 @@ impl Sim {
         node.events.clear();
         node.inbox.clear();
         node.dirty = true;
-        let rooms: Vec<String> = self
-            .registry
-            .iter()
-            .filter(|(_, r)| r.members.contains(&i))
-            .map(|(n, _)| n.clone())
-            .collect();
+        node.killed_at = None;
+        let mut rooms: Vec<String> = std::mem::take(&mut node.lost_rooms);
+        rooms.extend(
+            self.registry
+                .iter()
+                .filter(|(_, r)| r.members.contains(&i))
+                .map(|(n, _)| n.clone()),
+        );
+        rooms.sort();
+        rooms.dedup();
         for room in rooms {
             self.join(i, &room);
         }
-    }
-
-    /// The registry goes down: asks go unanswered until it restarts.
-    pub fn registry_down(&mut self) {
-        self.registry_up = false;
-    }
-
-    /// The registry restarts: sessions are gone, so it lists nobody until
-    /// each node, its session restored, joins again.
-    pub fn registry_restart(&mut self) {
-        for r in self.registry.values_mut() {
-            r.members.clear();
-        }
-        self.registry_up = true;
-    }
-
-    /// Every live node's session is restored: it asks to rejoin its rooms.
-    pub fn sessions_restored(&mut self) {
-        for i in 0..self.nodes.len() {
-            if self.nodes[i].up {
-                self.nodes[i].engine.rejoin();
-                self.drain(i);
-            }
-        }
-        self.answer_asks();
     }
 
     fn drain(&mut self, i: usize) {
@@ -245,37 +220,6 @@ impl Sim {
                     node.events.push(Event::Ask(a));
                 }
                 ev => node.events.push(ev),
-            }
-        }
-    }
-
-    /// The fake registry answers what the engines asked, if it is up.
-    fn answer_asks(&mut self) {
-        while !self.asks.is_empty() {
-            for (i, ask) in std::mem::take(&mut self.asks) {
-                if !self.registry_up || !self.nodes[i].up {
-                    continue;
-                }
-                let room = match ask {
-                    Ask::Leave(room) => {
-                        if let Some(r) = self.registry.get_mut(&room) {
-                            r.members.remove(&i);
-                        }
-                        continue;
-                    }
-                    Ask::Rejoin(room) => {
-                        if let Some(r) = self.registry.get_mut(&room) {
-                            r.members.insert(i);
-                        }
-                        room
-                    }
-                    Ask::Members(room) => room,
-                };
-                let key = self.registry.get(&room).map(|r| r.key);
-                let listed = self.listed(&room);
-                let now = self.now;
-                self.nodes[i].engine.members(now, &room, key, &listed);
-                self.drain(i);
             }
         }
     }
@@ -311,6 +255,7 @@ impl Sim {
                     self.nodes[i].dirty = false;
                 }
             }
+            self.expire_sessions();
             self.answer_asks();
         }
     }
@@ -382,11 +327,6 @@ impl Sim {
     pub fn partition(&mut self, a: usize, b: usize, cut: bool) {
         let (a, b) = (self.nodes[a].addr, self.nodes[b].addr);
         self.net.partition(a, b, cut);
-    }
-
-    /// The room key the fake registry hands out.
-    pub fn key(&self, room: &str) -> [u8; 32] {
-        self.registry[room].key
     }
 
     /// Members node `i` saw leave `room`, with why, in order.

@@ -151,141 +151,6 @@ fn hundred_members_thousand_messages_through_loss_dup_and_reorder() {
     assert!(cpu < Duration::from_secs(30), "took {cpu:?} of CPU");
 }
 
-/// What `tests/rooms.rs` checks with a raw UDP socket, here with an
-/// outsider address: garbage, a wrong key, a foreign room, a datagram
-/// replayed to the wrong member, a stale stream, a non-member; then the
-/// genuine datagrams still get through. Each drop shows in its counter.
-#[test]
-fn forged_replayed_and_foreign_datagrams_are_dropped() {
-    use crate::protocol::datagram::{Body, Datagram, EventKind};
-    let data = |from: &str, to: &str, stream: u64, seq: u64, event, text: &str| Datagram {
-        room: ROOM.into(),
-        from: from.into(),
-        to: to.into(),
-        body: Body::Data {
-            stream,
-            seq,
-            event,
-            msg_id: seq,
-            frag: 0,
-            frags: 1,
-            bytes: text.as_bytes().to_vec(),
-        },
-    };
-    let mut sim = Sim::new(2, 7, NetConfig::clean());
-    room_of(&mut sim, 0..2);
-    let key = sim.key(ROOM);
-    let mallory: std::net::SocketAddr = "10.9.9.9:5000".parse().unwrap();
-    let counter = |sim: &Sim, name: &str| -> u64 {
-        let v = serde_json::to_value(sim.nodes[1].engine.stats()).unwrap();
-        v[name].as_u64().unwrap()
-    };
-    let expect_dropped = |sim: &mut Sim, bytes: &[u8], name: &str| {
-        let before = counter(sim, name);
-        sim.inject(1, mallory, bytes);
-        assert_eq!(counter(sim, name), before + 1, "{name}");
-    };
-
-    expect_dropped(&mut sim, b"\x00garbage, not a datagram\xff", "malformed");
-    let forged = data("m000", "m001", 1 << 50, 1, EventKind::Text, "wrong key");
-    expect_dropped(&mut sim, &forged.encode(&[0x42; 32]), "bad_tag");
-    let other = Datagram {
-        room: "elsewhere".into(),
-        ..forged.clone()
-    };
-    expect_dropped(&mut sim, &other.encode(&[0x42; 32]), "unknown_room");
-
-    // Mallory holds the key (a registry member of the room) and joins.
-    let m_stream = 1 << 50;
-    for (i, to) in [(0, "m000"), (1, "m001")] {
-        let join = data("mallory", to, m_stream, 1, EventKind::Join, "");
-        sim.inject(i, mallory, &join.encode(&key));
-    }
-    for i in 0..2 {
-        assert!(sim.members(i, ROOM).contains(&"mallory".to_string()));
-    }
-    // A member talks; mallory gets its own copy.
-    sim.say(0, ROOM, "secret one");
-    sim.run_for(ms(50));
-    assert_eq!(sim.received(1, ROOM, "m000"), ["secret one"]);
-    let captured = sim
-        .outside
-        .iter()
-        .map(|(_, _, b)| b.clone())
-        .find(|b| {
-            Datagram::decode(b, |_| Some(key)).is_ok_and(|d| {
-                d.to == "mallory"
-                    && matches!(d.body, Body::Data { ref bytes, .. } if bytes == b"secret one")
-            })
-        })
-        .expect("alice's DATA to mallory");
-    // Replayed verbatim to another member: addressed to mallory.
-    expect_dropped(&mut sim, &captured, "wrong_destination");
-    // Claiming to be m000 on a stream older than its current one.
-    let stale = data("m000", "m001", 1, 1, EventKind::Text, "stale stream");
-    expect_dropped(&mut sim, &stale.encode(&key), "stale_stream");
-    // From someone not in the room (and not joining).
-    let eve = data("eve", "m001", 1 << 50, 1, EventKind::Text, "non-member");
-    expect_dropped(&mut sim, &eve.encode(&key), "non_member");
-    // Honest this time: mallory's own stream, next seq.
-    let hello = data("mallory", "m001", m_stream, 2, EventKind::Text, "hello");
-    sim.inject(1, mallory, &hello.encode(&key));
-    assert_eq!(sim.received(1, ROOM, "m000"), ["secret one"]);
-    assert_eq!(sim.received(1, ROOM, "mallory"), ["hello"]);
-}
-
-/// One forged datagram from a member holding the room key, claiming to be
-/// m000 on a higher stream, used to make m001 drop every real datagram of
-/// m000 after it as a replay, until m000 gave up on m001. Now m000's stream
-/// goes on: every message arrives once, in order, and is acknowledged.
-#[test]
-fn a_forged_higher_stream_does_not_cut_a_member_off() {
-    use crate::protocol::datagram::{Body, Datagram, EventKind};
-    let mut sim = Sim::new(2, 11, NetConfig::clean());
-    room_of(&mut sim, 0..2);
-    sim.say(0, ROOM, "before");
-    sim.run_for(ms(100));
-    let key = sim.key(ROOM);
-    let mallory: std::net::SocketAddr = "10.9.9.9:5000".parse().unwrap();
-    for (stream, seq) in [(u64::MAX, 1), (1 << 62, 7)] {
-        let forged = Datagram {
-            room: ROOM.into(),
-            from: "m000".into(),
-            to: "m001".into(),
-            body: Body::Data {
-                stream,
-                seq,
-                event: EventKind::Text,
-                msg_id: 999,
-                frag: 0,
-                frags: 1,
-                bytes: b"forged".to_vec(),
-            },
-        };
-        sim.inject(1, mallory, &forged.encode(&key));
-    }
-    let mut ids = Vec::new();
-    for n in 0..20 {
-        ids.push(sim.say(0, ROOM, &format!("after {n}")));
-        sim.run_for(ms(20));
-    }
-    sim.run_for(ms(2000));
-    let got: Vec<&String> = sim
-        .received(1, ROOM, "m000")
-        .iter()
-        .filter(|t| t.as_str() != "forged")
-        .collect();
-    let want: Vec<String> = std::iter::once("before".to_string())
-        .chain((0..20).map(|n| format!("after {n}")))
-        .collect();
-    assert_eq!(got, want.iter().collect::<Vec<_>>());
-    let reports = sim.reports(0, ROOM);
-    for id in ids {
-        assert_eq!(reports.get(&id), Some(&Ok(1)), "message {id}: {reports:?}");
-    }
-    assert!(sim.members(0, ROOM).contains(&"m001".to_string()));
-}
-
 /// Members join and leave while three others talk: those who stayed get
 /// everything exactly once, in order; leavers are reported as having left
 /// (not as failures), and late joiners get what was sent after they came.
@@ -433,8 +298,10 @@ fn a_partition_while_the_registry_is_down_heals() {
     assert_eq!(sim.reports(0, ROOM)[&lost], Err(vec!["m002".to_string()]));
     sim.partition(0, 2, false);
     sim.run_for(ms(2000));
-    // Pings are answered with a refresh the registry cannot serve.
-    assert!(!sim.members(0, ROOM).contains(&"m002".to_string()));
+    // Their probes reach each other: the registry listed them before it
+    // went down, so each lets the other in again without asking it.
+    assert!(sim.members(0, ROOM).contains(&"m002".to_string()));
+    assert!(sim.members(2, ROOM).contains(&"m000".to_string()));
     sim.registry_restart();
     sim.sessions_restored();
     sim.run_for(ms(2000));

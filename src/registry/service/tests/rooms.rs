@@ -28,6 +28,7 @@ fn room_lifecycle() {
         RoomInfo {
             name: "lab".into(),
             key: Some(key.clone()),
+            epoch: Some(1),
             members: vec![alice.clone()]
         }
     );
@@ -35,6 +36,7 @@ fn room_lifecycle() {
     let joined = RoomInfo {
         name: "lab".into(),
         key: Some(key.clone()),
+        epoch: Some(1),
         members: vec![alice, bob],
     };
     assert_eq!(t.room(&mut b, room_op("join_room", &tb, "lab")), joined);
@@ -45,6 +47,7 @@ fn room_lifecycle() {
         seen,
         RoomInfo {
             key: None,
+            epoch: None,
             ..joined.clone()
         }
     );
@@ -70,6 +73,20 @@ fn room_lifecycle() {
         names(&t.room(&mut c, room_op("members", &tc, "lab")).members),
         ["bob"]
     );
+    // Alice left: the room has a new key, one epoch on, that she is not told.
+    let rekeyed = t.room(&mut b, room_op("members", &tb, "lab"));
+    assert_eq!(rekeyed.epoch, Some(2));
+    assert!(rekeyed.key.as_deref().is_some_and(is_hex64));
+    assert_ne!(rekeyed.key, Some(key.clone()));
+    let seen = t.room(&mut a, room_op("members", &ta, "lab"));
+    assert_eq!((seen.key, seen.epoch), (None, None));
+    // A member whose session ends (here: logout) re-keys it too.
+    let (mut d, td) = t.user("dave", 9101);
+    t.room(&mut d, room_op("join_room", &td, "lab"));
+    t.ok(&mut d, Request::Logout { token: td.clone() });
+    let after = t.room(&mut b, room_op("members", &tb, "lab"));
+    assert_eq!(after.epoch, Some(3));
+    assert_ne!(after.key, rekeyed.key);
     assert_eq!(
         t.ok(&mut b, room_op("leave_room", &tb, "lab")),
         left("lab", true)

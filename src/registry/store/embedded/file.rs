@@ -7,7 +7,8 @@ use rusqlite::Connection;
 /// `PRAGMA application_id` of a registry database: "LANc".
 const APPLICATION_ID: i32 = 0x4C41_4E63;
 /// `PRAGMA user_version`: the schema version this build writes and reads.
-const SCHEMA_VERSION: i32 = 1;
+/// Version 2 added `rooms.epoch`; a version-1 file is upgraded in place.
+const SCHEMA_VERSION: i32 = 2;
 /// The tables of [`SCHEMA`]; a database of the first release has exactly
 /// these and no application id yet.
 const TABLES: [&str; 4] = ["members", "rooms", "sessions", "users"];
@@ -78,6 +79,7 @@ pub(super) fn check_existing(conn: &Connection, path: &str) -> StoreResult<()> {
              {SCHEMA_VERSION}: run a newer registry"
         ))),
         APPLICATION_ID if version == SCHEMA_VERSION => Ok(()),
+        APPLICATION_ID if version == 1 => upgrade(conn, path),
         0 => {
             let mut q = conn
                 .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -98,10 +100,9 @@ pub(super) fn check_existing(conn: &Connection, path: &str) -> StoreResult<()> {
                 )));
             }
             log::info!("{path}: a registry database without a schema version; stamping it");
-            conn.execute_batch(&format!(
-                "PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version={SCHEMA_VERSION};"
-            ))
-            .map_err(err)
+            conn.execute_batch(&format!("PRAGMA application_id={APPLICATION_ID};"))
+                .map_err(err)?;
+            upgrade(conn, path)
         }
         APPLICATION_ID => Err(StoreError::Other(format!(
             "{path} has an unknown schema version {version}"
@@ -111,6 +112,29 @@ pub(super) fn check_existing(conn: &Connection, path: &str) -> StoreResult<()> {
              pass another --store"
         ))),
     }
+}
+
+/// Brings a version-1 database (or a first-release one) to
+/// [`SCHEMA_VERSION`], in one transaction: rooms get a key epoch.
+fn upgrade(conn: &Connection, path: &str) -> StoreResult<()> {
+    let has_epoch: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('rooms') WHERE name = 'epoch'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    let add = if has_epoch == 0 {
+        "ALTER TABLE rooms ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1;"
+    } else {
+        ""
+    };
+    conn.execute_batch(&format!(
+        "BEGIN; {add} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+    ))
+    .map_err(err)?;
+    log::info!("{path}: upgraded to schema version {SCHEMA_VERSION}");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -220,6 +244,33 @@ mod tests {
         drop(conn);
         let store = SqliteStore::open(&p).unwrap();
         assert_eq!(store.find_user("ann").unwrap().unwrap().password_hash, "h");
+        drop(store);
+        assert_eq!(header(&p), (APPLICATION_ID, SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn a_version_1_database_gets_room_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(&dir, "registry.db");
+        let v1 = SCHEMA.replace(",\n    epoch      INTEGER NOT NULL DEFAULT 1", "");
+        assert!(!v1.contains("epoch"));
+        let conn = Connection::open(&p).unwrap();
+        conn.execute_batch(&format!(
+            "{v1} PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version=1;"
+        ))
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO rooms (name, key, created_ms) VALUES ('lab', 'k', 1);
+             INSERT INTO members (room, username) VALUES ('lab', 'ann'), ('lab', 'bob');",
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&p).unwrap();
+        let room = store.find_room("lab").unwrap().unwrap();
+        assert_eq!((room.key.as_str(), room.epoch), ("k", 1));
+        store.remove_member("lab", "ann", "k2").unwrap();
+        let room = store.find_room("lab").unwrap().unwrap();
+        assert_eq!((room.key.as_str(), room.epoch), ("k2", 2));
         drop(store);
         assert_eq!(header(&p), (APPLICATION_ID, SCHEMA_VERSION));
     }
