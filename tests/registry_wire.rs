@@ -226,7 +226,7 @@ fn rooms_lifecycle() {
     assert!(is_hex64(&key), "key shape: {key}");
     assert_eq!(
         reply,
-        json!({"id": 1, "ok": true, "room": {"name": "lab", "key": key, "members": [
+        json!({"id": 1, "ok": true, "room": {"name": "lab", "key": key, "epoch": 1, "members": [
             {"username": "alice", "online": true, "address": address("127.0.0.1", 7001)},
         ]}})
     );
@@ -235,7 +235,7 @@ fn rooms_lifecycle() {
     let reply = b.ok(json!({"id": 2, "op": "join_room", "token": tb, "room": "lab"}));
     assert_eq!(
         reply,
-        json!({"id": 2, "ok": true, "room": {"name": "lab", "key": key, "members": [
+        json!({"id": 2, "ok": true, "room": {"name": "lab", "key": key, "epoch": 1, "members": [
             {"username": "alice", "online": true, "address": address("127.0.0.1", 7001)},
             {"username": "bob", "online": true, "address": address("127.0.0.1", 8001)},
         ]}})
@@ -280,6 +280,14 @@ fn rooms_lifecycle() {
         json!({"id": 5, "ok": true, "room": "lab", "deleted": false})
     );
     assert_eq!(c.member_names(&tc, "lab"), ["bob"]);
+    // Alice left: a new key, one epoch on, for the members only.
+    let rekeyed = b.ok(json!({"op": "members", "token": tb, "room": "lab"}));
+    assert_eq!(rekeyed["room"]["epoch"], json!(2), "{rekeyed}");
+    assert!(is_hex64(rekeyed["room"]["key"].as_str().unwrap()));
+    assert_ne!(rekeyed["room"]["key"], json!(key));
+    let outside = a.ok(json!({"op": "members", "token": ta, "room": "lab"}));
+    assert_eq!(outside["room"].get("key"), None, "{outside}");
+    assert_eq!(outside["room"].get("epoch"), None, "{outside}");
     let reply = b.ok(json!({"id": 6, "op": "leave_room", "token": tb, "room": "lab"}));
     assert_eq!(
         reply,

@@ -34,7 +34,8 @@ pub enum Pending {
 
 impl Pending {
     /// Requests the peer makes by itself, not for a command: their answers
-    /// do not let a script go on to its next line.
+    /// do not let a script go on to its next line. (`leave_room` goes out
+    /// once the members acknowledged our leave, after `/leave` returned.)
     fn is_background(&self) -> bool {
         use super::RoomPending;
         matches!(
@@ -42,7 +43,9 @@ impl Pending {
             Pending::Resume
                 | Pending::Check
                 | Pending::Chat(Lookup::Verify { .. })
-                | Pending::Room(RoomPending::Refresh(_) | RoomPending::Rejoin { .. })
+                | Pending::Room(
+                    RoomPending::Refresh(_) | RoomPending::Rejoin { .. } | RoomPending::Leave(_)
+                )
         )
     }
 }
