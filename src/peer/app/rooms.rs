@@ -171,6 +171,7 @@ impl App {
                 text,
                 id,
                 own,
+                queued: false,
             },
             Event::Delivery {
                 room,

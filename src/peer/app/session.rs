@@ -41,7 +41,7 @@ impl Pending {
             self,
             Pending::Resume
                 | Pending::Check
-                | Pending::Chat(Lookup::Verify { .. })
+                | Pending::Chat(Lookup::Verify { .. } | Lookup::Resume { .. })
                 | Pending::Room(RoomPending::Refresh(_) | RoomPending::Rejoin { .. })
         )
     }

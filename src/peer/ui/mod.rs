@@ -75,8 +75,23 @@ pub enum UiEvent {
         with: String,
         reason: String,
     },
+    /// A chat lost its connection; it resumes when the partner is back.
+    ChatInterrupted {
+        with: String,
+        reason: String,
+    },
+    ChatResumed {
+        with: String,
+    },
+    /// Our messages in the chat with `with` that it ended without the
+    /// partner acknowledging (texts cut to [`UNDELIVERED_TEXT`] characters).
+    Undelivered {
+        with: String,
+        messages: Vec<UndeliveredMsg>,
+    },
     /// A chat message; `from == me` for our own. `chat` is the partner's
-    /// name or `#room`.
+    /// name or `#room`. `queued`: our own message, kept until the
+    /// interrupted chat resumes.
     Message {
         from: String,
         chat: String,
@@ -84,6 +99,8 @@ pub enum UiEvent {
         id: u64,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         own: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        queued: bool,
     },
     Current {
         target: String,
@@ -136,6 +153,27 @@ pub enum UiEvent {
     },
     ScriptDone,
     Bye,
+}
+
+/// Characters of each text an [`UiEvent::Undelivered`] names.
+pub const UNDELIVERED_TEXT: usize = 60;
+
+/// One message in [`UiEvent::Undelivered`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndeliveredMsg {
+    pub id: u64,
+    pub text: String,
+}
+
+impl UndeliveredMsg {
+    /// Our message `id`, its text cut to [`UNDELIVERED_TEXT`] characters.
+    pub fn new(id: u64, text: &str) -> UndeliveredMsg {
+        let mut cut: String = text.chars().take(UNDELIVERED_TEXT).collect();
+        if cut.len() < text.len() {
+            cut.push('…');
+        }
+        UndeliveredMsg { id, text: cut }
+    }
 }
 
 /// Where human-readable lines go.
@@ -416,7 +454,25 @@ impl Ui {
                 format!("{} chat request with {} timed out", "--".yellow(), n(with))
             }
             UiEvent::ChatClosed { with, reason } => format!("{} chat with {} ended: {reason}", "--".yellow(), n(with)),
-            UiEvent::Message { from, chat, text, own, .. } => {
+            UiEvent::ChatInterrupted { with, reason } => format!(
+                "{} chat with {} interrupted ({reason}); will resume when {} is back",
+                "--".yellow(),
+                n(with),
+                n(with)
+            ),
+            UiEvent::ChatResumed { with } => format!("{} chat with {} resumed", "--".yellow(), n(with)),
+            UiEvent::Undelivered { with, messages } => {
+                let list: Vec<String> = messages.iter().map(|m| format!("#{} \"{}\"", m.id, m.text)).collect();
+                format!(
+                    "{} {} message(s) to {} not delivered: {}",
+                    "!!".red().bold(),
+                    messages.len(),
+                    n(with),
+                    list.join(", ").red()
+                )
+            }
+            UiEvent::Message { from, chat, text, own, queued, .. } => {
+                let text = &if *queued { format!("{text} (queued)") } else { text.clone() };
                 let body = format_text(text, self.color);
                 let room = chat.starts_with('#');
                 match (room, *own) {

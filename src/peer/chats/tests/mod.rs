@@ -3,6 +3,7 @@
 
 mod ending;
 mod requests;
+mod resume;
 
 use super::*;
 use crate::protocol::chat::{CHAT_VERSION, MAX_TEXT};
@@ -20,6 +21,9 @@ struct Node {
     said: Vec<(String, u64, String)>,
     /// Silent: what it sends is lost (a frozen process).
     frozen: bool,
+    /// Its link is cut: what it sends and what is sent to it is lost, and
+    /// it cannot be dialled (its timers still run).
+    cut: bool,
 }
 
 enum Wire {
@@ -84,6 +88,7 @@ impl Net {
                 events: Vec::new(),
                 said: Vec::new(),
                 frozen: false,
+                cut: false,
             });
         }
         net
@@ -108,7 +113,7 @@ impl Net {
     }
 
     fn wire(&mut self, from: usize, w: Wire) {
-        if !self.nodes[from].frozen {
+        if !self.nodes[from].frozen && !self.nodes[from].cut {
             self.queue.push_back(w);
         }
     }
@@ -128,7 +133,9 @@ impl Net {
             } => {
                 assert_eq!(from, self.nodes[i].name);
                 self.nodes[i].said.push((with, id, text.clone()));
-                self.wire(i, Wire::Msg(conn, ChatMsg::Msg { id, text }));
+                if let Some(conn) = conn {
+                    self.wire(i, Wire::Msg(conn, ChatMsg::Msg { id, text }));
+                }
             }
             Action::Close { conn } => {
                 self.closed.push(conn);
@@ -146,7 +153,8 @@ impl Net {
                 self.nodes[i].engine.looked_up(now, purpose, result);
             }
             Action::Dial { user, addr } => {
-                let Some(o) = self.nodes.iter().position(|n| n.ip == addr.ip) else {
+                let found = self.nodes.iter().position(|n| n.ip == addr.ip);
+                let Some(o) = found.filter(|o| !self.nodes[*o].cut && !self.nodes[i].cut) else {
                     let why = format!("cannot reach {user} at {}", addr.ip);
                     self.nodes[i].engine.dial_failed(user, why);
                     return;
@@ -185,7 +193,7 @@ impl Net {
                 };
                 let (_, other) = self.ends[&end];
                 let (o, _) = self.ends[&other];
-                if self.closed.contains(&other) {
+                if self.closed.contains(&other) || self.nodes[o].cut {
                     continue;
                 }
                 let engine = &mut self.nodes[o].engine;
