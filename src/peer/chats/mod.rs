@@ -1,5 +1,6 @@
 //! One-to-one chats as a sans-IO state machine: hello, identity check,
-//! ask, accept or reject, open, keep-alive and close.
+//! ask, accept or reject, open, keep-alive, acknowledgements, interruption
+//! and resumption (`resume`), and close.
 //!
 //! [`Chats`] owns no socket, thread or clock. The peer's main loop feeds it
 //! (a connection dialled or accepted under an id, a [`ChatMsg`] received on
