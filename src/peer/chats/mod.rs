@@ -17,6 +17,7 @@ mod resume;
 #[cfg(test)]
 mod tests;
 mod user;
+mod verify;
 
 pub use reasons::{ChatError, ChatEvent, ChatNotice, ConnEnd, EndReason, RejectReason};
 pub use resume::{MAX_UNACKED, RESUME_ATTEMPT, RESUME_LIMIT};
