@@ -117,7 +117,11 @@ impl Chats {
         let Some(c) = self.chats.get_mut(&conn) else {
             return;
         };
-        c.last_heard = now;
+        if c.state != State::Resuming {
+            // A resume attempt that is refused again and again does not
+            // put off giving the chat up.
+            c.last_heard = now;
+        }
         let (state, user, unverified) = (c.state, c.user.clone(), c.unverified);
         match (state, msg) {
             (

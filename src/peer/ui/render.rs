@@ -284,4 +284,55 @@ mod tests {
         assert!(s.contains("snake_case stays"), "{s:?}");
         assert_eq!(format_text("2 * 3 * 4", true), "2 * 3 * 4");
     }
+
+    /// The text of a line without its colours (SGR sequences).
+    fn plain(line: String) -> String {
+        let mut out = String::new();
+        let mut it = line.chars();
+        while let Some(c) = it.next() {
+            if c == '\x1b' {
+                it.by_ref().find(|c| *c == 'm');
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn interrupted_and_undelivered_lines() {
+        // Colour on, as the other tests here set it (the switch is global).
+        let ui = Ui::new(false, true, super::super::Sink::Stdout);
+        let line = |ev| plain(ui.line(ev));
+        let line1 = line(UiEvent::ChatInterrupted {
+            with: "bob".into(),
+            reason: "not responding".into(),
+        });
+        assert_eq!(
+            line1,
+            "-- chat with bob interrupted (not responding); will resume when bob is back"
+        );
+        let long = "x".repeat(70);
+        let line2 = line(UiEvent::Undelivered {
+            with: "bob".into(),
+            messages: vec![
+                super::super::UndeliveredMsg::new(3, "see you at 5"),
+                super::super::UndeliveredMsg::new(4, &long),
+            ],
+        });
+        let cut = format!("{}…", "x".repeat(60));
+        assert_eq!(
+            line2,
+            format!("!! 2 message(s) to bob not delivered: #3 \"see you at 5\", #4 \"{cut}\"")
+        );
+        let line3 = line(UiEvent::Message {
+            from: "alice".into(),
+            chat: "bob".into(),
+            text: "later".into(),
+            id: 5,
+            own: true,
+            queued: true,
+        });
+        assert_eq!(line3, "you → bob later (queued)");
+    }
 }

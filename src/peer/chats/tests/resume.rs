@@ -241,6 +241,14 @@ fn unacknowledged_messages_are_bounded() {
         })]
     );
     assert_eq!(unacked(&mut net, "alice").len(), MAX_UNACKED);
+    let e = ChatError::TooManyUnacked {
+        user: "bob".into(),
+        max: MAX_UNACKED,
+    };
+    assert_eq!(
+        e.to_string(),
+        "1024 messages to bob are still unacknowledged; message not sent"
+    );
 }
 
 #[test]
@@ -270,4 +278,42 @@ fn hello_with_a_bad_chat_id_is_rejected() {
             })
         );
     }
+}
+
+/// Only alice saw the connection break; bob still has the chat open when
+/// her resume hello comes: it takes the chat over, and what bob sent into
+/// the dead connection reaches alice once.
+#[test]
+fn resume_takes_over_a_chat_still_open_on_the_other_side() {
+    let mut net = Net::new(&["alice", "bob"]);
+    net.connect("alice", "bob");
+    net.node("bob").cut = true;
+    say(&mut net, "bob", "alice", "into the void");
+    let conn = *net.node("alice").engine.chats.keys().next().unwrap();
+    net.engine("alice")
+        .conn_closed(conn, ConnEnd::Io("reset".into()));
+    net.pump();
+    net.node("bob").cut = false;
+    assert!(net.events("bob").is_empty());
+    net.wait(CHAT_PING);
+    assert_eq!(
+        net.events("alice"),
+        vec![
+            ChatEvent::Interrupted {
+                with: "bob".into(),
+                reason: EndReason::Conn(ConnEnd::Io("reset".into()))
+            },
+            resumed("bob"),
+            received("bob", 1, "into the void")
+        ]
+    );
+    assert_eq!(net.events("bob"), vec![resumed("alice")]);
+    assert_eq!(unacked(&mut net, "bob"), Vec::<u64>::new());
+    // The old connection's end, when bob finally sees it, changes nothing.
+    let old: Vec<ConnId> = net.node("bob").engine.chats.keys().copied().collect();
+    assert_eq!(old.len(), 1);
+    net.engine("bob").conn_closed(conn + 1, ConnEnd::Closed);
+    net.pump();
+    assert!(net.events("bob").is_empty());
+    assert!(net.engine("bob").is_open("alice"));
 }
