@@ -6,7 +6,10 @@
 //! - `cut_chat_resumes_and_delivers_exactly_once` (issue 11, item 12):
 //!   the cable is out for 10 s; a message alice sends as it goes and one
 //!   she types during the cut both reach bob, once each and in order,
-//!   when the chat resumes by itself after the cable is back.
+//!   when the chat resumes by itself after the cable is back; so does the
+//!   one bob types during the cut.
+//! - `chat_cut_on_the_redialling_side_resumes_too`: the same with alice's
+//!   cable (alice's name sorts first, so she is the one who redials).
 //! - `chat_that_never_resumes_names_what_was_not_delivered`: bob is
 //!   killed during the cut; alice's chat gives up (after
 //!   `--chat-resume-secs 6`) and names the message bob never
@@ -23,7 +26,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 const NS_PREFIX: &str = "lcchat";
-/// Bridge port of bob's namespace (the registry is 0, alice 1).
+/// Bridge ports of alice's and bob's namespaces (the registry's is 0).
+const ALICE_CABLE: usize = 1;
 const BOB_CABLE: usize = 2;
 /// How long the cable stays out, as in the issue.
 const CUT: Duration = Duration::from_secs(10);
@@ -65,45 +69,51 @@ fn pairs(list: &[(u64, &str)]) -> Vec<(u64, String)> {
     list.iter().map(|(i, t)| (*i, t.to_string())).collect()
 }
 
-#[test]
-fn cut_chat_resumes_and_delivers_exactly_once() {
-    let Some((lab, _reg, mut alice, mut bob)) = setup("resume", &[]) else {
+/// The chat, the cable `cable` (alice's or bob's) out for [`CUT`]; both
+/// type during the cut; everything arrives once, in order, on resume.
+fn cut_and_resume(test: &str, cable: usize) {
+    let Some((lab, _reg, mut alice, mut bob)) = setup(test, &[]) else {
         return;
     };
     alice.send("before the cut");
     bob.expect("message", &[("text", "before the cut")], WAIT);
 
-    lab.cable(BOB_CABLE, false);
+    lab.cable(cable, false);
     let cut = Instant::now();
     // Typed as the link goes: shown as sent, but it cannot arrive.
     alice.send("as the link went");
     alice.expect("message", &[("text", "as the link went")], WAIT);
-    let v = alice.expect("chat_interrupted", &[("with", "bob")], WAIT);
-    let noticed = cut.elapsed();
-    eprintln!(
-        "alice saw the chat interrupted {noticed:?} after the cut ({})",
-        v["reason"]
-    );
-    // Typed during the cut: shown as queued.
-    alice.send("typed during the cut");
-    alice.expect(
-        "message",
-        &[
-            ("text", json!("typed during the cut")),
-            ("queued", json!(true)),
-        ],
-        WAIT,
-    );
+    for p in [&mut alice, &mut bob] {
+        let other = if p.name == "alice" { "bob" } else { "alice" };
+        let v = p.expect("chat_interrupted", &[("with", other)], WAIT);
+        eprintln!(
+            "{} saw the chat interrupted {:?} after the cut ({})",
+            p.name,
+            cut.elapsed(),
+            v["reason"]
+        );
+        // Typed during the cut: shown as queued.
+        let text = format!("{} typed during the cut", p.name);
+        p.send(&text);
+        p.expect(
+            "message",
+            &[("text", json!(text)), ("queued", json!(true))],
+            WAIT,
+        );
+    }
     // Nothing resumes, or ends, while the cable is out.
     alice.expect_none("chat_resumed", ANY, CUT.saturating_sub(cut.elapsed()));
-    alice.expect_none("chat_closed", ANY, Duration::ZERO);
+    for p in [&mut alice, &mut bob] {
+        p.expect_none("chat_closed", ANY, Duration::ZERO);
+    }
 
-    lab.cable(BOB_CABLE, true);
+    lab.cable(cable, true);
     let back = Instant::now();
     alice.expect("chat_resumed", &[("with", "bob")], Duration::from_secs(20));
     bob.expect("chat_resumed", &[("with", "alice")], WAIT);
     let resumed = back.elapsed();
-    bob.expect("message", &[("text", "typed during the cut")], WAIT);
+    bob.expect("message", &[("text", "alice typed during the cut")], WAIT);
+    alice.expect("message", &[("text", "bob typed during the cut")], WAIT);
     // One more each way after the resume: anything sent twice would have
     // come before it.
     alice.send("after");
@@ -117,10 +127,15 @@ fn cut_chat_resumes_and_delivers_exactly_once() {
         pairs(&[
             (1, "before the cut"),
             (2, "as the link went"),
-            (3, "typed during the cut"),
+            (3, "alice typed during the cut"),
             (4, "after")
         ]),
         "bob's messages from alice"
+    );
+    assert_eq!(
+        got(&alice, "bob"),
+        pairs(&[(1, "bob typed during the cut"), (2, "all here")]),
+        "alice's messages from bob"
     );
     for p in [&alice, &bob] {
         let ends: Vec<&Value> = p
@@ -130,6 +145,17 @@ fn cut_chat_resumes_and_delivers_exactly_once() {
             .collect();
         assert!(ends.is_empty(), "{}: {ends:?}", p.name);
     }
+}
+
+#[test]
+fn cut_chat_resumes_and_delivers_exactly_once() {
+    cut_and_resume("resume", BOB_CABLE);
+}
+
+/// The same with the cable of alice, the side that redials, pulled.
+#[test]
+fn chat_cut_on_the_redialling_side_resumes_too() {
+    cut_and_resume("resume-a", ALICE_CABLE);
 }
 
 #[test]

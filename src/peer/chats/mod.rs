@@ -135,8 +135,8 @@ struct Chat {
     unacked: VecDeque<(u64, String)>,
     /// On an incoming resume hello: the last id its sender has shown.
     resume_from: Option<u64>,
-    /// A look-up or dial to resume this chat is under way.
-    trying: bool,
+    /// A look-up or dial to resume this chat is under way (since then).
+    trying: Option<Instant>,
 }
 
 impl Chat {
@@ -155,7 +155,7 @@ impl Chat {
             resumable: false,
             unacked: VecDeque::new(),
             resume_from: None,
-            trying: false,
+            trying: None,
         }
     }
 }

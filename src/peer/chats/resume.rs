@@ -23,6 +23,9 @@ pub const RESUME_ATTEMPT: Duration = Duration::from_secs(5);
 /// Our messages kept unacknowledged on one chat; beyond them new ones are
 /// refused.
 pub const MAX_UNACKED: usize = 1024;
+/// A redial's look-up and connect not answered by then (the registry link
+/// gives up on a request after 10 s, a connect after 2 s) is started anew.
+const TRY_LIMIT: Duration = Duration::from_secs(15);
 
 impl Chats {
     /// How long an interrupted chat waits for its partner.
@@ -78,7 +81,7 @@ impl Chats {
             return;
         }
         c.state = State::Interrupted;
-        c.trying = false;
+        c.trying = None;
         let with = c.user.clone();
         self.actions.push_back(Action::Close { conn });
         self.event(ChatEvent::Interrupted { with, reason });
@@ -100,12 +103,17 @@ impl Chats {
         if c.state == State::Resuming && now.duration_since(c.since) >= RESUME_ATTEMPT {
             log::info!("chat {conn}: resume of the chat with {} unanswered", c.user);
             c.state = State::Interrupted;
-            c.trying = false;
+            c.trying = None;
             self.actions.push_back(Action::Close { conn });
             return;
         }
-        if c.state == State::Interrupted && !c.trying && me.as_str() < c.user.as_str() {
-            c.trying = true;
+        if c.trying.is_some_and(|t| now.duration_since(t) >= TRY_LIMIT) {
+            // Its answer was lost somewhere: try again.
+            log::info!("chat {conn}: redial of {} unanswered", c.user);
+            c.trying = None;
+        }
+        if c.state == State::Interrupted && c.trying.is_none() && me.as_str() < c.user.as_str() {
+            c.trying = Some(now);
             let user = c.user.clone();
             self.actions.push_back(Action::Lookup {
                 user: user.clone(),
@@ -118,7 +126,7 @@ impl Chats {
     fn trying(&self, user: &str) -> Option<ConnId> {
         self.chats
             .iter()
-            .find(|(_, c)| c.user == user && c.state == State::Interrupted && c.trying)
+            .find(|(_, c)| c.user == user && c.state == State::Interrupted && c.trying.is_some())
             .map(|(id, _)| *id)
     }
 
@@ -132,7 +140,7 @@ impl Chats {
             other => {
                 log::debug!("resuming the chat with {user}: not yet ({other:?})");
                 if let Some(c) = self.chats.get_mut(&id) {
-                    c.trying = false;
+                    c.trying = None;
                 }
             }
         }
@@ -145,7 +153,7 @@ impl Chats {
         };
         log::debug!("resuming the chat with {user}: {why}");
         if let Some(c) = self.chats.get_mut(&id) {
-            c.trying = false;
+            c.trying = None;
         }
         true
     }
@@ -160,6 +168,11 @@ impl Chats {
         user: &str,
     ) -> bool {
         let Some(old) = self.trying(user) else {
+            if self.find_live(user).is_some() && !self.dialing.contains_key(user) {
+                // A redial answered after it was given up: not needed.
+                self.actions.push_back(Action::Close { conn });
+                return true;
+            }
             return false;
         };
         let (Some(me), Some(mut c)) = (self.me.clone(), self.chats.remove(&old)) else {
@@ -168,7 +181,7 @@ impl Chats {
         c.state = State::Resuming;
         c.since = now;
         c.addr = addr;
-        c.trying = false;
+        c.trying = None;
         let hello = ChatMsg::Hello {
             from: me,
             version: CHAT_VERSION,
@@ -203,7 +216,7 @@ impl Chats {
         if let Some(c) = self.chats.get_mut(&conn) {
             log::info!("chat {conn}: resume with {} refused: {reason:?}", c.user);
             c.state = State::Interrupted;
-            c.trying = false;
+            c.trying = None;
             self.actions.push_back(Action::Close { conn });
         }
     }
@@ -243,7 +256,7 @@ impl Chats {
         c.addr = new.addr;
         c.since = now;
         c.last_heard = now;
-        c.trying = false;
+        c.trying = None;
         c.unverified |= new.unverified;
         let (with, last_in) = (c.user.clone(), c.last_in);
         self.chats.insert(conn, c);

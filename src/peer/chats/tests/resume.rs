@@ -317,3 +317,19 @@ fn resume_takes_over_a_chat_still_open_on_the_other_side() {
     assert!(net.events("bob").is_empty());
     assert!(net.engine("bob").is_open("alice"));
 }
+
+/// A redial whose look-up is never answered is started again.
+#[test]
+fn a_redial_left_unanswered_is_tried_again() {
+    let mut net = Net::new(&["alice", "bob"]);
+    net.connect("alice", "bob");
+    net.registry_silent = true;
+    cable(&mut net, "bob", false);
+    net.wait(CHAT_DEAD + CHAT_PING);
+    cable(&mut net, "bob", true);
+    net.registry_silent = false;
+    net.wait(Duration::from_secs(13));
+    assert!(!net.events("alice").contains(&resumed("bob")));
+    net.wait(CHAT_PING * 2);
+    assert!(net.events("alice").contains(&resumed("bob")));
+}
