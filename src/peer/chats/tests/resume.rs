@@ -333,3 +333,55 @@ fn a_redial_left_unanswered_is_tried_again() {
     net.wait(CHAT_PING * 2);
     assert!(net.events("alice").contains(&resumed("bob")));
 }
+
+/// A resume hello is checked like any hello: from an address the
+/// registry does not have for its user, it is refused, however right its
+/// chat id, and the interrupted chat goes on waiting.
+#[test]
+fn resume_from_the_wrong_address_is_refused() {
+    let mut net = Net::new(&["alice", "bob"]);
+    net.connect("alice", "bob");
+    cable(&mut net, "alice", false);
+    net.wait(CHAT_DEAD);
+    net.events("bob");
+    let chat = net.node("bob").engine.chats.values().next().unwrap();
+    let chat_id = chat.chat_id.clone();
+    assert!(chat_id.is_some());
+    let alice = net.registry["alice"].clone();
+    let now = net.now;
+    let e = net.engine("bob");
+    e.accepted(now, 900, sock("10.9.9.9"));
+    let hello = ChatMsg::Hello {
+        from: "alice".into(),
+        version: CHAT_VERSION,
+        chat: chat_id,
+        received: Some(0),
+    };
+    e.received(now, 900, hello);
+    let mut actions = Vec::new();
+    while let Some(a) = e.poll_action() {
+        match a {
+            Action::Lookup { purpose, .. } => e.looked_up(now, purpose, Ok(alice.clone())),
+            other => actions.push(other),
+        }
+    }
+    let reason = "identity check failed".to_string();
+    assert_eq!(
+        actions[..2],
+        [
+            Action::Send {
+                conn: 900,
+                msg: ChatMsg::Reject { reason }
+            },
+            Action::Close { conn: 900 }
+        ]
+    );
+    assert!(
+        matches!(
+            &actions[2..],
+            [Action::Event(ChatEvent::Error(ChatError::Impostor { .. }))]
+        ),
+        "{actions:?}"
+    );
+    assert!(net.engine("bob").is_open("alice"));
+}
