@@ -241,6 +241,26 @@ impl Net {
     }
 }
 
+/// A connection `conn` to `e` from `ip`, whose first line is a hello from
+/// `from` naming `chat` (resuming it after `received`).
+fn hello_on(
+    e: &mut Chats,
+    now: Instant,
+    (conn, ip): (ConnId, &str),
+    from: &str,
+    chat: Option<String>,
+    received: Option<u64>,
+) {
+    e.accepted(now, conn, sock(ip));
+    let hello = ChatMsg::Hello {
+        from: from.into(),
+        version: CHAT_VERSION,
+        chat,
+        received,
+    };
+    e.received(now, conn, hello);
+}
+
 impl ChatEvent {
     fn to_string_for_test(&self) -> String {
         match self {

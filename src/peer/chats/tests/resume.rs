@@ -261,14 +261,7 @@ fn hello_with_a_bad_chat_id_is_rejected() {
         let mut net = Net::new(&["bob"]);
         let now = net.now;
         let e = net.engine("bob");
-        e.accepted(now, 7, sock("10.0.0.9"));
-        let hello = ChatMsg::Hello {
-            from: "alice".into(),
-            version: CHAT_VERSION,
-            chat,
-            received,
-        };
-        e.received(now, 7, hello);
+        hello_on(e, now, (7, "10.0.0.9"), "alice", chat, received);
         let reason = "bad hello".to_string();
         assert_eq!(
             e.poll_action(),
@@ -350,14 +343,7 @@ fn resume_from_the_wrong_address_is_refused() {
     let alice = net.registry["alice"].clone();
     let now = net.now;
     let e = net.engine("bob");
-    e.accepted(now, 900, sock("10.9.9.9"));
-    let hello = ChatMsg::Hello {
-        from: "alice".into(),
-        version: CHAT_VERSION,
-        chat: chat_id,
-        received: Some(0),
-    };
-    e.received(now, 900, hello);
+    hello_on(e, now, (900, "10.9.9.9"), "alice", chat_id, Some(0));
     let mut actions = Vec::new();
     while let Some(a) = e.poll_action() {
         match a {
