@@ -371,3 +371,23 @@ fn resume_from_the_wrong_address_is_refused() {
     );
     assert!(net.engine("bob").is_open("alice"));
 }
+
+/// Quitting (or logging out) names what the partner never acknowledged
+/// too (here bob showed it, but his ack was lost: the sender cannot know).
+#[test]
+fn quitting_names_what_was_not_delivered() {
+    let mut net = Net::new(&["alice", "bob"]);
+    net.connect("alice", "bob");
+    say(&mut net, "alice", "bob", "seen");
+    net.pump();
+    net.node("bob").frozen = true;
+    say(&mut net, "alice", "bob", "unseen");
+    net.pump();
+    net.events("alice");
+    net.engine("alice").close_all();
+    net.pump();
+    assert_eq!(
+        net.events("alice"),
+        vec![undelivered("bob", &[(2, "unseen")])]
+    );
+}
