@@ -57,6 +57,12 @@ struct Args {
     /// Seconds an unanswered chat request waits before it times out.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     chat_timeout_secs: u64,
+
+    /// Seconds a chat interrupted by the network waits for its partner to
+    /// come back (counted from when it was last heard); then the chat ends
+    /// and the messages it never acknowledged are named as not delivered.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    chat_resume_secs: u64,
 }
 
 fn main() {
@@ -78,6 +84,7 @@ fn main() {
         script: args.script,
         faults: args.faults.unwrap_or_default(),
         chat_timeout: std::time::Duration::from_secs(args.chat_timeout_secs),
+        chat_resume: std::time::Duration::from_secs(args.chat_resume_secs),
     });
     std::process::exit(code);
 }

@@ -39,7 +39,8 @@
 //!   glue to the chat and room engines, quitting.
 //! - [`peer::events`]: what worker threads tell the main loop.
 //! - [`peer::link`]: the connection to the registry.
-//! - [`peer::chats`]: one-to-one chats, a sans-IO state machine.
+//! - [`peer::chats`]: one-to-one chats, a sans-IO state machine (with
+//!   acknowledgements, and chats resumed after a network cut).
 //! - [`peer::chat`]: the threads of one-to-one chat connections.
 //! - [`peer::slots`]: how many chat connections may live, in all and per
 //!   address.

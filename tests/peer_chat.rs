@@ -188,7 +188,7 @@ fn partner_quit_closes_the_chat() {
 
 // (6)
 #[test]
-fn partner_crash_closes_the_chat_within_a_second() {
+fn partner_crash_interrupts_the_chat_within_a_second() {
     let (_reg, mut p) = setup(&["alice", "bob"], &[]);
     let [alice, bob] = &mut p[..] else {
         unreachable!()
@@ -196,12 +196,26 @@ fn partner_crash_closes_the_chat_within_a_second() {
     open_chat(alice, bob);
     bob.kill9();
     let t0 = Instant::now();
-    alice.expect("chat_closed", &[("with", "bob")], WAIT);
+    alice.expect("chat_interrupted", &[("with", "bob")], WAIT);
     let took = t0.elapsed();
-    eprintln!("chat_closed {took:?} after kill -9");
-    assert!(took < Duration::from_secs(1), "chat_closed after {took:?}");
-    // The chat is gone: plain text does not go anywhere silently.
+    eprintln!("chat_interrupted {took:?} after kill -9");
+    assert!(
+        took < Duration::from_secs(1),
+        "chat_interrupted after {took:?}"
+    );
+    // The chat waits for bob: plain text is kept, and says so.
     alice.send("still there?");
+    alice.expect(
+        "message",
+        &[("text", json!("still there?")), ("queued", json!(true))],
+        WAIT,
+    );
+    // Closing it names what never reached him.
+    alice.send("/close");
+    alice.expect("chat_closed", &[("with", "bob")], WAIT);
+    let v = alice.expect("undelivered", &[("with", "bob")], WAIT);
+    assert_eq!(v["messages"], json!([{"id": 1, "text": "still there?"}]));
+    alice.send("anyone?");
     alice.expect("error", ANY, WAIT);
 }
 

@@ -197,7 +197,7 @@ fn every_op_and_error_code_is_documented() {
         );
     }
     for t in [
-        "hello", "accept", "reject", "busy", "timeout", "msg", "ping", "bye",
+        "hello", "accept", "reject", "busy", "timeout", "msg", "ack", "ping", "bye",
     ] {
         assert!(
             doc.contains(&format!("{{\"type\":\"{t}\"")),

@@ -63,6 +63,9 @@ pub struct Config {
     pub faults: Faults,
     /// An unanswered chat request gives up after this long (30 s).
     pub chat_timeout: std::time::Duration,
+    /// An interrupted chat gives up after this long without its partner
+    /// (120 s).
+    pub chat_resume: std::time::Duration,
 }
 
 /// Binds the TCP listener and the UDP socket. With port 0 both get the same

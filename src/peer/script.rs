@@ -305,6 +305,7 @@ mod tests {
             text: "x".into(),
             id: 1,
             own: false,
+            queued: false,
         });
         assert_eq!(s.next(t0 + Duration::from_millis(20)), Some(Command::Quit));
         assert_eq!(s.exit_code(), 0);

@@ -8,15 +8,32 @@ use serde::{Deserialize, Serialize};
 pub const CHAT_VERSION: u32 = 1;
 /// Longest message text accepted on a chat connection, in bytes.
 pub const MAX_TEXT: usize = 16 * 1024;
+/// Longest chat id in a `hello`, in bytes; a longer one is a bad hello.
+pub const MAX_CHAT_ID: usize = 64;
 
 /// A message on a one-to-one chat connection (one JSON object per line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChatMsg {
-    /// First line from the side that connects: a request to chat.
-    Hello { from: String, version: u32 },
-    /// The request was accepted; messages may flow.
-    Accept,
+    /// First line from the side that connects: a request to chat. `chat`
+    /// names the chat (chosen by the asker, at most [`MAX_CHAT_ID`] bytes)
+    /// so that it can be resumed; `received` makes the hello a resume of
+    /// that chat, with the last message id its sender has shown.
+    Hello {
+        from: String,
+        version: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chat: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        received: Option<u64>,
+    },
+    /// The request was accepted; messages may flow. `received`: the last
+    /// message id the accepting side has shown in this chat (0 on a new
+    /// chat); a peer that sends it can resume the chat.
+    Accept {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        received: Option<u64>,
+    },
     /// The request was declined (`reason`: e.g. "declined", "crossed").
     Reject {
         #[serde(default)]
@@ -26,8 +43,11 @@ pub enum ChatMsg {
     Busy,
     /// Nobody answered the request in time.
     Timeout,
-    /// A chat message; `id` counts up from 1 per connection and direction.
+    /// A chat message; `id` counts up from 1 per chat and direction, across
+    /// the connections of a resumed chat.
     Msg { id: u64, text: String },
+    /// Every message with an id up to `id` has been shown.
+    Ack { id: u64 },
     /// Keep-alive, sent every second so a dead partner is noticed.
     Ping,
     /// The sender is closing the chat (`/close`, `/quit`).
@@ -54,8 +74,16 @@ mod tests {
             h,
             ChatMsg::Hello {
                 from: "bob".into(),
-                version: 1
+                version: 1,
+                chat: None,
+                received: None,
             }
+        );
+        let a: ChatMsg = serde_json::from_str(r#"{"type":"accept"}"#).unwrap();
+        assert_eq!(a, ChatMsg::Accept { received: None });
+        assert_eq!(
+            serde_json::to_string(&ChatMsg::Accept { received: Some(4) }).unwrap(),
+            r#"{"type":"accept","received":4}"#
         );
         let r: ChatMsg = serde_json::from_str(r#"{"type":"reject"}"#).unwrap();
         assert_eq!(

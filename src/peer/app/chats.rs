@@ -6,7 +6,7 @@
 use super::{App, Pending, Target};
 use crate::peer::chats::{Action, ChatEvent, Chats, ConnId, Lookup};
 use crate::peer::events::Event;
-use crate::peer::ui::UiEvent;
+use crate::peer::ui::{UiEvent, UndeliveredMsg};
 use crate::peer::{chat, slots};
 use crate::protocol::chat::ChatMsg;
 use crate::protocol::{Address, ApiError, ErrorCode, Request};
@@ -41,18 +41,20 @@ impl App {
                     id,
                     text: text.clone(),
                 };
-                if self.conns.get(&conn).is_some_and(|c| c.send(msg)) {
-                    let ev = UiEvent::Message {
-                        from,
-                        chat: with,
-                        text,
-                        id,
-                        own: true,
-                    };
-                    self.emit_marked(ev, unverified);
-                } else {
-                    self.error(format!("the chat with {with} is closed; message not sent"));
-                }
+                // Not sent now: the engine keeps it, and sends it again
+                // when the chat resumes (or names it as not delivered).
+                let sent = conn
+                    .and_then(|conn| self.conns.get(&conn))
+                    .is_some_and(|c| c.send(msg));
+                let ev = UiEvent::Message {
+                    from,
+                    chat: with,
+                    text,
+                    id,
+                    own: true,
+                    queued: !sent,
+                };
+                self.emit_marked(ev, unverified);
             }
             Action::Close { conn } => {
                 if let Some(c) = self.conns.remove(&conn) {
@@ -130,8 +132,21 @@ impl App {
                     text,
                     id,
                     own: false,
+                    queued: false,
                 };
                 self.emit_marked(ev, unverified);
+            }
+            ChatEvent::Interrupted { with, reason } => {
+                let reason = reason.to_string();
+                self.emit(UiEvent::ChatInterrupted { with, reason });
+            }
+            ChatEvent::Resumed { with } => self.emit(UiEvent::ChatResumed { with }),
+            ChatEvent::Undelivered { with, messages } => {
+                let messages = messages
+                    .iter()
+                    .map(|(id, text)| UndeliveredMsg::new(*id, text))
+                    .collect();
+                self.emit(UiEvent::Undelivered { with, messages });
             }
             ChatEvent::Notice(n) => self.notice(n.to_string()),
             ChatEvent::Error(e) => {

@@ -100,7 +100,8 @@ impl App {
     ) -> App {
         let link = Link::new(cfg.registry.clone(), events.clone());
         let rooms = Rooms::new(cfg.faults.clone());
-        let chats = Chats::new(Instant::now(), cfg.chat_timeout);
+        let mut chats = Chats::new(Instant::now(), cfg.chat_timeout);
+        chats.set_resume_limit(cfg.chat_resume);
         App {
             cfg,
             ui,

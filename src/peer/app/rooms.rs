@@ -179,6 +179,7 @@ impl App {
                 text,
                 id,
                 own,
+                queued: false,
             },
             Event::Delivery {
                 room,

@@ -42,7 +42,7 @@ impl Pending {
             self,
             Pending::Resume
                 | Pending::Check
-                | Pending::Chat(Lookup::Verify { .. })
+                | Pending::Chat(Lookup::Verify { .. } | Lookup::Resume { .. })
                 | Pending::Room(
                     RoomPending::Refresh(_) | RoomPending::Rejoin { .. } | RoomPending::Leave(_)
                 )
@@ -157,7 +157,11 @@ impl App {
                 // The registry took our session offline (we were cut off
                 // past the time-out) but still knows it: resume it, then
                 // ask again.
-                if !p.is_background() {
+                if let Pending::Chat(purpose @ Lookup::Resume { .. }) = p {
+                    // A chat's redial asks again by itself, once a second.
+                    let now = Instant::now();
+                    self.with_chats(|c| c.looked_up(now, purpose, Err(e)));
+                } else if !p.is_background() {
                     self.after_resume.push((req, p));
                 }
                 self.resume_session();

@@ -1,5 +1,6 @@
 //! One-to-one chats as a sans-IO state machine: hello, identity check,
-//! ask, accept or reject, open, keep-alive and close.
+//! ask, accept or reject, open, keep-alive, acknowledgements, interruption
+//! and resumption (`resume`), and close.
 //!
 //! [`Chats`] owns no socket, thread or clock. The peer's main loop feeds it
 //! (a connection dialled or accepted under an id, a [`ChatMsg`] received on
@@ -12,11 +13,14 @@
 
 mod net;
 mod reasons;
+mod resume;
 #[cfg(test)]
 mod tests;
 mod user;
+mod verify;
 
 pub use reasons::{ChatError, ChatEvent, ChatNotice, ConnEnd, EndReason, RejectReason};
+pub use resume::{MAX_UNACKED, RESUME_ATTEMPT, RESUME_LIMIT};
 
 use crate::protocol::chat::ChatMsg;
 use crate::protocol::Address;
@@ -56,6 +60,8 @@ pub enum Lookup {
     Dial { user: String },
     /// Whether an incoming hello on `conn` comes from where its user is.
     Verify { conn: ConnId },
+    /// Where to redial `user` to resume an interrupted chat.
+    Resume { user: String },
 }
 
 /// What the engine asks its owner to do, in order.
@@ -63,11 +69,12 @@ pub enum Lookup {
 pub enum Action {
     /// Queue `msg` on connection `conn`.
     Send { conn: ConnId, msg: ChatMsg },
-    /// Queue our message `id` on `conn`; if it could be queued, show it as
-    /// our own message (`from`, in the chat `with`), else say the chat with
-    /// `with` is closed.
+    /// Queue our message `id` on `conn` and show it as our own message
+    /// (`from`, in the chat `with`); without `conn` (the chat is
+    /// interrupted), or when it cannot be queued there, show it as queued:
+    /// the engine keeps it until the partner acknowledges it.
     Say {
-        conn: ConnId,
+        conn: Option<ConnId>,
         from: String,
         with: String,
         id: u64,
@@ -97,6 +104,12 @@ enum State {
     /// We asked; waiting for their answer.
     Requesting,
     Open,
+    /// Open, but its connection broke without `bye`: waiting to be resumed
+    /// (kept under the id of its dead connection).
+    Interrupted,
+    /// Interrupted; we redialled and sent a resume hello on this
+    /// connection, waiting for `accept`.
+    Resuming,
 }
 
 struct Chat {
@@ -113,6 +126,17 @@ struct Chat {
     unverified: bool,
     /// The last message id received; a `msg` must carry a greater one.
     last_in: u64,
+    /// The chat's name for resuming it (chosen by the asker).
+    chat_id: Option<String>,
+    /// The partner can resume (and acknowledges messages).
+    resumable: bool,
+    /// Our messages not yet acknowledged: (id, text), oldest first. Only
+    /// kept on resumable chats, at most [`MAX_UNACKED`].
+    unacked: VecDeque<(u64, String)>,
+    /// On an incoming resume hello: the last id its sender has shown.
+    resume_from: Option<u64>,
+    /// A look-up or dial to resume this chat is under way (since then).
+    trying: Option<Instant>,
 }
 
 impl Chat {
@@ -127,6 +151,11 @@ impl Chat {
             queued: Vec::new(),
             unverified: false,
             last_in: 0,
+            chat_id: None,
+            resumable: false,
+            unacked: VecDeque::new(),
+            resume_from: None,
+            trying: None,
         }
     }
 }
@@ -139,6 +168,8 @@ pub struct Chats {
     dnd: bool,
     /// An unanswered request gives up after this long.
     chat_timeout: Duration,
+    /// An interrupted chat gives up after this long without its partner.
+    resume_limit: Duration,
     chats: BTreeMap<ConnId, Chat>,
     /// Texts for users being looked up or dialled.
     dialing: HashMap<String, Vec<String>>,
@@ -154,6 +185,7 @@ impl Chats {
             me: None,
             dnd: false,
             chat_timeout,
+            resume_limit: RESUME_LIMIT,
             chats: BTreeMap::new(),
             dialing: HashMap::new(),
             refusals_shown: HashMap::new(),
@@ -173,9 +205,9 @@ impl Chats {
         self.dnd
     }
 
-    /// Whether a chat with `user` is open.
+    /// Whether a chat with `user` is open (or interrupted, to be resumed).
     pub fn is_open(&self, user: &str) -> bool {
-        self.find(user, State::Open).is_some()
+        self.find_live(user).is_some()
     }
 
     /// Whether a look-up or dial is under way.
@@ -242,11 +274,16 @@ impl Chats {
         self.next_tick = now + CHAT_PING;
         let mut dead = Vec::new();
         let mut pings = Vec::new();
+        let mut lost = Vec::new();
+        let mut waiting = Vec::new();
         for (id, c) in &self.chats {
             let age = now.duration_since(c.since);
             match c.state {
-                State::Open if now.duration_since(c.last_heard) >= CHAT_DEAD => {
-                    dead.push((*id, None))
+                State::Open if now.duration_since(c.last_heard) >= CHAT_DEAD => lost.push(*id),
+                State::Interrupted => waiting.push(*id),
+                State::Resuming => {
+                    waiting.push(*id);
+                    pings.push(*id);
                 }
                 State::Hello if age >= HELLO_TIMEOUT => dead.push((*id, Some(ChatMsg::Bye))),
                 State::Verifying if age >= VERIFY_TIMEOUT => dead.push((*id, Some(ChatMsg::Bye))),
@@ -263,6 +300,12 @@ impl Chats {
         for id in pings {
             self.send(id, ChatMsg::Ping);
         }
+        for id in lost {
+            self.lost(id, EndReason::NotResponding);
+        }
+        for id in waiting {
+            self.resume_tick(now, id);
+        }
         for (id, last) in dead {
             let Some(c) = self.end(id, last) else {
                 continue;
@@ -274,8 +317,8 @@ impl Chats {
                     });
                     self.report_unsent(&c);
                 }
-                State::Open => self.gone(c, EndReason::NotResponding),
                 State::Hello | State::Verifying => {}
+                _ => self.gone(c, EndReason::NotResponding),
             }
         }
     }

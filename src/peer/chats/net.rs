@@ -3,12 +3,11 @@
 
 use super::{
     Action, Chat, ChatError, ChatEvent, ChatNotice, Chats, ConnEnd, ConnId, EndReason, Lookup,
-    RejectReason, State, MAX_PENDING, MAX_PENDING_PER_IP, REFUSAL_QUIET,
+    RejectReason, State, MAX_PENDING, MAX_PENDING_PER_IP,
 };
-use crate::protocol::addr::same_ip;
-use crate::protocol::chat::{ChatMsg, CHAT_VERSION};
+use crate::protocol::chat::{ChatMsg, CHAT_VERSION, MAX_CHAT_ID};
 use crate::protocol::Username;
-use crate::protocol::{ApiError, ErrorCode, UserInfo};
+use crate::protocol::{ApiError, UserInfo};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -27,6 +26,7 @@ impl Chats {
                 });
             }
             (Lookup::Verify { conn }, result) => self.verified(now, conn, result),
+            (Lookup::Resume { user }, result) => self.resume_looked_up(user, result),
         }
     }
 
@@ -42,26 +42,35 @@ impl Chats {
 
     /// Our connection to `user` is up as `conn` (to `addr`): say hello.
     pub fn connected(&mut self, now: Instant, conn: ConnId, addr: SocketAddr, user: String) {
+        if self.resume_connected(now, conn, addr, &user) {
+            return;
+        }
         let queued = self.dialing.remove(&user).unwrap_or_default();
         let Some(me) = self.me.clone() else {
             self.actions.push_back(Action::Close { conn });
             return;
         };
+        let mut chat = Chat::new(user.clone(), addr, State::Requesting, now);
+        chat.queued = queued;
+        chat.chat_id = Some(Self::new_chat_id());
         self.send(
             conn,
             ChatMsg::Hello {
                 from: me,
                 version: CHAT_VERSION,
+                chat: chat.chat_id.clone(),
+                received: None,
             },
         );
-        let mut chat = Chat::new(user.clone(), addr, State::Requesting, now);
-        chat.queued = queued;
         self.chats.insert(conn, chat);
         self.event(ChatEvent::Requested { to: user });
     }
 
     /// Connecting to `user` failed (`why`, for the user).
     pub fn dial_failed(&mut self, user: String, why: String) {
+        if self.resume_dial_failed(&user, &why) {
+            return;
+        }
         let unsent = self.dialing.remove(&user).unwrap_or_default().len();
         self.error(ChatError::Unreachable { why, unsent });
     }
@@ -81,8 +90,25 @@ impl Chats {
 
     /// Connection `conn` ended.
     pub fn conn_closed(&mut self, conn: ConnId, why: ConnEnd) {
-        if let Some(c) = self.end(conn, None) {
-            self.gone(c, EndReason::Conn(why));
+        let Some(state) = self.chats.get(&conn).map(|c| c.state) else {
+            return;
+        };
+        let broken = matches!(
+            why,
+            ConnEnd::Closed | ConnEnd::Io(_) | ConnEnd::WriteFailed(_)
+        );
+        match state {
+            // Its connection was dropped already; it waits to be resumed.
+            State::Interrupted => {}
+            State::Open if broken => self.lost(conn, EndReason::Conn(why)),
+            State::Resuming if broken => {
+                self.resume_refused(conn, RejectReason::Other(why.to_string()))
+            }
+            _ => {
+                if let Some(c) = self.end(conn, None) {
+                    self.gone(c, EndReason::Conn(why));
+                }
+            }
         }
     }
 
@@ -91,18 +117,41 @@ impl Chats {
         let Some(c) = self.chats.get_mut(&conn) else {
             return;
         };
-        c.last_heard = now;
+        if c.state != State::Resuming {
+            // A resume attempt that is refused again and again does not
+            // put off giving the chat up.
+            c.last_heard = now;
+        }
         let (state, user, unverified) = (c.state, c.user.clone(), c.unverified);
         match (state, msg) {
-            (State::Hello, ChatMsg::Hello { from, version }) => self.hello(conn, from, version),
+            (
+                State::Hello,
+                ChatMsg::Hello {
+                    from,
+                    version,
+                    chat,
+                    received,
+                },
+            ) => self.hello(conn, from, version, chat, received),
             (State::Hello, _) => self.bad_hello(conn),
             (_, ChatMsg::Ping) => {}
-            (State::Requesting, ChatMsg::Accept) => {
+            (State::Requesting, ChatMsg::Accept { received }) => {
                 if let Some(c) = self.chats.get_mut(&conn) {
                     c.state = State::Open;
+                    c.resumable = received.is_some() && c.chat_id.is_some();
                 }
                 self.opened(conn, user);
             }
+            (State::Resuming, ChatMsg::Accept { received }) => {
+                self.resume_accepted(now, conn, received.unwrap_or(0))
+            }
+            (State::Resuming, ChatMsg::Reject { reason }) => {
+                self.resume_refused(conn, RejectReason::from_wire(&reason))
+            }
+            (State::Resuming, ChatMsg::Busy | ChatMsg::Timeout) => {
+                self.resume_refused(conn, RejectReason::Other("busy".into()))
+            }
+            (State::Open, ChatMsg::Ack { id }) => self.acked(conn, id),
             (State::Requesting, ChatMsg::Reject { reason }) => {
                 let c = self.end(conn, None);
                 let reason = RejectReason::from_wire(&reason);
@@ -135,6 +184,9 @@ impl Chats {
                     return;
                 }
                 c.last_in = id;
+                if c.resumable {
+                    self.send(conn, ChatMsg::Ack { id });
+                }
                 self.event(ChatEvent::Received {
                     from: user,
                     id,
@@ -144,11 +196,12 @@ impl Chats {
             }
             (_, ChatMsg::Bye) => {
                 if let Some(c) = self.end(conn, None) {
-                    let reason = if state == State::Open {
-                        EndReason::Left
-                    } else {
-                        EndReason::Withdrew
-                    };
+                    let reason =
+                        if matches!(state, State::Open | State::Interrupted | State::Resuming) {
+                            EndReason::Left
+                        } else {
+                            EndReason::Withdrew
+                        };
                     self.gone(c, reason);
                 }
             }
@@ -188,13 +241,24 @@ impl Chats {
         )
     }
 
-    pub(super) fn hello(&mut self, conn: ConnId, from: String, version: u32) {
+    pub(super) fn hello(
+        &mut self,
+        conn: ConnId,
+        from: String,
+        version: u32,
+        chat: Option<String>,
+        received: Option<u64>,
+    ) {
         let Some(me) = self.me.as_deref() else {
             let reason = RejectReason::NotLoggedIn.wire().to_string();
             self.end(conn, Some(ChatMsg::Reject { reason }));
             return;
         };
-        if Username::parse(&from).is_err() || from == me || version != CHAT_VERSION {
+        let bad_chat = match &chat {
+            Some(c) => c.is_empty() || c.len() > MAX_CHAT_ID,
+            None => received.is_some(),
+        };
+        if Username::parse(&from).is_err() || from == me || version != CHAT_VERSION || bad_chat {
             self.bad_hello(conn);
             return;
         }
@@ -210,6 +274,9 @@ impl Chats {
         if let Some(c) = self.chats.get_mut(&conn) {
             c.user = from.clone();
             c.state = State::Verifying;
+            c.resumable = chat.is_some();
+            c.chat_id = chat;
+            c.resume_from = received;
         }
         self.actions.push_back(Action::Lookup {
             user: from,
@@ -217,117 +284,17 @@ impl Chats {
         });
     }
 
-    /// The registry's answer on who sent the hello on `conn` (`None`: it
-    /// could not be asked).
-    pub(super) fn verified(&mut self, now: Instant, id: ConnId, info: Result<UserInfo, ApiError>) {
-        let Some(c) = self.chats.get(&id) else { return };
-        if c.state != State::Verifying {
-            return;
-        }
-        let user = c.user.clone();
-        let from = c.addr;
-        let refused = match info {
-            Ok(UserInfo {
-                online: true,
-                address: Some(a),
-                ..
-            }) if same_ip(from.ip(), &a.ip) => None,
-            Ok(_) => Some(ChatError::Impostor { user, from }),
-            Err(e) if e.code == ErrorCode::RegistryUnreachable => {
-                // The registry cannot be asked at all: let the user decide,
-                // with every line of the chat marked unverified.
-                if let Some(c) = self.chats.get_mut(&id) {
-                    c.unverified = true;
-                }
-                self.notice(ChatNotice::Unverified { user: user.clone() });
-                None
-            }
-            // No such user (or the registry would not say): an invented
-            // name is refused like any failed identity check.
-            Err(e) => Some(ChatError::UnknownSender {
-                user,
-                from,
-                why: match e.code {
-                    ErrorCode::UserNotFound => "the registry has no such user".into(),
-                    _ => format!("the registry could not vouch for it ({})", e.message),
-                },
-            }),
-        };
-        if let Some(error) = refused {
-            let reason = RejectReason::IdentityCheckFailed.wire().to_string();
-            self.end(id, Some(ChatMsg::Reject { reason }));
-            self.show_refusal(now, from.ip(), error);
-            return;
-        }
-        let user = self
-            .chats
-            .get(&id)
-            .map(|c| c.user.clone())
-            .unwrap_or_default();
-        if self.dnd {
-            self.end(id, Some(ChatMsg::Busy));
-            self.notice(ChatNotice::AnsweredBusy { user });
-            return;
-        }
-        let me = self.me.clone().unwrap_or_default();
-        if let Some(ours) = self.find(&user, State::Requesting) {
-            // Both asked at once: the request from the smaller name wins.
-            if me < user {
-                let reason = RejectReason::Crossed.wire().to_string();
-                self.end(id, Some(ChatMsg::Reject { reason }));
-                return;
-            }
-            let queued = self.end(ours, None).map(|c| c.queued).unwrap_or_default();
-            if let Some(c) = self.chats.get_mut(&id) {
-                c.queued = queued;
-            }
-            self.accept(id);
-            return;
-        }
-        // A new request replaces a stale one (the partner restarted). One
-        // that replaces a request still on screen takes its place quietly:
-        // the prompt there answers it, and repeated hellos cannot add
-        // prompts.
-        let asked = self.find(&user, State::Asked);
-        let old = self.find(&user, State::Open).or(asked);
-        let old = old.and_then(|old| self.end(old, Some(ChatMsg::Bye)));
-        let mut unverified = false;
-        if let Some(c) = self.chats.get_mut(&id) {
-            c.state = State::Asked;
-            c.since = now;
-            unverified = c.unverified;
-        }
-        let on_screen = old.filter(|o| o.state == State::Asked && o.unverified == unverified);
-        if on_screen.is_none() {
-            self.event(ChatEvent::Request {
-                from: user,
-                unverified,
-            });
-        }
-    }
-
-    /// Shows a refused request, unless one from the same address was
-    /// shown within [`REFUSAL_QUIET`]: a flood of forged hellos is one
-    /// line, not one per hello.
-    fn show_refusal(&mut self, now: Instant, ip: std::net::IpAddr, error: ChatError) {
-        self.refusals_shown
-            .retain(|_, at| now.duration_since(*at) < REFUSAL_QUIET);
-        if self.refusals_shown.contains_key(&ip) {
-            log::info!("{error}");
-            return;
-        }
-        self.refusals_shown.insert(ip, now);
-        self.error(error);
-    }
-
     /// A chat ended from the other side (or went silent).
     pub(super) fn gone(&mut self, c: Chat, reason: EndReason) {
         match c.state {
-            State::Open => self.event(ChatEvent::Closed {
-                with: c.user,
-                reason,
-                unverified: c.unverified,
-            }),
+            State::Open | State::Interrupted | State::Resuming => {
+                self.event(ChatEvent::Closed {
+                    with: c.user.clone(),
+                    reason,
+                    unverified: c.unverified,
+                });
+                self.report_undelivered(&c);
+            }
             State::Requesting => {
                 self.event(ChatEvent::Refused {
                     by: c.user.clone(),

@@ -21,6 +21,8 @@ pub enum RejectReason {
     BadHello,
     /// The registry places the claimed user elsewhere.
     IdentityCheckFailed,
+    /// A resume hello for a chat the asked side does not hold (any more).
+    UnknownChat,
     /// A reason this version does not know, shown as it came.
     Other(String),
 }
@@ -34,6 +36,7 @@ impl RejectReason {
             RejectReason::NotLoggedIn => "not logged in",
             RejectReason::BadHello => "bad hello",
             RejectReason::IdentityCheckFailed => "identity check failed",
+            RejectReason::UnknownChat => "unknown chat",
             RejectReason::Other(s) => s,
         }
     }
@@ -45,6 +48,7 @@ impl RejectReason {
             "not logged in" => RejectReason::NotLoggedIn,
             "bad hello" => RejectReason::BadHello,
             "identity check failed" => RejectReason::IdentityCheckFailed,
+            "unknown chat" => RejectReason::UnknownChat,
             other => RejectReason::Other(other.to_string()),
         }
     }
@@ -90,6 +94,8 @@ pub enum EndReason {
     NotResponding,
     /// `/close`.
     YouClosed,
+    /// An interrupted chat whose partner did not come back in time.
+    NotResumed,
     /// The partner answered our request with a reject.
     Rejected(RejectReason),
     Conn(ConnEnd),
@@ -102,6 +108,7 @@ impl fmt::Display for EndReason {
             EndReason::Withdrew => f.write_str("withdrew the request"),
             EndReason::NotResponding => f.write_str("not responding"),
             EndReason::YouClosed => f.write_str("you closed it"),
+            EndReason::NotResumed => f.write_str("did not come back"),
             EndReason::Rejected(r) => f.write_str(r.wire()),
             EndReason::Conn(c) => c.fmt(f),
         }
@@ -152,6 +159,21 @@ pub enum ChatEvent {
         with: String,
         reason: EndReason,
         unverified: bool,
+    },
+    /// An open chat lost its connection without `bye` (`reason`); it is
+    /// kept, and resumed when the partner is back.
+    Interrupted {
+        with: String,
+        reason: EndReason,
+    },
+    /// An interrupted chat is open again; what was queued is on its way.
+    Resumed {
+        with: String,
+    },
+    /// A chat ended with our messages (id, text) never acknowledged.
+    Undelivered {
+        with: String,
+        messages: Vec<(u64, String)>,
     },
     /// A message from the partner.
     Received {
@@ -252,6 +274,11 @@ pub enum ChatError {
     NoChat {
         user: String,
     },
+    /// `max` of our messages to `user` are still unacknowledged.
+    TooManyUnacked {
+        user: String,
+        max: usize,
+    },
     /// An incoming hello from an address the registry does not have for
     /// the claimed user.
     Impostor {
@@ -323,6 +350,10 @@ impl fmt::Display for ChatError {
                 None => f.write_str("no chat request to answer"),
             },
             ChatError::NoChat { user } => write!(f, "no chat with {user}"),
+            ChatError::TooManyUnacked { user, max } => write!(
+                f,
+                "{max} messages to {user} are still unacknowledged; message not sent"
+            ),
             ChatError::Impostor { user, from } => write!(
                 f,
                 "refused a chat request claiming to be {user} from {from}: the registry has {user} elsewhere"

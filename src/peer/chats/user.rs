@@ -17,7 +17,7 @@ impl Chats {
             self.error(ChatError::ThatIsYou);
             return;
         }
-        if let Some(id) = self.find(&user, State::Open) {
+        if let Some(id) = self.find_live(&user) {
             match text {
                 Some(t) => self.say_on(id, t),
                 None => self.event(ChatEvent::Focus { with: user }),
@@ -87,24 +87,31 @@ impl Chats {
             return;
         }
         let mut unverified = false;
+        let mut ended = Vec::new();
         for id in ids {
-            unverified |= self
-                .end(id, Some(ChatMsg::Bye))
-                .is_some_and(|c| c.unverified);
+            if let Some(c) = self.end(id, Some(ChatMsg::Bye)) {
+                unverified |= c.unverified;
+                ended.push(c);
+            }
         }
         self.event(ChatEvent::Closed {
             with: user,
             reason: EndReason::YouClosed,
             unverified,
         });
+        for c in ended {
+            self.report_undelivered(&c);
+        }
     }
 
     /// Logging out or quitting: says bye on every chat and forgets texts
-    /// waiting for a dial, without telling the user.
+    /// waiting for a dial; only messages never acknowledged are reported.
     pub fn close_all(&mut self) {
         let ids: Vec<ConnId> = self.chats.keys().copied().collect();
         for id in ids {
-            self.end(id, Some(ChatMsg::Bye));
+            if let Some(c) = self.end(id, Some(ChatMsg::Bye)) {
+                self.report_undelivered(&c);
+            }
         }
         self.dialing.clear();
     }
@@ -115,7 +122,9 @@ impl Chats {
         };
         c.state = State::Open;
         let with = c.user.clone();
-        self.send(id, ChatMsg::Accept);
+        // `received` tells a partner that named the chat that we can resume it.
+        let received = c.resumable.then_some(0);
+        self.send(id, ChatMsg::Accept { received });
         self.opened(id, with);
     }
 
@@ -140,21 +149,6 @@ impl Chats {
             });
             return;
         }
-        let Some(from) = self.me.clone() else { return };
-        let Some(c) = self.chats.get_mut(&id) else {
-            return;
-        };
-        let msg_id = c.next_id;
-        c.next_id += 1;
-        let with = c.user.clone();
-        let unverified = c.unverified;
-        self.actions.push_back(Action::Say {
-            conn: id,
-            from,
-            with,
-            id: msg_id,
-            text,
-            unverified,
-        });
+        self.keep(id, text);
     }
 }

@@ -3,10 +3,14 @@
 //! with `--json`, one JSON object per line for programs (see `protocol.md`).
 //! Every human-readable line passes through [`sanitize`] first.
 
+mod render;
 pub mod sanitize;
 
+use render::clock;
+pub use render::{format_text, user_color};
+
 use crate::protocol::{Address, RoomSummary, UserInfo};
-use colored::{Color, Colorize};
+use colored::Colorize;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -75,8 +79,23 @@ pub enum UiEvent {
         with: String,
         reason: String,
     },
+    /// A chat lost its connection; it resumes when the partner is back.
+    ChatInterrupted {
+        with: String,
+        reason: String,
+    },
+    ChatResumed {
+        with: String,
+    },
+    /// Our messages in the chat with `with` that it ended without the
+    /// partner acknowledging (texts cut to [`UNDELIVERED_TEXT`] characters).
+    Undelivered {
+        with: String,
+        messages: Vec<UndeliveredMsg>,
+    },
     /// A chat message; `from == me` for our own. `chat` is the partner's
-    /// name or `#room`.
+    /// name or `#room`. `queued`: our own message, kept until the
+    /// interrupted chat resumes.
     Message {
         from: String,
         chat: String,
@@ -84,6 +103,8 @@ pub enum UiEvent {
         id: u64,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         own: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        queued: bool,
     },
     Current {
         target: String,
@@ -138,6 +159,27 @@ pub enum UiEvent {
     Bye,
 }
 
+/// Characters of each text an [`UiEvent::Undelivered`] names.
+pub const UNDELIVERED_TEXT: usize = 60;
+
+/// One message in [`UiEvent::Undelivered`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndeliveredMsg {
+    pub id: u64,
+    pub text: String,
+}
+
+impl UndeliveredMsg {
+    /// Our message `id`, its text cut to [`UNDELIVERED_TEXT`] characters.
+    pub fn new(id: u64, text: &str) -> UndeliveredMsg {
+        let mut cut: String = text.chars().take(UNDELIVERED_TEXT).collect();
+        if cut.len() < text.len() {
+            cut.push('…');
+        }
+        UndeliveredMsg { id, text: cut }
+    }
+}
+
 /// Where human-readable lines go.
 pub enum Sink {
     Stdout,
@@ -168,112 +210,6 @@ pub fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-const PALETTE: &[Color] = &[
-    Color::Cyan,
-    Color::Green,
-    Color::Magenta,
-    Color::Blue,
-    Color::Yellow,
-    Color::BrightCyan,
-    Color::BrightGreen,
-    Color::BrightMagenta,
-    Color::BrightBlue,
-    Color::BrightRed,
-];
-
-/// A username's colour: the same name always gets the same colour (FNV-1a).
-pub fn user_color(name: &str) -> Color {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in name.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    PALETTE[(h as usize) % PALETTE.len()]
-}
-
-fn clock() -> String {
-    let secs = (now_us() / 1_000_000) as libc::time_t;
-    // SAFETY: localtime_r writes only into the tm we own.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
-        return "--:--:--".into();
-    }
-    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
-}
-
-/// Renders `*bold*`, `_italic_` and links (as OSC 8 hyperlinks) when colour
-/// is on; plain text otherwise. The text is passed through the sanitiser
-/// (again: [`Ui::emit`] already did), so a message cannot drive the terminal.
-pub fn format_text(text: &str, color: bool) -> String {
-    let clean = sanitize::clean(text).into_owned();
-    if !color {
-        return clean;
-    }
-    let chars: Vec<char> = clean.chars().collect();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let at_word_start =
-            i == 0 || chars[i - 1].is_whitespace() || "([{\"'".contains(chars[i - 1]);
-        if at_word_start {
-            let rest: String = chars[i..].iter().collect();
-            if rest.starts_with("http://") || rest.starts_with("https://") {
-                let len = chars[i..].iter().take_while(|c| !c.is_whitespace()).count();
-                let word: String = chars[i..i + len].iter().collect();
-                let url = word.trim_end_matches(['.', ',', ')', ';', '!', '?', ':']);
-                let tail = &word[url.len()..];
-                out.push_str(&format!(
-                    "\x1b]8;;{url}\x1b\\{}\x1b]8;;\x1b\\{tail}",
-                    url.underline().blue()
-                ));
-                i += len;
-                continue;
-            }
-            if let Some(end) = span_end(&chars, i) {
-                let body: String = chars[i + 1..end].iter().collect();
-                let styled = if chars[i] == '*' {
-                    body.bold()
-                } else {
-                    body.italic()
-                };
-                out.push_str(&styled.to_string());
-                i = end + 1;
-                continue;
-            }
-        }
-        out.push(chars[i]);
-        i += 1;
-    }
-    out
-}
-
-/// For a `*` or `_` at `start`, the index of the marker that closes the
-/// span: the body is not empty, does not start or end with a space, and
-/// the closing marker ends a word.
-fn span_end(chars: &[char], start: usize) -> Option<usize> {
-    let m = chars[start];
-    if m != '*' && m != '_' {
-        return None;
-    }
-    let first = *chars.get(start + 1)?;
-    if first.is_whitespace() || first == m {
-        return None;
-    }
-    let mut j = start + 2;
-    while j < chars.len() {
-        if chars[j] == m
-            && !chars[j - 1].is_whitespace()
-            && chars
-                .get(j + 1)
-                .is_none_or(|c| c.is_whitespace() || c.is_ascii_punctuation())
-        {
-            return Some(j);
-        }
-        j += 1;
-    }
-    None
-}
-
 impl Ui {
     pub fn new(json: bool, color: bool, sink: Sink) -> Ui {
         colored::control::set_override(color && !json);
@@ -283,10 +219,6 @@ impl Ui {
             sink,
             gone: false,
         }
-    }
-
-    fn name(&self, n: &str) -> String {
-        n.color(user_color(n)).bold().to_string()
     }
 
     /// Writes one line. A terminal that went away (hang-up, closed pipe)
@@ -346,159 +278,5 @@ impl Ui {
     /// reaches the terminal around the sanitiser.
     pub(super) fn line(&self, ev: UiEvent) -> String {
         self.render(&sanitize::event(ev))
-    }
-
-    fn notice(s: &str) -> String {
-        format!("{} {}", "--".yellow(), s.yellow())
-    }
-
-    fn render(&self, ev: &UiEvent) -> String {
-        let n = |s: &str| self.name(s);
-        let user_line = |u: &UserInfo| match &u.address {
-            Some(a) => format!(
-                "{} {} at {}:{} (udp {})",
-                n(&u.username),
-                "online".green(),
-                a.ip,
-                a.tcp_port,
-                a.udp_port
-            ),
-            None => format!("{} {}", n(&u.username), "offline".dimmed()),
-        };
-        match ev {
-            UiEvent::Ready { tcp_port, udp_port } => Self::notice(&format!(
-                "ready: chats on TCP port {tcp_port}, rooms on UDP port {udp_port}; /help lists commands"
-            )),
-            UiEvent::Notice { text } => Self::notice(text),
-            UiEvent::Error { message, .. } => format!("{} {}", "!!".red().bold(), message.red()),
-            UiEvent::Help { commands } => {
-                let mut s = "commands:".bold().to_string();
-                for (c, d) in commands {
-                    s.push_str(&format!("\n  {:<18} {}", c.cyan(), d));
-                }
-                s
-            }
-            UiEvent::Registered { username } => Self::notice(&format!("registered {username}; now /login {username}")),
-            UiEvent::LoggedIn { username, address } => format!(
-                "{} logged in as {} (reachable at {}:{})",
-                "--".yellow(),
-                n(username),
-                address.ip,
-                address.tcp_port
-            ),
-            UiEvent::LoggedOut => Self::notice("logged out"),
-            UiEvent::RegistryLost { reason } => format!(
-                "{} {}",
-                "!!".red().bold(),
-                format!("lost the registry ({reason}); reconnecting…").red()
-            ),
-            UiEvent::SessionRestored { username } => Self::notice(&format!("registry is back; session of {username} restored")),
-            UiEvent::Who { users } if users.is_empty() => Self::notice("nobody is online"),
-            UiEvent::Who { users } => {
-                let names: Vec<String> = users.iter().map(|u| n(&u.username)).collect();
-                format!("{} online ({}): {}", "--".yellow(), users.len(), names.join(", "))
-            }
-            UiEvent::SearchResult { user } => format!("{} {}", "--".yellow(), user_line(user)),
-            UiEvent::ChatRequest { from } => format!(
-                "{} {} wants to chat: {} or {}",
-                "**".magenta().bold(),
-                n(from),
-                format!("/accept {from}").cyan(),
-                format!("/reject {from}").cyan()
-            ),
-            UiEvent::ChatRequested { to } => Self::notice(&format!("asked {to} for a chat; waiting for an answer…")),
-            UiEvent::ChatAccepted { with } => format!("{} chat with {} open", "--".yellow(), n(with)),
-            UiEvent::ChatRejected { by, reason } => {
-                format!("{} {} declined the chat ({reason})", "--".yellow(), n(by))
-            }
-            UiEvent::Busy { user } => format!("{} {} is busy (do not disturb)", "--".yellow(), n(user)),
-            UiEvent::ChatTimeout { with } => {
-                format!("{} chat request with {} timed out", "--".yellow(), n(with))
-            }
-            UiEvent::ChatClosed { with, reason } => format!("{} chat with {} ended: {reason}", "--".yellow(), n(with)),
-            UiEvent::Message { from, chat, text, own, .. } => {
-                let body = format_text(text, self.color);
-                let room = chat.starts_with('#');
-                match (room, *own) {
-                    (true, true) => format!("{} <{}> {}", chat.dimmed(), "you".bold(), body.bright_white()),
-                    (true, false) => format!("{} <{}> {body}", chat.dimmed(), n(from)),
-                    (false, true) => format!("{} {} {}", "you →".bold(), n(chat), body.bright_white()),
-                    (false, false) => format!("{} {} {body}", n(from), "(private)".magenta()),
-                }
-            }
-            UiEvent::Current { target } => Self::notice(&format!("now talking in {target}")),
-            UiEvent::Dnd { on } => Self::notice(if *on { "do not disturb: on" } else { "do not disturb: off" }),
-            UiEvent::RoomJoined { room, members } => {
-                let names: Vec<String> = members.iter().map(|m| n(m)).collect();
-                format!("{} joined #{room}; members: {}", "--".yellow(), names.join(", "))
-            }
-            UiEvent::RoomLeft { room } => Self::notice(&format!("left #{room}")),
-            UiEvent::MemberJoined { room, user } => format!("{} {} joined #{room}", "-->".green(), n(user)),
-            UiEvent::MemberLeft { room, user, reason } => format!("{} {} left #{room} ({reason})", "<--".red(), n(user)),
-            UiEvent::Rooms { rooms } if rooms.is_empty() => Self::notice("no rooms yet; /create one"),
-            UiEvent::Rooms { rooms } => {
-                let list: Vec<String> = rooms.iter().map(|r| format!("#{} ({})", r.name, r.members)).collect();
-                Self::notice(&format!("rooms: {}", list.join(", ")))
-            }
-            UiEvent::Members { room, members } => {
-                let list: Vec<String> = members.iter().map(|m| n(&m.username)).collect();
-                format!("{} #{room}: {}", "--".yellow(), list.join(", "))
-            }
-            UiEvent::Delivery { room, id, total: 0, .. } => {
-                format!("{}", format!("   #{room} message {id}: nobody else is in #{room}").dimmed())
-            }
-            UiEvent::Delivery { room, id, acked, total } => {
-                format!("{}", format!("   #{room} message {id}: delivered {acked}/{total}").dimmed())
-            }
-            UiEvent::DeliveryFailed { room, id, missing } => format!(
-                "{} #{room} message {id} did not reach {}",
-                "!!".red().bold(),
-                missing.join(", ").red()
-            ),
-            UiEvent::Stats { rooms } => {
-                let v = serde_json::to_value(rooms).unwrap_or_default();
-                let parts: Vec<String> = v
-                    .as_object()
-                    .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect())
-                    .unwrap_or_default();
-                Self::notice(&format!("room datagrams: {}", parts.join(" ")))
-            }
-            UiEvent::ScriptFailed { line, reason } => {
-                format!("{} script failed at line {line}: {}", "!!".red().bold(), reason.red())
-            }
-            UiEvent::ScriptDone => Self::notice("script finished"),
-            UiEvent::Bye => Self::notice("bye"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stable_colors() {
-        assert_eq!(user_color("alice"), user_color("alice"));
-        let distinct: std::collections::HashSet<_> = ["alice", "bob", "carol", "dave", "erin"]
-            .iter()
-            .map(|n| format!("{:?}", user_color(n)))
-            .collect();
-        assert!(distinct.len() >= 3);
-    }
-
-    #[test]
-    fn formatting() {
-        assert_eq!(
-            format_text("a *b* _c_ \x1b[2J", false),
-            "a *b* _c_ \u{FFFD}[2J"
-        );
-        colored::control::set_override(true);
-        let s = format_text("see https://example.org/x. *now*!", true);
-        assert!(s.contains("\x1b]8;;https://example.org/x\x1b\\"), "{s:?}");
-        assert!(s.contains("\x1b[1mnow\x1b[0m!"), "{s:?}");
-        let s = format_text("see you _right after_ class, snake_case stays", true);
-        assert!(s.contains("\x1b[3mright after\x1b[0m class"), "{s:?}");
-        assert!(s.contains("snake_case stays"), "{s:?}");
-        assert_eq!(format_text("2 * 3 * 4", true), "2 * 3 * 4");
     }
 }

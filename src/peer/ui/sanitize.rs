@@ -127,8 +127,11 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
         | UiEvent::Busy { user: name }
         | UiEvent::ChatTimeout { with: name }
         | UiEvent::Current { target: name }
+        | UiEvent::ChatResumed { with: name }
         | UiEvent::RoomLeft { room: name } => s(name),
-        UiEvent::ChatRejected { by: name, reason } | UiEvent::ChatClosed { with: name, reason } => {
+        UiEvent::ChatRejected { by: name, reason }
+        | UiEvent::ChatClosed { with: name, reason }
+        | UiEvent::ChatInterrupted { with: name, reason } => {
             s(name);
             s(reason);
         }
@@ -169,6 +172,10 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
             missing.iter_mut().for_each(s);
         }
         UiEvent::ScriptFailed { reason, .. } => s(reason),
+        UiEvent::Undelivered { with, messages } => {
+            s(with);
+            messages.iter_mut().for_each(|m| s(&mut m.text));
+        }
     }
     ev
 }
@@ -279,6 +286,16 @@ mod tests {
                 text: t(),
                 id: 1,
                 own: false,
+                queued: false,
+            },
+            UiEvent::ChatInterrupted {
+                with: t(),
+                reason: t(),
+            },
+            UiEvent::ChatResumed { with: t() },
+            UiEvent::Undelivered {
+                with: t(),
+                messages: vec![crate::peer::ui::UndeliveredMsg { id: 1, text: t() }],
             },
             UiEvent::Message {
                 from: t(),
@@ -286,6 +303,7 @@ mod tests {
                 text: format!("https://x.org/{} *{}*", t(), t()),
                 id: 1,
                 own: true,
+                queued: true,
             },
             UiEvent::Current { target: t() },
             UiEvent::Dnd { on: true },

@@ -56,12 +56,27 @@ fn silent_partner_ends_an_open_chat() {
     net.wait(CHAT_DEAD * 2);
     assert!(net.events("alice").is_empty());
     net.node("bob").frozen = true;
+    net.engine("alice")
+        .set_resume_limit(Duration::from_secs(10));
     net.wait(CHAT_DEAD);
     assert_eq!(
         net.events("alice"),
-        vec![closed("bob", EndReason::NotResponding)]
+        vec![ChatEvent::Interrupted {
+            with: "bob".into(),
+            reason: EndReason::NotResponding
+        }]
     );
     assert_eq!(EndReason::NotResponding.to_string(), "not responding");
+    // Bob never answers the redials: given up after the limit (counted
+    // from when he was last heard).
+    net.wait(Duration::from_secs(10) - CHAT_DEAD - CHAT_PING);
+    assert!(net.events("alice").is_empty());
+    net.wait(CHAT_PING);
+    assert_eq!(
+        net.events("alice"),
+        vec![closed("bob", EndReason::NotResumed)]
+    );
+    assert_eq!(net.engine("alice").poll_timeout(), None);
 }
 
 #[test]
@@ -128,20 +143,24 @@ fn withdrawing_a_request_tells_the_asked_side() {
 }
 
 #[test]
-fn lost_connection_closes_the_chat() {
+fn lost_connection_interrupts_the_chat_until_resumed() {
     let mut net = Net::new(&["alice", "bob"]);
     net.connect("alice", "bob");
     let conn = *net.node("alice").engine.chats.keys().next().unwrap();
     net.engine("alice").conn_closed(conn, ConnEnd::Closed);
     net.pump();
-    assert_eq!(
-        net.events("alice"),
-        vec![closed("bob", EndReason::Conn(ConnEnd::Closed))]
-    );
-    assert_eq!(
-        net.events("bob"),
-        vec![closed("alice", EndReason::Conn(ConnEnd::Closed))]
-    );
+    let interrupted = |with: &str| ChatEvent::Interrupted {
+        with: with.into(),
+        reason: EndReason::Conn(ConnEnd::Closed),
+    };
+    assert_eq!(net.events("alice"), vec![interrupted("bob")]);
+    assert_eq!(net.events("bob"), vec![interrupted("alice")]);
+    assert!(net.engine("alice").is_open("bob"));
+    // Alice's name sorts first: she redials at the next tick.
+    net.wait(CHAT_PING);
+    let resumed = |with: &str| ChatEvent::Resumed { with: with.into() };
+    assert_eq!(net.events("alice"), vec![resumed("bob")]);
+    assert_eq!(net.events("bob"), vec![resumed("alice")]);
     assert_eq!(
         EndReason::Conn(ConnEnd::Closed).to_string(),
         "connection closed"

@@ -3,6 +3,7 @@
 
 mod ending;
 mod requests;
+mod resume;
 
 use super::*;
 use crate::protocol::chat::{CHAT_VERSION, MAX_TEXT};
@@ -20,6 +21,9 @@ struct Node {
     said: Vec<(String, u64, String)>,
     /// Silent: what it sends is lost (a frozen process).
     frozen: bool,
+    /// Its link is cut: what it sends and what is sent to it is lost, and
+    /// it cannot be dialled (its timers still run).
+    cut: bool,
 }
 
 enum Wire {
@@ -38,6 +42,8 @@ struct Net {
     queue: VecDeque<Wire>,
     registry: HashMap<String, UserInfo>,
     registry_down: bool,
+    /// Look-ups are lost without an answer.
+    registry_silent: bool,
 }
 
 fn addr_of(ip: &str) -> Address {
@@ -64,6 +70,7 @@ impl Net {
             queue: VecDeque::new(),
             registry: HashMap::new(),
             registry_down: false,
+            registry_silent: false,
         };
         for (i, name) in names.iter().enumerate() {
             let ip = format!("10.0.0.{}", i + 1);
@@ -84,6 +91,7 @@ impl Net {
                 events: Vec::new(),
                 said: Vec::new(),
                 frozen: false,
+                cut: false,
             });
         }
         net
@@ -108,7 +116,7 @@ impl Net {
     }
 
     fn wire(&mut self, from: usize, w: Wire) {
-        if !self.nodes[from].frozen {
+        if !self.nodes[from].frozen && !self.nodes[from].cut {
             self.queue.push_back(w);
         }
     }
@@ -128,12 +136,15 @@ impl Net {
             } => {
                 assert_eq!(from, self.nodes[i].name);
                 self.nodes[i].said.push((with, id, text.clone()));
-                self.wire(i, Wire::Msg(conn, ChatMsg::Msg { id, text }));
+                if let Some(conn) = conn {
+                    self.wire(i, Wire::Msg(conn, ChatMsg::Msg { id, text }));
+                }
             }
             Action::Close { conn } => {
                 self.closed.push(conn);
                 self.wire(i, Wire::Closed(conn));
             }
+            Action::Lookup { .. } if self.registry_silent => {}
             Action::Lookup { user, purpose } => {
                 let result = match self.registry.get(&user) {
                     _ if self.registry_down => Err(ApiError::new(
@@ -146,7 +157,8 @@ impl Net {
                 self.nodes[i].engine.looked_up(now, purpose, result);
             }
             Action::Dial { user, addr } => {
-                let Some(o) = self.nodes.iter().position(|n| n.ip == addr.ip) else {
+                let found = self.nodes.iter().position(|n| n.ip == addr.ip);
+                let Some(o) = found.filter(|o| !self.nodes[*o].cut && !self.nodes[i].cut) else {
                     let why = format!("cannot reach {user} at {}", addr.ip);
                     self.nodes[i].engine.dial_failed(user, why);
                     return;
@@ -185,7 +197,7 @@ impl Net {
                 };
                 let (_, other) = self.ends[&end];
                 let (o, _) = self.ends[&other];
-                if self.closed.contains(&other) {
+                if self.closed.contains(&other) || self.nodes[o].cut {
                     continue;
                 }
                 let engine = &mut self.nodes[o].engine;
@@ -227,6 +239,26 @@ impl Net {
         self.events(a);
         self.events(b);
     }
+}
+
+/// A connection `conn` to `e` from `ip`, whose first line is a hello from
+/// `from` naming `chat` (resuming it after `received`).
+fn hello_on(
+    e: &mut Chats,
+    now: Instant,
+    (conn, ip): (ConnId, &str),
+    from: &str,
+    chat: Option<String>,
+    received: Option<u64>,
+) {
+    e.accepted(now, conn, sock(ip));
+    let hello = ChatMsg::Hello {
+        from: from.into(),
+        version: CHAT_VERSION,
+        chat,
+        received,
+    };
+    e.received(now, conn, hello);
 }
 
 impl ChatEvent {

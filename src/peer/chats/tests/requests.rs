@@ -226,6 +226,8 @@ fn hello_in_the_name_of_nobody_is_refused() {
     let hello = ChatMsg::Hello {
         from: "teacher".into(),
         version: CHAT_VERSION,
+        chat: None,
+        received: None,
     };
     e.received(now, 50, hello);
     let lookup = e.poll_action();
@@ -265,6 +267,8 @@ fn pending_requests_are_bounded_per_address_and_in_all() {
         let hello = ChatMsg::Hello {
             from: format!("user{conn}"),
             version: CHAT_VERSION,
+            chat: None,
+            received: None,
         };
         e.received(now, conn, hello);
         while let Some(a) = e.poll_action() {
@@ -285,6 +289,8 @@ fn pending_requests_are_bounded_per_address_and_in_all() {
         let hello = ChatMsg::Hello {
             from: format!("user{conn}"),
             version: CHAT_VERSION,
+            chat: None,
+            received: None,
         };
         e.received(now, conn, hello);
     }
@@ -318,7 +324,7 @@ fn anything_but_a_valid_hello_first_is_rejected_at_once() {
         reject(1)
     );
     e.accepted(now, 2, sock("10.0.0.9"));
-    e.received(now, 2, ChatMsg::Accept);
+    e.received(now, 2, ChatMsg::Accept { received: None });
     assert_eq!(
         std::iter::from_fn(|| e.poll_action()).collect::<Vec<_>>(),
         reject(2)
@@ -327,6 +333,8 @@ fn anything_but_a_valid_hello_first_is_rejected_at_once() {
     let hello = ChatMsg::Hello {
         from: "alice".into(),
         version: CHAT_VERSION + 1,
+        chat: None,
+        received: None,
     };
     e.received(now, 3, hello);
     assert_eq!(
@@ -348,6 +356,8 @@ fn bad_hellos_are_rejected() {
             ChatMsg::Hello {
                 from: from.into(),
                 version: CHAT_VERSION,
+                chat: None,
+                received: None,
             },
         );
         let reason = "bad hello".to_string();
@@ -369,6 +379,8 @@ fn bad_hellos_are_rejected() {
         ChatMsg::Hello {
             from: "alice".into(),
             version: CHAT_VERSION,
+            chat: None,
+            received: None,
         },
     );
     let reason = "not logged in".to_string();
