@@ -218,6 +218,7 @@ fn an_ex_member_can_neither_read_nor_post() {
     }
     for (x, d) in p.iter().zip(&dropped) {
         let d = d.unwrap_or_else(|| panic!("{} still counts mallory in", x.name));
+        eprintln!("{} dropped mallory {d:?} after it left", x.name);
         assert!(d <= Duration::from_secs(5), "{}: {d:?}", x.name);
     }
 
