@@ -21,6 +21,17 @@ help:
 build:
 	$(CARGO) build --release --bins
 
+# The release binaries, rebuilt only when a source changed, so that
+# `make run-peer` in several terminals at once starts the built peer
+# instead of several cargo runs waiting on each other's lock.
+RELEASE := target/release
+BINS    := $(RELEASE)/peer $(RELEASE)/registry
+SOURCES := Cargo.toml Cargo.lock $(shell find src bin -name '*.rs')
+
+$(BINS): $(SOURCES)
+	$(CARGO) build --release --bins
+	@touch $(BINS)
+
 # The MongoDB tests need a server: with MONGODB_URI unset they start a
 # throwaway nx-27017 (a MongoDB-wire-compatible server from PyPI) from this venv.
 $(NX):
@@ -40,13 +51,13 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --all-targets --no-default-features -- -D warnings
 
-run-registry:
-	$(CARGO) run --release --bin registry -- $(ARGS)
+run-registry: $(RELEASE)/registry
+	$(RELEASE)/registry $(ARGS)
 
-run-peer:
-	$(CARGO) run --release --bin peer -- $(ARGS)
+run-peer: $(RELEASE)/peer
+	$(RELEASE)/peer $(ARGS)
 
-demo: build
+demo: $(BINS)
 	demos/run.sh target/release
 
 clean:

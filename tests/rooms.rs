@@ -733,3 +733,21 @@ fn rooms_keep_working_after_a_registry_restart() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// A room mistake says the next step: `/create` after "no such room",
+/// `/join` after "already exists".
+#[test]
+fn room_errors_suggest_the_next_step() {
+    let reg = Registry::start(&[]);
+    let mut p = login_all(reg.addr(), &["alice", "bob"], &PeerOpts::default());
+    p[0].send("/join nosuch");
+    let e = p[0].expect("error", &[("code", json!("no_such_room"))], T);
+    let msg = e["message"].as_str().unwrap_or_default();
+    assert!(msg.ends_with("; /create nosuch makes it"), "{e}");
+    p[0].send("/create lab");
+    p[0].expect("room_joined", &[("room", json!("lab"))], T);
+    p[1].send("/create lab");
+    let e = p[1].expect("error", &[("code", json!("room_exists"))], T);
+    let msg = e["message"].as_str().unwrap_or_default();
+    assert!(msg.ends_with("; /join lab to go in"), "{e}");
+}

@@ -136,6 +136,53 @@ fn strip_room(name: &str) -> String {
     name.trim_start_matches('#').to_string()
 }
 
+/// The room a `/create` or `/join` names (`#` optional), checked against the
+/// room-name rule here, so a mistake is told with the rule, not a usage line.
+fn room_arg(verb: &str, args: &str) -> Result<String, String> {
+    let name = strip_room(args.trim());
+    if name.is_empty() {
+        return Err(format!("usage: {verb} ROOM"));
+    }
+    crate::protocol::RoomName::parse(&name)
+        .map(|r| r.as_str().to_string())
+        .map_err(|e| format!("{verb}: {e} (not {name:?})"))
+}
+
+/// Every command word the parser knows.
+const VERBS: &[&str] = &[
+    "help", "register", "login", "logout", "who", "online", "search", "whois", "chat", "query",
+    "accept", "reject", "decline", "msg", "close", "dnd", "away", "create", "join", "leave",
+    "part", "rooms", "list", "members", "names", "switch", "go", "stats", "quit", "exit", "sleep",
+    "retry", "wait",
+];
+
+/// The known command closest to a mistyped one (at most 2 edits away).
+fn nearest_command(typed: &str) -> Option<&'static str> {
+    let typed = typed.to_ascii_lowercase();
+    VERBS
+        .iter()
+        .map(|v| (edit_distance(&typed, v), *v))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+}
+
+/// Levenshtein distance over characters (inputs are short command words).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 /// Parses a line. `Ok(None)` for a blank line; `Err` is a message for the user.
 pub fn parse(line: &str) -> Result<Option<Command>, String> {
     let line = line.trim_end_matches(['\r', '\n']);
@@ -205,8 +252,8 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             ["off"] => Command::Dnd(Some(false)),
             _ => return Err("usage: /dnd [on|off]".into()),
         },
-        "create" => Command::Create(strip_room(&one("/create ROOM")?)),
-        "join" => Command::Join(strip_room(&one("/join ROOM")?)),
+        "create" => Command::Create(room_arg("/create", args)?),
+        "join" => Command::Join(room_arg("/join", args)?),
         "leave" | "part" => Command::Leave(opt("/leave [ROOM]")?.map(|r| strip_room(&r))),
         "rooms" | "list" => Command::Rooms,
         "members" | "names" => Command::Members(opt("/members [ROOM]")?.map(|r| strip_room(&r))),
@@ -249,7 +296,14 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             }
             Command::WaitFor { what, timeout }
         }
-        other => return Err(format!("unknown command /{other}; /help lists them")),
+        other => {
+            return Err(match nearest_command(other) {
+                Some(near) => {
+                    format!("unknown command /{other}; did you mean /{near}? (/help lists them)")
+                }
+                None => format!("unknown command /{other}; /help lists them"),
+            })
+        }
     };
     Ok(Some(cmd))
 }
@@ -257,6 +311,27 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mistakes_are_told_with_the_rule_or_the_nearest_command() {
+        assert_eq!(
+            parse("/serch bob"),
+            Err("unknown command /serch; did you mean /search? (/help lists them)".into())
+        );
+        assert_eq!(
+            parse("/xyzzy"),
+            Err("unknown command /xyzzy; /help lists them".into())
+        );
+        assert_eq!(
+            parse("/create bad name!"),
+            Err(
+                "/create: a room name is 1-32 characters of a-z, 0-9, '_', '-' (not \"bad name!\")"
+                    .into()
+            )
+        );
+        assert_eq!(parse("/join"), Err("usage: /join ROOM".into()));
+        assert_eq!(parse("/join #lab"), Ok(Some(Command::Join("lab".into()))));
+    }
 
     #[test]
     fn parses_commands() {

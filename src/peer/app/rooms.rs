@@ -398,6 +398,19 @@ impl App {
                 // Locally we are out either way.
                 self.emit(UiEvent::RoomLeft { room });
             }
+            // Say the next step, not only what went wrong.
+            RoomPending::Join(room) if e.code == ErrorCode::NoSuchRoom => {
+                self.api_error(&ApiError {
+                    message: format!("{}; /create {room} makes it", e.message),
+                    ..e.clone()
+                })
+            }
+            RoomPending::Create(room) if e.code == ErrorCode::RoomExists => {
+                self.api_error(&ApiError {
+                    message: format!("{}; /join {room} to go in", e.message),
+                    ..e.clone()
+                })
+            }
             _ => self.api_error(e),
         }
     }

@@ -176,12 +176,19 @@ impl Ui {
             ),
             UiEvent::ChatRequested { to } => Self::notice(&format!("asked {to} for a chat; waiting for an answer…")),
             UiEvent::ChatAccepted { with } => format!("{} chat with {} open", "--".yellow(), n(with)),
+            UiEvent::ChatRejected { by, reason } if reason == "declined" => {
+                format!("{} {} declined your chat request", "--".yellow(), n(by))
+            }
             UiEvent::ChatRejected { by, reason } => {
-                format!("{} {} declined the chat ({reason})", "--".yellow(), n(by))
+                format!("{} {} refused the chat: {reason}", "--".yellow(), n(by))
             }
             UiEvent::Busy { user } => format!("{} {} is busy (do not disturb)", "--".yellow(), n(user)),
             UiEvent::ChatTimeout { with } => {
                 format!("{} chat request with {} timed out", "--".yellow(), n(with))
+            }
+            // Name who left: "ended: left the chat" did not say.
+            UiEvent::ChatClosed { with, reason } if reason == "left the chat" => {
+                format!("{} chat with {} ended: {} left the chat", "--".yellow(), n(with), n(with))
             }
             UiEvent::ChatClosed { with, reason } => format!("{} chat with {} ended: {reason}", "--".yellow(), n(with)),
             UiEvent::ChatInterrupted { with, reason } => format!(
@@ -206,13 +213,16 @@ impl Ui {
                 let body = format_text(text, self.color);
                 let room = chat.starts_with('#');
                 match (room, *own) {
-                    (true, true) => format!("{} <{}> {}", chat.dimmed(), "you".bold(), body.bright_white()),
+                    // Own text in the terminal's own colour: bright white
+                    // could not be read on a light background.
+                    (true, true) => format!("{} <{}> {body}", chat.dimmed(), "you".bold()),
                     (true, false) => format!("{} <{}> {body}", chat.dimmed(), n(from)),
-                    (false, true) => format!("{} {} {}", "you →".bold(), n(chat), body.bright_white()),
+                    (false, true) => format!("{} {} {body}", "you →".bold(), n(chat)),
                     (false, false) => format!("{} {} {body}", n(from), "(private)".magenta()),
                 }
             }
-            UiEvent::Current { target } => Self::notice(&format!("now talking in {target}")),
+            UiEvent::Current { target } if target.starts_with('#') => Self::notice(&format!("now talking in {target}")),
+            UiEvent::Current { target } => Self::notice(&format!("now talking to {target}")),
             UiEvent::Dnd { on } => Self::notice(if *on { "do not disturb: on" } else { "do not disturb: off" }),
             UiEvent::RoomJoined { room, members } => {
                 let names: Vec<String> = members.iter().map(|m| n(m)).collect();
@@ -220,10 +230,12 @@ impl Ui {
             }
             UiEvent::RoomLeft { room } => Self::notice(&format!("left #{room}")),
             UiEvent::MemberJoined { room, user } => format!("{} {} joined #{room}", "-->".green(), n(user)),
+            UiEvent::MemberLeft { room, user, reason } if reason == "left" => format!("{} {} left #{room}", "<--".red(), n(user)),
             UiEvent::MemberLeft { room, user, reason } => format!("{} {} left #{room} ({reason})", "<--".red(), n(user)),
             UiEvent::Rooms { rooms } if rooms.is_empty() => Self::notice("no rooms yet; /create one"),
             UiEvent::Rooms { rooms } => {
-                let list: Vec<String> = rooms.iter().map(|r| format!("#{} ({})", r.name, r.members)).collect();
+                let count = |n: u64| if n == 1 { "1 member".to_string() } else { format!("{n} members") };
+                let list: Vec<String> = rooms.iter().map(|r| format!("#{} ({})", r.name, count(r.members))).collect();
                 Self::notice(&format!("rooms: {}", list.join(", ")))
             }
             UiEvent::Members { room, members } => {
@@ -337,5 +349,100 @@ mod tests {
             queued: true,
         });
         assert_eq!(line3, "you → bob later (queued)");
+    }
+
+    /// Issue 15's wording: each notice names who did what, once.
+    #[test]
+    fn notices_name_who_did_what() {
+        let ui = Ui::new(false, true, super::super::Sink::Stdout);
+        let line = |ev| plain(ui.line(ev));
+        let cases = [
+            (
+                UiEvent::ChatRejected {
+                    by: "bob".into(),
+                    reason: "declined".into(),
+                },
+                "-- bob declined your chat request",
+            ),
+            (
+                UiEvent::ChatRejected {
+                    by: "bob".into(),
+                    reason: "identity check failed".into(),
+                },
+                "-- bob refused the chat: identity check failed",
+            ),
+            (
+                UiEvent::ChatClosed {
+                    with: "alice".into(),
+                    reason: "left the chat".into(),
+                },
+                "-- chat with alice ended: alice left the chat",
+            ),
+            (
+                UiEvent::MemberLeft {
+                    room: "lab".into(),
+                    user: "carol".into(),
+                    reason: "left".into(),
+                },
+                "<-- carol left #lab",
+            ),
+            (
+                UiEvent::MemberLeft {
+                    room: "lab".into(),
+                    user: "carol".into(),
+                    reason: "not responding".into(),
+                },
+                "<-- carol left #lab (not responding)",
+            ),
+            (
+                UiEvent::Current {
+                    target: "alice".into(),
+                },
+                "-- now talking to alice",
+            ),
+            (
+                UiEvent::Current {
+                    target: "#lab".into(),
+                },
+                "-- now talking in #lab",
+            ),
+            (
+                UiEvent::Rooms {
+                    rooms: vec![
+                        crate::protocol::RoomSummary {
+                            name: "lab".into(),
+                            members: 1,
+                        },
+                        crate::protocol::RoomSummary {
+                            name: "physics".into(),
+                            members: 5,
+                        },
+                    ],
+                },
+                "-- rooms: #lab (1 member), #physics (5 members)",
+            ),
+        ];
+        for (ev, want) in cases {
+            assert_eq!(line(ev), want);
+        }
+    }
+
+    /// Own text keeps the terminal's colour (bright white was unreadable on
+    /// a light background); only "you" is bold.
+    #[test]
+    fn own_text_is_never_bright_white() {
+        let ui = Ui::new(false, true, super::super::Sink::Stdout);
+        for chat in ["#lab", "bob"] {
+            let line = ui.line(UiEvent::Message {
+                from: "alice".into(),
+                chat: chat.into(),
+                text: "hello".into(),
+                id: 1,
+                own: true,
+                queued: false,
+            });
+            assert!(!line.contains("\x1b[97m"), "{line:?}");
+            assert!(line.ends_with(" hello"), "{line:?}");
+        }
     }
 }
