@@ -135,8 +135,9 @@ pub fn run(cfg: Config) -> i32 {
     }
 
     term::save();
+    let logged_in = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sink = if script.is_none() {
-        term::spawn_stdin(tx.clone())
+        term::spawn_stdin(tx.clone(), logged_in.clone())
     } else {
         None
     };
@@ -199,6 +200,7 @@ pub fn run(cfg: Config) -> i32 {
         return 1;
     }
     let mut app = app::App::new(cfg, ui, tx, conn_tx, udp, tcp_port, udp_port);
+    app.share_login_state(logged_in);
     app.script = script;
     app.rooms.queue_overflow = overflow;
     let code = app.run(rx, conn_rx, dg_rx, sig_rx);

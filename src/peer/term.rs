@@ -4,9 +4,11 @@
 use super::commands::{self, Command};
 use super::events::Event;
 use super::ui::Sink;
+use crate::protocol::names::{Username, PASSWORD_MIN};
 use crossbeam_channel::Sender;
 use std::io::{self, BufRead, Write};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 pub fn is_tty(fd: i32) -> bool {
     // SAFETY: isatty only inspects the descriptor.
@@ -56,15 +58,33 @@ pub fn read_password(prompt: &str) -> io::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
+/// What is checked before any password prompt, so a mistake is told before
+/// the user types a password (twice, for `/register`): the username rule,
+/// and `/login` while logged in.
+fn check_before_password(cmd: &Command, logged_in: &AtomicBool) -> Result<(), String> {
+    let (verb, username) = match cmd {
+        Command::Login { username, .. } => ("login", username),
+        Command::Register { username, .. } => ("register", username),
+        _ => return Ok(()),
+    };
+    if verb == "login" && logged_in.load(Ordering::Relaxed) {
+        return Err("already logged in; /logout first".into());
+    }
+    Username::parse(username)
+        .map(drop)
+        .map_err(|e| format!("/{verb}: {e} (not {username:?})"))
+}
+
 /// Fills in a missing password by asking (only on a terminal).
-fn complete(cmd: Command, interactive: bool) -> Result<Command, String> {
-    let ask = |verb: &str, user: &str| -> Result<String, String> {
+fn complete(cmd: Command, interactive: bool, logged_in: &AtomicBool) -> Result<Command, String> {
+    check_before_password(&cmd, logged_in)?;
+    let ask = |verb: &str, user: &str, rule: &str| -> Result<String, String> {
         if !interactive {
             return Err(format!(
                 "usage: /{verb} {user} PASSWORD (no terminal to ask on)"
             ));
         }
-        read_password(&format!("password for {user}: "))
+        read_password(&format!("password for {user}{rule}: "))
             .map_err(|e| format!("cannot read the password: {e}"))
     };
     Ok(match cmd {
@@ -72,14 +92,20 @@ fn complete(cmd: Command, interactive: bool) -> Result<Command, String> {
             username,
             password: None,
         } => {
-            let password = Some(ask("login", &username)?);
+            let password = Some(ask("login", &username, "")?);
             Command::Login { username, password }
         }
         Command::Register {
             username,
             password: None,
         } => {
-            let first = ask("register", &username)?;
+            let rule = format!(" (at least {PASSWORD_MIN} characters)");
+            let first = ask("register", &username, &rule)?;
+            if interactive && first.chars().count() < PASSWORD_MIN {
+                return Err(format!(
+                    "a password needs at least {PASSWORD_MIN} characters; nothing registered"
+                ));
+            }
             if interactive {
                 let again = read_password("repeat it: ").map_err(|e| e.to_string())?;
                 if again != first {
@@ -95,10 +121,10 @@ fn complete(cmd: Command, interactive: bool) -> Result<Command, String> {
     })
 }
 
-fn forward(line: &str, interactive: bool, events: &Sender<Event>) -> bool {
+fn forward(line: &str, interactive: bool, logged_in: &AtomicBool, events: &Sender<Event>) -> bool {
     let ev = match commands::parse(line) {
         Ok(None) => return true,
-        Ok(Some(cmd)) => match complete(cmd, interactive) {
+        Ok(Some(cmd)) => match complete(cmd, interactive, logged_in) {
             Ok(cmd) => Event::Input(cmd),
             Err(e) => Event::InputError(e),
         },
@@ -109,14 +135,15 @@ fn forward(line: &str, interactive: bool, events: &Sender<Event>) -> bool {
 
 /// Starts the stdin thread. On a terminal it runs a line editor and returns
 /// the editor's printer, so output never garbles the line being typed.
-pub fn spawn_stdin(events: Sender<Event>) -> Option<Sink> {
+/// `logged_in` is the main loop's word on whether a session is open.
+pub fn spawn_stdin(events: Sender<Event>, logged_in: Arc<AtomicBool>) -> Option<Sink> {
     if is_tty(0) && is_tty(1) {
         match rustyline::DefaultEditor::new() {
             Ok(mut editor) => {
                 let printer = editor.create_external_printer().ok();
                 std::thread::Builder::new()
                     .name("stdin".into())
-                    .spawn(move || editor_loop(editor, events))
+                    .spawn(move || editor_loop(editor, events, logged_in))
                     .ok()?;
                 return printer.map(|p| Sink::Editor(Box::new(p)));
             }
@@ -134,7 +161,7 @@ pub fn spawn_stdin(events: Sender<Event>) -> Option<Sink> {
                 match stdin.lock().read_line(&mut line) {
                     Ok(0) => break,
                     Ok(_) => {
-                        if !forward(&line, interactive, &events) {
+                        if !forward(&line, interactive, &logged_in, &events) {
                             return;
                         }
                     }
@@ -150,7 +177,11 @@ pub fn spawn_stdin(events: Sender<Event>) -> Option<Sink> {
     None
 }
 
-fn editor_loop(mut editor: rustyline::DefaultEditor, events: Sender<Event>) {
+fn editor_loop(
+    mut editor: rustyline::DefaultEditor,
+    events: Sender<Event>,
+    logged_in: Arc<AtomicBool>,
+) {
     use rustyline::error::ReadlineError;
     loop {
         match editor.readline("> ") {
@@ -161,7 +192,7 @@ fn editor_loop(mut editor: rustyline::DefaultEditor, events: Sender<Event>) {
                 {
                     let _ = editor.add_history_entry(line.as_str());
                 }
-                if !forward(&line, true, &events) {
+                if !forward(&line, true, &logged_in, &events) {
                     return;
                 }
             }

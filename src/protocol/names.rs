@@ -18,6 +18,11 @@ pub enum NameError {
     RoomName,
 }
 
+/// Passwords: at least this many characters…
+pub const PASSWORD_MIN: usize = 8;
+/// …and at most this many bytes.
+pub const PASSWORD_MAX: usize = 1024;
+
 impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

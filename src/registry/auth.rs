@@ -11,8 +11,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
-pub const PASSWORD_MIN: usize = 8;
-pub const PASSWORD_MAX: usize = 1024;
+pub use crate::protocol::names::{PASSWORD_MAX, PASSWORD_MIN};
 
 /// The username rule ([`Username`]) as the registry's `invalid_username`.
 pub fn check_username(name: &str) -> Result<(), ApiError> {

@@ -17,6 +17,7 @@
 //! - [`wait`]: polling, for states that have no event.
 //! - [`mongo`]: MongoDB for tests (`MONGODB_URI`, else `nx-27017`).
 //! - [`netns`]: a virtual LAN of network namespaces ([`Lab`]).
+//! - [`tmux`]: a real terminal running a command ([`tmux::Tmux`]).
 //!
 //! Every account the kit creates has the password [`PASSWORD`].
 #![allow(dead_code, unused_imports)]
@@ -29,6 +30,7 @@ pub mod peer;
 pub mod process;
 pub mod registry;
 pub mod rooms;
+pub mod tmux;
 pub mod wait;
 
 pub use client::{assert_error_shape, is_hex64, login_req, lossy, names, Client, Read1, Session};

@@ -53,6 +53,9 @@ impl std::fmt::Display for Target {
 }
 
 pub struct App {
+    /// Whether a session is open, for the stdin thread (which checks
+    /// `/login` before asking for a password).
+    logged_in: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub cfg: Config,
     pub ui: Ui,
     pub events: Sender<Event>,
@@ -103,6 +106,7 @@ impl App {
         let mut chats = Chats::new(Instant::now(), cfg.chat_timeout);
         chats.set_resume_limit(cfg.chat_resume);
         App {
+            logged_in: Default::default(),
             cfg,
             ui,
             events,
@@ -146,6 +150,16 @@ impl App {
             code: None,
             message: message.into(),
         });
+    }
+
+    /// Shares whether a session is open with the stdin thread.
+    pub fn share_login_state(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        self.logged_in = flag;
+    }
+
+    pub(super) fn set_logged_in(&self, on: bool) {
+        self.logged_in
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn api_error(&mut self, e: &ApiError) {

@@ -301,6 +301,7 @@ impl App {
     }
 
     fn start_session(&mut self, s: &SessionReply) {
+        self.set_logged_in(true);
         self.rooms.set_identity(&s.username);
         self.chats.set_me(Some(s.username.clone()));
         self.session = Some(Session {
@@ -319,6 +320,7 @@ impl App {
 
     /// Ends the session but lets rooms we are leaving finish saying so.
     fn end_session_keep_rooms(&mut self) {
+        self.set_logged_in(false);
         self.session = None;
         self.chats.set_me(None);
         self.next_heartbeat = None;

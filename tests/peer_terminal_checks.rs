@@ -1,0 +1,81 @@
+//! Mistakes are told before any password is typed, in a real terminal
+//! (tmux): a username that breaks the rule, `/login` while logged in, and a
+//! password shorter than the rule the prompt states (told before it is
+//! typed a second time).
+
+mod kit;
+
+use kit::tmux::{last_line, tmux_available, Tmux};
+use kit::*;
+
+const SECRET: &str = "s3cret-Checks-pw";
+
+fn peer_command(reg: &Registry) -> String {
+    format!(
+        "exec env NO_COLOR=1 RUST_LOG=error '{}' --registry {} --bind 127.0.0.1",
+        env!("CARGO_BIN_EXE_peer"),
+        reg.addr()
+    )
+}
+
+/// Lines of the screen that start a password prompt.
+fn prompts(screen: &str) -> usize {
+    screen
+        .lines()
+        .filter(|l| l.starts_with("password for") || l.starts_with("repeat it:"))
+        .count()
+}
+
+#[test]
+fn mistakes_are_told_before_any_password_prompt() {
+    if !tmux_available() {
+        return;
+    }
+    let reg = Registry::start(&[]);
+    let t = Tmux::start(&peer_command(&reg), 160, 40);
+    t.wait_screen("the prompt", WAIT, |s| last_line(s).trim_end() == ">");
+
+    // A name against the rule: the rule, and no prompt.
+    t.type_command("/register Bad!");
+    let s = t.wait_screen("the username rule", WAIT, |s| {
+        s.contains("/register: a username is 3-32 characters")
+    });
+    assert_eq!(prompts(&s), 0, "{s}");
+
+    // The prompt states the password rule; a short one is refused before
+    // it is asked for again.
+    t.type_command("/register alice");
+    t.wait_screen("the password prompt with its rule", WAIT, |s| {
+        last_line(s).starts_with("password for alice (at least 8 characters):")
+    });
+    t.type_line("short");
+    let s = t.wait_screen("the password rule", WAIT, |s| {
+        s.contains("a password needs at least 8 characters; nothing registered")
+    });
+    assert!(!s.contains("repeat it:"), "{s}");
+
+    // Registered and logged in, a second /login asks for nothing.
+    t.type_command("/register alice");
+    t.wait_screen("the first prompt", WAIT, |s| {
+        last_line(s).starts_with("password for alice")
+    });
+    t.type_line(SECRET);
+    t.wait_screen("the second prompt", WAIT, |s| {
+        last_line(s).starts_with("repeat it:")
+    });
+    t.type_line(SECRET);
+    t.wait_screen("registered", WAIT, |s| s.contains("registered alice"));
+    t.type_command("/login alice");
+    t.wait_screen("the login prompt", WAIT, |s| {
+        last_line(s).starts_with("password for alice:")
+    });
+    t.type_line(SECRET);
+    let s = t.wait_screen("logged in", WAIT, |s| s.contains("logged in as alice"));
+    let before = prompts(&s);
+    t.type_command("/login alice");
+    let s = t.wait_screen("the refusal", WAIT, |s| {
+        s.contains("already logged in; /logout first")
+    });
+    assert_eq!(prompts(&s), before, "no new password prompt: {s}");
+    assert!(!s.contains(SECRET), "the password never shows: {s}");
+}
