@@ -1,11 +1,12 @@
-//! Mistakes are told before any password is typed, in a real terminal
-//! (tmux): a username that breaks the rule, `/login` while logged in, and a
-//! password shorter than the rule the prompt states (told before it is
-//! typed a second time).
+//! In a real terminal (tmux): mistakes are told before any password is
+//! typed (a username that breaks the rule, `/login` while logged in, a
+//! password shorter than the rule the prompt states), and Ctrl-C cancels
+//! what is being typed or answered, quitting only when pressed twice on an
+//! empty line.
 
 mod kit;
 
-use kit::tmux::{last_line, tmux_available, Tmux};
+use kit::tmux::{last_line, tmux_available, zombie_exit_code, Tmux};
 use kit::*;
 
 const SECRET: &str = "s3cret-Checks-pw";
@@ -78,4 +79,52 @@ fn mistakes_are_told_before_any_password_prompt() {
     });
     assert_eq!(prompts(&s), before, "no new password prompt: {s}");
     assert!(!s.contains(SECRET), "the password never shows: {s}");
+}
+
+#[test]
+fn ctrl_c_cancels_before_it_quits() {
+    if !tmux_available() {
+        return;
+    }
+    let reg = Registry::start(&[]);
+    let t = Tmux::start(&peer_command(&reg), 160, 40);
+    t.wait_screen("the prompt", WAIT, |s| last_line(s).trim_end() == ">");
+
+    // On a half-typed line: the line goes, nothing else happens.
+    t.type_keys("half a thought");
+    t.key("C-c");
+    let s = t.wait_screen("the line cleared", WAIT, |s| last_line(s).trim_end() == ">");
+    assert!(!s.contains("Ctrl-C again"), "{s}");
+
+    // At a password prompt: the command is cancelled, the peer goes on.
+    t.type_command("/register alice");
+    t.wait_screen("the password prompt", WAIT, |s| {
+        last_line(s).starts_with("password for alice")
+    });
+    t.type_text("half");
+    t.key("C-c");
+    t.wait_screen("the cancel", WAIT, |s| s.contains("/register cancelled"));
+    assert_eq!(t.exit_status(), None, "still running");
+
+    // On an empty line: asked once, quits on the second.
+    t.wait_screen("a fresh prompt", WAIT, |s| last_line(s).trim_end() == ">");
+    t.key("C-c");
+    t.wait_screen("the hint", WAIT, |s| {
+        s.contains("press Ctrl-C again to quit (or Ctrl-D, or /quit)")
+    });
+    assert_eq!(t.exit_status(), None, "one Ctrl-C does not quit");
+    let pid = t.pane_pid();
+    t.key("C-c");
+    let end = std::time::Instant::now() + WAIT;
+    let status = loop {
+        // tmux may not see the exit before the process is reaped.
+        if let Some(code) = t.exit_status().or_else(|| zombie_exit_code(pid)) {
+            break Some(code);
+        }
+        if std::time::Instant::now() >= end {
+            break None;
+        }
+        let _ = t.screen();
+    };
+    assert_eq!(status, Some(0), "{}", t.screen());
 }

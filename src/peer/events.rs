@@ -19,6 +19,8 @@ pub enum Event {
     InputEnd,
     /// Ctrl-C or SIGTERM.
     Interrupt,
+    /// Something the input side wants the user told (a hint, not an error).
+    InputHint(String),
 
     /// The registry connection is up (from the connector thread).
     RegistryConnected(TcpStream),

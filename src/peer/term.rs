@@ -37,25 +37,52 @@ pub fn restore() {
     }
 }
 
-/// Reads a line from the terminal without echoing it.
+/// Reads a line from the terminal without echoing it. Ctrl-C or Ctrl-D
+/// cancels the prompt (an `Interrupted` error) instead of quitting the
+/// peer; Backspace erases.
 pub fn read_password(prompt: &str) -> io::Result<String> {
+    use std::io::Read;
     // SAFETY: plain termios calls on stdin with structs we own.
     let mut old: libc::termios = unsafe { std::mem::zeroed() };
     if unsafe { libc::tcgetattr(0, &mut old) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    // Byte at a time, no echo, and Ctrl-C arrives as a byte, not SIGINT.
     let mut quiet = old;
-    quiet.c_lflag &= !libc::ECHO;
-    quiet.c_lflag |= libc::ECHONL | libc::ICANON;
+    quiet.c_lflag &= !(libc::ECHO | libc::ICANON | libc::ISIG);
+    quiet.c_cc[libc::VMIN] = 1;
+    quiet.c_cc[libc::VTIME] = 0;
     unsafe { libc::tcsetattr(0, libc::TCSANOW, &quiet) };
     let mut out = io::stdout();
     let _ = write!(out, "{prompt}");
     let _ = out.flush();
-    let mut line = String::new();
-    let read = io::stdin().lock().read_line(&mut line);
+    let mut bytes = Vec::new();
+    let mut stdin = io::stdin().lock();
+    let mut b = [0u8; 1];
+    let read = loop {
+        match stdin.read(&mut b) {
+            Ok(0) => break Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => match b[0] {
+                b'\r' | b'\n' => break Ok(()),
+                3 | 4 => break Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled")),
+                8 | 127 => {
+                    // Erase one character (all of a UTF-8 sequence).
+                    while let Some(last) = bytes.pop() {
+                        if last & 0xC0 != 0x80 {
+                            break;
+                        }
+                    }
+                }
+                other => bytes.push(other),
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(e),
+        }
+    };
     unsafe { libc::tcsetattr(0, libc::TCSANOW, &old) };
+    let _ = writeln!(out);
     read?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// What is checked before any password prompt, so a mistake is told before
@@ -84,8 +111,13 @@ fn complete(cmd: Command, interactive: bool, logged_in: &AtomicBool) -> Result<C
                 "usage: /{verb} {user} PASSWORD (no terminal to ask on)"
             ));
         }
-        read_password(&format!("password for {user}{rule}: "))
-            .map_err(|e| format!("cannot read the password: {e}"))
+        read_password(&format!("password for {user}{rule}: ")).map_err(|e| {
+            if e.kind() == io::ErrorKind::Interrupted {
+                format!("/{verb} cancelled")
+            } else {
+                format!("cannot read the password: {e}")
+            }
+        })
     };
     Ok(match cmd {
         Command::Login {
@@ -107,7 +139,13 @@ fn complete(cmd: Command, interactive: bool, logged_in: &AtomicBool) -> Result<C
                 ));
             }
             if interactive {
-                let again = read_password("repeat it: ").map_err(|e| e.to_string())?;
+                let again = read_password("repeat it: ").map_err(|e| {
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        "/register cancelled".to_string()
+                    } else {
+                        e.to_string()
+                    }
+                })?;
                 if again != first {
                     return Err("the passwords differ; nothing registered".into());
                 }
@@ -140,6 +178,10 @@ pub fn spawn_stdin(events: Sender<Event>, logged_in: Arc<AtomicBool>) -> Option<
     if is_tty(0) && is_tty(1) {
         match rustyline::DefaultEditor::new() {
             Ok(mut editor) => {
+                editor.bind_sequence(
+                    rustyline::KeyEvent::ctrl('C'),
+                    rustyline::EventHandler::Conditional(Box::new(CtrlC)),
+                );
                 let printer = editor.create_external_printer().ok();
                 std::thread::Builder::new()
                     .name("stdin".into())
@@ -177,12 +219,32 @@ pub fn spawn_stdin(events: Sender<Event>, logged_in: Arc<AtomicBool>) -> Option<
     None
 }
 
+/// Ctrl-C on a line being typed clears it; on an empty line it is left to
+/// the editor, which reports it (see [`editor_loop`]).
+struct CtrlC;
+
+impl rustyline::ConditionalEventHandler for CtrlC {
+    fn handle(
+        &self,
+        _: &rustyline::Event,
+        _: rustyline::RepeatCount,
+        _: bool,
+        ctx: &rustyline::EventContext,
+    ) -> Option<rustyline::Cmd> {
+        (!ctx.line().is_empty()).then_some(rustyline::Cmd::Kill(rustyline::Movement::WholeLine))
+    }
+}
+
+/// A second Ctrl-C on an empty line within this long quits.
+const QUIT_AGAIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn editor_loop(
     mut editor: rustyline::DefaultEditor,
     events: Sender<Event>,
     logged_in: Arc<AtomicBool>,
 ) {
     use rustyline::error::ReadlineError;
+    let mut last_interrupt: Option<std::time::Instant> = None;
     loop {
         match editor.readline("> ") {
             Ok(line) => {
@@ -196,9 +258,19 @@ fn editor_loop(
                     return;
                 }
             }
+            // Ctrl-C on an empty line: once asks, twice quits (as the
+            // Python and Node prompts do); Ctrl-D quits at once.
             Err(ReadlineError::Interrupted) => {
-                let _ = events.send(Event::Interrupt);
-                return;
+                let now = std::time::Instant::now();
+                if last_interrupt.is_some_and(|t| now.duration_since(t) < QUIT_AGAIN_WITHIN) {
+                    let _ = events.send(Event::Interrupt);
+                    return;
+                }
+                last_interrupt = Some(now);
+                let hint = "press Ctrl-C again to quit (or Ctrl-D, or /quit)".to_string();
+                if events.send(Event::InputHint(hint)).is_err() {
+                    return;
+                }
             }
             Err(ReadlineError::Eof) => {
                 let _ = events.send(Event::InputEnd);

@@ -139,7 +139,12 @@ impl Tmux {
     }
 
     pub fn enter(&self) {
-        self.run(&["send-keys", "-t", "t", "Enter"]);
+        self.key("Enter");
+    }
+
+    /// Presses one key by its tmux name (`C-c`, `C-d`, `Enter`).
+    pub fn key(&self, name: &str) {
+        self.run(&["send-keys", "-t", "t", name]);
     }
 
     /// For the hidden password prompt (a cooked terminal: no editor).

@@ -287,6 +287,7 @@ impl App {
                 }
             }
             Event::Interrupt => self.quit(),
+            Event::InputHint(text) => self.notice(text),
             Event::RegistryConnected(stream) => self.registry_connected(stream),
             Event::RegistryConnectFailed(e) => self.registry_connect_failed(e),
             Event::RegistryReply(v) => self.registry_reply(v),
