@@ -89,6 +89,11 @@ impl<P> Link<P> {
         self.pending.len() + self.waiting.len()
     }
 
+    /// Whether a request whose purpose matches `f` is in flight or waiting.
+    pub fn any_pending(&self, f: impl Fn(&P) -> bool) -> bool {
+        self.pending.values().any(|(p, _, _)| f(p)) || self.waiting.iter().any(|(_, p, _)| f(p))
+    }
+
     /// Requests queued while the link was down, to send now that it is up
     /// (after anything that must go first, such as `resume`).
     pub fn take_waiting(&mut self) -> Vec<(Request, P)> {

@@ -89,9 +89,18 @@ pub fn read_password(prompt: &str) -> io::Result<String> {
 /// the user types a password (twice, for `/register`): the username rule,
 /// and `/login` while logged in.
 fn check_before_password(cmd: &Command, logged_in: &AtomicBool) -> Result<(), String> {
+    // Only a prompt to come needs checking here: a command with its
+    // password is checked where it runs, in order with the commands
+    // before it (a piped `/logout` first, say).
     let (verb, username) = match cmd {
-        Command::Login { username, .. } => ("login", username),
-        Command::Register { username, .. } => ("register", username),
+        Command::Login {
+            username,
+            password: None,
+        } => ("login", username),
+        Command::Register {
+            username,
+            password: None,
+        } => ("register", username),
         _ => return Ok(()),
     };
     if verb == "login" && logged_in.load(Ordering::Relaxed) {

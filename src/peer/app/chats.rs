@@ -188,7 +188,10 @@ impl App {
                 let _ = events.send(Event::ChatDialed { user, result });
             });
         if let Err(e) = spawned {
-            self.error(format!("cannot start a connection: {e}"));
+            self.error(
+                "connection_failed",
+                format!("cannot start a connection: {e}"),
+            );
             self.chats.forget_dial(&who);
         }
     }
@@ -218,7 +221,10 @@ impl App {
                 self.with_chats(|c| c.connected(now, id, addr, user));
             }
             Err(e) => {
-                self.error(format!("cannot use the connection to {user}: {e}"));
+                self.error(
+                    "connection_failed",
+                    format!("cannot use the connection to {user}: {e}"),
+                );
                 self.chats.forget_dial(&user);
             }
         }
@@ -242,7 +248,7 @@ impl App {
         });
         match user {
             Some(u) => self.with_chats(|c| c.close(u)),
-            None => self.error("no current chat; /close USER"),
+            None => self.error("no_target", "no current chat; /close USER"),
         }
     }
 }

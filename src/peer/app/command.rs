@@ -27,7 +27,7 @@ impl App {
             Command::Login { username, password } => {
                 if let Some(me) = self.me() {
                     let msg = format!("already logged in as {me}; /logout first");
-                    self.error(msg);
+                    self.error("already_logged_in", msg);
                     return;
                 }
                 let req = Request::Login {
@@ -84,11 +84,15 @@ impl App {
             Command::Say(text) => match self.current.clone() {
                 Some(Target::Chat(user)) => self.with_chats(|c| c.open(user, Some(text))),
                 Some(Target::Room(room)) => self.room_say(room, text),
-                None => self.error("no current conversation: /chat USER or /join ROOM first"),
+                None => self.error(
+                    "no_target",
+                    "no current conversation: /chat USER or /join ROOM first",
+                ),
             },
-            Command::Sleep(_) | Command::WaitFor { .. } | Command::Retry { .. } => {
-                self.error("/sleep and /wait work in scripts (peer --script FILE)")
-            }
+            Command::Sleep(_) | Command::WaitFor { .. } | Command::Retry { .. } => self.error(
+                "script_only",
+                "/sleep and /wait work in scripts (peer --script FILE)",
+            ),
         }
     }
 
@@ -98,7 +102,10 @@ impl App {
             None if self.chats.is_open(&name) => Target::Chat(name),
             _ if self.rooms.is_member(&name) => Target::Room(name),
             _ => {
-                self.error(format!("no open chat or joined room called {name}"));
+                self.error(
+                    "no_target",
+                    format!("no open chat or joined room called {name}"),
+                );
                 return;
             }
         };

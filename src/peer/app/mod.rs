@@ -86,6 +86,11 @@ pub struct App {
     quitting_ready: bool,
     /// Standard input ended; quit once pending requests are answered.
     input_ended: bool,
+    /// Piped commands held until the `/register` or `/login` before them
+    /// is answered (see [`App::on_input`]).
+    held: std::collections::VecDeque<crate::peer::commands::Command>,
+    /// Whether commands come from a pipe (not a terminal, not a script).
+    piped: bool,
     pub exit_code: Option<i32>,
     pub rooms: Rooms,
     pub script: Option<Script>,
@@ -128,6 +133,8 @@ impl App {
             quit_at: None,
             quitting_ready: false,
             input_ended: false,
+            held: Default::default(),
+            piped: !crate::peer::term::is_tty(0),
             exit_code: None,
             rooms,
             script: None,
@@ -145,9 +152,11 @@ impl App {
         self.ui.emit(ev);
     }
 
-    pub fn error(&mut self, message: impl Into<String>) {
+    /// An error of the peer's own (not the registry's), with its `code`
+    /// (protocol.md §5 lists them).
+    pub fn error(&mut self, code: &str, message: impl Into<String>) {
         self.emit(UiEvent::Error {
-            code: None,
+            code: Some(code.to_string()),
             message: message.into(),
         });
     }
@@ -263,6 +272,7 @@ impl App {
     }
 
     fn on_timer(&mut self, now: Instant) {
+        self.release_held();
         self.session_tick(now);
         self.with_chats(|c| c.handle_timeout(now));
         self.rooms_tick(now);
@@ -270,11 +280,41 @@ impl App {
         self.script_step(now);
     }
 
+    /// A command from the user. Piped commands run in order as a script's
+    /// do: nothing runs while a `/register`, `/login` or `/logout` before it
+    /// waits for its answer (so `/login` then `/create` does not answer
+    /// "not logged in"). Typed commands run at once.
+    fn on_input(&mut self, cmd: crate::peer::commands::Command) {
+        if self.piped && self.script.is_none() && (self.auth_pending() || !self.held.is_empty()) {
+            self.held.push_back(cmd);
+            return;
+        }
+        self.command(cmd);
+    }
+
+    fn auth_pending(&self) -> bool {
+        self.link.any_pending(|p| {
+            matches!(
+                p,
+                Pending::Register | Pending::Login | Pending::Logout { .. }
+            )
+        })
+    }
+
+    /// Runs held commands once nothing they wait on is pending.
+    fn release_held(&mut self) {
+        while !self.held.is_empty() && !self.auth_pending() && self.quit_at.is_none() {
+            if let Some(cmd) = self.held.pop_front() {
+                self.command(cmd);
+            }
+        }
+    }
+
     fn on_event(&mut self, ev: Event) {
         match ev {
-            Event::Input(cmd) => self.command(cmd),
+            Event::Input(cmd) => self.on_input(cmd),
             Event::InputError(e) => {
-                self.error(e);
+                self.error("bad_input", e);
                 if let Some(s) = &mut self.script {
                     s.fail_current("the line did not parse".into());
                 }

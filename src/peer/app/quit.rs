@@ -38,6 +38,7 @@ impl App {
     pub(super) fn quit_tick(&mut self, now: Instant) {
         if self.input_ended
             && self.quit_at.is_none()
+            && self.held.is_empty()
             && self.link.pending_len() == 0
             && !self.chats.is_dialing()
         {

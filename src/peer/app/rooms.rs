@@ -240,7 +240,7 @@ impl App {
 
     pub fn room_command(&mut self, cmd: RoomCommand) {
         let Some(token) = self.room_token() else {
-            self.error("not logged in; /login USER first");
+            self.error("not_logged_in", "not logged in; /login USER first");
             self.room_script_fail("not logged in");
             return;
         };
@@ -271,11 +271,11 @@ impl App {
             }
             RoomCommand::Leave(room) => {
                 let Some(room) = room.or(current_room) else {
-                    self.error("which room? /leave ROOM");
+                    self.error("usage", "which room? /leave ROOM");
                     return;
                 };
                 if let Err(NotMember) = self.rooms.engine.leave(Instant::now(), &room) {
-                    self.error(format!("you are not in #{room}"));
+                    self.error("not_a_member", format!("you are not in #{room}"));
                     return;
                 }
                 // The engine asks for the registry's LeaveRoom.
@@ -286,7 +286,7 @@ impl App {
             RoomCommand::List => (Request::Rooms { token }, RoomPending::List),
             RoomCommand::Members(room) => {
                 let Some(room) = room.or(current_room) else {
-                    self.error("which room? /members ROOM");
+                    self.error("usage", "which room? /members ROOM");
                     return;
                 };
                 (
@@ -321,10 +321,10 @@ impl App {
         match (p, body) {
             (RoomPending::Create(_) | RoomPending::Join(_), ReplyBody::Room { room }) => {
                 let Some(key) = room_key(&room) else {
-                    self.error(format!(
-                        "the registry sent no usable key for #{}",
-                        room.name
-                    ));
+                    self.error(
+                        "bad_reply",
+                        format!("the registry sent no usable key for #{}", room.name),
+                    );
                     return;
                 };
                 let members = listed(&room.members);
@@ -420,13 +420,19 @@ impl App {
         match self.rooms.engine.say(Instant::now(), &room, &text) {
             Ok(_) => self.rooms_flush(),
             Err(SayError::NotMember) => {
-                self.error(format!("you are not in #{room}; /join {room} first"));
+                self.error(
+                    "not_a_member",
+                    format!("you are not in #{room}; /join {room} first"),
+                );
                 self.room_script_fail("not in room");
             }
-            Err(SayError::TooLong { len }) => self.error(format!(
-                "message too long for a room ({len} bytes; at most {} bytes)",
-                wire::MAX_MESSAGE
-            )),
+            Err(SayError::TooLong { len }) => self.error(
+                "too_long",
+                format!(
+                    "message too long for a room ({len} bytes; at most {} bytes)",
+                    wire::MAX_MESSAGE
+                ),
+            ),
         }
     }
 

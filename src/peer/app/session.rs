@@ -139,7 +139,10 @@ impl App {
         log::info!("registry: {e}");
         self.link.down(Instant::now());
         if !self.link.was_up && self.link.failures == 1 {
-            self.error(format!("{e}; retrying in the background"));
+            self.error(
+                "registry_unreachable",
+                format!("{e}; retrying in the background"),
+            );
         }
     }
 
@@ -195,7 +198,7 @@ impl App {
         match &self.session {
             Some(s) => Some(s.token.clone()),
             None => {
-                self.error("not logged in; /login USER first");
+                self.error("not_logged_in", "not logged in; /login USER first");
                 if let Some(s) = &mut self.script {
                     s.fail_current("not logged in".into());
                 }
@@ -267,10 +270,13 @@ impl App {
                 }
                 if e.code == ErrorCode::InvalidSession || e.code == ErrorCode::AlreadyOnline {
                     self.end_session();
-                    self.error(format!(
-                        "could not restore the session ({}); /login again",
-                        e.message
-                    ));
+                    self.error(
+                        "session_lost",
+                        format!(
+                            "could not restore the session ({}); /login again",
+                            e.message
+                        ),
+                    );
                 } else {
                     // Try again with the next connection.
                     log::info!("resume failed: {e}");

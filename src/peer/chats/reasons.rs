@@ -297,14 +297,24 @@ pub enum ChatError {
 impl ChatError {
     /// The error code shown beside the message.
     pub fn code(&self) -> Option<String> {
-        match self {
-            ChatError::Offline { .. } => Some("offline".into()),
-            ChatError::LookupFailed { error, .. } => Some(error.code.as_str().into()),
-            ChatError::Impostor { .. } | ChatError::UnknownSender { .. } => {
-                Some("identity_check_failed".into())
+        Some(
+            match self {
+                ChatError::Offline { .. } => "offline",
+                ChatError::LookupFailed { error, .. } => error.code.as_str(),
+                ChatError::Impostor { .. } | ChatError::UnknownSender { .. } => {
+                    "identity_check_failed"
+                }
+                ChatError::NotLoggedIn => "not_logged_in",
+                ChatError::ThatIsYou => "that_is_you",
+                ChatError::TooLong { .. } => "too_long",
+                ChatError::Unreachable { .. } => "unreachable",
+                ChatError::NotSent { .. } => "not_sent",
+                ChatError::NoRequest { .. } => "no_request",
+                ChatError::NoChat { .. } => "no_chat",
+                ChatError::TooManyUnacked { .. } => "too_many_unacked",
             }
-            _ => None,
-        }
+            .into(),
+        )
     }
 
     /// Why a script line fails with this error (`None`: it does not).
