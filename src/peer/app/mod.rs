@@ -84,6 +84,8 @@ pub struct App {
     /// Standard input ended; quit once pending requests are answered.
     input_ended: bool,
     pub exit_code: Option<i32>,
+    /// Where `/who +` goes on: the prefix and cursor of the last page.
+    who_more: Option<(Option<String>, String)>,
     pub rooms: Rooms,
     pub script: Option<Script>,
 }
@@ -124,6 +126,7 @@ impl App {
             quitting_ready: false,
             input_ended: false,
             exit_code: None,
+            who_more: None,
             rooms,
             script: None,
         }

@@ -44,8 +44,13 @@ pub enum UiEvent {
     SessionRestored {
         username: String,
     },
+    /// One page of `/who`: `total` online (with the prefix asked for;
+    /// `null` from a registry without paging), and the cursor of the next
+    /// page (`/who +`), `null` on the last.
     Who {
         users: Vec<UserInfo>,
+        total: Option<u64>,
+        next: Option<String>,
     },
     SearchResult {
         user: UserInfo,
@@ -393,10 +398,21 @@ impl Ui {
                 format!("lost the registry ({reason}); reconnecting…").red()
             ),
             UiEvent::SessionRestored { username } => Self::notice(&format!("registry is back; session of {username} restored")),
-            UiEvent::Who { users } if users.is_empty() => Self::notice("nobody is online"),
-            UiEvent::Who { users } => {
+            UiEvent::Who { users, total, .. } if users.is_empty() => match total {
+                Some(n) if *n > 0 => Self::notice(&format!("{n} online; no more to show")),
+                _ => Self::notice("nobody is online"),
+            },
+            UiEvent::Who { users, total, next } => {
                 let names: Vec<String> = users.iter().map(|u| n(&u.username)).collect();
-                format!("{} online ({}): {}", "--".yellow(), users.len(), names.join(", "))
+                let count = match total {
+                    Some(t) if *t != users.len() as u64 => format!("{t}, {} here", users.len()),
+                    _ => users.len().to_string(),
+                };
+                let more = match next {
+                    Some(_) => format!(" {}", "(more: /who +)".cyan()),
+                    None => String::new(),
+                };
+                format!("{} online ({count}): {}{more}", "--".yellow(), names.join(", "))
             }
             UiEvent::SearchResult { user } => format!("{} {}", "--".yellow(), user_line(user)),
             UiEvent::ChatRequest { from } => format!(

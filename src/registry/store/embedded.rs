@@ -11,7 +11,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 mod file;
+mod lookups;
 use file::{check_existing, create_new};
+use lookups::Cols;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (
@@ -68,17 +70,17 @@ fn port(v: i64) -> rusqlite::Result<u16> {
     u16::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, v))
 }
 
-fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+fn session_row(r: &impl Cols) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
-        token_hash: r.get(0)?,
-        username: r.get(1)?,
-        ip: r.get(2)?,
-        tcp_port: port(r.get(3)?)?,
-        udp_port: port(r.get(4)?)?,
-        last_seen_ms: r.get(5)?,
-        instance: r.get(6)?,
-        attached: r.get::<_, i64>(7)? != 0,
-        created_ms: r.get(8)?,
+        token_hash: r.col(0)?,
+        username: r.col(1)?,
+        ip: r.col(2)?,
+        tcp_port: port(r.col(3)?)?,
+        udp_port: port(r.col(4)?)?,
+        last_seen_ms: r.col(5)?,
+        instance: r.col(6)?,
+        attached: r.col::<i64>(7)? != 0,
+        created_ms: r.col(8)?,
     })
 }
 
@@ -145,7 +147,7 @@ impl SqliteStore {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {SESSION_COLS} FROM sessions WHERE {clause}"
             ))?;
-            let rows = st.query_map(p, session_row)?;
+            let rows = st.query_map(p, |r| session_row(r))?;
             rows.collect()
         })
     }
@@ -184,6 +186,13 @@ impl Store for SqliteStore {
             })
             .optional()
         })
+    }
+
+    fn find_user_with_session(
+        &self,
+        username: &str,
+    ) -> StoreResult<Option<(UserRecord, Option<SessionRecord>)>> {
+        self.with(|c| lookups::user_with_session(c, username))
     }
 
     fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
@@ -269,7 +278,7 @@ impl Store for SqliteStore {
                 let mut st = tx.prepare_cached(&format!(
                     "SELECT {SESSION_COLS} FROM sessions WHERE instance = ?1 AND attached = 1 ORDER BY username"
                 ))?;
-                let rows = st.query_map([instance], session_row)?;
+                let rows = st.query_map([instance], |r| session_row(r))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
             tx.execute(
@@ -307,6 +316,10 @@ impl Store for SqliteStore {
             "attached = 1 AND last_seen_ms >= ?1 ORDER BY username",
             [fresh_since_ms],
         )
+    }
+
+    fn online_page(&self, q: &OnlineQuery<'_>) -> StoreResult<OnlinePage> {
+        self.with(|c| lookups::online_page(c, q))
     }
 
     fn stale_sessions(&self, stale_before_ms: i64) -> StoreResult<Vec<SessionRecord>> {

@@ -90,6 +90,16 @@ impl Store for MemoryStore {
         self.with(|d| Ok(d.users.get(username).cloned()))
     }
 
+    fn find_user_with_session(
+        &self,
+        username: &str,
+    ) -> StoreResult<Option<(UserRecord, Option<SessionRecord>)>> {
+        self.with(|d| {
+            let session = d.session_of.get(username).and_then(|t| d.sessions.get(t));
+            Ok(d.users.get(username).map(|u| (u.clone(), session.cloned())))
+        })
+    }
+
     fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
         self.with(|d| {
             if d.sessions.contains_key(&s.token_hash) || d.session_of.contains_key(&s.username) {
@@ -187,6 +197,30 @@ impl Store for MemoryStore {
 
     fn online_sessions(&self, fresh_since_ms: i64) -> StoreResult<Vec<SessionRecord>> {
         self.with(|d| Ok(d.attached(|s| s.last_seen_ms >= fresh_since_ms)))
+    }
+
+    fn online_page(&self, q: &OnlineQuery<'_>) -> StoreResult<OnlinePage> {
+        let end = q.prefix_end();
+        self.with(|d| {
+            let matching = d.attached(|s| {
+                s.last_seen_ms >= q.fresh_since_ms
+                    && s.username.as_str() >= q.prefix
+                    && s.username < end
+            });
+            let total = matching.len() as u64;
+            let mut sessions: Vec<SessionRecord> = matching
+                .into_iter()
+                .filter(|s| q.after.is_none_or(|a| s.username.as_str() > a))
+                .take(q.limit.saturating_add(1))
+                .collect();
+            let more = sessions.len() > q.limit;
+            sessions.truncate(q.limit);
+            Ok(OnlinePage {
+                sessions,
+                more,
+                total,
+            })
+        })
     }
 
     fn stale_sessions(&self, stale_before_ms: i64) -> StoreResult<Vec<SessionRecord>> {

@@ -24,6 +24,8 @@ use mongodb::IndexModel;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+mod lookups;
+
 type Coll = Collection<Document>;
 
 const DEFAULT_DB: &str = "lanchat";
@@ -313,6 +315,13 @@ impl Store for MongoStore {
         found.map(user).transpose()
     }
 
+    fn find_user_with_session(
+        &self,
+        username: &str,
+    ) -> StoreResult<Option<(UserRecord, Option<SessionRecord>)>> {
+        self.user_with_session(username)
+    }
+
     fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
         self.insert(&self.sessions, session_doc(session))
     }
@@ -381,6 +390,10 @@ impl Store for MongoStore {
 
     fn online_sessions(&self, fresh_since_ms: i64) -> StoreResult<Vec<SessionRecord>> {
         self.sessions_where(doc! {"attached": true, "last_seen_ms": {"$gte": fresh_since_ms}})
+    }
+
+    fn online_page(&self, q: &OnlineQuery<'_>) -> StoreResult<OnlinePage> {
+        self.online_page_facet(q)
     }
 
     fn stale_sessions(&self, stale_before_ms: i64) -> StoreResult<Vec<SessionRecord>> {
