@@ -276,6 +276,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn who_takes_a_prefix_or_a_plus() {
+        let who = |prefix: Option<&str>, more| {
+            Some(Command::Who {
+                prefix: prefix.map(Into::into),
+                more,
+            })
+        };
+        assert_eq!(parse("/who").unwrap(), who(None, false));
+        assert_eq!(parse("/online al").unwrap(), who(Some("al"), false));
+        assert_eq!(parse("/who +").unwrap(), who(None, true));
+        assert!(parse("/who a b").is_err());
+    }
+
+    #[test]
     fn parses_commands() {
         assert_eq!(
             parse("hello there").unwrap(),
