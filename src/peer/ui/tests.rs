@@ -1,0 +1,92 @@
+//! Unit tests of the terminal lines.
+
+use super::*;
+
+#[test]
+fn stable_colors() {
+    assert_eq!(user_color("alice"), user_color("alice"));
+    let distinct: std::collections::HashSet<_> = ["alice", "bob", "carol", "dave", "erin"]
+        .iter()
+        .map(|n| format!("{:?}", user_color(n)))
+        .collect();
+    assert!(distinct.len() >= 3);
+}
+
+#[test]
+fn who_lines_say_the_count_and_how_to_see_more() {
+    // Colour on, as other tests here set it (the switch is global);
+    // the escapes are taken out before comparing.
+    let ui = Ui::new(false, true, Sink::Stdout);
+    let plain = |s: String| {
+        let mut out = String::new();
+        let mut rest = s.as_str();
+        while let Some(i) = rest.find('\x1b') {
+            out.push_str(&rest[..i]);
+            rest = rest[i..].split_once('m').map_or("", |(_, r)| r);
+        }
+        out + rest
+    };
+    let user = |n: &str| UserInfo {
+        username: n.into(),
+        online: true,
+        address: None,
+    };
+    let who = |users: Vec<UserInfo>, total, next: Option<&str>| UiEvent::Who {
+        users,
+        total,
+        next: next.map(Into::into),
+    };
+    let line = |ev| plain(ui.line(ev));
+    assert_eq!(
+        line(who(vec![user("amy"), user("bob")], Some(120), Some("bob"))),
+        "-- online (120, 2 here): amy, bob (more: /who +)"
+    );
+    assert_eq!(
+        line(who(vec![user("amy")], Some(1), None)),
+        "-- online (1): amy"
+    );
+    // From a registry without paging: no total.
+    assert_eq!(
+        line(who(vec![user("amy")], None, None)),
+        "-- online (1): amy"
+    );
+    assert_eq!(line(who(vec![], Some(0), None)), "-- nobody is online");
+    assert_eq!(
+        line(who(vec![], Some(3), None)),
+        "-- 3 online; no more to show"
+    );
+}
+
+/// A registry from before paging sends only `users`: the `who` event
+/// then has `total` and `next` null.
+#[test]
+fn who_from_a_registry_without_paging() {
+    let old =
+        serde_json::json!({"id": 1, "ok": true, "users": [{"username": "amy", "online": false}]});
+    let reply = crate::protocol::Reply::from_value(old).unwrap();
+    let Ok(crate::protocol::ReplyBody::Users { users, total, next }) = reply.result else {
+        panic!("{reply:?}")
+    };
+    let ev = serde_json::to_value(UiEvent::Who { users, total, next }).unwrap();
+    assert_eq!(
+        ev,
+        serde_json::json!({"event": "who", "users": [{"username": "amy", "online": false}],
+                           "total": null, "next": null})
+    );
+}
+
+#[test]
+fn formatting() {
+    assert_eq!(
+        format_text("a *b* _c_ \x1b[2J", false),
+        "a *b* _c_ \u{FFFD}[2J"
+    );
+    colored::control::set_override(true);
+    let s = format_text("see https://example.org/x. *now*!", true);
+    assert!(s.contains("\x1b]8;;https://example.org/x\x1b\\"), "{s:?}");
+    assert!(s.contains("\x1b[1mnow\x1b[0m!"), "{s:?}");
+    let s = format_text("see you _right after_ class, snake_case stays", true);
+    assert!(s.contains("\x1b[3mright after\x1b[0m class"), "{s:?}");
+    assert!(s.contains("snake_case stays"), "{s:?}");
+    assert_eq!(format_text("2 * 3 * 4", true), "2 * 3 * 4");
+}
