@@ -226,7 +226,7 @@ fn rooms_lifecycle() {
     assert!(is_hex64(&key), "key shape: {key}");
     assert_eq!(
         reply,
-        json!({"id": 1, "ok": true, "room": {"name": "lab", "key": key, "members": [
+        json!({"id": 1, "ok": true, "room": {"name": "lab", "key": key, "epoch": 1, "members": [
             {"username": "alice", "online": true, "address": address("127.0.0.1", 7001)},
         ]}})
     );
@@ -235,7 +235,7 @@ fn rooms_lifecycle() {
     let reply = b.ok(json!({"id": 2, "op": "join_room", "token": tb, "room": "lab"}));
     assert_eq!(
         reply,
-        json!({"id": 2, "ok": true, "room": {"name": "lab", "key": key, "members": [
+        json!({"id": 2, "ok": true, "room": {"name": "lab", "key": key, "epoch": 1, "members": [
             {"username": "alice", "online": true, "address": address("127.0.0.1", 7001)},
             {"username": "bob", "online": true, "address": address("127.0.0.1", 8001)},
         ]}})
