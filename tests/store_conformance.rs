@@ -543,6 +543,7 @@ conformance!(
     case_list_rooms_and_rooms_of,
     case_find_user_with_session,
     case_online_page,
+    case_members_with_sessions,
 );
 
 // ---- MongoDB only (feature `mongodb`): the server goes away and comes back ----

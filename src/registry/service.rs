@@ -306,8 +306,8 @@ impl Registry {
             }),
             Request::Members { room, .. } => {
                 RoomName::parse(&room)?;
-                let members = self.store.room_members(&room)?;
-                let is_member = members.contains(&me.username);
+                let members = self.store.members_with_sessions(&room)?;
+                let is_member = members.iter().any(|(u, _)| *u == me.username);
                 self.room_reply_of(&room, is_member, members)
             }
             Request::Register { .. } | Request::Login { .. } | Request::Resume { .. } => {
@@ -364,7 +364,7 @@ impl Registry {
 
     /// A room with its members; the key only for members.
     fn room_reply(&self, room: &str, with_key: bool) -> Result<ReplyBody, ApiError> {
-        let members = self.store.room_members(room)?;
+        let members = self.store.members_with_sessions(room)?;
         self.room_reply_of(room, with_key, members)
     }
 
@@ -373,7 +373,7 @@ impl Registry {
         &self,
         room: &str,
         with_key: bool,
-        members: Vec<String>,
+        members: Vec<(String, Option<SessionRecord>)>,
     ) -> Result<ReplyBody, ApiError> {
         let record = self
             .store
@@ -382,11 +382,8 @@ impl Registry {
         let now = self.now_ms();
         let members = members
             .into_iter()
-            .map(|u| {
-                let s = self.store.session_by_user(&u)?;
-                Ok(self.info(u, s.as_ref(), now))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .map(|(u, s)| self.info(u, s.as_ref(), now))
+            .collect();
         Ok(ReplyBody::Room {
             room: RoomInfo {
                 name: record.name,

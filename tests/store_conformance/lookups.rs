@@ -1,7 +1,7 @@
 //! Cases for the one-request lookups: a user with their session, and a
 //! page of the online list with its total.
 
-use super::{insert_all, names, session, tok, user};
+use super::{insert_all, names, room, session, tok, user};
 use lanchat::registry::store::{OnlinePage, OnlineQuery, Store};
 
 pub fn case_find_user_with_session(s: &dyn Store) {
@@ -116,4 +116,32 @@ pub fn case_online_page(s: &dyn Store) {
             total: 7,
         }
     );
+}
+
+pub fn case_members_with_sessions(s: &dyn Store) {
+    assert_eq!(s.members_with_sessions("lab").unwrap(), vec![]);
+    s.create_room(&room("lab"), "zed").unwrap();
+    s.add_member("lab", "amy").unwrap();
+    s.add_member("lab", "bob").unwrap();
+    s.create_room(&room("other"), "carl").unwrap();
+    insert_all(
+        s,
+        &[
+            session("amy", "reg-1", 5000, true),
+            session("zed", "reg-2", 1000, false),
+            session("carl", "reg-1", 5000, true),
+        ],
+    );
+    assert_eq!(
+        s.members_with_sessions("lab").unwrap(),
+        vec![
+            ("amy".to_string(), Some(session("amy", "reg-1", 5000, true))),
+            ("bob".to_string(), None),
+            (
+                "zed".to_string(),
+                Some(session("zed", "reg-2", 1000, false))
+            ),
+        ]
+    );
+    assert_eq!(s.members_with_sessions("nope").unwrap(), vec![]);
 }

@@ -123,6 +123,12 @@ impl Store for CountingStore {
     fn room_members(&self, room: &str) -> StoreResult<Vec<String>> {
         self.n("room_members").room_members(room)
     }
+    fn members_with_sessions(
+        &self,
+        room: &str,
+    ) -> StoreResult<Vec<(String, Option<SessionRecord>)>> {
+        self.n("members_with_sessions").members_with_sessions(room)
+    }
     fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>> {
         self.n("list_rooms").list_rooms()
     }

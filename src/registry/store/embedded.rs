@@ -427,6 +427,13 @@ impl Store for SqliteStore {
         })
     }
 
+    fn members_with_sessions(
+        &self,
+        room: &str,
+    ) -> StoreResult<Vec<(String, Option<SessionRecord>)>> {
+        self.with(|c| lookups::members_with_sessions(c, room))
+    }
+
     fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>> {
         self.with(|c| {
             let mut st = c.prepare_cached(

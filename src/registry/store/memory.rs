@@ -300,6 +300,24 @@ impl Store for MemoryStore {
         })
     }
 
+    fn members_with_sessions(
+        &self,
+        room: &str,
+    ) -> StoreResult<Vec<(String, Option<SessionRecord>)>> {
+        self.with(|d| {
+            let Some((_, members)) = d.rooms.get(room) else {
+                return Ok(Vec::new());
+            };
+            Ok(members
+                .iter()
+                .map(|u| {
+                    let s = d.session_of.get(u).and_then(|t| d.sessions.get(t));
+                    (u.clone(), s.cloned())
+                })
+                .collect())
+        })
+    }
+
     fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>> {
         self.with(|d| {
             Ok(d.rooms

@@ -234,6 +234,12 @@ pub trait Store: Send + Sync {
     fn remove_member(&self, room: &str, username: &str, new_key: &str) -> StoreResult<Left>;
     /// Usernames of a room's members, sorted.
     fn room_members(&self, room: &str) -> StoreResult<Vec<String>>;
+    /// A room's members, sorted, each with their session if they have one,
+    /// in one request to the database (a join).
+    fn members_with_sessions(
+        &self,
+        room: &str,
+    ) -> StoreResult<Vec<(String, Option<SessionRecord>)>>;
     /// Every room with its member count, sorted by name.
     fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>>;
     /// Names of the rooms a user is in, sorted.

@@ -474,6 +474,13 @@ impl Store for MongoStore {
         self.member_field(doc! {"room": room}, "username")
     }
 
+    fn members_with_sessions(
+        &self,
+        room: &str,
+    ) -> StoreResult<Vec<(String, Option<SessionRecord>)>> {
+        self.members_joined(room)
+    }
+
     fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>> {
         let pipeline = [doc! {"$group": {"_id": "$room", "n": {"$sum": 1}}}];
         let mut counts = std::collections::HashMap::new();

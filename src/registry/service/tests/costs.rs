@@ -83,16 +83,13 @@ fn store_calls_per_operation() {
         ("online", "online_page=1"),
         (
             "create_room",
-            "create_room=1 find_room=1 room_members=1 session_by_user=1",
+            "create_room=1 find_room=1 members_with_sessions=1",
         ),
         (
             "join_room (2 members)",
-            "add_member=1 find_room=1 room_members=1 session_by_user=2",
+            "add_member=1 find_room=1 members_with_sessions=1",
         ),
-        (
-            "members (2 members)",
-            "find_room=1 room_members=1 session_by_user=2",
-        ),
+        ("members (2 members)", "find_room=1 members_with_sessions=1"),
         ("rooms", "list_rooms=1"),
         ("leave_room", "find_room=1 remove_member=1"),
         ("heartbeat, re-check due", "session_by_token=1"),

@@ -41,6 +41,26 @@ pub(super) fn user_with_session(
         .optional()
 }
 
+pub(super) fn members_with_sessions(
+    c: &Connection,
+    room: &str,
+) -> rusqlite::Result<Vec<(String, Option<SessionRecord>)>> {
+    let sql = format!(
+        "SELECT m.username, {} FROM members m LEFT JOIN sessions s ON s.username = m.username \
+         WHERE m.room = ?1 ORDER BY m.username",
+        s_cols()
+    );
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st.query_map([room], |r| {
+        let session = match r.get::<_, Option<String>>(1)? {
+            Some(_) => Some(session_row(&Offset(r, 1))?),
+            None => None,
+        };
+        Ok((r.get(0)?, session))
+    })?;
+    rows.collect()
+}
+
 /// A row read from column `.1` on (so `session_row` can read a join).
 struct Offset<'a, 'b>(&'a rusqlite::Row<'b>, usize);
 

@@ -32,15 +32,29 @@ impl MongoStore {
             password_hash: get_str(&d, "password_hash")?,
             created_ms: get_i64(&d, "created_ms")?,
         };
-        let session = match d.get("session") {
-            Some(Bson::Array(a)) => match a.first() {
-                Some(Bson::Document(s)) => Some(session_from(s)?),
-                None => None,
-                Some(_) => return Err(bad(&d, "session")),
-            },
-            _ => return Err(bad(&d, "session")),
-        };
-        Ok(Some((user, session)))
+        Ok(Some((user, joined_session(&d)?)))
+    }
+
+    pub(super) fn members_joined(
+        &self,
+        room: &str,
+    ) -> StoreResult<Vec<(String, Option<SessionRecord>)>> {
+        let pipeline = [
+            doc! {"$match": {"room": room}},
+            doc! {"$lookup": {
+                "from": "sessions",
+                "localField": "username",
+                "foreignField": "username",
+                "as": "session",
+            }},
+        ];
+        let mut out = Vec::new();
+        for d in ok(self.members.aggregate(pipeline).run())? {
+            let d = ok(d)?;
+            out.push((get_str(&d, "username")?, joined_session(&d)?));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     pub(super) fn online_page_facet(&self, q: &OnlineQuery<'_>) -> StoreResult<OnlinePage> {
@@ -52,11 +66,12 @@ impl MongoStore {
         let limit = i64::try_from(q.limit.saturating_add(1)).unwrap_or(i64::MAX);
         let pipeline = [
             doc! {"$match": matching},
+            // Before `$facet`, so the username index can give the order.
+            doc! {"$sort": {"username": 1}},
             doc! {"$facet": {
                 "total": [{"$count": "n"}],
                 "page": [
                     {"$match": {"username": {"$gt": q.after.unwrap_or("")}}},
-                    {"$sort": {"username": 1}},
                     {"$limit": limit},
                 ],
             }},
@@ -87,5 +102,17 @@ impl MongoStore {
             more,
             total,
         })
+    }
+}
+
+/// The session a `$lookup` put in `session` (an array of none or one).
+fn joined_session(d: &Document) -> StoreResult<Option<SessionRecord>> {
+    match d.get("session") {
+        Some(Bson::Array(a)) => match a.first() {
+            Some(Bson::Document(s)) => Ok(Some(session_from(s)?)),
+            None => Ok(None),
+            Some(_) => Err(bad(d, "session")),
+        },
+        _ => Err(bad(d, "session")),
     }
 }
