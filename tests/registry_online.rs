@@ -89,9 +89,22 @@ fn online_pages_by_limit_cursor_and_prefix() {
 #[test]
 fn a_session_resumed_on_another_registry_stops_working_on_the_first() {
     let a = Registry::start(LONG_SESSIONS);
+    resumed_elsewhere(&a, a.store());
+}
+
+#[cfg(feature = "mongodb")]
+#[test]
+fn on_mongodb_a_session_resumed_on_another_registry_stops_working_on_the_first() {
+    let uri = kit::mongo::mongo_uri("resumed_elsewhere");
+    let a = Registry::builder().flags(LONG_SESSIONS).store(&uri).start();
+    resumed_elsewhere(&a, &uri);
+}
+
+/// Two registries on one store: alice logs in on `a`, resumes on the other.
+fn resumed_elsewhere(a: &Registry, store: &str) {
     let b = Registry::builder()
         .flags(LONG_SESSIONS)
-        .store(a.store())
+        .store(store)
         .start();
     let mut c = a.client();
     c.register("alice");
