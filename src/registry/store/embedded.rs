@@ -15,39 +15,6 @@ mod lookups;
 use file::{check_existing, create_new};
 use lookups::Cols;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS users (
-    username      TEXT PRIMARY KEY,
-    password_hash TEXT NOT NULL,
-    created_ms    INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    token_hash   TEXT PRIMARY KEY,
-    username     TEXT NOT NULL UNIQUE,
-    ip           TEXT NOT NULL,
-    tcp_port     INTEGER NOT NULL,
-    udp_port     INTEGER NOT NULL,
-    last_seen_ms INTEGER NOT NULL,
-    instance     TEXT NOT NULL,
-    attached     INTEGER NOT NULL,
-    created_ms   INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_instance ON sessions(instance);
-CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen_ms);
-CREATE TABLE IF NOT EXISTS rooms (
-    name       TEXT PRIMARY KEY,
-    key        TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    epoch      INTEGER NOT NULL DEFAULT 1
-);
-CREATE TABLE IF NOT EXISTS members (
-    room     TEXT NOT NULL,
-    username TEXT NOT NULL,
-    PRIMARY KEY (room, username)
-);
-CREATE INDEX IF NOT EXISTS members_username ON members(username);
-";
-
 const SESSION_COLS: &str =
     "token_hash, username, ip, tcp_port, udp_port, last_seen_ms, instance, attached, created_ms";
 
