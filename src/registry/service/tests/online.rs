@@ -132,3 +132,25 @@ fn bad_limits_and_names_are_refused() {
         assert_eq!(t.err(&mut a, req), ErrorCode::BadRequest);
     }
 }
+
+#[test]
+fn users_coming_and_going_between_pages_do_not_shift_the_others() {
+    let mut t = T::new();
+    let mut conns = Vec::new();
+    for (i, n) in ["bea", "dan", "fay", "hal"].iter().enumerate() {
+        conns.push(t.user(n, 7000 + 10 * i as u16));
+    }
+    t.register(&["abe", "eve"]);
+    let (mut c, tok) = conns.remove(0);
+    let p1 = page(&t, &mut c, &tok, Some(2), None, None);
+    assert_eq!(p1, (strings(&["bea", "dan"]), Some(4), Some("dan".into())));
+    // Before the cursor someone logs in, after it someone else; one leaves.
+    let mut a = t.conn();
+    t.login(&mut a, "abe", 8000);
+    let mut e = t.conn();
+    t.login(&mut e, "eve", 8010);
+    let (fay, fay_token) = &mut conns[1];
+    t.ok(fay, logout(fay_token));
+    let p2 = page(&t, &mut c, &tok, Some(2), p1.2.as_deref(), None);
+    assert_eq!(p2, (strings(&["eve", "hal"]), Some(5), None));
+}
