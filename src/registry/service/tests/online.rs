@@ -97,6 +97,11 @@ fn default_and_largest_page() {
     }
     let (users, total, next) = page(&t, &mut a, &ta, None, None, None);
     assert_eq!((users.len() as u64, total), (ONLINE_PAGE, Some(1501)));
+    // A default page is about 10 KB on the wire, however many are online.
+    let bytes = serde_json::to_string(&t.ok(&mut a, online(&ta)))
+        .unwrap()
+        .len();
+    assert!((8_000..12_000).contains(&bytes), "{bytes} bytes");
     assert_eq!(next.as_deref(), Some(users[users.len() - 1].as_str()));
     let (users, _, next) = page(&t, &mut a, &ta, Some(5000), None, None);
     assert_eq!(users.len() as u64, ONLINE_PAGE_MAX);
