@@ -205,7 +205,7 @@ fn online_lists_only_online_users_sorted() {
             {"username": "amy", "online": true, "address": address("127.0.0.1", 7020)},
             {"username": "mia", "online": true, "address": address("127.0.0.1", 7010)},
             {"username": "zed", "online": true, "address": address("127.0.0.1", 7000)},
-        ]})
+        ], "total": 3, "next": null})
     );
 }
 

@@ -4,6 +4,9 @@
 //! and on the in-memory backend.
 
 mod kit;
+#[path = "store_conformance/lookups.rs"]
+mod lookups;
+use lookups::*;
 
 #[cfg(feature = "mongodb")]
 use kit::mongo as support;
@@ -538,6 +541,9 @@ conformance!(
     case_add_member,
     case_remove_member,
     case_list_rooms_and_rooms_of,
+    case_find_user_with_session,
+    case_online_page,
+    case_members_with_sessions,
 );
 
 // ---- MongoDB only (feature `mongodb`): the server goes away and comes back ----

@@ -21,7 +21,12 @@ pub enum Command {
         password: Option<String>,
     },
     Logout,
-    Who,
+    /// `/who [PREFIX]`: the first page of online users (whose names start
+    /// with PREFIX); `/who +`: the next page of the last `/who`.
+    Who {
+        prefix: Option<String>,
+        more: bool,
+    },
     Search(String),
     /// `/chat USER`: ask for a one-to-one chat, or switch to an open one.
     Chat(String),
@@ -68,7 +73,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("/register USER", "create an account (asks for a password)"),
     ("/login USER", "log in (asks for the password without echo)"),
     ("/logout", "log out (closes chats, leaves rooms)"),
-    ("/who", "list online users"),
+    (
+        "/who [PREFIX]",
+        "count and list online users (a page; /who + for the next)",
+    ),
     ("/search USER", "is USER registered, online, and where"),
     (
         "/chat USER",
@@ -233,7 +241,16 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             Command::Login { username, password }
         }
         "logout" => Command::Logout,
-        "who" | "online" => Command::Who,
+        "who" | "online" => match opt("/who [PREFIX] or /who +")? {
+            Some(w) if w == "+" => Command::Who {
+                prefix: None,
+                more: true,
+            },
+            prefix => Command::Who {
+                prefix,
+                more: false,
+            },
+        },
         "search" | "whois" => Command::Search(one("/search USER")?),
         "chat" | "query" => Command::Chat(one("/chat USER")?),
         "accept" => Command::Accept(opt("/accept [USER]")?),
@@ -331,6 +348,20 @@ mod tests {
         );
         assert_eq!(parse("/join"), Err("usage: /join ROOM".into()));
         assert_eq!(parse("/join #lab"), Ok(Some(Command::Join("lab".into()))));
+    }
+
+    #[test]
+    fn who_takes_a_prefix_or_a_plus() {
+        let who = |prefix: Option<&str>, more| {
+            Some(Command::Who {
+                prefix: prefix.map(Into::into),
+                more,
+            })
+        };
+        assert_eq!(parse("/who").unwrap(), who(None, false));
+        assert_eq!(parse("/online al").unwrap(), who(Some("al"), false));
+        assert_eq!(parse("/who +").unwrap(), who(None, true));
+        assert!(parse("/who a b").is_err());
     }
 
     #[test]

@@ -297,7 +297,13 @@ mod tests {
                 .unwrap();
         let t0 = Instant::now();
         assert_eq!(s.next(t0), None);
-        assert_eq!(s.next(t0 + Duration::from_millis(10)), Some(Command::Who));
+        assert_eq!(
+            s.next(t0 + Duration::from_millis(10)),
+            Some(Command::Who {
+                prefix: None,
+                more: false
+            })
+        );
         assert_eq!(s.next(t0 + Duration::from_millis(10)), None);
         s.observe(&UiEvent::Message {
             from: "bob".into(),
@@ -330,7 +336,13 @@ mod tests {
         s.observe(&UiEvent::Busy { user: "a".into() });
         s.observe(&UiEvent::Busy { user: "b".into() });
         let t0 = Instant::now();
-        assert_eq!(s.next(t0), Some(Command::Who));
+        assert_eq!(
+            s.next(t0),
+            Some(Command::Who {
+                prefix: None,
+                more: false
+            })
+        );
         s.awaiting_reply(t0);
         s.request_done(false);
         s.fail_current("no".into());
@@ -340,7 +352,13 @@ mod tests {
             "a /retry line failing is not a failure yet"
         );
         assert_eq!(s.next(t0), None);
-        assert_eq!(s.next(Instant::now() + RETRY_EVERY), Some(Command::Who));
+        assert_eq!(
+            s.next(Instant::now() + RETRY_EVERY),
+            Some(Command::Who {
+                prefix: None,
+                more: false
+            })
+        );
         s.awaiting_reply(t0);
         s.request_done(true);
         assert_eq!(s.next(Instant::now()), Some(Command::Quit));

@@ -24,6 +24,11 @@ pub const OPS: &[&str] = &[
     "members",
 ];
 
+/// `online` page size when the request names none.
+pub const ONLINE_PAGE: u64 = 100;
+/// Largest `online` page; a larger `limit` is cut to this.
+pub const ONLINE_PAGE_MAX: u64 = 1000;
+
 /// A parsed request. Unknown extra fields are ignored so that newer clients
 /// can talk to older registries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,8 +67,18 @@ pub enum Request {
         token: String,
         username: String,
     },
+    /// One page of the online users, by name (see `protocol.md`).
     Online {
         token: String,
+        /// Page size; absent: [`ONLINE_PAGE`], at most [`ONLINE_PAGE_MAX`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
+        /// Only names after this one (the `next` of the previous page).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+        /// Only names starting with this.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
     },
     CreateRoom {
         token: String,
@@ -95,7 +110,7 @@ impl Request {
             | Request::Logout { token }
             | Request::Heartbeat { token }
             | Request::Search { token, .. }
-            | Request::Online { token }
+            | Request::Online { token, .. }
             | Request::CreateRoom { token, .. }
             | Request::JoinRoom { token, .. }
             | Request::LeaveRoom { token, .. }
@@ -268,8 +283,15 @@ pub enum ReplyBody {
     Session(SessionReply),
     /// search
     User { user: UserInfo },
-    /// online
-    Users { users: Vec<UserInfo> },
+    /// online: one page, how many match in all, and the cursor of the
+    /// next page (absent from old registries: then the list is complete).
+    Users {
+        users: Vec<UserInfo>,
+        #[serde(default)]
+        total: Option<u64>,
+        #[serde(default)]
+        next: Option<String>,
+    },
     /// create_room, join_room, members
     Room { room: RoomInfo },
     /// rooms

@@ -123,11 +123,15 @@ macro_rules! name_type {
 pub struct Username(String);
 
 fn username_ok(name: &str) -> bool {
-    (USERNAME_MIN..=USERNAME_MAX).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| lower_or_digit(b) || b"_.-".contains(&b))
+    name.len() >= USERNAME_MIN
+        && is_username_text(name)
         && name.bytes().next().is_some_and(lower_or_digit)
+}
+
+/// At most [`USERNAME_MAX`] of the characters a username is made of (maybe
+/// none): what a name prefix or a cursor into a list of names may be.
+pub fn is_username_text(s: &str) -> bool {
+    s.len() <= USERNAME_MAX && s.bytes().all(|b| lower_or_digit(b) || b"_.-".contains(&b))
 }
 
 name_type!(Username, username_ok, NameError::Username);

@@ -189,7 +189,8 @@ fn keep_open(reg: &Registry, conn: &Conn, quiet_until: &mut Instant) -> bool {
     if now < *quiet_until {
         return true;
     }
-    if session_online(reg, conn) {
+    // Its session online, as this process knows it (no store read).
+    if reg.holds_live_session(conn) {
         // Look again in a while, not at every blank line.
         *quiet_until = now + READ_TICK;
         return true;
@@ -227,19 +228,5 @@ impl Read for Ticking<'_> {
             self.tick_at = Instant::now() + READ_TICK;
         }
         r
-    }
-}
-
-/// Whether the connection's session is online (checked only when the
-/// connection has been quiet for the idle time-out).
-fn session_online(reg: &Registry, conn: &Conn) -> bool {
-    let Some(hash) = &conn.session else {
-        return false;
-    };
-    match reg.store.session_by_token(hash) {
-        Ok(Some(s)) => reg.is_online(&s, reg.now_ms()),
-        Ok(None) => false,
-        // Do not drop clients because the database blinked.
-        Err(_) => true,
     }
 }

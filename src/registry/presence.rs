@@ -4,13 +4,19 @@
 //! and written to the store in one batch every [`FLUSH_EVERY`], so ten
 //! thousand peers cost one write a tick, not ten thousand. The same thread
 //! sweeps sessions whose heartbeats stopped and purges old offline ones.
+//!
+//! Presence also knows, in memory, which connection of this process holds
+//! each session it logged in or resumed, and when that session was last
+//! heard from: authenticated requests are checked against that, without
+//! reading the store (see `service::sessions`).
 
+use super::clock::Clock;
 use super::service::Registry;
 use crate::protocol::heartbeat;
 use crossbeam_channel::Receiver;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -19,10 +25,22 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// Largest heartbeat datagram read; anything longer is garbage.
 pub const MAX_DATAGRAM: usize = 512;
 
-/// Pending heartbeats and counters.
-#[derive(Default)]
+/// A session held by a connection of this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// The connection (`Conn::id`) holding it.
+    pub conn: u64,
+    /// Wall-clock milliseconds of its attach or latest heartbeat.
+    pub seen_ms: i64,
+}
+
+/// Pending heartbeats, the sessions held here, and counters.
 pub struct Presence {
+    clock: Arc<dyn Clock>,
     pending: Mutex<HashSet<String>>,
+    /// By token hash. Only sessions attached here: a heartbeat for any
+    /// other token never adds an entry, so garbage cannot grow it.
+    held: Mutex<HashMap<String, Held>>,
     /// Valid heartbeat datagrams received.
     pub heartbeats: AtomicU64,
     /// Datagrams dropped as garbage.
@@ -30,8 +48,53 @@ pub struct Presence {
 }
 
 impl Presence {
+    pub fn new(clock: Arc<dyn Clock>) -> Presence {
+        Presence {
+            clock,
+            pending: Mutex::default(),
+            held: Mutex::default(),
+            heartbeats: AtomicU64::new(0),
+            garbage: AtomicU64::new(0),
+        }
+    }
+
+    fn held_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Connection `conn` now holds the session (just attached: seen now).
+    pub fn hold(&self, token_hash: &str, conn: u64) {
+        let seen_ms = self.clock.now_ms();
+        self.held_map()
+            .insert(token_hash.to_string(), Held { conn, seen_ms });
+    }
+
+    /// Forgets the session if `conn` holds it; true if it did.
+    pub fn release(&self, token_hash: &str, conn: u64) -> bool {
+        let mut held = self.held_map();
+        if held.get(token_hash).is_some_and(|h| h.conn == conn) {
+            held.remove(token_hash);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Who holds the session here, and when it was last heard from.
+    pub fn held(&self, token_hash: &str) -> Option<Held> {
+        self.held_map().get(token_hash).copied()
+    }
+
     /// Notes a heartbeat for a session (by token hash).
     pub fn touch(&self, token_hash: String) {
+        if let Some(h) = self.held_map().get_mut(&token_hash) {
+            h.seen_ms = h.seen_ms.max(self.clock.now_ms());
+        }
+        self.requeue(token_hash);
+    }
+
+    /// Puts a heartbeat (back) in the next batch.
+    fn requeue(&self, token_hash: String) {
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -110,7 +173,7 @@ pub fn flush(registry: &Registry) -> bool {
         Err(e) => {
             log::warn!("could not record {} heartbeats: {e}", batch.len());
             for token_hash in batch {
-                registry.presence.touch(token_hash);
+                registry.presence.requeue(token_hash);
             }
             false
         }

@@ -2,7 +2,8 @@
 //!
 //! [`Registry`] holds what every client thread shares: the store, the
 //! password hasher, the login limiter and the heartbeat batch. Per-connection
-//! state ([`Conn`]) is only which session the connection has logged in to.
+//! state ([`Conn`]) is only which session the connection has logged in to,
+//! held in memory so that authenticating a request reads no store.
 //! Time comes from the registry's [`Clock`], never from the system directly.
 //!
 //! - `sessions`: register, login, resume, and which connection holds
@@ -17,15 +18,15 @@ use super::clock::{Clock, SystemClock};
 use super::config::Config;
 use super::limiter::LoginLimiter;
 use super::presence::Presence;
-use super::store::{Endpoint, RoomRecord, SessionRecord, Store, StoreError};
+use super::store::{Endpoint, OnlineQuery, RoomRecord, SessionRecord, Store, StoreError};
 use crate::protocol::*;
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 mod offline;
 mod sessions;
+pub use sessions::RECHECK;
 #[cfg(test)]
 mod tests;
 
@@ -54,8 +55,19 @@ pub struct Conn {
     pub id: u64,
     /// The address the registry sees the client at.
     pub ip: IpAddr,
-    /// The session this connection logged in to (its token hash).
-    pub session: Option<String>,
+    /// The session this connection logged in to.
+    pub session: Option<ConnSession>,
+}
+
+/// The session a connection logged in to (or resumed), as this process
+/// knows it without asking the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnSession {
+    pub token_hash: String,
+    pub username: String,
+    /// When the store last confirmed that the session is still attached
+    /// here (see `sessions::RECHECK`).
+    pub checked_ms: i64,
 }
 
 /// Shared state of a running registry.
@@ -68,9 +80,6 @@ pub struct Registry {
     pub clock: Arc<dyn Clock>,
     hasher: Hasher,
     limiter: LoginLimiter,
-    /// Which connection of this process holds each attached session, so a
-    /// connection that closes only detaches the session if it still holds it.
-    holders: Mutex<HashMap<String, u64>>,
 }
 
 fn api(code: ErrorCode, message: impl Into<String>) -> ApiError {
@@ -126,9 +135,8 @@ impl Registry {
             hasher,
             limiter: LoginLimiter::new(Duration::from_secs(60), Duration::from_secs(60))
                 .with_clock(clock.clone()),
+            presence: Presence::new(clock.clone()),
             clock,
-            presence: Presence::default(),
-            holders: Mutex::new(HashMap::new()),
             store,
             config,
             instance,
@@ -194,8 +202,8 @@ impl Registry {
             }
             other => {
                 let token = other.token().unwrap_or_default().to_string();
-                let session = self.authenticate(conn, &token)?;
-                self.authed(conn, session, other)
+                let me = self.authenticate(conn, &token)?;
+                self.authed(conn, me, other)
             }
         }
     }
@@ -203,14 +211,14 @@ impl Registry {
     fn authed(
         &self,
         conn: &mut Conn,
-        me: SessionRecord,
+        me: ConnSession,
         req: Request,
     ) -> Result<ReplyBody, ApiError> {
         let now = self.now_ms();
         match req {
             Request::Logout { .. } => {
                 self.store.delete_session(&me.token_hash)?;
-                self.release(&me.token_hash, conn.id);
+                self.presence.release(&me.token_hash, conn.id);
                 conn.session = None;
                 self.leave_all_rooms(&me.username);
                 log::info!("{} logged out", me.username);
@@ -221,29 +229,26 @@ impl Registry {
                 Ok(ReplyBody::Empty {})
             }
             Request::Search { username, .. } => {
-                if auth::check_username(&username).is_err()
-                    || self.store.find_user(&username)?.is_none()
-                {
+                let found = match auth::check_username(&username) {
+                    Ok(()) => self.store.find_user_with_session(&username)?,
+                    Err(_) => None,
+                };
+                let Some((_, s)) = found else {
                     return Err(api(
                         ErrorCode::UserNotFound,
                         format!("no user named {username:?}"),
                     ));
-                }
-                let s = self.store.session_by_user(&username)?;
+                };
                 Ok(ReplyBody::User {
                     user: self.info(username, s.as_ref(), now),
                 })
             }
-            Request::Online { .. } => {
-                let since = now - self.timeout_ms();
-                let users = self
-                    .store
-                    .online_sessions(since)?
-                    .into_iter()
-                    .map(|s| self.info(s.username.clone(), Some(&s), now))
-                    .collect();
-                Ok(ReplyBody::Users { users })
-            }
+            Request::Online {
+                limit,
+                after,
+                prefix,
+                ..
+            } => self.online(now, limit, after.as_deref(), prefix.as_deref()),
             Request::CreateRoom { room, .. } => {
                 RoomName::parse(&room)?;
                 let record = RoomRecord {
@@ -301,8 +306,9 @@ impl Registry {
             }),
             Request::Members { room, .. } => {
                 RoomName::parse(&room)?;
-                let is_member = self.store.room_members(&room)?.contains(&me.username);
-                self.room_reply(&room, is_member)
+                let members = self.store.members_with_sessions(&room)?;
+                let is_member = members.iter().any(|(u, _)| *u == me.username);
+                self.room_reply_of(&room, is_member, members)
             }
             Request::Register { .. } | Request::Login { .. } | Request::Resume { .. } => {
                 Err(api(ErrorCode::Internal, "unreachable"))
@@ -310,22 +316,74 @@ impl Registry {
         }
     }
 
+    /// One page of the online list: one store query.
+    fn online(
+        &self,
+        now: i64,
+        limit: Option<u64>,
+        after: Option<&str>,
+        prefix: Option<&str>,
+    ) -> Result<ReplyBody, ApiError> {
+        let limit = match limit.unwrap_or(ONLINE_PAGE) {
+            0 => return Err(api(ErrorCode::BadRequest, "`limit` must be at least 1")),
+            n => n.min(ONLINE_PAGE_MAX) as usize,
+        };
+        let prefix = prefix.unwrap_or("");
+        for (field, value) in [("prefix", Some(prefix)), ("after", after)] {
+            if !value.is_none_or(names::is_username_text) {
+                return Err(api(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "`{field}` must be at most {} characters of a-z, 0-9, '_', '.', '-'",
+                        names::USERNAME_MAX
+                    ),
+                ));
+            }
+        }
+        let page = self.store.online_page(&OnlineQuery {
+            fresh_since_ms: now - self.timeout_ms(),
+            prefix,
+            after,
+            limit,
+        })?;
+        let next = page
+            .more
+            .then(|| page.sessions.last().map(|s| s.username.clone()))
+            .flatten();
+        let users = page
+            .sessions
+            .into_iter()
+            .map(|s| self.info(s.username.clone(), Some(&s), now))
+            .collect();
+        Ok(ReplyBody::Users {
+            users,
+            total: Some(page.total),
+            next,
+        })
+    }
+
     /// A room with its members; the key only for members.
     fn room_reply(&self, room: &str, with_key: bool) -> Result<ReplyBody, ApiError> {
+        let members = self.store.members_with_sessions(room)?;
+        self.room_reply_of(room, with_key, members)
+    }
+
+    /// [`Self::room_reply`] with the member list already read.
+    fn room_reply_of(
+        &self,
+        room: &str,
+        with_key: bool,
+        members: Vec<(String, Option<SessionRecord>)>,
+    ) -> Result<ReplyBody, ApiError> {
         let record = self
             .store
             .find_room(room)?
             .ok_or_else(|| no_such_room(room))?;
         let now = self.now_ms();
-        let members = self
-            .store
-            .room_members(room)?
+        let members = members
             .into_iter()
-            .map(|u| {
-                let s = self.store.session_by_user(&u)?;
-                Ok(self.info(u, s.as_ref(), now))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .map(|(u, s)| self.info(u, s.as_ref(), now))
+            .collect();
         Ok(ReplyBody::Room {
             room: RoomInfo {
                 name: record.name,

@@ -8,6 +8,9 @@ use crate::peer::ui::UiEvent;
 use crate::protocol::Request;
 use std::time::Instant;
 
+/// Users per `/who` page.
+const WHO_PAGE: u64 = 50;
+
 impl App {
     pub(super) fn command(&mut self, cmd: Command) {
         match cmd {
@@ -48,11 +51,7 @@ impl App {
                     );
                 }
             }
-            Command::Who => {
-                if let Some(token) = self.token() {
-                    self.send(Request::Online { token }, Pending::Who);
-                }
-            }
+            Command::Who { prefix, more } => self.who(prefix, more),
             Command::Search(username) => {
                 if let Some(token) = self.token() {
                     self.send(Request::Search { token, username }, Pending::Search);
@@ -143,6 +142,30 @@ impl App {
                 }
             }
         }
+    }
+
+    /// `/who`: the first page of online users (with a name prefix), or
+    /// with `more` the page after the last one shown.
+    fn who(&mut self, prefix: Option<String>, more: bool) {
+        let Some(token) = self.token() else { return };
+        let (prefix, after) = if more {
+            match self.who_more.clone() {
+                Some((prefix, after)) => (prefix, Some(after)),
+                None => {
+                    self.error("no_more", "no more online users to show; /who starts again");
+                    return;
+                }
+            }
+        } else {
+            (prefix, None)
+        };
+        let req = Request::Online {
+            token,
+            limit: Some(WHO_PAGE),
+            after,
+            prefix: prefix.clone(),
+        };
+        self.send(req, Pending::Who { prefix });
     }
 
     pub(super) fn script_fail(&mut self, why: &str) {

@@ -92,6 +92,8 @@ pub struct App {
     /// Whether commands come from a pipe (not a terminal, not a script).
     piped: bool,
     pub exit_code: Option<i32>,
+    /// Where `/who +` goes on: the prefix and cursor of the last page.
+    who_more: Option<(Option<String>, String)>,
     pub rooms: Rooms,
     pub script: Option<Script>,
 }
@@ -136,6 +138,7 @@ impl App {
             held: Default::default(),
             piped: !crate::peer::term::is_tty(0),
             exit_code: None,
+            who_more: None,
             rooms,
             script: None,
         }

@@ -25,7 +25,10 @@ pub enum Pending {
     Logout {
         quitting: bool,
     },
-    Who,
+    /// `online`, for `/who` with this prefix.
+    Who {
+        prefix: Option<String>,
+    },
     Search,
     /// A look-up for the chat engine (to dial, or to check a hello).
     Chat(Lookup),
@@ -240,7 +243,10 @@ impl App {
                     self.emit(UiEvent::LoggedOut);
                 }
             }
-            (Pending::Who, ReplyBody::Users { users }) => self.emit(UiEvent::Who { users }),
+            (Pending::Who { prefix }, ReplyBody::Users { users, total, next }) => {
+                self.who_more = next.clone().map(|after| (prefix, after));
+                self.emit(UiEvent::Who { users, total, next })
+            }
             (Pending::Search, ReplyBody::User { user }) => {
                 self.emit(UiEvent::SearchResult { user })
             }

@@ -48,8 +48,13 @@ pub enum UiEvent {
     SessionRestored {
         username: String,
     },
+    /// One page of `/who`: `total` online (with the prefix asked for;
+    /// `null` from a registry without paging), and the cursor of the next
+    /// page (`/who +`), `null` on the last.
     Who {
         users: Vec<UserInfo>,
+        total: Option<u64>,
+        next: Option<String>,
     },
     SearchResult {
         user: UserInfo,

@@ -161,10 +161,21 @@ impl Ui {
                 format!("lost the registry ({reason}); reconnecting…").red()
             ),
             UiEvent::SessionRestored { username } => Self::notice(&format!("registry is back; session of {username} restored")),
-            UiEvent::Who { users } if users.is_empty() => Self::notice("nobody is online"),
-            UiEvent::Who { users } => {
+            UiEvent::Who { users, total, .. } if users.is_empty() => match total {
+                Some(n) if *n > 0 => Self::notice(&format!("{n} online; no more to show")),
+                _ => Self::notice("nobody is online"),
+            },
+            UiEvent::Who { users, total, next } => {
                 let names: Vec<String> = users.iter().map(|u| n(&u.username)).collect();
-                format!("{} online ({}): {}", "--".yellow(), users.len(), names.join(", "))
+                let count = match total {
+                    Some(t) if *t != users.len() as u64 => format!("{t}, {} here", users.len()),
+                    _ => users.len().to_string(),
+                };
+                let more = match next {
+                    Some(_) => format!(" {}", "(more: /who +)".cyan()),
+                    None => String::new(),
+                };
+                format!("{} online ({count}): {}{more}", "--".yellow(), names.join(", "))
             }
             UiEvent::SearchResult { user } => format!("{} {}", "--".yellow(), user_line(user)),
             UiEvent::ChatRequest { from } => format!(
@@ -271,178 +282,5 @@ impl Ui {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stable_colors() {
-        assert_eq!(user_color("alice"), user_color("alice"));
-        let distinct: std::collections::HashSet<_> = ["alice", "bob", "carol", "dave", "erin"]
-            .iter()
-            .map(|n| format!("{:?}", user_color(n)))
-            .collect();
-        assert!(distinct.len() >= 3);
-    }
-
-    #[test]
-    fn formatting() {
-        assert_eq!(
-            format_text("a *b* _c_ \x1b[2J", false),
-            "a *b* _c_ \u{FFFD}[2J"
-        );
-        colored::control::set_override(true);
-        let s = format_text("see https://example.org/x. *now*!", true);
-        assert!(s.contains("\x1b]8;;https://example.org/x\x1b\\"), "{s:?}");
-        assert!(s.contains("\x1b[1mnow\x1b[0m!"), "{s:?}");
-        let s = format_text("see you _right after_ class, snake_case stays", true);
-        assert!(s.contains("\x1b[3mright after\x1b[0m class"), "{s:?}");
-        assert!(s.contains("snake_case stays"), "{s:?}");
-        assert_eq!(format_text("2 * 3 * 4", true), "2 * 3 * 4");
-    }
-
-    /// The text of a line without its colours (SGR sequences).
-    fn plain(line: String) -> String {
-        let mut out = String::new();
-        let mut it = line.chars();
-        while let Some(c) = it.next() {
-            if c == '\x1b' {
-                it.by_ref().find(|c| *c == 'm');
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn interrupted_and_undelivered_lines() {
-        // Colour on, as the other tests here set it (the switch is global).
-        let ui = Ui::new(false, true, super::super::Sink::Stdout);
-        let line = |ev| plain(ui.line(ev));
-        let line1 = line(UiEvent::ChatInterrupted {
-            with: "bob".into(),
-            reason: "not responding".into(),
-        });
-        assert_eq!(
-            line1,
-            "-- chat with bob interrupted (not responding); will resume when bob is back"
-        );
-        let long = "x".repeat(70);
-        let line2 = line(UiEvent::Undelivered {
-            with: "bob".into(),
-            messages: vec![
-                super::super::UndeliveredMsg::new(3, "see you at 5"),
-                super::super::UndeliveredMsg::new(4, &long),
-            ],
-        });
-        let cut = format!("{}…", "x".repeat(60));
-        assert_eq!(
-            line2,
-            format!("!! 2 message(s) to bob not delivered: #3 \"see you at 5\", #4 \"{cut}\"")
-        );
-        let line3 = line(UiEvent::Message {
-            from: "alice".into(),
-            chat: "bob".into(),
-            text: "later".into(),
-            id: 5,
-            own: true,
-            queued: true,
-        });
-        assert_eq!(line3, "you → bob later (queued)");
-    }
-
-    /// Issue 15's wording: each notice names who did what, once.
-    #[test]
-    fn notices_name_who_did_what() {
-        let ui = Ui::new(false, true, super::super::Sink::Stdout);
-        let line = |ev| plain(ui.line(ev));
-        let cases = [
-            (
-                UiEvent::ChatRejected {
-                    by: "bob".into(),
-                    reason: "declined".into(),
-                },
-                "-- bob declined your chat request",
-            ),
-            (
-                UiEvent::ChatRejected {
-                    by: "bob".into(),
-                    reason: "identity check failed".into(),
-                },
-                "-- bob refused the chat: identity check failed",
-            ),
-            (
-                UiEvent::ChatClosed {
-                    with: "alice".into(),
-                    reason: "left the chat".into(),
-                },
-                "-- chat with alice ended: alice left the chat",
-            ),
-            (
-                UiEvent::MemberLeft {
-                    room: "lab".into(),
-                    user: "carol".into(),
-                    reason: "left".into(),
-                },
-                "<-- carol left #lab",
-            ),
-            (
-                UiEvent::MemberLeft {
-                    room: "lab".into(),
-                    user: "carol".into(),
-                    reason: "not responding".into(),
-                },
-                "<-- carol left #lab (not responding)",
-            ),
-            (
-                UiEvent::Current {
-                    target: "alice".into(),
-                },
-                "-- now talking to alice",
-            ),
-            (
-                UiEvent::Current {
-                    target: "#lab".into(),
-                },
-                "-- now talking in #lab",
-            ),
-            (
-                UiEvent::Rooms {
-                    rooms: vec![
-                        crate::protocol::RoomSummary {
-                            name: "lab".into(),
-                            members: 1,
-                        },
-                        crate::protocol::RoomSummary {
-                            name: "physics".into(),
-                            members: 5,
-                        },
-                    ],
-                },
-                "-- rooms: #lab (1 member), #physics (5 members)",
-            ),
-        ];
-        for (ev, want) in cases {
-            assert_eq!(line(ev), want);
-        }
-    }
-
-    /// Own text keeps the terminal's colour (bright white was unreadable on
-    /// a light background); only "you" is bold.
-    #[test]
-    fn own_text_is_never_bright_white() {
-        let ui = Ui::new(false, true, super::super::Sink::Stdout);
-        for chat in ["#lab", "bob"] {
-            let line = ui.line(UiEvent::Message {
-                from: "alice".into(),
-                chat: chat.into(),
-                text: "hello".into(),
-                id: 1,
-                own: true,
-                queued: false,
-            });
-            assert!(!line.contains("\x1b[97m"), "{line:?}");
-            assert!(line.ends_with(" hello"), "{line:?}");
-        }
-    }
-}
+#[path = "render_tests.rs"]
+mod tests;

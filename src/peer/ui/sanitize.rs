@@ -119,7 +119,12 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
             address(a);
         }
         UiEvent::RegistryLost { reason } => s(reason),
-        UiEvent::Who { users } => users.iter_mut().for_each(user),
+        UiEvent::Who { users, next, .. } => {
+            users.iter_mut().for_each(user);
+            if let Some(next) = next {
+                s(next);
+            }
+        }
         UiEvent::SearchResult { user: u } => user(u),
         UiEvent::ChatRequest { from: name }
         | UiEvent::ChatRequested { to: name }
@@ -265,6 +270,8 @@ mod tests {
             UiEvent::SessionRestored { username: t() },
             UiEvent::Who {
                 users: vec![user()],
+                total: Some(1),
+                next: Some(t()),
             },
             UiEvent::SearchResult { user: user() },
             UiEvent::ChatRequest { from: t() },

@@ -29,34 +29,23 @@ impl Registry {
         }
     }
 
-    pub(super) fn release(&self, token_hash: &str, conn_id: u64) -> bool {
-        let mut holders = self.holders.lock().unwrap_or_else(|p| p.into_inner());
-        if holders.get(token_hash) == Some(&conn_id) {
-            holders.remove(token_hash);
-            true
-        } else {
-            false
-        }
-    }
-
     /// A connection closed: its session, if it still holds it, goes offline
     /// at once and leaves its rooms (it can be resumed by its token later).
     pub fn disconnected(&self, conn: &Conn) {
-        let Some(hash) = &conn.session else { return };
-        if !self.release(hash, conn.id) {
+        let Some(held) = &conn.session else { return };
+        if !self.presence.release(&held.token_hash, conn.id) {
             return;
         }
-        match self.store.session_by_token(hash) {
-            Ok(Some(s)) => match self.store.detach_session(hash, &self.instance) {
-                Ok(true) => {
-                    log::info!("{} disconnected without logout; offline", s.username);
-                    self.leave_all_rooms(&s.username);
-                }
-                Ok(false) => {}
-                Err(e) => log::warn!("cannot take {} offline: {e}", s.username),
-            },
-            Ok(None) => {}
-            Err(e) => log::warn!("cannot take a closed connection's session offline: {e}"),
+        let name = &held.username;
+        // Only if still attached here: never takes down a session that
+        // moved to another instance.
+        match self.store.detach_session(&held.token_hash, &self.instance) {
+            Ok(true) => {
+                log::info!("{name} disconnected without logout; offline");
+                self.leave_all_rooms(name);
+            }
+            Ok(false) => {}
+            Err(e) => log::warn!("cannot take {name} offline: {e}"),
         }
     }
 

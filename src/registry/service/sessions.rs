@@ -1,10 +1,28 @@
 //! Accounts and sessions: register, login, resume, and which connection
 //! holds which session (a token only works on the connection holding it).
+//!
+//! Authenticating a request reads no store: the connection's session is
+//! kept in its [`Conn`], which connection holds it and when it was last
+//! heard from in [`Presence`](crate::registry::presence::Presence). What
+//! only the store knows is whether another registry instance took the
+//! session over (`resume` there): that is asked at most once per
+//! [`RECHECK`] per connection, so a session resumed elsewhere stops working
+//! here within [`RECHECK`].
 
-use super::{api, Conn, Registry};
+use super::{api, Conn, ConnSession, Registry};
 use crate::protocol::*;
 use crate::registry::auth;
 use crate::registry::store::{Endpoint, SessionRecord, StoreError, UserRecord};
+use std::time::Duration;
+
+/// How long a connection trusts its in-memory session before asking the
+/// store again whether the session is still attached to this instance.
+pub const RECHECK: Duration = Duration::from_secs(2);
+
+/// Equal strings, in time that depends only on their lengths.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0, |d, (x, y)| d | (x ^ y)) == 0
+}
 
 impl Registry {
     fn session_reply(&self, token: String, s: &SessionRecord) -> ReplyBody {
@@ -22,12 +40,13 @@ impl Registry {
         })
     }
 
-    fn hold(&self, token_hash: &str, conn: &mut Conn) {
-        self.holders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token_hash.to_string(), conn.id);
-        conn.session = Some(token_hash.to_string());
+    fn hold(&self, s: &SessionRecord, conn: &mut Conn) {
+        self.presence.hold(&s.token_hash, conn.id);
+        conn.session = Some(ConnSession {
+            token_hash: s.token_hash.clone(),
+            username: s.username.clone(),
+            checked_ms: self.now_ms(),
+        });
     }
 
     pub(super) fn register(&self, username: &str, password: &str) -> Result<ReplyBody, ApiError> {
@@ -68,7 +87,7 @@ impl Registry {
         password: &str,
         ep: Endpoint,
     ) -> Result<ReplyBody, ApiError> {
-        if self.holds_live_session(conn)? {
+        if self.holds_live_session(conn) {
             return Err(api(
                 ErrorCode::AlreadyOnline,
                 "this connection is already logged in; log out first",
@@ -115,7 +134,7 @@ impl Registry {
         for _ in 0..3 {
             match self.store.insert_session(&session) {
                 Ok(()) => {
-                    self.hold(&session.token_hash, conn);
+                    self.hold(&session, conn);
                     log::info!("{username} logged in from {}", conn.ip);
                     return Ok(self.session_reply(token, &session));
                 }
@@ -143,7 +162,8 @@ impl Registry {
         ep: Endpoint,
     ) -> Result<ReplyBody, ApiError> {
         let hash = auth::token_hash(token);
-        if conn.session.as_deref() != Some(hash.as_str()) && self.holds_live_session(conn)? {
+        let same_session = conn.session.as_ref().map(|s| s.token_hash.as_str()) == Some(&hash);
+        if !same_session && self.holds_live_session(conn) {
             return Err(api(
                 ErrorCode::AlreadyOnline,
                 "this connection is already logged in; log out first",
@@ -164,7 +184,6 @@ impl Registry {
                 "no such session; log in again",
             ));
         }
-        self.hold(&hash, conn);
         let session = SessionRecord {
             ip: ep.ip,
             tcp_port: ep.tcp_port,
@@ -173,53 +192,97 @@ impl Registry {
             instance: self.instance.clone(),
             ..old
         };
+        self.hold(&session, conn);
         log::info!("{} resumed a session from {}", session.username, conn.ip);
         Ok(self.session_reply(token.to_string(), &session))
     }
 
-    /// Whether this connection is bound to a session that is still online
-    /// (and still held by this connection).
-    fn holds_live_session(&self, conn: &Conn) -> Result<bool, ApiError> {
-        let Some(held) = &conn.session else {
-            return Ok(false);
-        };
-        if !self.is_holder(held, conn.id) {
-            return Ok(false);
-        }
-        Ok(self
-            .store
-            .session_by_token(held)?
-            .is_some_and(|s| self.is_online(&s, self.now_ms())))
-    }
-
-    fn is_holder(&self, token_hash: &str, conn_id: u64) -> bool {
-        self.holders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(token_hash)
-            == Some(&conn_id)
+    /// Whether this connection holds a session that is online, as this
+    /// process knows it (no store read).
+    pub fn holds_live_session(&self, conn: &Conn) -> bool {
+        conn.session.as_ref().is_some_and(|s| {
+            self.presence.held(&s.token_hash).is_some_and(|h| {
+                h.conn == conn.id && h.seen_ms >= self.now_ms() - self.timeout_ms()
+            })
+        })
     }
 
     /// The live session behind `token`, which must be the one this
-    /// connection logged in to.
-    pub(super) fn authenticate(&self, conn: &Conn, token: &str) -> Result<SessionRecord, ApiError> {
+    /// connection logged in to. Reads the store only on failure (to tell a
+    /// session held elsewhere from none) and once per [`RECHECK`].
+    pub(super) fn authenticate(
+        &self,
+        conn: &mut Conn,
+        token: &str,
+    ) -> Result<ConnSession, ApiError> {
         let hash = auth::token_hash(token);
-        let session = self.store.session_by_token(&hash)?;
-        let mine = conn.session.as_deref() == Some(hash.as_str()) && self.is_holder(&hash, conn.id);
-        match (&session, mine) {
-            (None, _) => Err(api(
+        let now = self.now_ms();
+        let held = conn.session.as_ref().filter(|s| same(&s.token_hash, &hash));
+        let here = held.and_then(|_| self.presence.held(&hash));
+        let Some((mine, seen_ms)) = held.zip(here.filter(|h| h.conn == conn.id).map(|h| h.seen_ms))
+        else {
+            return Err(match self.store.session_by_token(&hash)? {
+                None => no_session(),
+                Some(_) => not_yours(),
+            });
+        };
+        if seen_ms < now - self.timeout_ms() {
+            return Err(api(
                 ErrorCode::InvalidSession,
-                "no such session; log in again",
-            )),
-            (Some(_), false) => Err(api(
-                ErrorCode::NotYourSession,
-                "that session is not this connection's; use resume to move it here",
-            )),
-            (Some(s), _) if !self.is_online(s, self.now_ms()) => Err(api(
+                "the session went offline (no heartbeats); resume it",
+            ));
+        }
+        let mut mine = mine.clone();
+        if now - mine.checked_ms >= RECHECK.as_millis() as i64 {
+            self.recheck(conn, &mut mine, now)?;
+        }
+        Ok(mine)
+    }
+
+    /// Asks the store whether the connection's session is still attached
+    /// to this instance. A store that cannot answer is not a reason to
+    /// refuse (nobody can resume the session elsewhere through it either):
+    /// the request goes on, and the store is asked again after [`RECHECK`].
+    fn recheck(&self, conn: &mut Conn, mine: &mut ConnSession, now: i64) -> Result<(), ApiError> {
+        mine.checked_ms = now;
+        if let Some(s) = conn.session.as_mut() {
+            s.checked_ms = now;
+        }
+        let stored = match self.store.session_by_token(&mine.token_hash) {
+            Ok(stored) => stored,
+            Err(e) => {
+                log::warn!("cannot re-check the session of {}: {e}", mine.username);
+                return Ok(());
+            }
+        };
+        let gone = match &stored {
+            None => Some(no_session()),
+            Some(s) if s.instance != self.instance => Some(not_yours()),
+            Some(s) if !s.attached => Some(api(
                 ErrorCode::InvalidSession,
                 "the session went offline (no heartbeats); resume it",
             )),
-            (Some(_), _) => Ok(session.unwrap_or_else(|| unreachable!())),
+            Some(_) => None,
+        };
+        match gone {
+            None => Ok(()),
+            Some(e) => {
+                // Taken over or ended elsewhere: this connection lets go of it.
+                self.presence.release(&mine.token_hash, conn.id);
+                conn.session = None;
+                Err(e)
+            }
         }
     }
+}
+
+fn no_session() -> ApiError {
+    api(ErrorCode::InvalidSession, "no such session; log in again")
+}
+
+fn not_yours() -> ApiError {
+    api(
+        ErrorCode::NotYourSession,
+        "that session is not this connection's; use resume to move it here",
+    )
 }

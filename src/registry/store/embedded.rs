@@ -11,40 +11,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 mod file;
+mod lookups;
 use file::{check_existing, create_new};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS users (
-    username      TEXT PRIMARY KEY,
-    password_hash TEXT NOT NULL,
-    created_ms    INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    token_hash   TEXT PRIMARY KEY,
-    username     TEXT NOT NULL UNIQUE,
-    ip           TEXT NOT NULL,
-    tcp_port     INTEGER NOT NULL,
-    udp_port     INTEGER NOT NULL,
-    last_seen_ms INTEGER NOT NULL,
-    instance     TEXT NOT NULL,
-    attached     INTEGER NOT NULL,
-    created_ms   INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_instance ON sessions(instance);
-CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen_ms);
-CREATE TABLE IF NOT EXISTS rooms (
-    name       TEXT PRIMARY KEY,
-    key        TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    epoch      INTEGER NOT NULL DEFAULT 1
-);
-CREATE TABLE IF NOT EXISTS members (
-    room     TEXT NOT NULL,
-    username TEXT NOT NULL,
-    PRIMARY KEY (room, username)
-);
-CREATE INDEX IF NOT EXISTS members_username ON members(username);
-";
+use lookups::Cols;
 
 const SESSION_COLS: &str =
     "token_hash, username, ip, tcp_port, udp_port, last_seen_ms, instance, attached, created_ms";
@@ -68,17 +37,17 @@ fn port(v: i64) -> rusqlite::Result<u16> {
     u16::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, v))
 }
 
-fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+fn session_row(r: &impl Cols) -> rusqlite::Result<SessionRecord> {
     Ok(SessionRecord {
-        token_hash: r.get(0)?,
-        username: r.get(1)?,
-        ip: r.get(2)?,
-        tcp_port: port(r.get(3)?)?,
-        udp_port: port(r.get(4)?)?,
-        last_seen_ms: r.get(5)?,
-        instance: r.get(6)?,
-        attached: r.get::<_, i64>(7)? != 0,
-        created_ms: r.get(8)?,
+        token_hash: r.col(0)?,
+        username: r.col(1)?,
+        ip: r.col(2)?,
+        tcp_port: port(r.col(3)?)?,
+        udp_port: port(r.col(4)?)?,
+        last_seen_ms: r.col(5)?,
+        instance: r.col(6)?,
+        attached: r.col::<i64>(7)? != 0,
+        created_ms: r.col(8)?,
     })
 }
 
@@ -145,7 +114,7 @@ impl SqliteStore {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {SESSION_COLS} FROM sessions WHERE {clause}"
             ))?;
-            let rows = st.query_map(p, session_row)?;
+            let rows = st.query_map(p, |r| session_row(r))?;
             rows.collect()
         })
     }
@@ -184,6 +153,13 @@ impl Store for SqliteStore {
             })
             .optional()
         })
+    }
+
+    fn find_user_with_session(
+        &self,
+        username: &str,
+    ) -> StoreResult<Option<(UserRecord, Option<SessionRecord>)>> {
+        self.with(|c| lookups::user_with_session(c, username))
     }
 
     fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
@@ -269,7 +245,7 @@ impl Store for SqliteStore {
                 let mut st = tx.prepare_cached(&format!(
                     "SELECT {SESSION_COLS} FROM sessions WHERE instance = ?1 AND attached = 1 ORDER BY username"
                 ))?;
-                let rows = st.query_map([instance], session_row)?;
+                let rows = st.query_map([instance], |r| session_row(r))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
             tx.execute(
@@ -307,6 +283,10 @@ impl Store for SqliteStore {
             "attached = 1 AND last_seen_ms >= ?1 ORDER BY username",
             [fresh_since_ms],
         )
+    }
+
+    fn online_page(&self, q: &OnlineQuery<'_>) -> StoreResult<OnlinePage> {
+        self.with(|c| lookups::online_page(c, q))
     }
 
     fn stale_sessions(&self, stale_before_ms: i64) -> StoreResult<Vec<SessionRecord>> {
@@ -412,6 +392,13 @@ impl Store for SqliteStore {
             let rows = st.query_map([room], |r| r.get(0))?;
             rows.collect()
         })
+    }
+
+    fn members_with_sessions(
+        &self,
+        room: &str,
+    ) -> StoreResult<Vec<(String, Option<SessionRecord>)>> {
+        self.with(|c| lookups::members_with_sessions(c, room))
     }
 
     fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>> {

@@ -90,6 +90,16 @@ impl Store for MemoryStore {
         self.with(|d| Ok(d.users.get(username).cloned()))
     }
 
+    fn find_user_with_session(
+        &self,
+        username: &str,
+    ) -> StoreResult<Option<(UserRecord, Option<SessionRecord>)>> {
+        self.with(|d| {
+            let session = d.session_of.get(username).and_then(|t| d.sessions.get(t));
+            Ok(d.users.get(username).map(|u| (u.clone(), session.cloned())))
+        })
+    }
+
     fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
         self.with(|d| {
             if d.sessions.contains_key(&s.token_hash) || d.session_of.contains_key(&s.username) {
@@ -189,6 +199,30 @@ impl Store for MemoryStore {
         self.with(|d| Ok(d.attached(|s| s.last_seen_ms >= fresh_since_ms)))
     }
 
+    fn online_page(&self, q: &OnlineQuery<'_>) -> StoreResult<OnlinePage> {
+        let end = q.prefix_end();
+        self.with(|d| {
+            let matching = d.attached(|s| {
+                s.last_seen_ms >= q.fresh_since_ms
+                    && s.username.as_str() >= q.prefix
+                    && s.username < end
+            });
+            let total = matching.len() as u64;
+            let mut sessions: Vec<SessionRecord> = matching
+                .into_iter()
+                .filter(|s| q.after.is_none_or(|a| s.username.as_str() > a))
+                .take(q.limit.saturating_add(1))
+                .collect();
+            let more = sessions.len() > q.limit;
+            sessions.truncate(q.limit);
+            Ok(OnlinePage {
+                sessions,
+                more,
+                total,
+            })
+        })
+    }
+
     fn stale_sessions(&self, stale_before_ms: i64) -> StoreResult<Vec<SessionRecord>> {
         self.with(|d| Ok(d.attached(|s| s.last_seen_ms < stale_before_ms)))
     }
@@ -263,6 +297,24 @@ impl Store for MemoryStore {
                 .get(room)
                 .map(|(_, m)| m.iter().cloned().collect())
                 .unwrap_or_default())
+        })
+    }
+
+    fn members_with_sessions(
+        &self,
+        room: &str,
+    ) -> StoreResult<Vec<(String, Option<SessionRecord>)>> {
+        self.with(|d| {
+            let Some((_, members)) = d.rooms.get(room) else {
+                return Ok(Vec::new());
+            };
+            Ok(members
+                .iter()
+                .map(|u| {
+                    let s = d.session_of.get(u).and_then(|t| d.sessions.get(t));
+                    (u.clone(), s.cloned())
+                })
+                .collect())
         })
     }
 

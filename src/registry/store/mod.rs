@@ -21,6 +21,7 @@ pub mod embedded;
 #[cfg(feature = "mongodb")]
 pub mod mongo;
 
+pub mod counting;
 pub mod memory;
 
 use std::fmt;
@@ -82,6 +83,40 @@ pub struct Left {
     pub room_deleted: bool,
 }
 
+/// Which page of the online list to read (see [`Store::online_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnlineQuery<'a> {
+    /// Online means attached with `last_seen_ms >= fresh_since_ms`.
+    pub fresh_since_ms: i64,
+    /// Only usernames that start with this (empty: every one). Usernames
+    /// are ASCII below `0x7f`, which the backends rely on for the range
+    /// `prefix <= username < prefix + "\x7f"`.
+    pub prefix: &'a str,
+    /// Only usernames after this one (the last of the previous page).
+    pub after: Option<&'a str>,
+    /// At most this many sessions.
+    pub limit: usize,
+}
+
+impl OnlineQuery<'_> {
+    /// The exclusive upper bound of the prefix range.
+    pub fn prefix_end(&self) -> String {
+        format!("{}\u{7f}", self.prefix)
+    }
+}
+
+/// One page of the online list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnlinePage {
+    /// At most `limit` sessions, by username.
+    pub sessions: Vec<SessionRecord>,
+    /// Whether more online sessions follow this page.
+    pub more: bool,
+    /// How many online sessions match the prefix (on every page, not only
+    /// after the cursor).
+    pub total: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
     /// A unique key is taken (username, a user's session, a room name).
@@ -136,6 +171,12 @@ pub trait Store: Send + Sync {
     /// Inserts a user; `Conflict` if the username is taken.
     fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
     fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    /// A user and their session if they have one, in one request to the
+    /// database (a join); `None` if there is no such user.
+    fn find_user_with_session(
+        &self,
+        username: &str,
+    ) -> StoreResult<Option<(UserRecord, Option<SessionRecord>)>>;
 
     // ---- sessions ----
 
@@ -169,6 +210,9 @@ pub trait Store: Send + Sync {
     fn touch_sessions(&self, token_hashes: &[String], now_ms: i64) -> StoreResult<u64>;
     /// Attached sessions with `last_seen_ms >= fresh_since_ms`, by username.
     fn online_sessions(&self, fresh_since_ms: i64) -> StoreResult<Vec<SessionRecord>>;
+    /// One page of the online sessions, by username, with the count of all
+    /// that match the prefix: one query to the database.
+    fn online_page(&self, q: &OnlineQuery<'_>) -> StoreResult<OnlinePage>;
     /// Attached sessions with `last_seen_ms < stale_before_ms`.
     fn stale_sessions(&self, stale_before_ms: i64) -> StoreResult<Vec<SessionRecord>>;
     /// Deletes detached sessions with `last_seen_ms < before_ms`; returns how many.
@@ -190,6 +234,12 @@ pub trait Store: Send + Sync {
     fn remove_member(&self, room: &str, username: &str, new_key: &str) -> StoreResult<Left>;
     /// Usernames of a room's members, sorted.
     fn room_members(&self, room: &str) -> StoreResult<Vec<String>>;
+    /// A room's members, sorted, each with their session if they have one,
+    /// in one request to the database (a join).
+    fn members_with_sessions(
+        &self,
+        room: &str,
+    ) -> StoreResult<Vec<(String, Option<SessionRecord>)>>;
     /// Every room with its member count, sorted by name.
     fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>>;
     /// Names of the rooms a user is in, sorted.

@@ -16,13 +16,17 @@
 //! by the first [`Store::ping`] or uniqueness-dependent write that reaches it.
 
 use super::*;
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Document};
 use mongodb::error::{Error as MongoError, ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::sync::{Client, Collection, Database};
 use mongodb::IndexModel;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+mod docs;
+mod lookups;
+use docs::*;
 
 type Coll = Collection<Document>;
 
@@ -204,84 +208,6 @@ fn map_err(e: MongoError) -> StoreError {
     }
 }
 
-fn bad(d: &Document, field: &str) -> StoreError {
-    let id = d.get("_id").map_or("?".to_string(), Bson::to_string);
-    StoreError::Other(format!("bad or missing field {field:?} in document {id}"))
-}
-
-fn get_str(d: &Document, field: &str) -> StoreResult<String> {
-    d.get_str(field)
-        .map(str::to_string)
-        .map_err(|_| bad(d, field))
-}
-
-/// An integer field, also accepting an integral double (what a shell writes).
-fn get_i64(d: &Document, field: &str) -> StoreResult<i64> {
-    match d.get(field) {
-        Some(Bson::Int64(v)) => Ok(*v),
-        Some(Bson::Int32(v)) => Ok(i64::from(*v)),
-        Some(Bson::Double(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(*f as i64),
-        _ => Err(bad(d, field)),
-    }
-}
-
-/// A boolean, also accepting 0/1 (some MongoDB-compatible servers, e.g.
-/// nx-27017, store a `$set` boolean as an integer).
-fn get_bool(d: &Document, field: &str) -> StoreResult<bool> {
-    match d.get(field) {
-        Some(Bson::Boolean(b)) => Ok(*b),
-        Some(Bson::Int32(0)) | Some(Bson::Int64(0)) => Ok(false),
-        Some(Bson::Int32(1)) | Some(Bson::Int64(1)) => Ok(true),
-        _ => Err(bad(d, field)),
-    }
-}
-
-fn get_port(d: &Document, field: &str) -> StoreResult<u16> {
-    u16::try_from(get_i64(d, field)?).map_err(|_| bad(d, field))
-}
-
-fn session_doc(s: &SessionRecord) -> Document {
-    doc! {
-        "token_hash": &s.token_hash,
-        "username": &s.username,
-        "ip": &s.ip,
-        "tcp_port": i32::from(s.tcp_port),
-        "udp_port": i32::from(s.udp_port),
-        "last_seen_ms": s.last_seen_ms,
-        "instance": &s.instance,
-        "attached": s.attached,
-        "created_ms": s.created_ms,
-    }
-}
-
-fn session_from(d: &Document) -> StoreResult<SessionRecord> {
-    Ok(SessionRecord {
-        token_hash: get_str(d, "token_hash")?,
-        username: get_str(d, "username")?,
-        ip: get_str(d, "ip")?,
-        tcp_port: get_port(d, "tcp_port")?,
-        udp_port: get_port(d, "udp_port")?,
-        last_seen_ms: get_i64(d, "last_seen_ms")?,
-        instance: get_str(d, "instance")?,
-        attached: get_bool(d, "attached")?,
-        created_ms: get_i64(d, "created_ms")?,
-    })
-}
-
-fn room_from(d: &Document) -> StoreResult<RoomRecord> {
-    Ok(RoomRecord {
-        name: get_str(d, "name")?,
-        key: get_str(d, "key")?,
-        // Rooms written before key epochs had none: epoch 0 (`$inc` then
-        // makes the next one 1).
-        epoch: match d.get("epoch") {
-            None => 0,
-            Some(_) => get_i64(d, "epoch")?.max(0) as u64,
-        },
-        created_ms: get_i64(d, "created_ms")?,
-    })
-}
-
 impl Store for MongoStore {
     fn backend(&self) -> &'static str {
         "mongodb"
@@ -311,6 +237,13 @@ impl Store for MongoStore {
             })
         };
         found.map(user).transpose()
+    }
+
+    fn find_user_with_session(
+        &self,
+        username: &str,
+    ) -> StoreResult<Option<(UserRecord, Option<SessionRecord>)>> {
+        self.user_with_session(username)
     }
 
     fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
@@ -381,6 +314,10 @@ impl Store for MongoStore {
 
     fn online_sessions(&self, fresh_since_ms: i64) -> StoreResult<Vec<SessionRecord>> {
         self.sessions_where(doc! {"attached": true, "last_seen_ms": {"$gte": fresh_since_ms}})
+    }
+
+    fn online_page(&self, q: &OnlineQuery<'_>) -> StoreResult<OnlinePage> {
+        self.online_page_facet(q)
     }
 
     fn stale_sessions(&self, stale_before_ms: i64) -> StoreResult<Vec<SessionRecord>> {
@@ -459,6 +396,13 @@ impl Store for MongoStore {
 
     fn room_members(&self, room: &str) -> StoreResult<Vec<String>> {
         self.member_field(doc! {"room": room}, "username")
+    }
+
+    fn members_with_sessions(
+        &self,
+        room: &str,
+    ) -> StoreResult<Vec<(String, Option<SessionRecord>)>> {
+        self.members_joined(room)
     }
 
     fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>> {

@@ -4,6 +4,8 @@
 //! are in `validation`, `authorisation`, `sessions` and `rooms`.
 
 mod authorisation;
+mod costs;
+mod online;
 mod rooms;
 mod sessions;
 mod validation;
@@ -11,6 +13,7 @@ mod validation;
 use super::*;
 use crate::registry::clock::ManualClock;
 use crate::registry::presence;
+use crate::registry::store::counting::CountingStore;
 use crate::registry::store::memory::MemoryStore;
 
 const PW: &str = "correct horse battery";
@@ -24,6 +27,8 @@ struct T {
     reg: Registry,
     clock: Arc<ManualClock>,
     store: MemoryStore,
+    /// Calls the registry made to `store`.
+    counts: CountingStore,
     next_conn: u64,
 }
 
@@ -45,8 +50,9 @@ impl T {
         };
         let clock = Arc::new(ManualClock::default());
         let store = MemoryStore::new();
+        let counts = CountingStore::new(Arc::new(store.clone()));
         let reg = Registry::with_clock(
-            Arc::new(store.clone()),
+            Arc::new(counts.clone()),
             config,
             INSTANCE.into(),
             HB_PORT,
@@ -57,6 +63,7 @@ impl T {
             reg,
             clock,
             store,
+            counts,
             next_conn: 1,
         }
     }
@@ -208,8 +215,20 @@ fn search(token: &str, username: &str) -> Request {
 }
 
 fn online(token: &str) -> Request {
+    online_page(token, None, None, None)
+}
+
+fn online_page(
+    token: &str,
+    limit: Option<u64>,
+    after: Option<&str>,
+    prefix: Option<&str>,
+) -> Request {
     Request::Online {
         token: token.into(),
+        limit,
+        after: after.map(Into::into),
+        prefix: prefix.map(Into::into),
     }
 }
 

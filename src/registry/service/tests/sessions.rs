@@ -35,7 +35,7 @@ fn login_reply_and_online_list() {
         let mut c = t.conn();
         t.login(&mut c, n, 7010 + 10 * i as u16);
     }
-    let ReplyBody::Users { users } = t.ok(&mut c, online(&s.token)) else {
+    let ReplyBody::Users { users, .. } = t.ok(&mut c, online(&s.token)) else {
         panic!()
     };
     assert_eq!(names(&users), ["amy", "mia", "zed"]);
@@ -158,7 +158,7 @@ fn heartbeats_keep_a_session_online_until_they_stop() {
     t.clock.advance(ms(1));
     // Offline from now, even before the sweep takes her out of her rooms.
     assert!(!t.is_online(&mut b, &tb, "alice"));
-    let ReplyBody::Users { users } = t.ok(&mut b, online(&tb)) else {
+    let ReplyBody::Users { users, .. } = t.ok(&mut b, online(&tb)) else {
         panic!()
     };
     assert_eq!(names(&users), ["bob"]);

@@ -1,11 +1,45 @@
 //! The embedded store's file: how a new database is created and how an
 //! existing one is checked before the registry serves from it.
 
-use super::{err, StoreError, StoreResult, SCHEMA};
+use super::{err, StoreError, StoreResult};
 use rusqlite::Connection;
 
 /// `PRAGMA application_id` of a registry database: "LANc".
 const APPLICATION_ID: i32 = 0x4C41_4E63;
+/// The tables and indexes, as created in a new file.
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    username      TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    created_ms    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash   TEXT PRIMARY KEY,
+    username     TEXT NOT NULL UNIQUE,
+    ip           TEXT NOT NULL,
+    tcp_port     INTEGER NOT NULL,
+    udp_port     INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    instance     TEXT NOT NULL,
+    attached     INTEGER NOT NULL,
+    created_ms   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_instance ON sessions(instance);
+CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen_ms);
+CREATE TABLE IF NOT EXISTS rooms (
+    name       TEXT PRIMARY KEY,
+    key        TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    epoch      INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS members (
+    room     TEXT NOT NULL,
+    username TEXT NOT NULL,
+    PRIMARY KEY (room, username)
+);
+CREATE INDEX IF NOT EXISTS members_username ON members(username);
+";
+
 /// `PRAGMA user_version`: the schema version this build writes and reads.
 /// Version 2 added `rooms.epoch`; a version-1 file is upgraded in place.
 const SCHEMA_VERSION: i32 = 2;

@@ -1,0 +1,239 @@
+//! Unit tests of the terminal lines.
+
+use super::*;
+use crate::peer::ui::Sink;
+
+#[test]
+fn stable_colors() {
+    assert_eq!(user_color("alice"), user_color("alice"));
+    let distinct: std::collections::HashSet<_> = ["alice", "bob", "carol", "dave", "erin"]
+        .iter()
+        .map(|n| format!("{:?}", user_color(n)))
+        .collect();
+    assert!(distinct.len() >= 3);
+}
+
+#[test]
+fn formatting() {
+    assert_eq!(
+        format_text("a *b* _c_ \x1b[2J", false),
+        "a *b* _c_ \u{FFFD}[2J"
+    );
+    colored::control::set_override(true);
+    let s = format_text("see https://example.org/x. *now*!", true);
+    assert!(s.contains("\x1b]8;;https://example.org/x\x1b\\"), "{s:?}");
+    assert!(s.contains("\x1b[1mnow\x1b[0m!"), "{s:?}");
+    let s = format_text("see you _right after_ class, snake_case stays", true);
+    assert!(s.contains("\x1b[3mright after\x1b[0m class"), "{s:?}");
+    assert!(s.contains("snake_case stays"), "{s:?}");
+    assert_eq!(format_text("2 * 3 * 4", true), "2 * 3 * 4");
+}
+
+/// The text of a line without its colours (SGR sequences).
+fn plain(line: String) -> String {
+    let mut out = String::new();
+    let mut it = line.chars();
+    while let Some(c) = it.next() {
+        if c == '\x1b' {
+            it.by_ref().find(|c| *c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn interrupted_and_undelivered_lines() {
+    // Colour on, as the other tests here set it (the switch is global).
+    let ui = Ui::new(false, true, super::super::Sink::Stdout);
+    let line = |ev| plain(ui.line(ev));
+    let line1 = line(UiEvent::ChatInterrupted {
+        with: "bob".into(),
+        reason: "not responding".into(),
+    });
+    assert_eq!(
+        line1,
+        "-- chat with bob interrupted (not responding); will resume when bob is back"
+    );
+    let long = "x".repeat(70);
+    let line2 = line(UiEvent::Undelivered {
+        with: "bob".into(),
+        messages: vec![
+            super::super::UndeliveredMsg::new(3, "see you at 5"),
+            super::super::UndeliveredMsg::new(4, &long),
+        ],
+    });
+    let cut = format!("{}…", "x".repeat(60));
+    assert_eq!(
+        line2,
+        format!("!! 2 message(s) to bob not delivered: #3 \"see you at 5\", #4 \"{cut}\"")
+    );
+    let line3 = line(UiEvent::Message {
+        from: "alice".into(),
+        chat: "bob".into(),
+        text: "later".into(),
+        id: 5,
+        own: true,
+        queued: true,
+    });
+    assert_eq!(line3, "you → bob later (queued)");
+}
+
+/// Issue 15's wording: each notice names who did what, once.
+#[test]
+fn notices_name_who_did_what() {
+    let ui = Ui::new(false, true, super::super::Sink::Stdout);
+    let line = |ev| plain(ui.line(ev));
+    let cases = [
+        (
+            UiEvent::ChatRejected {
+                by: "bob".into(),
+                reason: "declined".into(),
+            },
+            "-- bob declined your chat request",
+        ),
+        (
+            UiEvent::ChatRejected {
+                by: "bob".into(),
+                reason: "identity check failed".into(),
+            },
+            "-- bob refused the chat: identity check failed",
+        ),
+        (
+            UiEvent::ChatClosed {
+                with: "alice".into(),
+                reason: "left the chat".into(),
+            },
+            "-- chat with alice ended: alice left the chat",
+        ),
+        (
+            UiEvent::MemberLeft {
+                room: "lab".into(),
+                user: "carol".into(),
+                reason: "left".into(),
+            },
+            "<-- carol left #lab",
+        ),
+        (
+            UiEvent::MemberLeft {
+                room: "lab".into(),
+                user: "carol".into(),
+                reason: "not responding".into(),
+            },
+            "<-- carol left #lab (not responding)",
+        ),
+        (
+            UiEvent::Current {
+                target: "alice".into(),
+            },
+            "-- now talking to alice",
+        ),
+        (
+            UiEvent::Current {
+                target: "#lab".into(),
+            },
+            "-- now talking in #lab",
+        ),
+        (
+            UiEvent::Rooms {
+                rooms: vec![
+                    crate::protocol::RoomSummary {
+                        name: "lab".into(),
+                        members: 1,
+                    },
+                    crate::protocol::RoomSummary {
+                        name: "physics".into(),
+                        members: 5,
+                    },
+                ],
+            },
+            "-- rooms: #lab (1 member), #physics (5 members)",
+        ),
+    ];
+    for (ev, want) in cases {
+        assert_eq!(line(ev), want);
+    }
+}
+
+/// Own text keeps the terminal's colour (bright white was unreadable on
+/// a light background); only "you" is bold.
+#[test]
+fn own_text_is_never_bright_white() {
+    let ui = Ui::new(false, true, super::super::Sink::Stdout);
+    for chat in ["#lab", "bob"] {
+        let line = ui.line(UiEvent::Message {
+            from: "alice".into(),
+            chat: chat.into(),
+            text: "hello".into(),
+            id: 1,
+            own: true,
+            queued: false,
+        });
+        assert!(!line.contains("\x1b[97m"), "{line:?}");
+        assert!(line.ends_with(" hello"), "{line:?}");
+    }
+}
+
+#[test]
+fn who_lines_say_the_count_and_how_to_see_more() {
+    // Colour on, as other tests here set it (the switch is global);
+    // the escapes are taken out before comparing.
+    let ui = Ui::new(false, true, Sink::Stdout);
+    let plain = |s: String| {
+        let mut out = String::new();
+        let mut rest = s.as_str();
+        while let Some(i) = rest.find('\x1b') {
+            out.push_str(&rest[..i]);
+            rest = rest[i..].split_once('m').map_or("", |(_, r)| r);
+        }
+        out + rest
+    };
+    let user = |n: &str| UserInfo {
+        username: n.into(),
+        online: true,
+        address: None,
+    };
+    let who = |users: Vec<UserInfo>, total, next: Option<&str>| UiEvent::Who {
+        users,
+        total,
+        next: next.map(Into::into),
+    };
+    let line = |ev| plain(ui.line(ev));
+    assert_eq!(
+        line(who(vec![user("amy"), user("bob")], Some(120), Some("bob"))),
+        "-- online (120, 2 here): amy, bob (more: /who +)"
+    );
+    assert_eq!(
+        line(who(vec![user("amy")], Some(1), None)),
+        "-- online (1): amy"
+    );
+    // From a registry without paging: no total.
+    assert_eq!(
+        line(who(vec![user("amy")], None, None)),
+        "-- online (1): amy"
+    );
+    assert_eq!(line(who(vec![], Some(0), None)), "-- nobody is online");
+    assert_eq!(
+        line(who(vec![], Some(3), None)),
+        "-- 3 online; no more to show"
+    );
+}
+
+/// A registry from before paging sends only `users`: the `who` event
+/// then has `total` and `next` null.
+#[test]
+fn who_from_a_registry_without_paging() {
+    let old =
+        serde_json::json!({"id": 1, "ok": true, "users": [{"username": "amy", "online": false}]});
+    let reply = crate::protocol::Reply::from_value(old).unwrap();
+    let Ok(crate::protocol::ReplyBody::Users { users, total, next }) = reply.result else {
+        panic!("{reply:?}")
+    };
+    let ev = serde_json::to_value(UiEvent::Who { users, total, next }).unwrap();
+    assert_eq!(
+        ev,
+        serde_json::json!({"event": "who", "users": [{"username": "amy", "online": false}],
+                           "total": null, "next": null})
+    );
+}
