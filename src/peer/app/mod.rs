@@ -21,7 +21,7 @@ mod session;
 
 pub use rooms::{RoomCommand, RoomPending, Rooms};
 
-pub use session::{Pending, Session};
+pub use session::{Moving, Pending, Session};
 
 use super::chat::{ChatConn, Closing};
 use super::chats::{Chats, ConnId};
@@ -66,6 +66,8 @@ pub struct App {
     heartbeats: u64,
     /// A `resume` is on its way.
     resuming: bool,
+    /// Moving to another registry after losing one.
+    moving: Option<Moving>,
     /// Requests refused because the session had gone offline, to ask again
     /// once it is resumed.
     after_resume: Vec<(Request, Pending)>,
@@ -114,6 +116,7 @@ impl App {
             next_heartbeat: None,
             heartbeats: 0,
             resuming: false,
+            moving: None,
             after_resume: Vec::new(),
             conn_events,
             chats,
@@ -273,8 +276,8 @@ impl App {
                 }
             }
             Event::Interrupt => self.quit(),
-            Event::RegistryConnected(stream) => self.registry_connected(stream),
-            Event::RegistryConnectFailed(e) => self.registry_connect_failed(e),
+            Event::RegistryConnected(stream, report) => self.registry_connected(stream, report),
+            Event::RegistryConnectFailed(e, report) => self.registry_connect_failed(e, report),
             Event::RegistryReply(v) => self.registry_reply(v),
             Event::RegistryClosed { generation, reason } => {
                 self.registry_closed(generation, reason)

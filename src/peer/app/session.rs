@@ -4,6 +4,7 @@
 
 use super::App;
 use crate::peer::chats::Lookup;
+use crate::peer::link::dial::Report;
 use crate::peer::ui::UiEvent;
 use crate::protocol::heartbeat;
 use crate::protocol::*;
@@ -14,6 +15,20 @@ use std::time::{Duration, Instant};
 /// the session is still online, and keeps it online (within the 3 s
 /// time-out) where a firewall drops the UDP heartbeats.
 const CHECK_EVERY: u64 = 2;
+/// A session check unanswered for this long (the registry's session
+/// time-out) means the registry stopped answering: with another registry
+/// in the list, the peer moves there.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The registry connection dropped and, another registry being in the
+/// list, the peer is moving: one line says so once it got there.
+pub struct Moving {
+    /// The registry that went away.
+    pub from: String,
+    pub reason: String,
+    /// The loss was already shown (no registry answered at once).
+    pub shown: bool,
+}
 
 /// What a registry reply is for.
 pub enum Pending {
@@ -66,7 +81,9 @@ impl App {
         for (p, e) in self.link.expired_waiting(now) {
             self.failed(p, &e);
         }
-        for p in self.link.expired(now) {
+        let late = self.link.expired(now);
+        let stopped_answering = !late.is_empty();
+        for p in late {
             self.failed(
                 p,
                 &ApiError::new(
@@ -74,6 +91,9 @@ impl App {
                     "the registry did not answer in time",
                 ),
             );
+        }
+        if stopped_answering && self.link.is_up() && self.link.has_alternatives() {
+            self.registry_gone("the registry did not answer in time".into());
         }
     }
 
@@ -114,18 +134,27 @@ impl App {
             let req = Request::Heartbeat {
                 token: s.token.clone(),
             };
-            self.send(req, Pending::Check);
+            if let Err((p, e)) = self
+                .link
+                .request_within(&req, Pending::Check, CHECK_TIMEOUT)
+            {
+                self.failed(p, &e);
+            }
         }
     }
 
-    pub(super) fn registry_connected(&mut self, stream: TcpStream) {
+    pub(super) fn registry_connected(&mut self, stream: TcpStream, report: Report) {
+        self.link.dialed(&report);
         let reconnect = self.link.was_up;
         if let Err(e) = self.link.connected(stream) {
             log::warn!("registry connection unusable: {e}");
             self.link.down(Instant::now());
             return;
         }
-        if reconnect {
+        if self.session.is_none() && self.moving.is_some() {
+            // Nothing to restore: the move is done.
+            self.moved(None);
+        } else if reconnect && self.moving.as_ref().is_none_or(|m| m.shown) {
             self.notice("reconnected to the registry");
         }
         self.resuming = false;
@@ -135,9 +164,16 @@ impl App {
         }
     }
 
-    pub(super) fn registry_connect_failed(&mut self, e: String) {
+    pub(super) fn registry_connect_failed(&mut self, e: String, report: Report) {
         log::info!("registry: {e}");
+        self.link.dialed(&report);
         self.link.down(Instant::now());
+        // No registry in the list answered at once: show the loss now.
+        if let Some(m) = self.moving.as_mut().filter(|m| !m.shown) {
+            m.shown = true;
+            let reason = m.reason.clone();
+            self.emit(UiEvent::RegistryLost { reason });
+        }
         if !self.link.was_up && self.link.failures == 1 {
             self.error(format!("{e}; retrying in the background"));
         }
@@ -171,17 +207,53 @@ impl App {
     }
 
     pub(super) fn registry_closed(&mut self, generation: u64, reason: String) {
-        if !self.link.is_current(generation) {
-            return;
+        if self.link.is_current(generation) {
+            self.registry_gone(reason);
         }
+    }
+
+    /// The registry connection is lost (closed, or the registry stopped
+    /// answering). With another registry in the list the link dials it at
+    /// once, and the loss is shown only if that fails (see [`Moving`]).
+    fn registry_gone(&mut self, reason: String) {
+        let from = self.link.remote().map(|a| a.to_string());
+        let moving = self.link.has_alternatives() && self.quit_at.is_none();
         for p in self.link.down(Instant::now()) {
             self.failed(
                 p,
                 &ApiError::new(ErrorCode::RegistryUnreachable, "registry connection lost"),
             );
         }
-        if self.quit_at.is_none() {
-            self.emit(UiEvent::RegistryLost { reason });
+        match from {
+            Some(from) if moving => {
+                self.moving = Some(Moving {
+                    from,
+                    reason,
+                    shown: false,
+                })
+            }
+            _ if self.quit_at.is_none() => self.emit(UiEvent::RegistryLost { reason }),
+            _ => {}
+        }
+    }
+
+    /// The one line saying the peer moved to another registry (or, back on
+    /// the same one, that it is back).
+    fn moved(&mut self, username: Option<String>) {
+        let Some(m) = self.moving.take() else { return };
+        let to = self
+            .link
+            .remote()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        match username {
+            Some(username) if to == m.from => self.emit(UiEvent::SessionRestored { username }),
+            None if to == m.from => self.notice("reconnected to the registry"),
+            username => self.emit(UiEvent::RegistryMoved {
+                from: m.from,
+                to,
+                username,
+            }),
         }
     }
 
@@ -224,9 +296,13 @@ impl App {
                     self.send(req, p);
                 }
                 self.start_session(&s);
-                self.emit(UiEvent::SessionRestored {
-                    username: s.username,
-                });
+                if self.moving.is_some() {
+                    self.moved(Some(s.username));
+                } else {
+                    self.emit(UiEvent::SessionRestored {
+                        username: s.username,
+                    });
+                }
                 self.rooms_rejoin();
             }
             (Pending::Logout { quitting }, _) => {
@@ -262,6 +338,7 @@ impl App {
         match p {
             Pending::Resume => {
                 self.resuming = false;
+                self.moving = None;
                 for (_, p) in std::mem::take(&mut self.after_resume) {
                     self.failed(p, e);
                 }

@@ -161,6 +161,10 @@ impl Ui {
                 format!("lost the registry ({reason}); reconnecting…").red()
             ),
             UiEvent::SessionRestored { username } => Self::notice(&format!("registry is back; session of {username} restored")),
+            UiEvent::RegistryMoved { from, to, username } => Self::notice(&match username {
+                Some(u) => format!("registry {from} is gone; now on {to} (session of {u} restored)"),
+                None => format!("registry {from} is gone; now on {to}"),
+            }),
             UiEvent::Who { users } if users.is_empty() => Self::notice("nobody is online"),
             UiEvent::Who { users } => {
                 let names: Vec<String> = users.iter().map(|u| n(&u.username)).collect();
