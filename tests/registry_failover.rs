@@ -148,6 +148,52 @@ fn peers_move_to_another_registry_when_theirs_is_killed() {
     assert_eq!(online(&mut observer), ["alice", "bob", "carol", "olivia"]);
 }
 
+/// A registry that stops answering (SIGSTOP: its connections stay open,
+/// nothing closes them) is left too: the session check it does not answer
+/// moves the peer to the other registry before its session goes offline.
+#[test]
+fn peers_leave_a_registry_that_stops_answering() {
+    let nx = kit::mongo::nx_server_start(&kit::mongo::fresh_dir("failover-stop"));
+    let uri = nx.uri("registry_failover_stop");
+    let reg_a = Registry::builder().store(&uri).flags(CHEAP_HASH).start();
+    let reg_b = Registry::builder().store(&uri).flags(CHEAP_HASH).start();
+    let (a, b) = (reg_a.addr(), reg_b.addr());
+    let mut p = login_peers(format!("{a},{b}"), &[("alice", PeerOpts::default())]);
+    p.extend(login_peers(
+        format!("{b},{a}"),
+        &[("carol", PeerOpts::default())],
+    ));
+    form_room(&mut p, "lab", T);
+    let mut observer = reg_b.ghost_login("olivia", 9, 9).with_heartbeats(ms(500));
+
+    kit::process::signal(reg_a.pid(), libc::SIGSTOP).expect("SIGSTOP");
+    let stopped_us = now_us();
+    let moved = p[0].expect(
+        "registry_moved",
+        &[
+            ("from", json!(a.to_string())),
+            ("to", json!(b.to_string())),
+            ("username", json!("alice")),
+        ],
+        T,
+    );
+    let lag = Duration::from_micros(moved["ts_us"].as_u64().unwrap().saturating_sub(stopped_us));
+    eprintln!("after SIGSTOP of registry A: session restored on B after {lag:?}");
+    assert!(lag < RECOVERY, "alice was back only after {lag:?}");
+    assert_eq!(online(&mut observer), ["alice", "carol", "olivia"]);
+
+    p[0].send("alice after");
+    p[1].wait_messages("#lab", "alice", 1, T);
+    p[1].drain();
+    let left: Vec<&Value> = p[1]
+        .history
+        .iter()
+        .filter(|v| v["event"] == "member_left")
+        .collect();
+    assert!(left.is_empty(), "carol saw {left:?}");
+    // Killed on drop (SIGKILL works on a stopped process).
+}
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }

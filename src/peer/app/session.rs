@@ -13,12 +13,10 @@ use std::time::{Duration, Instant};
 
 /// Every this many heartbeats, one also goes over TCP: it learns whether
 /// the session is still online, and keeps it online (within the 3 s
-/// time-out) where a firewall drops the UDP heartbeats.
+/// time-out) where a firewall drops the UDP heartbeats. With another
+/// registry in the list every heartbeat does, and an unanswered one means
+/// the registry stopped answering (see [`Session::check_timeout`]).
 const CHECK_EVERY: u64 = 2;
-/// A session check unanswered for this long (the registry's session
-/// time-out) means the registry stopped answering: with another registry
-/// in the list, the peer moves there.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The registry connection dropped and, another registry being in the
 /// list, the peer is moving: one line says so once it got there.
@@ -69,7 +67,22 @@ pub struct Session {
     pub username: String,
     pub token: String,
     pub heartbeat_every: Duration,
+    /// The registry takes the session offline after this long without a
+    /// heartbeat.
+    pub timeout: Duration,
     pub heartbeat_port: u16,
+}
+
+impl Session {
+    /// How long a session check may wait for its answer. A registry that
+    /// stopped answering is noticed at most one heartbeat interval plus
+    /// this after its last answer: with this at 3/4 of the time-out minus
+    /// one interval (1.5 s for 1 s and 3 s), the peer moves to another
+    /// registry before its session would go offline there.
+    fn check_timeout(&self) -> Duration {
+        let spare = self.timeout.saturating_sub(self.heartbeat_every);
+        (spare * 3 / 4).max(Duration::from_millis(200))
+    }
 }
 
 impl App {
@@ -130,14 +143,17 @@ impl App {
         // whether the session is still online (it is not if we were cut off
         // longer than the time-out); an invalid_session answer resumes it.
         self.heartbeats += 1;
-        if self.heartbeats % CHECK_EVERY == 0 && self.link.is_up() && !self.resuming {
+        let every = if self.link.has_alternatives() {
+            1
+        } else {
+            CHECK_EVERY
+        };
+        if self.heartbeats % every == 0 && self.link.is_up() && !self.resuming {
             let req = Request::Heartbeat {
                 token: s.token.clone(),
             };
-            if let Err((p, e)) = self
-                .link
-                .request_within(&req, Pending::Check, CHECK_TIMEOUT)
-            {
+            let within = s.check_timeout();
+            if let Err((p, e)) = self.link.request_within(&req, Pending::Check, within) {
                 self.failed(p, &e);
             }
         }
@@ -384,6 +400,7 @@ impl App {
             username: s.username.clone(),
             token: s.token.clone(),
             heartbeat_every: Duration::from_millis(s.heartbeat_interval_ms.max(100)),
+            timeout: Duration::from_millis(s.session_timeout_ms),
             heartbeat_port: s.heartbeat_port,
         });
         self.heartbeat(Instant::now());
