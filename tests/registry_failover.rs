@@ -43,7 +43,7 @@ fn peers_move_to_another_registry_when_theirs_is_killed() {
     let nx = kit::mongo::nx_server_start(&kit::mongo::fresh_dir("failover"));
     let uri = nx.uri("registry_failover");
     let mut reg_a = Registry::builder().store(&uri).flags(CHEAP_HASH).start();
-    let reg_b = Registry::builder().store(&uri).flags(CHEAP_HASH).start();
+    let mut reg_b = Registry::builder().store(&uri).flags(CHEAP_HASH).start();
     let (a, b) = (reg_a.addr(), reg_b.addr());
 
     // alice and bob on A, carol on B; each has the other registry second.
@@ -136,6 +136,15 @@ fn peers_move_to_another_registry_when_theirs_is_killed() {
     p[0].expect("message", &[("from", "carol"), ("text", "chat reply")], T);
 
     expect_exact(&mut p, "#lab", &sent, T);
+    // Past the session time-out counted from the kill: still all online
+    // (heartbeats now go to B), checked all along.
+    let mut checks = 0;
+    while killed.elapsed() < RECOVERY + ms(500) {
+        assert_eq!(online(&mut observer), ["alice", "bob", "carol", "olivia"]);
+        checks += 1;
+        std::thread::sleep(ms(100));
+    }
+    assert!(checks > 0);
     for x in p.iter_mut() {
         x.drain();
         let left: Vec<&Value> = x
@@ -146,6 +155,12 @@ fn peers_move_to_another_registry_when_theirs_is_killed() {
         assert!(left.is_empty(), "{}: {left:?}", x.name);
     }
     assert_eq!(online(&mut observer), ["alice", "bob", "carol", "olivia"]);
+
+    // With no registry left, the loss is shown as with a single one.
+    reg_b.kill9();
+    for x in p.iter_mut() {
+        x.expect("registry_lost", ANY, T);
+    }
 }
 
 /// A registry that stops answering (SIGSTOP: its connections stay open,

@@ -342,4 +342,24 @@ mod tests {
         });
         assert_eq!(line3, "you → bob later (queued)");
     }
+
+    #[test]
+    fn the_move_to_another_registry_is_one_line() {
+        let ui = Ui::new(false, true, super::super::Sink::Stdout);
+        let moved = |username: Option<&str>| {
+            plain(ui.line(UiEvent::RegistryMoved {
+                from: "127.0.0.1:15600".into(),
+                to: "127.0.0.1:15601".into(),
+                username: username.map(String::from),
+            }))
+        };
+        assert_eq!(
+            moved(Some("alice")),
+            "-- registry 127.0.0.1:15600 is gone; now on 127.0.0.1:15601 (session of alice restored)"
+        );
+        assert_eq!(
+            moved(None),
+            "-- registry 127.0.0.1:15600 is gone; now on 127.0.0.1:15601"
+        );
+    }
 }
