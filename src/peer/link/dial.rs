@@ -132,6 +132,10 @@ impl Plan {
                 }
             }
         }
+        if report.failed.len() > 1 {
+            let tried: Vec<String> = report.failed.iter().map(|a| a.to_string()).collect();
+            last = format!("no registry answered ({}); {last}", tried.join(", "));
+        }
         (Err(last), report)
     }
 }

@@ -184,6 +184,9 @@ impl<P> Link<P> {
     /// once, on the other registry first.
     pub fn down(&mut self, now: Instant) -> Vec<P> {
         let mut retry_at = now + self.backoff;
+        if matches!(self.state, State::Connecting) {
+            self.failures += 1;
+        }
         if let State::Up { stream, .. } = &self.state {
             let _ = stream.shutdown(std::net::Shutdown::Both);
             if self.addrs.has_alternatives() {
