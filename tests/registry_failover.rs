@@ -64,6 +64,10 @@ fn peers_move_to_another_registry_when_theirs_is_killed() {
     form_room(&mut p, "lab", T);
     let mut observer = reg_b.ghost_login("olivia", 9, 9).with_heartbeats(ms(500));
     assert_eq!(online(&mut observer), ["alice", "bob", "carol", "olivia"]);
+    // dave is connected to A (registered) but not logged in.
+    let mut dave = Peer::start(format!("{a},{b}"), "dave", &PeerOpts::default());
+    dave.send(&format!("/register dave {PASSWORD}"));
+    dave.expect("registered", &[("username", "dave")], T);
 
     let mut sent = Vec::new();
     for x in p.iter_mut() {
@@ -101,6 +105,11 @@ fn peers_move_to_another_registry_when_theirs_is_killed() {
     for (who, lag) in &lags {
         assert!(*lag < RECOVERY, "{who} was back only after {lag:?}");
     }
+    let moved = dave.expect("registry_moved", ANY, T);
+    assert_eq!(
+        (&moved["from"], &moved["to"], moved.get("username")),
+        (&json!(a.to_string()), &json!(b.to_string()), None)
+    );
     // One line says so: no `registry_lost`, `session_restored` or notice.
     for x in p[..2].iter_mut() {
         x.drain();
