@@ -22,6 +22,11 @@ use std::time::{Duration, Instant};
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A dropped connection is followed at once by one to the next registry in
+/// the list, at most once in this long; other drops wait out the backoff,
+/// so registries that accept and close at once (say, over their connection
+/// limit) are not dialled in a tight loop.
+const FAILOVER_EVERY: Duration = Duration::from_secs(1);
 /// Request lines waiting for the writer thread. Requests come from the
 /// user's commands and a few timers, so this is never reached unless the
 /// registry stops reading; then a request fails at once with
@@ -58,6 +63,8 @@ pub struct Link<P> {
     /// Connection attempts failed in a row.
     pub failures: u32,
     last_remote: Option<SocketAddr>,
+    /// When a dropped connection was last followed at once by another.
+    last_failover: Option<Instant>,
 }
 
 impl<P> Link<P> {
@@ -78,6 +85,7 @@ impl<P> Link<P> {
             was_up: false,
             failures: 0,
             last_remote: None,
+            last_failover: None,
         }
     }
 
@@ -180,8 +188,8 @@ impl<P> Link<P> {
 
     /// A connection attempt failed or the connection dropped: schedule a
     /// retry and fail every pending request. Returns the failed purposes.
-    /// A dropped connection with another registry in the list is retried at
-    /// once, on the other registry first.
+    /// A dropped connection with another registry in the list is followed
+    /// at once by one to the other registry (see [`FAILOVER_EVERY`]).
     pub fn down(&mut self, now: Instant) -> Vec<P> {
         let mut retry_at = now + self.backoff;
         if matches!(self.state, State::Connecting) {
@@ -193,7 +201,13 @@ impl<P> Link<P> {
                 if let Some(dead) = self.last_remote {
                     self.addrs.avoid(dead, now);
                 }
-                retry_at = now;
+                let recent = self
+                    .last_failover
+                    .is_some_and(|t| now.saturating_duration_since(t) < FAILOVER_EVERY);
+                if !recent {
+                    retry_at = now;
+                    self.last_failover = Some(now);
+                }
             }
         }
         if retry_at > now {
@@ -322,6 +336,49 @@ fn read_loop(stream: TcpStream, generation: u64, events: Sender<Event>) {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    fn connect(link: &mut Link<u32>, rx: &Receiver<Event>, now: Instant) -> SocketAddr {
+        link.poll_connect(now);
+        // (Skipping the reader's report that the previous one closed.)
+        let (stream, report) = loop {
+            match rx.recv_timeout(Duration::from_secs(5)) {
+                Ok(Event::RegistryConnected(stream, report)) => break (stream, report),
+                Ok(Event::RegistryConnectFailed(e, _)) => panic!("{e}"),
+                Ok(Event::RegistryClosed { .. }) => {}
+                _ => panic!("no connection"),
+            }
+        };
+        link.dialed(&report);
+        link.connected(stream).unwrap();
+        link.remote().unwrap()
+    }
+
+    /// With two registries, a lost connection is followed at once by one
+    /// to the other; another loss within a second waits out the backoff,
+    /// then goes round to the first again.
+    #[test]
+    fn a_lost_registry_is_followed_at_once_by_the_next() {
+        let (la, lb) = (
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+        );
+        let (a, b) = (la.local_addr().unwrap(), lb.local_addr().unwrap());
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        let mut link: Link<u32> = Link::new(format!("{a}, {b}"), tx);
+        assert!(link.has_alternatives());
+        assert_eq!(connect(&mut link, &rx, Instant::now()), a);
+
+        let now = Instant::now();
+        link.down(now);
+        assert_eq!(link.deadline(), Some(now));
+        assert_eq!(connect(&mut link, &rx, now), b);
+
+        let soon = now + FAILOVER_EVERY / 2;
+        link.down(soon);
+        let retry = link.deadline().unwrap();
+        assert!(retry > soon);
+        assert_eq!(connect(&mut link, &rx, retry), a);
+    }
 
     /// A registry that stops reading does not stall the caller: requests
     /// queue for the writer thread, then fail at once when the queue is
