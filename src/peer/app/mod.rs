@@ -6,6 +6,8 @@
 //! - this file: the state, the loop, timers, event dispatch, UI helpers;
 //! - `session`: the registry link (login, register, resume, heartbeats,
 //!   replies and failures of every request);
+//! - `registry`: the registry connection coming and going, and moving to
+//!   another registry of the list;
 //! - `command`: the user's `/commands` and the script runner;
 //! - `chats`: glue between the chat engine ([`super::chats`]) and the
 //!   chat connection threads;
@@ -16,12 +18,14 @@
 mod chats;
 mod command;
 mod quit;
+mod registry;
 mod rooms;
 mod session;
 
 pub use rooms::{RoomCommand, RoomPending, Rooms};
 
-pub use session::{Moving, Pending, Session};
+pub use registry::Moving;
+pub use session::{Pending, Session};
 
 use super::chat::{ChatConn, Closing};
 use super::chats::{Chats, ConnId};
