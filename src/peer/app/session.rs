@@ -132,16 +132,15 @@ impl App {
         // whether the session is still online (it is not if we were cut off
         // longer than the time-out); an invalid_session answer resumes it.
         self.heartbeats += 1;
-        let every = if self.link.has_alternatives() {
-            1
+        let (every, within) = if self.link.has_alternatives() {
+            (1, s.check_timeout())
         } else {
-            CHECK_EVERY
+            (CHECK_EVERY, crate::peer::link::REQUEST_TIMEOUT)
         };
         if self.heartbeats % every == 0 && self.link.is_up() && !self.resuming {
             let req = Request::Heartbeat {
                 token: s.token.clone(),
             };
-            let within = s.check_timeout();
             if let Err((p, e)) = self.link.request_within(&req, Pending::Check, within) {
                 self.failed(p, &e);
             }
