@@ -189,7 +189,7 @@ impl<P> Link<P> {
     /// A connection attempt failed or the connection dropped: schedule a
     /// retry and fail every pending request. Returns the failed purposes.
     /// A dropped connection with another registry in the list is followed
-    /// at once by one to the other registry (see [`FAILOVER_EVERY`]).
+    /// at once by one to the other registry (at most once a second, `FAILOVER_EVERY`).
     pub fn down(&mut self, now: Instant) -> Vec<P> {
         let mut retry_at = now + self.backoff;
         if matches!(self.state, State::Connecting) {
