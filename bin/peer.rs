@@ -15,7 +15,11 @@ use std::net::IpAddr;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
-    /// The registry, HOST:PORT.
+    /// The registry, HOST:PORT; or several, comma-separated
+    /// (HOST1:PORT,HOST2:PORT), all sharing one MongoDB store: when the
+    /// connected one dies or stops answering, the peer moves its session and
+    /// rooms to the next one. A name that resolves to several addresses
+    /// counts as several.
     #[arg(long, env = "REGISTRY_ADDR", default_value = "127.0.0.1:15600")]
     registry: String,
 

@@ -22,10 +22,11 @@ pub enum Event {
     /// Something the input side wants the user told (a hint, not an error).
     InputHint(String),
 
-    /// The registry connection is up (from the connector thread).
-    RegistryConnected(TcpStream),
+    /// The registry connection is up (from the connector thread), with
+    /// what the attempt learnt about the registry addresses.
+    RegistryConnected(TcpStream, super::link::dial::Report),
     /// A connection attempt failed.
-    RegistryConnectFailed(String),
+    RegistryConnectFailed(String, super::link::dial::Report),
     /// A reply line from the registry (parsed by the reader thread).
     RegistryReply(serde_json::Value),
     /// The registry connection closed or failed.

@@ -6,6 +6,8 @@
 //! - this file: the state, the loop, timers, event dispatch, UI helpers;
 //! - `session`: the registry link (login, register, resume, heartbeats,
 //!   replies and failures of every request);
+//! - `registry`: the registry connection coming and going, and moving to
+//!   another registry of the list;
 //! - `command`: the user's `/commands` and the script runner;
 //! - `chats`: glue between the chat engine ([`super::chats`]) and the
 //!   chat connection threads;
@@ -16,11 +18,13 @@
 mod chats;
 mod command;
 mod quit;
+mod registry;
 mod rooms;
 mod session;
 
 pub use rooms::{RoomCommand, RoomPending, Rooms};
 
+pub use registry::Moving;
 pub use session::{Pending, Session};
 
 use super::chat::{ChatConn, Closing};
@@ -69,6 +73,8 @@ pub struct App {
     heartbeats: u64,
     /// A `resume` is on its way.
     resuming: bool,
+    /// Moving to another registry after losing one.
+    moving: Option<Moving>,
     /// Requests refused because the session had gone offline, to ask again
     /// once it is resumed.
     after_resume: Vec<(Request, Pending)>,
@@ -125,6 +131,7 @@ impl App {
             next_heartbeat: None,
             heartbeats: 0,
             resuming: false,
+            moving: None,
             after_resume: Vec::new(),
             conn_events,
             chats,
@@ -331,8 +338,8 @@ impl App {
             }
             Event::Interrupt => self.quit(),
             Event::InputHint(text) => self.notice(text),
-            Event::RegistryConnected(stream) => self.registry_connected(stream),
-            Event::RegistryConnectFailed(e) => self.registry_connect_failed(e),
+            Event::RegistryConnected(stream, report) => self.registry_connected(stream, report),
+            Event::RegistryConnectFailed(e, report) => self.registry_connect_failed(e, report),
             Event::RegistryReply(v) => self.registry_reply(v),
             Event::RegistryClosed { generation, reason } => {
                 self.registry_closed(generation, reason)

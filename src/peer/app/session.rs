@@ -7,12 +7,14 @@ use crate::peer::chats::Lookup;
 use crate::peer::ui::UiEvent;
 use crate::protocol::heartbeat;
 use crate::protocol::*;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Every this many heartbeats, one also goes over TCP: it learns whether
 /// the session is still online, and keeps it online (within the 3 s
-/// time-out) where a firewall drops the UDP heartbeats.
+/// time-out) where a firewall drops the UDP heartbeats. With another
+/// registry in the list every heartbeat does, and an unanswered one means
+/// the registry stopped answering (see [`Session::check_timeout`]).
 const CHECK_EVERY: u64 = 2;
 
 /// What a registry reply is for.
@@ -57,7 +59,22 @@ pub struct Session {
     pub username: String,
     pub token: String,
     pub heartbeat_every: Duration,
+    /// The registry takes the session offline after this long without a
+    /// heartbeat.
+    pub timeout: Duration,
     pub heartbeat_port: u16,
+}
+
+impl Session {
+    /// How long a session check may wait for its answer. A registry that
+    /// stopped answering is noticed at most one heartbeat interval plus
+    /// this after its last answer: with this at 3/4 of the time-out minus
+    /// one interval (1.5 s for 1 s and 3 s), the peer moves to another
+    /// registry before its session would go offline there.
+    fn check_timeout(&self) -> Duration {
+        let spare = self.timeout.saturating_sub(self.heartbeat_every);
+        (spare * 3 / 4).max(Duration::from_millis(200))
+    }
 }
 
 impl App {
@@ -69,7 +86,9 @@ impl App {
         for (p, e) in self.link.expired_waiting(now) {
             self.failed(p, &e);
         }
-        for p in self.link.expired(now) {
+        let late = self.link.expired(now);
+        let stopped_answering = !late.is_empty();
+        for p in late {
             self.failed(
                 p,
                 &ApiError::new(
@@ -78,11 +97,14 @@ impl App {
                 ),
             );
         }
+        if stopped_answering && self.link.is_up() && self.link.has_alternatives() {
+            self.registry_gone("the registry did not answer in time".into());
+        }
     }
 
     /// Asks the registry to re-attach our session (after a reconnect, or
     /// when it says the session went offline while we were cut off).
-    fn resume_session(&mut self) {
+    pub(super) fn resume_session(&mut self) {
         let Some(s) = &self.session else { return };
         if self.resuming {
             return;
@@ -113,39 +135,18 @@ impl App {
         // whether the session is still online (it is not if we were cut off
         // longer than the time-out); an invalid_session answer resumes it.
         self.heartbeats += 1;
-        if self.heartbeats % CHECK_EVERY == 0 && self.link.is_up() && !self.resuming {
+        let (every, within) = if self.link.has_alternatives() {
+            (1, s.check_timeout())
+        } else {
+            (CHECK_EVERY, crate::peer::link::REQUEST_TIMEOUT)
+        };
+        if self.heartbeats % every == 0 && self.link.is_up() && !self.resuming {
             let req = Request::Heartbeat {
                 token: s.token.clone(),
             };
-            self.send(req, Pending::Check);
-        }
-    }
-
-    pub(super) fn registry_connected(&mut self, stream: TcpStream) {
-        let reconnect = self.link.was_up;
-        if let Err(e) = self.link.connected(stream) {
-            log::warn!("registry connection unusable: {e}");
-            self.link.down(Instant::now());
-            return;
-        }
-        if reconnect {
-            self.notice("reconnected to the registry");
-        }
-        self.resuming = false;
-        self.resume_session();
-        for (req, p) in self.link.take_waiting() {
-            self.send(req, p);
-        }
-    }
-
-    pub(super) fn registry_connect_failed(&mut self, e: String) {
-        log::info!("registry: {e}");
-        self.link.down(Instant::now());
-        if !self.link.was_up && self.link.failures == 1 {
-            self.error(
-                "registry_unreachable",
-                format!("{e}; retrying in the background"),
-            );
+            if let Err((p, e)) = self.link.request_within(&req, Pending::Check, within) {
+                self.failed(p, &e);
+            }
         }
     }
 
@@ -173,21 +174,6 @@ impl App {
                 self.resume_session();
             }
             Err(e) => self.failed(p, &e),
-        }
-    }
-
-    pub(super) fn registry_closed(&mut self, generation: u64, reason: String) {
-        if !self.link.is_current(generation) {
-            return;
-        }
-        for p in self.link.down(Instant::now()) {
-            self.failed(
-                p,
-                &ApiError::new(ErrorCode::RegistryUnreachable, "registry connection lost"),
-            );
-        }
-        if self.quit_at.is_none() {
-            self.emit(UiEvent::RegistryLost { reason });
         }
     }
 
@@ -230,9 +216,13 @@ impl App {
                     self.send(req, p);
                 }
                 self.start_session(&s);
-                self.emit(UiEvent::SessionRestored {
-                    username: s.username,
-                });
+                if self.moving.is_some() {
+                    self.moved(Some(s.username));
+                } else {
+                    self.emit(UiEvent::SessionRestored {
+                        username: s.username,
+                    });
+                }
                 self.rooms_rejoin();
             }
             (Pending::Logout { quitting }, _) => {
@@ -262,7 +252,7 @@ impl App {
         }
     }
 
-    fn failed(&mut self, p: Pending, e: &ApiError) {
+    pub(super) fn failed(&mut self, p: Pending, e: &ApiError) {
         let background = p.is_background();
         if matches!(p, Pending::Check) {
             log::debug!("session check: {e}");
@@ -271,6 +261,7 @@ impl App {
         match p {
             Pending::Resume => {
                 self.resuming = false;
+                self.moving = None;
                 for (_, p) in std::mem::take(&mut self.after_resume) {
                     self.failed(p, e);
                 }
@@ -320,6 +311,7 @@ impl App {
             username: s.username.clone(),
             token: s.token.clone(),
             heartbeat_every: Duration::from_millis(s.heartbeat_interval_ms.max(100)),
+            timeout: Duration::from_millis(s.session_timeout_ms),
             heartbeat_port: s.heartbeat_port,
         });
         self.heartbeat(Instant::now());

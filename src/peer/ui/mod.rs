@@ -48,6 +48,14 @@ pub enum UiEvent {
     SessionRestored {
         username: String,
     },
+    /// The registry went away and the peer moved to another one in its
+    /// list (with its session restored there, when it had one).
+    RegistryMoved {
+        from: String,
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+    },
     /// One page of `/who`: `total` online (with the prefix asked for;
     /// `null` from a registry without paging), and the cursor of the next
     /// page (`/who +`), `null` on the last.

@@ -161,6 +161,10 @@ impl Ui {
                 format!("lost the registry ({reason}); reconnecting…").red()
             ),
             UiEvent::SessionRestored { username } => Self::notice(&format!("registry is back; session of {username} restored")),
+            UiEvent::RegistryMoved { from, to, username } => Self::notice(&match username {
+                Some(u) => format!("registry {from} is gone; now on {to} (session of {u} restored)"),
+                None => format!("registry {from} is gone; now on {to}"),
+            }),
             UiEvent::Who { users, total, .. } if users.is_empty() => match total {
                 Some(n) if *n > 0 => Self::notice(&format!("{n} online; no more to show")),
                 _ => Self::notice("nobody is online"),

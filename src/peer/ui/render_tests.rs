@@ -237,3 +237,23 @@ fn who_from_a_registry_without_paging() {
                            "total": null, "next": null})
     );
 }
+
+#[test]
+fn the_move_to_another_registry_is_one_line() {
+    let ui = Ui::new(false, true, super::super::Sink::Stdout);
+    let moved = |username: Option<&str>| {
+        plain(ui.line(UiEvent::RegistryMoved {
+            from: "127.0.0.1:15600".into(),
+            to: "127.0.0.1:15601".into(),
+            username: username.map(String::from),
+        }))
+    };
+    assert_eq!(
+        moved(Some("alice")),
+        "-- registry 127.0.0.1:15600 is gone; now on 127.0.0.1:15601 (session of alice restored)"
+    );
+    assert_eq!(
+        moved(None),
+        "-- registry 127.0.0.1:15600 is gone; now on 127.0.0.1:15601"
+    );
+}

@@ -119,6 +119,11 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
             address(a);
         }
         UiEvent::RegistryLost { reason } => s(reason),
+        UiEvent::RegistryMoved { from, to, username } => {
+            s(from);
+            s(to);
+            username.iter_mut().for_each(s);
+        }
         UiEvent::Who { users, next, .. } => {
             users.iter_mut().for_each(user);
             if let Some(next) = next {
@@ -268,6 +273,11 @@ mod tests {
             UiEvent::LoggedOut,
             UiEvent::RegistryLost { reason: t() },
             UiEvent::SessionRestored { username: t() },
+            UiEvent::RegistryMoved {
+                from: t(),
+                to: t(),
+                username: Some(t()),
+            },
             UiEvent::Who {
                 users: vec![user()],
                 total: Some(1),

@@ -1,24 +1,32 @@
 //! The peer's connection to the registry: connecting (off the main loop),
-//! reconnecting with backoff, request ids and their pending purposes.
+//! reconnecting with backoff or, given several registries, moving to the
+//! next one at once ([`dial`]), request ids and their pending purposes.
 //!
 //! Requests are asynchronous: [`Link::request`] hands a line to the writer
 //! thread and remembers what the reply is for; the reader thread hands
 //! replies back as events. The main loop never writes to the socket itself,
 //! so a registry that stops reading cannot stall it.
 
+pub mod dial;
+
 use super::events::Event;
 use crate::protocol::codec::{read_line, write_json, LineError};
 use crate::protocol::{ApiError, ErrorCode, Reply, Request};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use dial::{Addrs, Report};
 use std::collections::HashMap;
 use std::io::BufReader;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A dropped connection is followed at once by one to the next registry in
+/// the list, at most once in this long; other drops wait out the backoff,
+/// so registries that accept and close at once (say, over their connection
+/// limit) are not dialled in a tight loop.
+const FAILOVER_EVERY: Duration = Duration::from_secs(1);
 /// Request lines waiting for the writer thread. Requests come from the
 /// user's commands and a few timers, so this is never reached unless the
 /// registry stops reading; then a request fails at once with
@@ -39,7 +47,9 @@ enum State {
 }
 
 pub struct Link<P> {
+    /// The `--registry` list as given (for messages).
     addr: String,
+    addrs: Addrs,
     events: Sender<Event>,
     state: State,
     backoff: Duration,
@@ -53,12 +63,15 @@ pub struct Link<P> {
     /// Connection attempts failed in a row.
     pub failures: u32,
     last_remote: Option<SocketAddr>,
+    /// When a dropped connection was last followed at once by another.
+    last_failover: Option<Instant>,
 }
 
 impl<P> Link<P> {
     /// A link that connects at once.
     pub fn new(addr: String, events: Sender<Event>) -> Link<P> {
         Link {
+            addrs: Addrs::new(&addr),
             addr,
             events,
             state: State::Down {
@@ -72,6 +85,7 @@ impl<P> Link<P> {
             was_up: false,
             failures: 0,
             last_remote: None,
+            last_failover: None,
         }
     }
 
@@ -83,6 +97,16 @@ impl<P> Link<P> {
     /// which carry on while the connection is down).
     pub fn remote(&self) -> Option<SocketAddr> {
         self.last_remote
+    }
+
+    /// Whether the list holds another registry to move to.
+    pub fn has_alternatives(&self) -> bool {
+        self.addrs.has_alternatives()
+    }
+
+    /// What a connection attempt learnt about the addresses.
+    pub fn dialed(&mut self, report: &Report) {
+        self.addrs.learn(report, Instant::now());
     }
 
     pub fn pending_len(&self) -> usize {
@@ -105,14 +129,14 @@ impl<P> Link<P> {
         if let State::Down { retry_at } = self.state {
             if now >= retry_at {
                 self.state = State::Connecting;
-                let addr = self.addr.clone();
+                let plan = self.addrs.plan(now);
                 let events = self.events.clone();
                 let spawned = std::thread::Builder::new()
                     .name("connect".into())
                     .spawn(move || {
-                        let ev = match connect(&addr) {
-                            Ok(s) => Event::RegistryConnected(s),
-                            Err(e) => Event::RegistryConnectFailed(e),
+                        let ev = match plan.connect() {
+                            (Ok(s), report) => Event::RegistryConnected(s, report),
+                            (Err(e), report) => Event::RegistryConnectFailed(e, report),
                         };
                         let _ = events.send(ev);
                     });
@@ -160,6 +184,7 @@ impl<P> Link<P> {
             .map_err(|e| e.to_string())?;
         self.state = State::Up { stream, out };
         self.last_remote = Some(remote);
+        self.addrs.last = Some(remote);
         self.backoff = BACKOFF_MIN;
         self.was_up = true;
         self.failures = 0;
@@ -168,14 +193,32 @@ impl<P> Link<P> {
 
     /// A connection attempt failed or the connection dropped: schedule a
     /// retry and fail every pending request. Returns the failed purposes.
+    /// A dropped connection with another registry in the list is followed
+    /// at once by one to the other registry (at most once a second, `FAILOVER_EVERY`).
     pub fn down(&mut self, now: Instant) -> Vec<P> {
+        let mut retry_at = now + self.backoff;
+        if matches!(self.state, State::Connecting) {
+            self.failures += 1;
+        }
         if let State::Up { stream, .. } = &self.state {
             let _ = stream.shutdown(std::net::Shutdown::Both);
+            if self.addrs.has_alternatives() {
+                if let Some(dead) = self.last_remote {
+                    self.addrs.avoid(dead, now);
+                }
+                let recent = self
+                    .last_failover
+                    .is_some_and(|t| now.saturating_duration_since(t) < FAILOVER_EVERY);
+                if !recent {
+                    retry_at = now;
+                    self.last_failover = Some(now);
+                }
+            }
         }
-        self.state = State::Down {
-            retry_at: now + self.backoff,
-        };
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        if retry_at > now {
+            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        }
+        self.state = State::Down { retry_at };
         self.pending.drain().map(|(_, (p, _, _))| p).collect()
     }
 
@@ -188,6 +231,16 @@ impl<P> Link<P> {
     /// most the request time-out); on failure the purpose comes back with
     /// the error. Never blocks.
     pub fn request(&mut self, req: &Request, purpose: P) -> Result<(), (P, ApiError)> {
+        self.request_within(req, purpose, REQUEST_TIMEOUT)
+    }
+
+    /// [`Link::request`] with its own time-out for the reply.
+    pub fn request_within(
+        &mut self,
+        req: &Request,
+        purpose: P,
+        timeout: Duration,
+    ) -> Result<(), (P, ApiError)> {
         let State::Up { out, .. } = &self.state else {
             self.waiting
                 .push((req.clone(), purpose, Instant::now() + REQUEST_TIMEOUT));
@@ -207,7 +260,7 @@ impl<P> Link<P> {
             return Err((purpose, ApiError::new(ErrorCode::RegistryUnreachable, why)));
         }
         self.pending
-            .insert(id, (purpose, Instant::now() + REQUEST_TIMEOUT, req.clone()));
+            .insert(id, (purpose, Instant::now() + timeout, req.clone()));
         Ok(())
     }
 
@@ -249,21 +302,6 @@ impl<P> Link<P> {
     }
 }
 
-fn connect(addr: &str) -> Result<TcpStream, String> {
-    let addrs: Vec<SocketAddr> = addr
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
-        .collect();
-    let mut last = format!("{addr} resolves to nothing");
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = format!("cannot connect to {a}: {e}"),
-        }
-    }
-    Err(last)
-}
-
 /// Writes request lines until the link drops its sender or a write fails;
 /// then closes the socket, so the reader ends and reports the connection
 /// closed (which fails the pending requests and reconnects).
@@ -300,38 +338,4 @@ fn read_loop(stream: TcpStream, generation: u64, events: Sender<Event>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::TcpListener;
-
-    /// A registry that stops reading does not stall the caller: requests
-    /// queue for the writer thread, then fail at once when the queue is
-    /// full.
-    #[test]
-    fn requests_never_block_on_a_registry_that_stops_reading() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let (tx, rx) = crossbeam_channel::bounded(16);
-        let mut link: Link<u32> = Link::new(listener.local_addr().unwrap().to_string(), tx);
-        link.poll_connect(Instant::now());
-        let (_server, _) = listener.accept().unwrap();
-        let Ok(Event::RegistryConnected(stream)) = rx.recv_timeout(Duration::from_secs(5)) else {
-            panic!("no connection");
-        };
-        link.connected(stream).unwrap();
-        let req = Request::Search {
-            token: "t".into(),
-            username: "x".repeat(60_000),
-        };
-        let started = Instant::now();
-        let failed = (0..10_000u32).find_map(|i| link.request(&req, i).err());
-        let (_, e) = failed.expect("the write queue never filled");
-        assert_eq!(e.code, ErrorCode::RegistryUnreachable);
-        assert!(e.message.contains("too many requests waiting"), "{e:?}");
-        // Each write could otherwise wait out the 2 s write time-out.
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
-    }
-}
+mod tests;
