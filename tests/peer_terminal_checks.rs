@@ -168,6 +168,21 @@ fn tab_completes_commands_users_and_rooms() {
         s.lines().any(|l| l.contains("online") && l.contains("bob"))
     });
     complete(&t, "/chat b", "/chat bob ");
+    complete(&t, "hi @b", "hi @bob ");
+
+    // Several fit: Tab completes what they share, a second Tab lists them.
+    t.type_keys("/lo");
+    t.key("Tab");
+    t.wait_screen("the shared part", WAIT, |s| {
+        last_line(s).trim_end() == "> /log"
+    });
+    t.key("Tab");
+    t.wait_screen("the candidates listed", WAIT, |s| {
+        s.lines()
+            .any(|l| l.contains("/login") && l.contains("/logout") && !l.starts_with('>'))
+    });
+    t.key("C-c");
+    t.wait_screen("the line cleared", WAIT, |s| last_line(s).trim_end() == ">");
 
     // A room name the peer has seen in /rooms, with or without `#`.
     t.type_command("/rooms");
