@@ -2,7 +2,7 @@
 //! typed (a username that breaks the rule, `/login` while logged in, a
 //! password shorter than the rule the prompt states), and Ctrl-C cancels
 //! what is being typed or answered, quitting only when pressed twice on an
-//! empty line.
+//! empty line. Tab completes commands, user names and room names.
 
 mod kit;
 
@@ -127,4 +127,66 @@ fn ctrl_c_cancels_before_it_quits() {
         let _ = t.screen();
     };
     assert_eq!(status, Some(0), "{}", t.screen());
+}
+
+/// Presses Tab on `typed` and waits for the prompt line to read `want`
+/// (with the cursor after it), then clears the line (Ctrl-C).
+fn complete(t: &Tmux, typed: &str, want: &str) {
+    t.type_keys(typed);
+    t.key("Tab");
+    let line = format!("> {want}");
+    let col = line.chars().count();
+    t.wait_screen(&format!("{typed:?} completed to {want:?}"), WAIT, |s| {
+        last_line(s).trim_end() == line.trim_end() && t.cursor_x() == col
+    });
+    t.key("C-c");
+    t.wait_screen("the line cleared", WAIT, |s| last_line(s).trim_end() == ">");
+}
+
+#[test]
+fn tab_completes_commands_users_and_rooms() {
+    if !tmux_available() {
+        return;
+    }
+    let reg = Registry::start(&[]);
+    let mut bob = Peer::spawn_named("bob", reg.addr(), &[]);
+    bob.login_new("bob");
+    bob.command_ok("/create lab", "room_joined", ANY, WAIT);
+
+    let t = Tmux::start(&peer_command(&reg), 160, 40);
+    t.wait_screen("the prompt", WAIT, |s| last_line(s).trim_end() == ">");
+    complete(&t, "/cr", "/create ");
+
+    t.type_command(&format!("/register alice {PASSWORD}"));
+    t.wait_screen("registered", WAIT, |s| s.contains("registered alice"));
+    t.type_command(&format!("/login alice {PASSWORD}"));
+    t.wait_screen("logged in", WAIT, |s| s.contains("logged in as alice"));
+
+    // A user name the peer has seen in /who.
+    t.type_command("/who");
+    t.wait_screen("the online list", WAIT, |s| {
+        s.lines().any(|l| l.contains("online") && l.contains("bob"))
+    });
+    complete(&t, "/chat b", "/chat bob ");
+    complete(&t, "hi @b", "hi @bob ");
+
+    // Several fit: Tab completes what they share, a second Tab lists them.
+    t.type_keys("/lo");
+    t.key("Tab");
+    t.wait_screen("the shared part", WAIT, |s| {
+        last_line(s).trim_end() == "> /log"
+    });
+    t.key("Tab");
+    t.wait_screen("the candidates listed", WAIT, |s| {
+        s.lines()
+            .any(|l| l.contains("/login") && l.contains("/logout") && !l.starts_with('>'))
+    });
+    t.key("C-c");
+    t.wait_screen("the line cleared", WAIT, |s| last_line(s).trim_end() == ">");
+
+    // A room name the peer has seen in /rooms, with or without `#`.
+    t.type_command("/rooms");
+    t.wait_screen("the room list", WAIT, |s| s.contains("rooms: #lab"));
+    complete(&t, "/join l", "/join lab ");
+    complete(&t, "/switch #l", "/switch #lab ");
 }

@@ -19,6 +19,7 @@ pub mod app;
 pub mod chat;
 pub mod chats;
 pub mod commands;
+pub mod complete;
 pub mod events;
 pub mod link;
 pub mod rooms;
@@ -136,8 +137,9 @@ pub fn run(cfg: Config) -> i32 {
 
     term::save();
     let logged_in = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let names = complete::SharedNames::default();
     let sink = if script.is_none() {
-        term::spawn_stdin(tx.clone(), logged_in.clone())
+        term::spawn_stdin(tx.clone(), logged_in.clone(), names.clone())
     } else {
         None
     };
@@ -201,6 +203,7 @@ pub fn run(cfg: Config) -> i32 {
     }
     let mut app = app::App::new(cfg, ui, tx, conn_tx, udp, tcp_port, udp_port);
     app.share_login_state(logged_in);
+    app.share_names(names);
     app.script = script;
     app.rooms.queue_overflow = overflow;
     let code = app.run(rx, conn_rx, dg_rx, sig_rx);

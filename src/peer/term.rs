@@ -2,6 +2,7 @@
 //! prompt, and putting the terminal back as it was on exit.
 
 use super::commands::{self, Command};
+use super::complete::{LineHelper, SharedNames};
 use super::events::Event;
 use super::ui::Sink;
 use crate::protocol::names::{Username, PASSWORD_MIN};
@@ -14,6 +15,9 @@ pub fn is_tty(fd: i32) -> bool {
     // SAFETY: isatty only inspects the descriptor.
     unsafe { libc::isatty(fd) == 1 }
 }
+
+/// The line editor, with Tab completion.
+type Editor = rustyline::Editor<LineHelper, rustyline::history::DefaultHistory>;
 
 static SAVED: OnceLock<libc::termios> = OnceLock::new();
 
@@ -182,11 +186,22 @@ fn forward(line: &str, interactive: bool, logged_in: &AtomicBool, events: &Sende
 
 /// Starts the stdin thread. On a terminal it runs a line editor and returns
 /// the editor's printer, so output never garbles the line being typed.
-/// `logged_in` is the main loop's word on whether a session is open.
-pub fn spawn_stdin(events: Sender<Event>, logged_in: Arc<AtomicBool>) -> Option<Sink> {
+/// `logged_in` is the main loop's word on whether a session is open;
+/// `names` the names it has seen, for Tab completion.
+pub fn spawn_stdin(
+    events: Sender<Event>,
+    logged_in: Arc<AtomicBool>,
+    names: SharedNames,
+) -> Option<Sink> {
     if is_tty(0) && is_tty(1) {
-        match rustyline::DefaultEditor::new() {
+        // Tab lists the candidates under the line and completes what they
+        // share (as bash does): the same keys give the same screen.
+        let config = rustyline::Config::builder()
+            .completion_type(rustyline::CompletionType::List)
+            .build();
+        match Editor::with_config(config) {
             Ok(mut editor) => {
+                editor.set_helper(Some(LineHelper { names }));
                 editor.bind_sequence(
                     rustyline::KeyEvent::ctrl('C'),
                     rustyline::EventHandler::Conditional(Box::new(CtrlC)),
@@ -247,11 +262,7 @@ impl rustyline::ConditionalEventHandler for CtrlC {
 /// A second Ctrl-C on an empty line within this long quits.
 const QUIT_AGAIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
 
-fn editor_loop(
-    mut editor: rustyline::DefaultEditor,
-    events: Sender<Event>,
-    logged_in: Arc<AtomicBool>,
-) {
+fn editor_loop(mut editor: Editor, events: Sender<Event>, logged_in: Arc<AtomicBool>) {
     use rustyline::error::ReadlineError;
     let mut last_interrupt: Option<std::time::Instant> = None;
     loop {

@@ -60,6 +60,8 @@ pub struct App {
     /// Whether a session is open, for the stdin thread (which checks
     /// `/login` before asking for a password).
     logged_in: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Names seen go by, for Tab completion in the stdin thread.
+    names: crate::peer::complete::SharedNames,
     pub cfg: Config,
     pub ui: Ui,
     pub events: Sender<Event>,
@@ -120,6 +122,7 @@ impl App {
         chats.set_resume_limit(cfg.chat_resume);
         App {
             logged_in: Default::default(),
+            names: Default::default(),
             cfg,
             ui,
             events,
@@ -159,6 +162,9 @@ impl App {
         if let Some(script) = &mut self.script {
             script.observe(&ev);
         }
+        if let Ok(mut names) = self.names.lock() {
+            names.observe(&ev);
+        }
         self.ui.emit(ev);
     }
 
@@ -174,6 +180,11 @@ impl App {
     /// Shares whether a session is open with the stdin thread.
     pub fn share_login_state(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
         self.logged_in = flag;
+    }
+
+    /// Shares the names seen go by with the stdin thread (Tab completion).
+    pub fn share_names(&mut self, names: crate::peer::complete::SharedNames) {
+        self.names = names;
     }
 
     pub(super) fn set_logged_in(&self, on: bool) {
