@@ -110,7 +110,9 @@ fn main() {
         (_, "always") => true,
         _ => !no_color_env && term::is_tty(1),
     };
-    let (registry, discovery) = match args.registry {
+    // REGISTRY_ADDR set but empty counts as not given.
+    let given = args.registry.filter(|r| !r.trim().is_empty());
+    let (registry, discovery) = match given {
         Some(r) => (r, None),
         None => {
             let d = discover(Duration::from_millis(args.discover_ms));

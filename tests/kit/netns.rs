@@ -146,7 +146,11 @@ impl Lab {
 
     fn build(&mut self, hosts: &[(&str, Ipv4Addr)]) -> Result<(), String> {
         let br = self.add_ns("br")?;
-        run(&["ip", "-n", &br, "link", "add", "br0", "type", "bridge"])?;
+        // No IGMP snooping: multicast DNS (registry discovery) reaches
+        // every port without a querier on the bridge.
+        run(&[
+            "ip", "-n", &br, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0",
+        ])?;
         run(&["ip", "-n", &br, "link", "set", "br0", "up"])?;
         for (i, (role, ip)) in hosts.iter().enumerate() {
             let ns = self.add_ns(role)?;
@@ -159,6 +163,8 @@ impl Lab {
             let cidr = format!("{ip}/24");
             run(&["ip", "-n", &ns, "addr", "add", &cidr, "dev", "eth0"])?;
             run(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
+            // There is no default route; multicast (mDNS) needs one.
+            run(&["ip", "-n", &ns, "route", "add", "224.0.0.0/4", "dev", "eth0"])?;
         }
         Ok(())
     }
