@@ -46,7 +46,10 @@ impl Announcer {
         let _ = daemon.disable_interface(IfKind::IPv6);
         let _ = daemon.disable_interface(IfKind::LoopbackV4);
         let name = instance_name(host, listen.port());
-        let host_name = format!("{}.local.", dns_label(host));
+        // A name of its own, not HOST.local.: that one belongs to the
+        // machine's own responder (Avahi), and two registries on hosts of
+        // the same name (or one host) must not merge their addresses.
+        let host_name = format!("lanchat-{}-{}.local.", dns_label(host), listen.port());
         let props = [("proto", PROTO_VERSION)];
         let info = if ip.is_unspecified() {
             ServiceInfo::new(SERVICE_TYPE, &name, &host_name, "", listen.port(), &props[..])
@@ -82,7 +85,7 @@ fn dns_label(host: &str) -> String {
     let label: String = host
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .take(63)
+        .take(40)
         .collect();
     if label.is_empty() {
         "lanchat".into()
@@ -166,7 +169,7 @@ mod tests {
     fn host_names_become_one_label() {
         assert_eq!(dns_label("lab.example"), "lab-example");
         assert_eq!(dns_label(""), "lanchat");
-        assert_eq!(dns_label(&"x".repeat(100)).len(), 63);
+        assert_eq!(dns_label(&"x".repeat(100)).len(), 40);
     }
 
     #[test]

@@ -95,3 +95,30 @@ fn the_fallback_line_names_both_ways_to_give_a_registry() {
         "{text}"
     );
 }
+
+#[test]
+fn of_several_registries_the_peer_lists_all_and_uses_the_first_by_name() {
+    let ips = [Ipv4Addr::new(10, 197, 4, 1), Ipv4Addr::new(10, 197, 4, 2)];
+    let hosts = [("r1", ips[0]), ("r2", ips[1]), ("cat", Ipv4Addr::new(10, 197, 4, 3))];
+    let Some(lab) = Lab::start("lcdisc", "many", &hosts, false) else {
+        return;
+    };
+    let regs = [lab.registry("r1", ips[0]), lab.registry("r2", ips[1])];
+    let mut cat = Peer::start("", "cat", &lab.peer_opts("cat"));
+    let ev = cat.expect_where("discovery of 2", |v| v["event"] == "discovery", WAIT);
+    let list = found(&ev);
+    let mut want: Vec<String> = regs
+        .iter()
+        .zip(ips)
+        .map(|(r, ip)| format!("{ip}:{}", r.port()))
+        .collect();
+    let mut names: Vec<String> = list.iter().map(|(n, _)| n.clone()).collect();
+    names.sort();
+    assert_eq!(list.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), names, "sorted: {ev}");
+    let mut got: Vec<String> = list.iter().map(|(_, a)| a.clone()).collect();
+    assert_eq!(ev["using"].as_str(), Some(got[0].as_str()), "{ev}");
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "{ev}");
+    cat.login_new("cat");
+}
