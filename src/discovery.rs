@@ -52,10 +52,24 @@ impl Announcer {
         let host_name = format!("lanchat-{}-{}.local.", dns_label(host), listen.port());
         let props = [("proto", PROTO_VERSION)];
         let info = if ip.is_unspecified() {
-            ServiceInfo::new(SERVICE_TYPE, &name, &host_name, "", listen.port(), &props[..])
-                .map(ServiceInfo::enable_addr_auto)
+            ServiceInfo::new(
+                SERVICE_TYPE,
+                &name,
+                &host_name,
+                "",
+                listen.port(),
+                &props[..],
+            )
+            .map(ServiceInfo::enable_addr_auto)
         } else {
-            ServiceInfo::new(SERVICE_TYPE, &name, &host_name, ip, listen.port(), &props[..])
+            ServiceInfo::new(
+                SERVICE_TYPE,
+                &name,
+                &host_name,
+                ip,
+                listen.port(),
+                &props[..],
+            )
         }
         .map_err(|e| e.to_string())?;
         let fullname = info.get_fullname().to_string();

@@ -78,8 +78,12 @@ fn with_announcing_off_the_peer_falls_back_to_loopback_with_a_hint() {
 /// The human line names the hint (`--registry`, `REGISTRY_ADDR`).
 #[test]
 fn the_fallback_line_names_both_ways_to_give_a_registry() {
-    let Some(lab) = Lab::start("lcdisc", "hint", &[("solo", Ipv4Addr::new(10, 197, 3, 1))], false)
-    else {
+    let Some(lab) = Lab::start(
+        "lcdisc",
+        "hint",
+        &[("solo", Ipv4Addr::new(10, 197, 3, 1))],
+        false,
+    ) else {
         return;
     };
     let out = kit::process::command(&lab.prefix("solo"), env!("CARGO_BIN_EXE_peer"))
@@ -99,7 +103,11 @@ fn the_fallback_line_names_both_ways_to_give_a_registry() {
 #[test]
 fn of_several_registries_the_peer_lists_all_and_uses_the_first_by_name() {
     let ips = [Ipv4Addr::new(10, 197, 4, 1), Ipv4Addr::new(10, 197, 4, 2)];
-    let hosts = [("r1", ips[0]), ("r2", ips[1]), ("cat", Ipv4Addr::new(10, 197, 4, 3))];
+    let hosts = [
+        ("r1", ips[0]),
+        ("r2", ips[1]),
+        ("cat", Ipv4Addr::new(10, 197, 4, 3)),
+    ];
     let Some(lab) = Lab::start("lcdisc", "many", &hosts, false) else {
         return;
     };
@@ -114,7 +122,11 @@ fn of_several_registries_the_peer_lists_all_and_uses_the_first_by_name() {
         .collect();
     let mut names: Vec<String> = list.iter().map(|(n, _)| n.clone()).collect();
     names.sort();
-    assert_eq!(list.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), names, "sorted: {ev}");
+    assert_eq!(
+        list.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        names,
+        "sorted: {ev}"
+    );
     let mut got: Vec<String> = list.iter().map(|(_, a)| a.clone()).collect();
     assert_eq!(ev["using"].as_str(), Some(got[0].as_str()), "{ev}");
     got.sort();

@@ -272,14 +272,29 @@ fn discovery_lines_name_what_was_found_or_the_hint() {
             using: using.into(),
         }))
     };
-    let one = line(vec![reg("lanchat registry on t:15600", "10.0.0.1:15600")], "10.0.0.1:15600");
-    assert!(one.contains("found registry lanchat registry on t:15600 at 10.0.0.1:15600 on the LAN"), "{one}");
+    let one = line(
+        vec![reg("lanchat registry on t:15600", "10.0.0.1:15600")],
+        "10.0.0.1:15600",
+    );
+    assert!(
+        one.contains("found registry lanchat registry on t:15600 at 10.0.0.1:15600 on the LAN"),
+        "{one}"
+    );
     let two = line(
         vec![reg("a", "10.0.0.1:1"), reg("b", "10.0.0.2:2")],
         "10.0.0.1:1",
     );
-    assert!(two.contains("found 2 registries on the LAN: a at 10.0.0.1:1, b at 10.0.0.2:2; using a"), "{two}");
+    assert!(
+        two.contains("found 2 registries on the LAN: a at 10.0.0.1:1, b at 10.0.0.2:2; using a"),
+        "{two}"
+    );
     let none = line(Vec::new(), "127.0.0.1:15600");
-    assert!(none.contains("no registry found on the LAN; trying 127.0.0.1:15600"), "{none}");
-    assert!(none.contains("--registry") && none.contains("REGISTRY_ADDR"), "{none}");
+    assert!(
+        none.contains("no registry found on the LAN; trying 127.0.0.1:15600"),
+        "{none}"
+    );
+    assert!(
+        none.contains("--registry") && none.contains("REGISTRY_ADDR"),
+        "{none}"
+    );
 }
