@@ -116,6 +116,10 @@ fn keep_big_allocations_returnable() {
 
 /// Announces the registry on the LAN; a failure is only a warning.
 fn announce(listen: std::net::SocketAddr) -> Option<Announcer> {
+    if listen.ip().is_loopback() {
+        log::info!("not announced on the LAN: listening on loopback only");
+        return None;
+    }
     match Announcer::start(listen, &lanchat::sys::hostname()) {
         Ok(a) => {
             log::info!("announcing {} on the LAN (mDNS)", a.fullname());
