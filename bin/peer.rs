@@ -3,7 +3,11 @@
 
 use clap::Parser;
 use lanchat::peer::rooms::faults::Faults;
-use lanchat::peer::{run, term, Config};
+use lanchat::peer::{run, term, Config, Discovery};
+use std::time::{Duration, Instant};
+
+/// The registry used when none is given and none is found on the LAN.
+const FALLBACK: &str = "127.0.0.1:15600";
 use std::net::IpAddr;
 
 /// A lanchat peer: one-to-one chats over TCP and chat rooms over UDP, straight
@@ -20,8 +24,17 @@ struct Args {
     /// connected one dies or stops answering, the peer moves its session and
     /// rooms to the next one. A name that resolves to several addresses
     /// counts as several.
-    #[arg(long, env = "REGISTRY_ADDR", default_value = "127.0.0.1:15600")]
-    registry: String,
+    ///
+    /// Given neither this nor REGISTRY_ADDR, the peer looks for registries
+    /// announced on the LAN (mDNS, `_lanchat._tcp`) for --discover-ms: one
+    /// found is used, of several the first by name; none: 127.0.0.1:15600.
+    #[arg(long, env = "REGISTRY_ADDR")]
+    registry: Option<String>,
+
+    /// How long to look for registries on the LAN (milliseconds) when no
+    /// registry is given.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=30_000))]
+    discover_ms: u64,
 
     /// Port for this peer's chat listener (TCP) and room socket (UDP); 0 picks
     /// a free one. Fix it when a firewall must let peers in.
@@ -69,6 +82,25 @@ struct Args {
     chat_resume_secs: u64,
 }
 
+/// Browses the LAN for registries; the outcome is shown once the peer runs.
+fn discover(wait: Duration) -> Discovery {
+    let started = Instant::now();
+    let (found, error) = lanchat::discovery::browse(wait);
+    if let Some(e) = &error {
+        log::warn!("cannot look for registries on the LAN: {e}");
+    }
+    let using = found
+        .first()
+        .map(|f| f.addr.to_string())
+        .unwrap_or_else(|| FALLBACK.to_string());
+    log::info!(
+        "looked for registries on the LAN for {} ms: {} found",
+        started.elapsed().as_millis(),
+        found.len()
+    );
+    Discovery { found, using }
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
@@ -78,8 +110,18 @@ fn main() {
         (_, "always") => true,
         _ => !no_color_env && term::is_tty(1),
     };
+    // REGISTRY_ADDR set but empty counts as not given.
+    let given = args.registry.filter(|r| !r.trim().is_empty());
+    let (registry, discovery) = match given {
+        Some(r) => (r, None),
+        None => {
+            let d = discover(Duration::from_millis(args.discover_ms));
+            (d.using.clone(), Some(d))
+        }
+    };
     let code = run(Config {
-        registry: args.registry,
+        registry,
+        discovery,
         bind: args.bind,
         port: args.port,
         advertise: args.advertise.map(|ip| ip.to_string()),

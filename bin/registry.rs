@@ -2,6 +2,7 @@
 //! hands off to [`lanchat::registry::Server`].
 
 use clap::Parser;
+use lanchat::discovery::Announcer;
 use lanchat::registry::{Config, Server};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -91,6 +92,12 @@ struct Args {
     /// start, sessions a previous run with the same name left are taken offline.
     #[arg(long)]
     instance_id: Option<String>,
+
+    /// Do not announce this registry on the LAN. By default it announces
+    /// itself with DNS-SD over multicast DNS (`_lanchat._tcp.local.`), so
+    /// peers started without --registry find it.
+    #[arg(long)]
+    no_announce: bool,
 }
 
 /// Each password hash allocates its Argon2 memory (19 MiB) and frees it.
@@ -104,6 +111,24 @@ fn keep_big_allocations_returnable() {
     // other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// Announces the registry on the LAN; a failure is only a warning.
+fn announce(listen: std::net::SocketAddr) -> Option<Announcer> {
+    if listen.ip().is_loopback() {
+        log::info!("not announced on the LAN: listening on loopback only");
+        return None;
+    }
+    match Announcer::start(listen, &lanchat::sys::hostname()) {
+        Ok(a) => {
+            log::info!("announcing {} on the LAN (mDNS)", a.fullname());
+            Some(a)
+        }
+        Err(e) => {
+            log::warn!("not announced on the LAN: {e}");
+            None
+        }
     }
 }
 
@@ -169,6 +194,14 @@ fn main() -> ExitCode {
     // then signals must not find the default action (death, no clean-up).
     // Tests and scripts read the real port from this line (with --listen …:0).
     println!("registry listening on {}", server.local_addr());
+    let announcer = if args.no_announce {
+        None
+    } else {
+        announce(server.local_addr())
+    };
     server.run();
+    if let Some(a) = announcer {
+        a.stop();
+    }
     ExitCode::SUCCESS
 }

@@ -57,6 +57,7 @@
 //!
 //! Shared by both programs: [`sys`], process set-up (the open-file limit).
 
+pub mod discovery;
 pub mod peer;
 pub mod protocol;
 pub mod registry;

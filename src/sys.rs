@@ -42,3 +42,12 @@ pub fn raise_nofile_limit(what: &str, per: u64) {
     #[cfg(not(unix))]
     let _ = (what, per);
 }
+
+/// This machine's host name ("localhost" when it cannot be read).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

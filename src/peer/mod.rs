@@ -52,6 +52,8 @@ const EVENT_QUEUE: usize = 1024;
 pub struct Config {
     /// Registry `host:port`.
     pub registry: String,
+    /// How `registry` was found on the LAN, when it was not given.
+    pub discovery: Option<Discovery>,
     /// Address to bind the chat listener and room socket to.
     pub bind: IpAddr,
     /// Port for both the TCP listener and the UDP socket (0: any free one).
@@ -67,6 +69,15 @@ pub struct Config {
     /// An interrupted chat gives up after this long without its partner
     /// (120 s).
     pub chat_resume: std::time::Duration,
+}
+
+/// The outcome of looking for registries on the LAN (no `--registry`).
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    /// The registries found, sorted by name.
+    pub found: Vec<crate::discovery::Found>,
+    /// The address used: the first found, or the fallback.
+    pub using: String,
 }
 
 /// Binds the TCP listener and the UDP socket. With port 0 both get the same

@@ -77,14 +77,6 @@ fn loopback_for(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
 impl Server {
     /// Opens the store and binds the TCP and UDP sockets.
     pub fn bind(config: Config) -> Result<Server, String> {
@@ -107,7 +99,7 @@ impl Server {
         let instance = config
             .instance_id
             .clone()
-            .unwrap_or_else(|| format!("{}:{}", hostname(), local.port()));
+            .unwrap_or_else(|| format!("{}:{}", crate::sys::hostname(), local.port()));
         let conns = Arc::new(Conns::new(config.max_connections_per_ip));
         let registry = Registry::with_clock(store, config, instance, local.port(), clock)?;
         let startup_done = match registry.detach_own_sessions() {

@@ -75,6 +75,9 @@ pub enum Unavailable {
     Broken(String),
 }
 
+/// The IPv4 multicast range, routed to each host's bridge port.
+const MULTICAST: &str = "224.0.0.0/4";
+
 /// The namespaces one test created; deleted (last first) on drop, which
 /// also removes the veth pairs and the bridge inside them.
 pub struct Lab {
@@ -146,7 +149,14 @@ impl Lab {
 
     fn build(&mut self, hosts: &[(&str, Ipv4Addr)]) -> Result<(), String> {
         let br = self.add_ns("br")?;
-        run(&["ip", "-n", &br, "link", "add", "br0", "type", "bridge"])?;
+        // No IGMP snooping: multicast DNS (registry discovery) reaches
+        // every port without a querier on the bridge.
+        let no_snooping = ["mcast_snooping", "0"];
+        run(&[
+            &["ip", "-n", &br, "link", "add", "br0", "type", "bridge"][..],
+            &no_snooping,
+        ]
+        .concat())?;
         run(&["ip", "-n", &br, "link", "set", "br0", "up"])?;
         for (i, (role, ip)) in hosts.iter().enumerate() {
             let ns = self.add_ns(role)?;
@@ -159,6 +169,8 @@ impl Lab {
             let cidr = format!("{ip}/24");
             run(&["ip", "-n", &ns, "addr", "add", &cidr, "dev", "eth0"])?;
             run(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
+            // There is no default route; multicast (mDNS) needs one.
+            run(&["ip", "-n", &ns, "route", "add", MULTICAST, "dev", "eth0"])?;
         }
         Ok(())
     }

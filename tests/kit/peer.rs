@@ -140,12 +140,15 @@ impl Peer {
 
     /// Starts a peer labelled `name` (not logged in) with `opts`.
     /// `REGISTRY_ADDR` and `LANCHAT_FAULTS` are removed from its environment;
-    /// `RUST_LOG` defaults to `info`.
+    /// `RUST_LOG` defaults to `info`. An empty `registry` starts it without
+    /// `--registry`: it looks for one on the LAN.
     pub fn start(registry: impl Display, name: &str, opts: &PeerOpts) -> Peer {
         let mut cmd = command(&opts.prefix, env!("CARGO_BIN_EXE_peer"));
-        cmd.arg("--json")
-            .arg("--registry")
-            .arg(registry.to_string());
+        cmd.arg("--json");
+        let registry = registry.to_string();
+        if !registry.is_empty() {
+            cmd.arg("--registry").arg(registry);
+        }
         let has_bind = opts
             .args
             .iter()

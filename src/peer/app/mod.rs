@@ -224,6 +224,12 @@ impl App {
             tcp_port: self.tcp_port,
             udp_port: self.udp_port,
         });
+        if let Some(d) = self.cfg.discovery.clone() {
+            self.emit(UiEvent::Discovery {
+                found: d.found,
+                using: d.using,
+            });
+        }
         loop {
             let now = Instant::now();
             self.link.poll_connect(now);

@@ -26,6 +26,12 @@ pub enum UiEvent {
     Notice {
         text: String,
     },
+    /// Started without a registry: what looking on the LAN found (sorted
+    /// by name) and the address used (the first found, else the fallback).
+    Discovery {
+        found: Vec<crate::discovery::Found>,
+        using: String,
+    },
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<String>,

@@ -138,6 +138,7 @@ impl Ui {
                 "ready: chats on TCP port {tcp_port}, rooms on UDP port {udp_port}; /help lists commands"
             )),
             UiEvent::Notice { text } => Self::notice(text),
+            UiEvent::Discovery { found, using } => Self::notice(&discovery_line(found, using)),
             UiEvent::Error { message, .. } => format!("{} {}", "!!".red().bold(), message.red()),
             UiEvent::Help { commands } => {
                 let mut s = "commands:".bold().to_string();
@@ -288,3 +289,22 @@ impl Ui {
 #[cfg(test)]
 #[path = "render_tests.rs"]
 mod tests;
+
+/// The line that says which registry looking on the LAN found.
+fn discovery_line(found: &[crate::discovery::Found], using: &str) -> String {
+    match found {
+        [] => format!(
+            "no registry found on the LAN; trying {using} (name one with --registry HOST:PORT or REGISTRY_ADDR)"
+        ),
+        [one] => format!("found registry {} at {} on the LAN", one.name, one.addr),
+        [first, ..] => {
+            let all: Vec<String> = found.iter().map(|f| format!("{} at {}", f.name, f.addr)).collect();
+            format!(
+                "found {} registries on the LAN: {}; using {} (choose with --registry HOST:PORT)",
+                found.len(),
+                all.join(", "),
+                first.name
+            )
+        }
+    }
+}

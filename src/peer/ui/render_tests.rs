@@ -257,3 +257,44 @@ fn the_move_to_another_registry_is_one_line() {
         "-- registry 127.0.0.1:15600 is gone; now on 127.0.0.1:15601"
     );
 }
+
+#[test]
+fn discovery_lines_name_what_was_found_or_the_hint() {
+    let ui = Ui::new(false, false, Sink::Stdout);
+    let reg = |name: &str, addr: &str| crate::discovery::Found {
+        name: name.into(),
+        addr: addr.parse().expect("address"),
+        proto: Some("1".into()),
+    };
+    let line = |found: Vec<crate::discovery::Found>, using: &str| {
+        plain(ui.line(UiEvent::Discovery {
+            found,
+            using: using.into(),
+        }))
+    };
+    let one = line(
+        vec![reg("lanchat registry on t:15600", "10.0.0.1:15600")],
+        "10.0.0.1:15600",
+    );
+    assert!(
+        one.contains("found registry lanchat registry on t:15600 at 10.0.0.1:15600 on the LAN"),
+        "{one}"
+    );
+    let two = line(
+        vec![reg("a", "10.0.0.1:1"), reg("b", "10.0.0.2:2")],
+        "10.0.0.1:1",
+    );
+    assert!(
+        two.contains("found 2 registries on the LAN: a at 10.0.0.1:1, b at 10.0.0.2:2; using a"),
+        "{two}"
+    );
+    let none = line(Vec::new(), "127.0.0.1:15600");
+    assert!(
+        none.contains("no registry found on the LAN; trying 127.0.0.1:15600"),
+        "{none}"
+    );
+    assert!(
+        none.contains("--registry") && none.contains("REGISTRY_ADDR"),
+        "{none}"
+    );
+}

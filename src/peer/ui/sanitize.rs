@@ -102,6 +102,13 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
         | UiEvent::ScriptDone
         | UiEvent::Bye => {}
         UiEvent::Notice { text } => s(text),
+        UiEvent::Discovery { found, using } => {
+            for f in found {
+                s(&mut f.name);
+                f.proto.iter_mut().for_each(s);
+            }
+            s(using);
+        }
         UiEvent::Error { code, message } => {
             code.iter_mut().for_each(s);
             s(message);
@@ -258,6 +265,14 @@ mod tests {
                 udp_port: 2,
             },
             UiEvent::Notice { text: t() },
+            UiEvent::Discovery {
+                found: vec![crate::discovery::Found {
+                    name: t(),
+                    addr: "10.0.0.1:15600".parse().expect("address"),
+                    proto: Some(t()),
+                }],
+                using: t(),
+            },
             UiEvent::Error {
                 code: Some(t()),
                 message: t(),
