@@ -230,6 +230,13 @@ fn case_touch_sessions(s: &dyn Store) {
     );
     assert_eq!(s.touch_sessions(&[], 9000).unwrap(), 0);
     assert_eq!(s.touch_sessions(&["unknown".into()], 9000).unwrap(), 0);
+    // A late batch (a retried write, or another registry's older batch)
+    // never moves last_seen back: heartbeats are idempotent and monotonic.
+    assert_eq!(s.touch_sessions(&[tok("alice")], 3000).unwrap(), 1);
+    assert_eq!(
+        s.session_by_user("alice").unwrap().unwrap().last_seen_ms,
+        7000
+    );
 }
 
 fn case_online_sessions(s: &dyn Store) {

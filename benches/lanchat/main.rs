@@ -9,11 +9,11 @@
 //! (MET / NOT MET), never asserted. See BENCHMARKS.md for a run and what the
 //! figures mean.
 //!
-//! Sections (`--only`, comma-separated): `floor`, `registry`, `concurrency`,
-//! `rooms`, `footprint`. The floor also runs whenever `registry` or `rooms`
+//! Sections (`--only`, comma-separated): `floor`, `registry`, `workload`,
+//! `concurrency`, `rooms`, `footprint`. The floor also runs whenever `registry` or `rooms`
 //! does, since their latencies are shown as ratios to it.
 //!
-//! Modules: [`floor`], [`registry`], [`concurrency`], [`rooms`] (with its
+//! Modules: [`floor`], [`registry`], [`workload`], [`concurrency`], [`rooms`] (with its
 //! peers in [`hub`]) and [`footprint`] measure and report one section each;
 //! [`load`] drives the registry, [`sys`] reads `/proc`, [`procs`] starts the
 //! release binaries through the test kit (`tests/kit`), [`report`] formats.
@@ -42,6 +42,7 @@ mod registry;
 mod report;
 mod rooms;
 mod sys;
+mod workload;
 
 use clap::Parser;
 use concurrency::*;
@@ -71,11 +72,19 @@ use std::sync::{Barrier, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 use sys::*;
+use workload::*;
 
 /// When the run started, for [`progress!`].
 static T0: OnceLock<Instant> = OnceLock::new();
 
-const SECTIONS: [&str; 5] = ["floor", "registry", "concurrency", "rooms", "footprint"];
+const SECTIONS: [&str; 6] = [
+    "floor",
+    "registry",
+    "workload",
+    "concurrency",
+    "rooms",
+    "footprint",
+];
 /// Cheap Argon2id for parts that only need many accounts quickly.
 const CHEAP_ARGON2: [&str; 4] = ["--argon2-memory-kib", "256", "--argon2-passes", "1"];
 /// So the registry's per-connection pacing never caps throughput.
@@ -108,7 +117,7 @@ struct Opts {
         value_name = "LIST",
         value_delimiter = ',',
         value_parser = SECTIONS,
-        default_value = "floor,registry,concurrency,rooms,footprint"
+        default_value = "floor,registry,workload,concurrency,rooms,footprint"
     )]
     only: Vec<String>,
     /// Room sizes to measure (default 10,30,100).
@@ -169,6 +178,7 @@ struct Params {
     login_clients: Vec<usize>,
     sessions: usize,
     search_secs: f64,
+    workload_secs: f64,
     room_sizes: Vec<usize>,
     room_msgs: usize,
     base_rate: f64,
@@ -194,6 +204,7 @@ impl Params {
                 login_clients: vec![1, 8],
                 sessions: 10_000,
                 search_secs: 3.0,
+                workload_secs: 1.0,
                 room_sizes: vec![10, 30, 100],
                 room_msgs: 100,
                 base_rate: 200.0,
@@ -216,6 +227,7 @@ impl Params {
                 login_clients: vec![1, 8],
                 sessions: 10_000,
                 search_secs: 10.0,
+                workload_secs: 5.0,
                 room_sizes: vec![10, 30, 100],
                 room_msgs: 400,
                 base_rate: 200.0,
@@ -291,6 +303,14 @@ fn main() {
             Ok(stores)
         })
     });
+    let workload = opts.has("workload").then(|| {
+        guarded("workload", || {
+            let mut runs = vec![workload(&p, "embedded", None, dir.path())];
+            let mongo = start_mongo()?;
+            runs.push(workload(&p, "mongodb", Some(&mongo), dir.path()));
+            Ok(runs)
+        })
+    });
     let conc = opts
         .has("concurrency")
         .then(|| guarded("concurrency", || concurrency_section(&p, dir.path())));
@@ -328,6 +348,9 @@ fn main() {
     }
     if let Some(x) = &registry {
         report_registry(&mut r, x, floor_ok);
+    }
+    if let Some(x) = &workload {
+        report_workload(&mut r, x);
     }
     if let Some(x) = &conc {
         report_conc(&mut r, x, floor_ok);

@@ -142,6 +142,9 @@ pub fn run(registry: &Registry, stop: Receiver<()>, mut startup_done: bool) {
         if !startup_done {
             startup_done = registry.detach_own_sessions().is_ok();
         }
+        if flushed {
+            registry.retry_unfinished_leaves();
+        }
         // While heartbeats cannot be written, sessions would look stale
         // through no fault of their peers: do not time anyone out then.
         if flushed && last_sweep.elapsed() >= SWEEP_EVERY {

@@ -80,6 +80,9 @@ pub struct Registry {
     pub clock: Arc<dyn Clock>,
     hasher: Hasher,
     limiter: LoginLimiter,
+    /// Users taken offline whose room leaves the store refused (during a
+    /// MongoDB election, say): retried until done, see `offline.rs`.
+    unfinished_leaves: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 fn api(code: ErrorCode, message: impl Into<String>) -> ApiError {
@@ -141,6 +144,7 @@ impl Registry {
             config,
             instance,
             heartbeat_port,
+            unfinished_leaves: Default::default(),
         })
     }
 

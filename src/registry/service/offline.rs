@@ -8,24 +8,63 @@ use crate::registry::auth;
 use crate::registry::store::StoreError;
 
 impl Registry {
-    /// Removes a user from every room (their session went offline).
+    /// Removes a user from every room (their session went offline). What the
+    /// store refuses is retried by [`Registry::retry_unfinished_leaves`]: a
+    /// member left in a room after its session ended would keep the key.
     pub fn leave_all_rooms(&self, username: &str) {
-        match self.store.rooms_of(username) {
-            Ok(rooms) => {
-                for room in rooms {
-                    match self
-                        .store
-                        .remove_member(&room, username, &auth::new_token())
-                    {
-                        Ok(left) if left.room_deleted => {
-                            log::info!("room {room} is empty and deleted")
-                        }
-                        Ok(_) => {}
-                        Err(e) => log::warn!("cannot remove {username} from {room}: {e}"),
-                    }
+        if !self.try_leave_all_rooms(username) {
+            self.unfinished().insert(username.to_string());
+        }
+    }
+
+    /// False if the store refused any part (nothing else is undone).
+    fn try_leave_all_rooms(&self, username: &str) -> bool {
+        let rooms = match self.store.rooms_of(username) {
+            Ok(rooms) => rooms,
+            Err(e) => {
+                log::warn!("cannot list the rooms of {username}: {e}; will retry");
+                return false;
+            }
+        };
+        let mut done = true;
+        for room in rooms {
+            match self
+                .store
+                .remove_member(&room, username, &auth::new_token())
+            {
+                Ok(left) if left.room_deleted => log::info!("room {room} is empty and deleted"),
+                Ok(_) => {}
+                Err(e) => {
+                    log::warn!("cannot remove {username} from {room}: {e}; will retry");
+                    done = false;
                 }
             }
-            Err(e) => log::warn!("cannot list the rooms of {username}: {e}"),
+        }
+        done
+    }
+
+    fn unfinished(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
+        self.unfinished_leaves
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Retries the room leaves the store refused, for users still offline
+    /// (one who came back holds their rooms again). Called by the presence
+    /// loop once heartbeats could be written, so the store answers again.
+    pub fn retry_unfinished_leaves(&self) {
+        let names = std::mem::take(&mut *self.unfinished());
+        for name in names {
+            let back = match self.store.session_by_user(&name) {
+                Ok(s) => s.is_some_and(|s| s.attached),
+                Err(_) => {
+                    self.unfinished().insert(name);
+                    continue;
+                }
+            };
+            if !back && !self.try_leave_all_rooms(&name) {
+                self.unfinished().insert(name);
+            }
         }
     }
 

@@ -266,7 +266,7 @@ impl Store for SqliteStore {
             let mut n = 0;
             {
                 let mut st = tx.prepare_cached(
-                    "UPDATE sessions SET last_seen_ms = ?2 WHERE token_hash = ?1",
+                    "UPDATE sessions SET last_seen_ms = MAX(last_seen_ms, ?2) WHERE token_hash = ?1",
                 )?;
                 let unique: std::collections::BTreeSet<&String> = token_hashes.iter().collect();
                 for t in unique {

@@ -187,7 +187,7 @@ impl Store for MemoryStore {
             let mut n = 0;
             for t in unique {
                 if let Some(s) = d.sessions.get_mut(t) {
-                    s.last_seen_ms = now_ms;
+                    s.last_seen_ms = s.last_seen_ms.max(now_ms);
                     n += 1;
                 }
             }

@@ -205,8 +205,10 @@ pub trait Store: Send + Sync {
     /// Detaches every session attached to `instance`; returns their records
     /// as they were.
     fn detach_instance(&self, instance: &str) -> StoreResult<Vec<SessionRecord>>;
-    /// Sets `last_seen_ms = now_ms` on the sessions with these token hashes
-    /// (unknown ones are ignored); returns how many matched.
+    /// Raises `last_seen_ms` to `now_ms` on the sessions with these token
+    /// hashes, never lowering it, so a batch applied twice or late (a retried
+    /// write, another registry's older batch) changes nothing; unknown ones
+    /// are ignored. Returns how many matched.
     fn touch_sessions(&self, token_hashes: &[String], now_ms: i64) -> StoreResult<u64>;
     /// Attached sessions with `last_seen_ms >= fresh_since_ms`, by username.
     fn online_sessions(&self, fresh_since_ms: i64) -> StoreResult<Vec<SessionRecord>>;
@@ -230,7 +232,8 @@ pub trait Store: Send + Sync {
     /// otherwise gives it `new_key` under the next epoch, so the one who
     /// left cannot read what the others send from then on. (Embedded and
     /// in-memory stores do both in one transaction; on MongoDB the key
-    /// changes right after the membership.)
+    /// changes first and the membership right after, so a failure between
+    /// the two leaves the member listed, never removed under the old key.)
     fn remove_member(&self, room: &str, username: &str, new_key: &str) -> StoreResult<Left>;
     /// Usernames of a room's members, sorted.
     fn room_members(&self, room: &str) -> StoreResult<Vec<String>>;

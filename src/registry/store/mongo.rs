@@ -55,11 +55,7 @@ impl MongoStore {
     /// Builds a client for `uri`. Fails only on a malformed URI or options,
     /// never because the server is unreachable.
     pub fn connect(uri: &str) -> StoreResult<MongoStore> {
-        let mut opts = ok(ClientOptions::parse(uri).run())?;
-        opts.server_selection_timeout.get_or_insert(TIMEOUT);
-        opts.connect_timeout.get_or_insert(TIMEOUT);
-        opts.app_name
-            .get_or_insert_with(|| "lanchat-registry".into());
+        let opts = client_options(uri)?;
         let db_name = opts.default_database.clone();
         let db_name = db_name.unwrap_or_else(|| DEFAULT_DB.into());
         let client = ok(Client::with_options(opts))?;
@@ -166,6 +162,17 @@ impl MongoStore {
     fn count_members(&self, room: &str) -> StoreResult<u64> {
         ok(self.members.count_documents(doc! {"room": room}).run())
     }
+}
+
+/// The URI's options, with our defaults where it gives none: 2 s to find a
+/// server and to connect, and the application's name.
+fn client_options(uri: &str) -> StoreResult<ClientOptions> {
+    let mut opts = ok(ClientOptions::parse(uri).run())?;
+    opts.server_selection_timeout.get_or_insert(TIMEOUT);
+    opts.connect_timeout.get_or_insert(TIMEOUT);
+    opts.app_name
+        .get_or_insert_with(|| "lanchat-registry".into());
+    Ok(opts)
 }
 
 fn ok<T>(r: mongodb::error::Result<T>) -> StoreResult<T> {
@@ -308,8 +315,12 @@ impl Store for MongoStore {
         if token_hashes.is_empty() {
             return Ok(0);
         }
+        // `$max`, not `$set`: `updateMany` is not a retryable write, so the
+        // registry re-sends a batch whose outcome it does not know; applied
+        // twice, or after a newer batch from another registry, it is a no-op.
         let filter = doc! {"token_hash": {"$in": token_hashes}};
-        self.set_sessions(filter, doc! {"last_seen_ms": now_ms}, true)
+        let update = doc! {"$max": {"last_seen_ms": now_ms}};
+        Ok(ok(self.sessions.update_many(filter, update).run())?.matched_count)
     }
 
     fn online_sessions(&self, fresh_since_ms: i64) -> StoreResult<Vec<SessionRecord>> {
@@ -372,14 +383,23 @@ impl Store for MongoStore {
                 room_deleted,
             })
         };
-        if !self.delete_one(&self.members, doc! {"room": room, "username": username})? {
+        // No transaction spans the two collections, so the order is chosen
+        // for a failure in between (a primary step-down, say): re-key first,
+        // then remove. Cut short, the member is still listed (and a retried
+        // leave re-keys again, so it never holds the final key); never
+        // removed with the room still under the key it holds.
+        let member = doc! {"room": room, "username": username};
+        if self.find_one(&self.members, member.clone())?.is_none() {
+            return left(false, false);
+        }
+        // One update, so the key and its epoch change together.
+        let rekey = doc! {"$set": {"key": new_key}, "$inc": {"epoch": 1_i64}};
+        ok(self.rooms.update_one(doc! {"name": room}, rekey).run())?;
+        if !self.delete_one(&self.members, member)? {
+            // A concurrent leave of the same member won the delete.
             return left(false, false);
         }
         if self.count_members(room)? > 0 {
-            // One update, so the key and its epoch change together; after
-            // the membership, so the one who left never sees the new key.
-            let rekey = doc! {"$set": {"key": new_key}, "$inc": {"epoch": 1_i64}};
-            ok(self.rooms.update_one(doc! {"name": room}, rekey).run())?;
             return left(true, false);
         }
         let deleted = self.delete_one(&self.rooms, doc! {"name": room})?;
@@ -426,3 +446,6 @@ impl Store for MongoStore {
         self.member_field(doc! {"username": username}, "room")
     }
 }
+
+#[cfg(test)]
+mod tests;

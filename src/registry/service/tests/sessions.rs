@@ -275,3 +275,45 @@ fn a_store_that_is_down_answers_store_unavailable() {
     t.clock.advance(ms(2000));
     assert!(t.is_online(&mut a, &ta, "alice"));
 }
+
+#[test]
+fn a_room_leave_the_store_refused_is_retried_once_it_answers() {
+    let mut t = T::new();
+    let (mut a, ta) = t.user("alice", 7001);
+    let (mut b, tb) = t.user("bob", 7002);
+    t.room(&mut a, room_op("create_room", &ta, "lab"));
+    t.room(&mut b, room_op("join_room", &tb, "lab"));
+    let epoch = t.store.find_room("lab").unwrap().unwrap().epoch;
+    // Bob's session ends while the store refuses everything (an election).
+    let bob = t.store.session_by_user("bob").unwrap().unwrap();
+    assert!(t.store.detach_session(&bob.token_hash, INSTANCE).unwrap());
+    t.store.set_unavailable(true);
+    t.reg.leave_all_rooms("bob");
+    t.reg.retry_unfinished_leaves();
+    t.store.set_unavailable(false);
+    assert_eq!(t.store.room_members("lab").unwrap(), ["alice", "bob"]);
+    // Once it answers, bob leaves and the room re-keys.
+    t.reg.retry_unfinished_leaves();
+    assert_eq!(t.store.room_members("lab").unwrap(), ["alice"]);
+    assert_eq!(t.store.find_room("lab").unwrap().unwrap().epoch, epoch + 1);
+    // Done: nothing is left to retry.
+    t.counts.take();
+    t.reg.retry_unfinished_leaves();
+    assert!(
+        t.counts.take().is_empty(),
+        "no store call when nothing is left"
+    );
+}
+
+#[test]
+fn a_user_back_online_keeps_the_rooms_a_refused_leave_would_have_taken() {
+    let mut t = T::new();
+    let (mut a, ta) = t.user("alice", 7001);
+    t.room(&mut a, room_op("create_room", &ta, "lab"));
+    t.store.set_unavailable(true);
+    t.reg.leave_all_rooms("alice");
+    t.store.set_unavailable(false);
+    // Alice's session is still attached (she resumed): her room stays hers.
+    t.reg.retry_unfinished_leaves();
+    assert_eq!(t.store.room_members("lab").unwrap(), ["alice"]);
+}
