@@ -4,6 +4,7 @@
 use clap::Parser;
 use lanchat::peer::rooms::faults::Faults;
 use lanchat::peer::{run, term, Config, Discovery};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 /// The registry used when none is given and none is found on the LAN.
@@ -27,7 +28,8 @@ struct Args {
     ///
     /// Given neither this nor REGISTRY_ADDR, the peer looks for registries
     /// announced on the LAN (mDNS, `_lanchat._tcp`) for --discover-ms: one
-    /// found is used, of several the first by name; none: 127.0.0.1:15600.
+    /// found is used; of several, a terminal user is asked which (scripts,
+    /// pipes and --json take the first by name); none: 127.0.0.1:15600.
     #[arg(long, env = "REGISTRY_ADDR")]
     registry: Option<String>,
 
@@ -82,15 +84,52 @@ struct Args {
     chat_resume_secs: u64,
 }
 
+/// Asks which of several registries to use, on the terminal; the first on
+/// an empty line or end of input. None if the answer cannot be read.
+fn pick(found: &[lanchat::discovery::Found]) -> Option<usize> {
+    use std::io::{BufRead, Write};
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "found {} registries on the LAN:", found.len());
+    for (i, f) in found.iter().enumerate() {
+        let _ = writeln!(out, "  {}) {} at {}", i + 1, f.name, f.addr);
+    }
+    let stdin = std::io::stdin();
+    for _ in 0..5 {
+        let _ = write!(out, "which one? [1-{}, Enter for 1]: ", found.len());
+        let _ = out.flush();
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line).ok()? == 0 {
+            return Some(0);
+        }
+        match line.trim() {
+            "" => return Some(0),
+            t => match t.parse::<usize>() {
+                Ok(n) if (1..=found.len()).contains(&n) => return Some(n - 1),
+                _ => {
+                    let _ = writeln!(out, "type a number from 1 to {}", found.len());
+                }
+            },
+        }
+    }
+    Some(0)
+}
+
 /// Browses the LAN for registries; the outcome is shown once the peer runs.
-fn discover(wait: Duration) -> Discovery {
+/// Of several, a person at a terminal picks one (`interactive`); otherwise
+/// the first by name is used.
+fn discover(wait: Duration, interactive: bool) -> Discovery {
     let started = Instant::now();
     let (found, error) = lanchat::discovery::browse(wait);
     if let Some(e) = &error {
         log::warn!("cannot look for registries on the LAN: {e}");
     }
+    let chosen = match found.len() {
+        0 | 1 => 0,
+        _ if interactive => pick(&found).unwrap_or(0),
+        _ => 0,
+    };
     let using = found
-        .first()
+        .get(chosen)
         .map(|f| f.addr.to_string())
         .unwrap_or_else(|| FALLBACK.to_string());
     log::info!(
@@ -115,7 +154,12 @@ fn main() {
     let (registry, discovery) = match given {
         Some(r) => (r, None),
         None => {
-            let d = discover(Duration::from_millis(args.discover_ms));
+            // A person, not a script or a program, can be asked to pick.
+            let interactive = !args.json
+                && args.script.is_none()
+                && std::io::stdin().is_terminal()
+                && std::io::stdout().is_terminal();
+            let d = discover(Duration::from_millis(args.discover_ms), interactive);
             (d.using.clone(), Some(d))
         }
     };

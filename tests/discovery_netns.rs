@@ -134,3 +134,76 @@ fn of_several_registries_the_peer_lists_all_and_uses_the_first_by_name() {
     assert_eq!(got, want, "{ev}");
     cat.login_new("cat");
 }
+
+/// At a terminal, several registries found are listed with numbers and the
+/// user picks one; the peer then uses that one.
+#[test]
+fn at_a_terminal_the_user_picks_one_of_several_registries() {
+    if !kit::tmux::tmux_available() {
+        return;
+    }
+    let ips = [Ipv4Addr::new(10, 197, 5, 1), Ipv4Addr::new(10, 197, 5, 2)];
+    let hosts = [
+        ("r1", ips[0]),
+        ("r2", ips[1]),
+        ("dan", Ipv4Addr::new(10, 197, 5, 3)),
+    ];
+    let Some(lab) = Lab::start("lcdisc", "pick", &hosts, false) else {
+        return;
+    };
+    let regs = [lab.registry("r1", ips[0]), lab.registry("r2", ips[1])];
+    let addrs: Vec<String> = regs
+        .iter()
+        .zip(ips)
+        .map(|(r, ip)| format!("{ip}:{}", r.port()))
+        .collect();
+    let cmd = format!(
+        "exec {} env -u REGISTRY_ADDR RUST_LOG=error '{}' --no-color",
+        lab.prefix("dan").join(" "),
+        env!("CARGO_BIN_EXE_peer")
+    );
+    let t = kit::tmux::Tmux::start(&cmd, 160, 30);
+    let s = t.wait_screen("the numbered list and the question", WAIT, |s| {
+        s.contains("which one? [1-2, Enter for 1]:")
+    });
+    assert!(s.contains("found 2 registries on the LAN:"), "{s}");
+    // Listed by name; find the number of the second registry's address.
+    let line_of = |addr: &str| {
+        s.lines()
+            .find(|l| l.trim_end().ends_with(&format!(" at {addr}")))
+            .unwrap_or_else(|| panic!("{addr} listed: {s}"))
+            .trim()
+            .to_string()
+    };
+    let pick = line_of(&addrs[1]);
+    let number = pick.split(')').next().expect("numbered").to_string();
+    t.type_line("9");
+    t.wait_screen("the rule", WAIT, |s| {
+        s.contains("type a number from 1 to 2")
+    });
+    t.type_line(&number);
+    let name = pick
+        .split_once(") ")
+        .and_then(|(_, rest)| rest.rsplit_once(" at "))
+        .expect("N) NAME at ADDR")
+        .0
+        .to_string();
+    // (The line may wrap: look at the screen without its line breaks.)
+    t.wait_screen("the choice named", WAIT, |s| {
+        s.replace('\n', "")
+            .contains(&format!("; using {name} (choose"))
+    });
+    // It is that registry the peer talks to: register there.
+    t.type_command("/register dan");
+    t.wait_screen("the password prompt", WAIT, |s| {
+        s.contains("password for dan")
+    });
+    t.type_line("dan-password-1");
+    t.wait_screen("the second prompt", WAIT, |s| s.contains("repeat it:"));
+    t.type_line("dan-password-1");
+    t.wait_screen("registered", WAIT, |s| s.contains("registered dan"));
+    // `pick` is the second registry's line, whatever its number.
+    let (chosen, other) = (&regs[1], &regs[0]);
+    assert!(chosen.log().contains("registered dan"), "the picked one");
+    assert!(!other.log().contains("registered dan"), "not the other");
+}

@@ -299,11 +299,12 @@ fn discovery_line(found: &[crate::discovery::Found], using: &str) -> String {
         [one] => format!("found registry {} at {} on the LAN", one.name, one.addr),
         [first, ..] => {
             let all: Vec<String> = found.iter().map(|f| format!("{} at {}", f.name, f.addr)).collect();
+            let used = found.iter().find(|f| f.addr.to_string() == using).unwrap_or(first);
             format!(
                 "found {} registries on the LAN: {}; using {} (choose with --registry HOST:PORT)",
                 found.len(),
                 all.join(", "),
-                first.name
+                used.name
             )
         }
     }

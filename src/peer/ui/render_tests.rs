@@ -288,6 +288,12 @@ fn discovery_lines_name_what_was_found_or_the_hint() {
         two.contains("found 2 registries on the LAN: a at 10.0.0.1:1, b at 10.0.0.2:2; using a"),
         "{two}"
     );
+    // The one picked at the prompt is the one named.
+    let picked = line(
+        vec![reg("a", "10.0.0.1:1"), reg("b", "10.0.0.2:2")],
+        "10.0.0.2:2",
+    );
+    assert!(picked.contains("; using b ("), "{picked}");
     let none = line(Vec::new(), "127.0.0.1:15600");
     assert!(
         none.contains("no registry found on the LAN; trying 127.0.0.1:15600"),
