@@ -53,6 +53,9 @@ pub enum Command {
     Quit,
     /// Plain text for the current conversation.
     Say(String),
+    /// `/me ACTION`: an action line (`* alice waves`) in the current
+    /// conversation.
+    Me(String),
     /// `/sleep 500ms` (scripts).
     Sleep(Duration),
     /// `/wait EVENT [ARGS…] [timeout=DURATION]` (scripts).
@@ -97,7 +100,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "/dnd [on|off]",
-        "do not disturb: chat requests are answered 'busy'",
+        "do not disturb: chat requests are answered 'busy', mentions do not ring",
     ),
     ("/create ROOM", "create a chat room and join it"),
     ("/join ROOM", "join a chat room"),
@@ -116,6 +119,10 @@ pub const HELP: &[(&str, &str)] = &[
     (
         "/quit",
         "close chats, leave rooms, log out and exit (also Ctrl-C)",
+    ),
+    (
+        "/me ACTION",
+        "an action line in the current conversation: * you ACTION",
     ),
     (
         "TEXT",
@@ -161,7 +168,7 @@ const VERBS: &[&str] = &[
     "help", "register", "login", "logout", "who", "online", "search", "whois", "chat", "query",
     "accept", "reject", "decline", "msg", "close", "dnd", "away", "create", "join", "leave",
     "part", "rooms", "list", "members", "names", "switch", "go", "stats", "quit", "exit", "sleep",
-    "retry", "wait",
+    "retry", "wait", "me",
 ];
 
 /// The known command closest to a mistyped one (at most 2 edits away).
@@ -269,6 +276,8 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             ["off"] => Command::Dnd(Some(false)),
             _ => return Err("usage: /dnd [on|off]".into()),
         },
+        "me" if !args.is_empty() => Command::Me(args.to_string()),
+        "me" => return Err("usage: /me ACTION".into()),
         "create" => Command::Create(room_arg("/create", args)?),
         "join" => Command::Join(room_arg("/join", args)?),
         "leave" | "part" => Command::Leave(opt("/leave [ROOM]")?.map(|r| strip_room(&r))),

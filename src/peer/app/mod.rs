@@ -21,6 +21,7 @@ mod quit;
 mod registry;
 mod rooms;
 mod session;
+mod social;
 
 pub use rooms::{RoomCommand, RoomPending, Rooms};
 
@@ -158,7 +159,8 @@ impl App {
         self.session.as_ref().map(|s| s.username.as_str())
     }
 
-    pub fn emit(&mut self, ev: UiEvent) {
+    pub fn emit(&mut self, mut ev: UiEvent) {
+        self.decorate(&mut ev);
         if let Some(script) = &mut self.script {
             script.observe(&ev);
         }

@@ -180,6 +180,8 @@ impl App {
                 id,
                 own,
                 queued: false,
+                action: false,
+                mention: false,
             },
             Event::Delivery {
                 room,

@@ -124,6 +124,14 @@ pub enum UiEvent {
         own: bool,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         queued: bool,
+        /// An action (`/me waves`): `text` is what follows `/me `.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        action: bool,
+        /// A room line that names us, or a private message in a chat that
+        /// is not current: highlighted, and the bell rings (see
+        /// [`crate::peer::social`]).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        mention: bool,
     },
     Current {
         target: String,
@@ -213,6 +221,8 @@ pub struct Ui {
     sink: Sink,
     /// A write failed: the terminal (or the pipe) is gone.
     gone: bool,
+    /// Mentions ring the terminal bell (off while `/dnd` is on).
+    bell: bool,
 }
 
 fn write_stdout(line: &str) -> bool {
@@ -237,7 +247,13 @@ impl Ui {
             color: color && !json,
             sink,
             gone: false,
+            bell: true,
         }
+    }
+
+    /// Whether mentions ring the bell (`/dnd` turns it off).
+    pub fn set_bell(&mut self, on: bool) {
+        self.bell = on;
     }
 
     /// Writes one line. A terminal that went away (hang-up, closed pipe)
@@ -288,7 +304,13 @@ impl Ui {
         } else {
             String::new()
         };
-        let stamped = format!("{} {mark}{}", clock().dimmed(), self.line(ev));
+        // One BEL per mentioning line, after the sanitised text (which
+        // can hold none of its own).
+        let bell = match ev {
+            UiEvent::Message { mention: true, .. } if self.bell => "\x07",
+            _ => "",
+        };
+        let stamped = format!("{} {mark}{}{bell}", clock().dimmed(), self.line(ev));
         self.write(stamped);
     }
 

@@ -224,22 +224,31 @@ impl Ui {
                     list.join(", ").red()
                 )
             }
-            UiEvent::Message { from, chat, text, own, queued, .. } => {
+            UiEvent::Message { from, chat, text, own, queued, action, mention, .. } => {
                 let text = &if *queued { format!("{text} (queued)") } else { text.clone() };
                 let body = format_text(text, self.color);
+                // A mention shows the sender's name in reverse video.
+                let from_name = if *mention { n(from).reversed().to_string() } else { n(from) };
                 let room = chat.starts_with('#');
-                match (room, *own) {
+                match (room, *own, *action) {
                     // Own text in the terminal's own colour: bright white
                     // could not be read on a light background.
-                    (true, true) => format!("{} <{}> {body}", chat.dimmed(), "you".bold()),
-                    (true, false) => format!("{} <{}> {body}", chat.dimmed(), n(from)),
-                    (false, true) => format!("{} {} {body}", "you →".bold(), n(chat)),
-                    (false, false) => format!("{} {} {body}", n(from), "(private)".magenta()),
+                    (true, true, false) => format!("{} <{}> {body}", chat.dimmed(), "you".bold()),
+                    (true, false, false) => format!("{} <{from_name}> {body}", chat.dimmed()),
+                    (false, true, false) => format!("{} {} {body}", "you →".bold(), n(chat)),
+                    (false, false, false) => format!("{from_name} {} {body}", "(private)".magenta()),
+                    (true, _, true) => format!("{} * {from_name} {body}", chat.dimmed()),
+                    (false, true, true) => format!("{} {} * {} {body}", "you →".bold(), n(chat), n(from)),
+                    (false, false, true) => format!("* {from_name} {body} {}", "(private)".magenta()),
                 }
             }
             UiEvent::Current { target } if target.starts_with('#') => Self::notice(&format!("now talking in {target}")),
             UiEvent::Current { target } => Self::notice(&format!("now talking to {target}")),
-            UiEvent::Dnd { on } => Self::notice(if *on { "do not disturb: on" } else { "do not disturb: off" }),
+            UiEvent::Dnd { on } => Self::notice(if *on {
+                "do not disturb: on (chat requests are answered busy; mentions do not ring the bell)"
+            } else {
+                "do not disturb: off (mentions ring the bell)"
+            }),
             UiEvent::RoomJoined { room, members } => {
                 let names: Vec<String> = members.iter().map(|m| n(m)).collect();
                 format!("{} joined #{room}; members: {}", "--".yellow(), names.join(", "))

@@ -76,6 +76,8 @@ fn interrupted_and_undelivered_lines() {
         id: 5,
         own: true,
         queued: true,
+        action: false,
+        mention: false,
     });
     assert_eq!(line3, "you → bob later (queued)");
 }
@@ -169,6 +171,8 @@ fn own_text_is_never_bright_white() {
             id: 1,
             own: true,
             queued: false,
+            action: false,
+            mention: false,
         });
         assert!(!line.contains("\x1b[97m"), "{line:?}");
         assert!(line.ends_with(" hello"), "{line:?}");

@@ -319,6 +319,8 @@ mod tests {
                 id: 1,
                 own: false,
                 queued: false,
+                action: false,
+                mention: false,
             },
             UiEvent::ChatInterrupted {
                 with: t(),
@@ -336,6 +338,8 @@ mod tests {
                 id: 1,
                 own: true,
                 queued: true,
+                action: false,
+                mention: false,
             },
             UiEvent::Current { target: t() },
             UiEvent::Dnd { on: true },
