@@ -15,7 +15,7 @@ use lanchat::registry::store::embedded::SqliteStore;
 #[cfg(feature = "mongodb")]
 use lanchat::registry::store::mongo::MongoStore;
 use lanchat::registry::store::{
-    Endpoint, Left, RoomRecord, SessionRecord, Store, StoreError, UserRecord,
+    Endpoint, Left, OnlineQuery, RoomRecord, SessionRecord, Store, StoreError, Topic, UserRecord,
 };
 #[cfg(feature = "mongodb")]
 use std::time::{Duration, Instant};
@@ -42,6 +42,7 @@ fn session(name: &str, instance: &str, last_seen_ms: i64, attached: bool) -> Ses
         instance: instance.into(),
         attached,
         created_ms: 1_700_000_000_000,
+        away: None,
     }
 }
 
@@ -55,7 +56,14 @@ fn room(name: &str) -> RoomRecord {
         key: "ab".repeat(32),
         epoch: 1,
         created_ms: 1_700_000_000_123,
+        topic: None,
     }
+}
+
+/// `list_rooms` as (name, members) pairs.
+fn listed(s: &dyn Store) -> Vec<(String, u64)> {
+    let rooms = s.list_rooms().unwrap();
+    rooms.into_iter().map(|r| (r.name, r.members)).collect()
 }
 
 fn names(sessions: &[SessionRecord]) -> Vec<&str> {
@@ -355,7 +363,7 @@ fn case_add_member(s: &dyn Store) {
     assert_eq!(s.find_room("nowhere").unwrap(), None);
     assert!(s.room_members("nowhere").unwrap().is_empty());
     assert_eq!(s.rooms_of("bob").unwrap(), ["lobby"]);
-    assert_eq!(s.list_rooms().unwrap(), [("lobby".to_string(), 3)]);
+    assert_eq!(listed(s), [("lobby".to_string(), 3)]);
 }
 
 fn case_remove_member(s: &dyn Store) {
@@ -417,7 +425,7 @@ fn case_list_rooms_and_rooms_of(s: &dyn Store) {
     s.add_member("rust", "carol").unwrap();
     s.add_member("general", "bob").unwrap();
     let want = [("general", 2), ("music", 1), ("rust", 3)].map(|(n, c)| (n.to_string(), c));
-    assert_eq!(s.list_rooms().unwrap(), want);
+    assert_eq!(listed(s), want);
     assert_eq!(s.rooms_of("bob").unwrap(), ["general", "music", "rust"]);
     assert_eq!(s.rooms_of("carol").unwrap(), ["general", "rust"]);
     assert_eq!(s.rooms_of("alice").unwrap(), ["rust"]);
@@ -544,7 +552,67 @@ conformance!(
     case_find_user_with_session,
     case_online_page,
     case_members_with_sessions,
+    case_topics,
+    case_away,
 );
+
+fn case_topics(s: &dyn Store) {
+    s.create_room(&room("lab"), "alice").unwrap();
+    s.add_member("lab", "bob").unwrap();
+    // Only a member sets it; no room, no topic.
+    assert!(!s.set_topic("lab", "mallory", "pwned").unwrap());
+    assert!(!s.set_topic("nowhere", "alice", "x").unwrap());
+    assert_eq!(s.find_room("lab").unwrap().unwrap().topic, None);
+    assert!(s.set_topic("lab", "bob", "plans for friday").unwrap());
+    let want = Topic {
+        text: "plans for friday".into(),
+        by: "bob".into(),
+    };
+    assert_eq!(s.find_room("lab").unwrap().unwrap().topic, Some(want));
+    let rooms = s.list_rooms().unwrap();
+    assert_eq!(rooms[0].topic.as_deref(), Some("plans for friday"));
+    // It outlives a rekey, goes with the room, and clears.
+    s.remove_member("lab", "alice", &"cd".repeat(32)).unwrap();
+    assert!(s.find_room("lab").unwrap().unwrap().topic.is_some());
+    assert!(s.set_topic("lab", "bob", "").unwrap());
+    assert_eq!(s.find_room("lab").unwrap().unwrap().topic, None);
+    assert_eq!(s.list_rooms().unwrap()[0].topic, None);
+    assert!(s.set_topic("lab", "bob", "again").unwrap());
+    s.remove_member("lab", "bob", &"ef".repeat(32)).unwrap();
+    s.create_room(&room("lab"), "carol").unwrap();
+    assert_eq!(s.find_room("lab").unwrap().unwrap().topic, None);
+}
+
+fn case_away(s: &dyn Store) {
+    s.insert_session(&session("amy", "i1", 10, true)).unwrap();
+    s.insert_session(&session("bob", "i1", 10, true)).unwrap();
+    assert!(!s.set_away("tok-nobody", "x").unwrap());
+    assert!(s.set_away(&tok("amy"), "lunch, back at 2").unwrap());
+    let amy = s.session_by_token(&tok("amy")).unwrap().unwrap();
+    assert_eq!(amy.away.as_deref(), Some("lunch, back at 2"));
+    // Every read of a session carries it.
+    let page = s
+        .online_page(&OnlineQuery {
+            fresh_since_ms: 0,
+            prefix: "",
+            after: None,
+            limit: 10,
+        })
+        .unwrap();
+    let aways: Vec<_> = page.sessions.iter().map(|s| s.away.clone()).collect();
+    assert_eq!(aways, [Some("lunch, back at 2".to_string()), None]);
+    // Attaching again (resume) keeps it; empty clears it.
+    let ep = Endpoint {
+        ip: "10.0.0.1".into(),
+        tcp_port: 1,
+        udp_port: 2,
+    };
+    assert!(s.attach_session(&tok("amy"), &ep, "i2", 20).unwrap());
+    let amy = s.session_by_token(&tok("amy")).unwrap().unwrap();
+    assert_eq!(amy.away.as_deref(), Some("lunch, back at 2"));
+    assert!(s.set_away(&tok("amy"), "").unwrap());
+    assert_eq!(s.session_by_token(&tok("amy")).unwrap().unwrap().away, None);
+}
 
 // ---- MongoDB only (feature `mongodb`): the server goes away and comes back ----
 

@@ -82,6 +82,8 @@ impl App {
                 self.emit(UiEvent::Stats { rooms })
             }
             Command::Quit => self.quit(),
+            Command::Topic { room, text } => self.topic_command(room, text),
+            Command::Away(message) => self.away_command(message),
             Command::Me(action) => {
                 self.command(Command::Say(format!("{}{action}", social::ACTION)))
             }

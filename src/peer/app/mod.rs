@@ -22,6 +22,7 @@ mod registry;
 mod rooms;
 mod session;
 mod social;
+mod topics;
 
 pub use rooms::{RoomCommand, RoomPending, Rooms};
 

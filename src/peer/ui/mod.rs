@@ -12,6 +12,7 @@ pub use render::{format_text, user_color};
 use crate::protocol::{Address, RoomSummary, UserInfo};
 use colored::Colorize;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -65,13 +66,34 @@ pub enum UiEvent {
     /// One page of `/who`: `total` online (with the prefix asked for;
     /// `null` from a registry without paging), and the cursor of the next
     /// page (`/who +`), `null` on the last.
+    /// `away`: the away messages of the users listed who set one.
     Who {
         users: Vec<UserInfo>,
         total: Option<u64>,
         next: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        away: BTreeMap<String, String>,
     },
     SearchResult {
         user: UserInfo,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        away: Option<String>,
+    },
+    /// A room's topic: shown on join (`changed` false), or changed by
+    /// `by` (`text` null: cleared).
+    Topic {
+        room: String,
+        text: Option<String>,
+        by: Option<String>,
+        changed: bool,
+    },
+    /// An away message: ours set (`own`, `message` null: back), or that
+    /// of `user`, whom we are about to chat with.
+    Away {
+        user: String,
+        message: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        own: bool,
     },
     /// Someone asks us for a chat.
     ChatRequest {
@@ -155,8 +177,11 @@ pub enum UiEvent {
         user: String,
         reason: String,
     },
+    /// `topics`: the topic of each room that has one.
     Rooms {
         rooms: Vec<RoomSummary>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        topics: BTreeMap<String, String>,
     },
     Members {
         room: String,

@@ -149,6 +149,7 @@ fn notices_name_who_did_what() {
                         members: 5,
                     },
                 ],
+                topics: Default::default(),
             },
             "-- rooms: #lab (1 member), #physics (5 members)",
         ),
@@ -202,6 +203,7 @@ fn who_lines_say_the_count_and_how_to_see_more() {
         users,
         total,
         next: next.map(Into::into),
+        away: Default::default(),
     };
     let line = |ev| plain(ui.line(ev));
     assert_eq!(
@@ -231,10 +233,22 @@ fn who_from_a_registry_without_paging() {
     let old =
         serde_json::json!({"id": 1, "ok": true, "users": [{"username": "amy", "online": false}]});
     let reply = crate::protocol::Reply::from_value(old).unwrap();
-    let Ok(crate::protocol::ReplyBody::Users { users, total, next }) = reply.result else {
+    let Ok(crate::protocol::ReplyBody::Users {
+        users,
+        total,
+        next,
+        away,
+    }) = reply.result
+    else {
         panic!("{reply:?}")
     };
-    let ev = serde_json::to_value(UiEvent::Who { users, total, next }).unwrap();
+    let ev = serde_json::to_value(UiEvent::Who {
+        users,
+        total,
+        next,
+        away,
+    })
+    .unwrap();
     assert_eq!(
         ev,
         serde_json::json!({"event": "who", "users": [{"username": "amy", "online": false}],

@@ -405,7 +405,7 @@ impl Store for MongoStore {
         self.members_joined(room)
     }
 
-    fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>> {
+    fn list_rooms(&self) -> StoreResult<Vec<RoomListing>> {
         let pipeline = [doc! {"$group": {"_id": "$room", "n": {"$sum": 1}}}];
         let mut counts = std::collections::HashMap::new();
         for d in ok(self.members.aggregate(pipeline).run())? {
@@ -415,14 +415,41 @@ impl Store for MongoStore {
         }
         let mut out = all(self.find_all(&self.rooms, doc! {})?, |d| {
             let name = get_str(d, "name")?;
-            let n = counts.get(&name).copied().unwrap_or(0);
-            Ok((name, n))
+            let members = counts.get(&name).copied().unwrap_or(0);
+            let topic = docs::get_text(d, "topic");
+            Ok(RoomListing {
+                name,
+                members,
+                topic,
+            })
         })?;
-        out.sort();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
     fn rooms_of(&self, username: &str) -> StoreResult<Vec<String>> {
         self.member_field(doc! {"username": username}, "room")
+    }
+
+    /// Two requests: the membership, then the room (no transaction spans
+    /// them; a member who leaves in between may still set the topic).
+    fn set_topic(&self, room: &str, by: &str, text: &str) -> StoreResult<bool> {
+        let member = doc! {"room": room, "username": by};
+        if self.find_one(&self.members, member)?.is_none() {
+            return Ok(false);
+        }
+        let set = if text.is_empty() {
+            doc! {"$unset": {"topic": "", "topic_by": ""}}
+        } else {
+            doc! {"$set": {"topic": text, "topic_by": by}}
+        };
+        let r = ok(self.rooms.update_one(doc! {"name": room}, set).run())?;
+        Ok(r.matched_count > 0)
+    }
+
+    fn set_away(&self, token_hash: &str, away: &str) -> StoreResult<bool> {
+        let away = (!away.is_empty()).then_some(away);
+        let set = doc! {"away": away};
+        Ok(self.set_sessions(doc! {"token_hash": token_hash}, set, false)? > 0)
     }
 }
