@@ -133,3 +133,79 @@ fn a_mention_is_highlighted_and_rings_the_bell_once() {
     wait_bells(&log, 2);
     let _ = std::fs::remove_file(&log);
 }
+
+#[test]
+fn a_topic_shows_on_join_and_when_it_changes_and_away_shows_in_who() {
+    if !tmux_available() {
+        return;
+    }
+    let reg = Registry::start(&[]);
+    let mut bob = Peer::spawn_named("bob", reg.addr(), &[]);
+    bob.login_new("bob");
+    bob.command_ok("/create lab", "room_joined", ANY, WAIT);
+    let set = bob.command_ok("/topic plans for friday", "topic", ANY, WAIT);
+    assert_eq!(
+        (&set["text"], &set["by"], &set["changed"]),
+        (&"plans for friday".into(), &"bob".into(), &true.into()),
+        "{set}"
+    );
+
+    let t = Tmux::start(&peer_command(&reg), 160, 40);
+    login(&t, "alice");
+    t.type_command("/join lab");
+    t.wait_screen("the topic under the join line", WAIT, |s| {
+        s.contains("topic of #lab: plans for friday (set by bob)")
+    });
+    t.type_command("/rooms");
+    t.wait_screen("the topic in /rooms", WAIT, |s| {
+        s.contains("#lab (2 members: plans for friday)")
+    });
+
+    // Changed by bob: alice learns it from her next members poll.
+    bob.command_ok("/topic exam on monday", "topic", ANY, WAIT);
+    t.wait_screen("the change", WAIT, |s| {
+        s.contains("bob set the topic of #lab: exam on monday")
+    });
+    // Only members set it (the peer knows), and not too long (the registry).
+    t.type_command("/topic #nowhere x");
+    t.wait_screen("not a member", WAIT, |s| {
+        s.contains("you are not in #nowhere")
+    });
+    bob.send(&format!("/topic {}", "x".repeat(301)));
+    let e = bob.expect("error", &[("code", "topic_too_long")], WAIT);
+    assert_eq!(
+        e["message"],
+        "a topic is at most 300 bytes (this one is 301)"
+    );
+
+    // Away: set, seen by others in /who, /search, and when they message.
+    t.type_command("/away lunch, back at 2");
+    t.wait_screen("away set", WAIT, |s| {
+        s.contains("you are away: lunch, back at 2")
+    });
+    let who = bob.command_ok("/who", "who", ANY, WAIT);
+    assert_eq!(
+        who["away"],
+        serde_json::json!({"alice": "lunch, back at 2"}),
+        "{who}"
+    );
+    let found = bob.command_ok("/search alice", "search_result", ANY, WAIT);
+    assert_eq!(found["away"], "lunch, back at 2", "{found}");
+    bob.send("/msg alice are you there?");
+    let away = bob.expect("away", &[("user", "alice")], WAIT);
+    assert_eq!(away["message"], "lunch, back at 2", "{away}");
+
+    bob.command_ok("/away in a meeting", "away", &[("own", true)], WAIT);
+    t.type_command("/who");
+    t.wait_screen("bob away in /who", WAIT, |s| {
+        s.lines()
+            .any(|l| l.contains("online") && l.contains("bob (away: in a meeting)"))
+    });
+    t.type_command("/away");
+    t.wait_screen("back", WAIT, |s| s.contains("you are back"));
+    let who = bob.command_ok("/who", "who", ANY, WAIT);
+    assert!(
+        who.get("away").is_some_and(|a| a.get("alice").is_none()),
+        "{who}"
+    );
+}

@@ -25,9 +25,7 @@ fn only_members_set_a_topic_and_everyone_joining_sees_it() {
     b.ok(json!({"op": "leave_room", "token": tb, "room": "lab"}));
 
     // A non-member cannot set it; nor can anyone on a missing room.
-    let set = |t: &str, room: &str, topic: &str| {
-        json!({"id": 7, "op": "set_topic", "token": t, "room": room, "topic": topic})
-    };
+    let set = |t: &str, room: &str, topic: &str| json!({"id": 7, "op": "set_topic", "token": t, "room": room, "topic": topic});
     let reply = b.request(set(&tb, "lab", "pwned"));
     assert_eq!(reply["code"], "not_a_member", "{reply}");
     assert_eq!(
@@ -71,7 +69,10 @@ fn only_members_set_a_topic_and_everyone_joining_sees_it() {
 
     // Cleared: absent again.
     let reply = b.ok(set(&tb, "lab", ""));
-    assert_eq!(reply, json!({"id": 7, "ok": true, "room": "lab", "topic": null}));
+    assert_eq!(
+        reply,
+        json!({"id": 7, "ok": true, "room": "lab", "topic": null})
+    );
     let rooms = b.ok(json!({"op": "rooms", "token": tb}));
     assert!(rooms.get("topics").is_none(), "{rooms}");
 }

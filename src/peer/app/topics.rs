@@ -48,11 +48,17 @@ impl App {
             _ => None,
         };
         let Some(room) = room.or(current) else {
-            self.error("usage", "which room? /topic in a room, or /topic #ROOM [TEXT]");
+            self.error(
+                "usage",
+                "which room? /topic in a room, or /topic #ROOM [TEXT]",
+            );
             return;
         };
         if !self.rooms.is_member(&room) {
-            self.error("not_a_member", format!("you are not in #{room}; /join {room} first"));
+            self.error(
+                "not_a_member",
+                format!("you are not in #{room}; /join {room} first"),
+            );
             return;
         }
         let Some(text) = text else {

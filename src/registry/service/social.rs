@@ -83,7 +83,10 @@ impl Registry {
             ));
         }
         if !self.store.set_away(&me.token_hash, away.trim())? {
-            return Err(api(ErrorCode::InvalidSession, "no such session; log in again"));
+            return Err(api(
+                ErrorCode::InvalidSession,
+                "no such session; log in again",
+            ));
         }
         Ok(ReplyBody::Empty {})
     }

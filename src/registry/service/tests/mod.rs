@@ -147,7 +147,9 @@ impl T {
 
     fn rooms(&self, c: &mut Conn, token: &str) -> Vec<(String, u64)> {
         match self.ok(c, rooms(token)) {
-            ReplyBody::Rooms { rooms, .. } => rooms.into_iter().map(|r| (r.name, r.members)).collect(),
+            ReplyBody::Rooms { rooms, .. } => {
+                rooms.into_iter().map(|r| (r.name, r.members)).collect()
+            }
             other => panic!("rooms reply: {other:?}"),
         }
     }

@@ -15,9 +15,7 @@ fn page(
     match t.ok(c, online_page(token, limit, after, prefix)) {
         ReplyBody::Users {
             users, total, next, ..
-        } => {
-            (users.into_iter().map(|u| u.username).collect(), total, next)
-        }
+        } => (users.into_iter().map(|u| u.username).collect(), total, next),
         other => panic!("online reply: {other:?}"),
     }
 }

@@ -355,7 +355,10 @@ mod tests {
         assert!(store.set_topic("lab", "ann", "plans").unwrap());
         assert!(store.set_away("t", "lunch").unwrap());
         let room = store.find_room("lab").unwrap().unwrap();
-        assert_eq!(room.topic.map(|t| (t.text, t.by)), Some(("plans".into(), "ann".into())));
+        assert_eq!(
+            room.topic.map(|t| (t.text, t.by)),
+            Some(("plans".into(), "ann".into()))
+        );
         let away = store.session_by_token("t").unwrap().unwrap().away;
         assert_eq!(away.as_deref(), Some("lunch"));
         drop(store);
