@@ -209,3 +209,40 @@ fn a_topic_shows_on_join_and_when_it_changes_and_away_shows_in_who() {
         "{who}"
     );
 }
+
+/// With `--json`, a mention is `"mention":true` on the message (and no BEL
+/// is printed); an action is `"action":true` with the text after `/me `.
+#[test]
+fn json_marks_mentions_and_actions() {
+    let reg = Registry::start(&[]);
+    let mut alice = Peer::spawn_named("alice", reg.addr(), &[]);
+    let mut bob = Peer::spawn_named("bob", reg.addr(), &[]);
+    alice.login_new("alice");
+    bob.login_new("bob");
+    alice.command_ok("/create lab", "room_joined", ANY, WAIT);
+    bob.command_ok("/join lab", "room_joined", ANY, WAIT);
+    alice.expect("member_joined", &[("user", "bob")], WAIT);
+
+    bob.send("hi ALICE.");
+    let m = alice.expect("message", &[("from", "bob")], WAIT);
+    assert_eq!(
+        (&m["mention"], m.get("action")),
+        (&true.into(), None),
+        "{m}"
+    );
+    bob.send("/me waves");
+    let m = alice.expect("message", &[("from", "bob")], WAIT);
+    assert_eq!(
+        (&m["text"], &m["action"]),
+        (&"waves".into(), &true.into()),
+        "{m}"
+    );
+    assert!(m.get("mention").is_none(), "{m}");
+    // Our own line naming ourselves is no mention; nor is "malice".
+    let own = bob.command_ok("bob here, no malice", "message", &[("own", true)], WAIT);
+    assert!(own.get("mention").is_none(), "{own}");
+    let m = alice.expect("message", &[("from", "bob")], WAIT);
+    assert!(m.get("mention").is_none(), "{m}");
+    let text = alice.recent(100);
+    assert!(!text.contains('\u{7}'), "a BEL in --json output");
+}

@@ -262,6 +262,15 @@ fn authed_ops(token: &str) -> Vec<Request> {
         search(token, "alice"),
         online(token),
         rooms(token),
+        Request::SetTopic {
+            token: token.into(),
+            room: "lab".into(),
+            topic: "t".into(),
+        },
+        Request::SetAway {
+            token: token.into(),
+            away: "a".into(),
+        },
     ];
     v.extend(ROOM_OPS.map(|op| room_op(op, token, "lab")));
     v
