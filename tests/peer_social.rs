@@ -52,16 +52,21 @@ fn wait_bells(log: &std::path::Path, n: usize) {
     }
 }
 
+/// A registry, and bob (`--json`) logged in and in #lab he created.
+fn bob_in_lab() -> (Registry, Peer) {
+    let reg = Registry::start(&[]);
+    let mut bob = Peer::spawn_named("bob", reg.addr(), &[]);
+    bob.login_new("bob");
+    bob.command_ok("/create lab", "room_joined", ANY, WAIT);
+    (reg, bob)
+}
+
 #[test]
 fn a_mention_is_highlighted_and_rings_the_bell_once() {
     if !tmux_available() {
         return;
     }
-    let reg = Registry::start(&[]);
-    let mut bob = Peer::spawn_named("bob", reg.addr(), &[]);
-    bob.login_new("bob");
-    bob.command_ok("/create lab", "room_joined", ANY, WAIT);
-
+    let (reg, mut bob) = bob_in_lab();
     let t = Tmux::start(&peer_command(&reg), 160, 40);
     let log = std::env::temp_dir().join(format!("lanchat-bells-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&log);
@@ -139,10 +144,7 @@ fn a_topic_shows_on_join_and_when_it_changes_and_away_shows_in_who() {
     if !tmux_available() {
         return;
     }
-    let reg = Registry::start(&[]);
-    let mut bob = Peer::spawn_named("bob", reg.addr(), &[]);
-    bob.login_new("bob");
-    bob.command_ok("/create lab", "room_joined", ANY, WAIT);
+    let (reg, mut bob) = bob_in_lab();
     let set = bob.command_ok("/topic plans for friday", "topic", ANY, WAIT);
     assert_eq!(
         (&set["text"], &set["by"], &set["changed"]),

@@ -8,15 +8,18 @@ mod kit;
 use kit::*;
 use serde_json::json;
 
+/// A connection logged in as a new user `name`, and its token.
+fn logged_in(r: &Registry, name: &str, tcp: u16) -> (Client, String) {
+    let mut c = r.client();
+    c.register(name);
+    let token = c.login_token(name, tcp);
+    (c, token)
+}
+
 #[test]
 fn only_members_set_a_topic_and_everyone_joining_sees_it() {
     let r = Registry::start(LONG_SESSIONS);
-    let mut a = r.client();
-    a.register("alice");
-    let ta = a.login_token("alice", 7001);
-    let mut b = r.client();
-    b.register("bob");
-    let tb = b.login_token("bob", 7011);
+    let ((mut a, ta), (mut b, tb)) = (logged_in(&r, "alice", 7001), logged_in(&r, "bob", 7011));
     a.ok(json!({"op": "create_room", "token": ta, "room": "lab"}));
 
     // No topic yet: the reply has none.
@@ -80,12 +83,7 @@ fn only_members_set_a_topic_and_everyone_joining_sees_it() {
 #[test]
 fn an_away_message_shows_in_search_and_online() {
     let r = Registry::start(LONG_SESSIONS);
-    let mut a = r.client();
-    a.register("alice");
-    let ta = a.login_token("alice", 7001);
-    let mut b = r.client();
-    b.register("bob");
-    let tb = b.login_token("bob", 7011);
+    let ((mut a, ta), (mut b, tb)) = (logged_in(&r, "alice", 7001), logged_in(&r, "bob", 7011));
 
     let reply = a.ok(json!({"id": 3, "op": "set_away", "token": ta, "away": "lunch, back at 2"}));
     assert_eq!(reply, json!({"id": 3, "ok": true}));

@@ -32,6 +32,15 @@ pub(super) fn away_of(sessions: &[SessionRecord]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `code` when `text` is over `max` bytes.
+fn too_long(code: ErrorCode, what: &str, max: usize, text: &str) -> Result<(), ApiError> {
+    if text.len() <= max {
+        return Ok(());
+    }
+    let message = format!("{what} is at most {max} bytes (this one is {})", text.len());
+    Err(api(code, message))
+}
+
 impl Registry {
     /// `set_topic`: members only; one store write (plus one read to tell
     /// a missing room from a missing membership when it fails).
@@ -42,15 +51,7 @@ impl Registry {
         topic: &str,
     ) -> Result<ReplyBody, ApiError> {
         RoomName::parse(room)?;
-        if topic.len() > MAX_TOPIC {
-            return Err(api(
-                ErrorCode::TopicTooLong,
-                format!(
-                    "a topic is at most {MAX_TOPIC} bytes (this one is {})",
-                    topic.len()
-                ),
-            ));
-        }
+        too_long(ErrorCode::TopicTooLong, "a topic", MAX_TOPIC, topic)?;
         let topic = topic.trim();
         if !self.store.set_topic(room, &me.username, topic)? {
             return Err(match self.store.find_room(room)? {
@@ -73,15 +74,7 @@ impl Registry {
 
     /// `set_away`: one store write.
     pub(super) fn set_away(&self, me: &ConnSession, away: &str) -> Result<ReplyBody, ApiError> {
-        if away.len() > MAX_AWAY {
-            return Err(api(
-                ErrorCode::AwayTooLong,
-                format!(
-                    "an away message is at most {MAX_AWAY} bytes (this one is {})",
-                    away.len()
-                ),
-            ));
-        }
+        too_long(ErrorCode::AwayTooLong, "an away message", MAX_AWAY, away)?;
         if !self.store.set_away(&me.token_hash, away.trim())? {
             return Err(api(
                 ErrorCode::InvalidSession,
