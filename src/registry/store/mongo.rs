@@ -26,6 +26,7 @@ use std::time::Duration;
 
 mod docs;
 mod lookups;
+mod social;
 use docs::*;
 
 type Coll = Collection<Document>;
@@ -431,25 +432,11 @@ impl Store for MongoStore {
         self.member_field(doc! {"username": username}, "room")
     }
 
-    /// Two requests: the membership, then the room (no transaction spans
-    /// them; a member who leaves in between may still set the topic).
     fn set_topic(&self, room: &str, by: &str, text: &str) -> StoreResult<bool> {
-        let member = doc! {"room": room, "username": by};
-        if self.find_one(&self.members, member)?.is_none() {
-            return Ok(false);
-        }
-        let set = if text.is_empty() {
-            doc! {"$unset": {"topic": "", "topic_by": ""}}
-        } else {
-            doc! {"$set": {"topic": text, "topic_by": by}}
-        };
-        let r = ok(self.rooms.update_one(doc! {"name": room}, set).run())?;
-        Ok(r.matched_count > 0)
+        self.topic_set(room, by, text)
     }
 
     fn set_away(&self, token_hash: &str, away: &str) -> StoreResult<bool> {
-        let away = (!away.is_empty()).then_some(away);
-        let set = doc! {"away": away};
-        Ok(self.set_sessions(doc! {"token_hash": token_hash}, set, false)? > 0)
+        self.away_set(token_hash, away)
     }
 }
