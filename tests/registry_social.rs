@@ -6,6 +6,7 @@
 mod kit;
 
 use kit::*;
+use lanchat::protocol::{RoomInfo, UserInfo};
 use serde_json::json;
 
 /// A connection logged in as a new user `name`, and its token.
@@ -61,6 +62,10 @@ fn only_members_set_a_topic_and_everyone_joining_sees_it() {
         json!({"text": "plans for friday", "by": "alice"}),
         "{joined}"
     );
+    // The room object itself is as before: a peer written before topics
+    // (whose `RoomInfo` denies unknown fields) still reads the reply.
+    let room: Result<RoomInfo, _> = serde_json::from_value(joined["room"].clone());
+    assert!(room.is_ok(), "{joined}");
     let members = a.ok(json!({"op": "members", "token": ta, "room": "lab"}));
     assert_eq!(members["topic"]["text"], "plans for friday", "{members}");
     let rooms = b.ok(json!({"id": 9, "op": "rooms", "token": tb}));
@@ -89,6 +94,9 @@ fn an_away_message_shows_in_search_and_online() {
     assert_eq!(reply, json!({"id": 3, "ok": true}));
     let found = b.ok(json!({"op": "search", "token": tb, "username": "alice"}));
     assert_eq!(found["away"], "lunch, back at 2", "{found}");
+    // Beside the user, which is as before (for older peers).
+    let user: Result<UserInfo, _> = serde_json::from_value(found["user"].clone());
+    assert!(user.is_ok(), "{found}");
     let online = b.ok(json!({"op": "online", "token": tb}));
     assert_eq!(
         online["away"],
