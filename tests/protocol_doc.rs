@@ -62,6 +62,8 @@ fn shape_fits(op: &str, body: &ReplyBody) -> bool {
             )
             | ("leave_room", ReplyBody::Left { .. })
             | ("rooms", ReplyBody::Rooms { .. })
+            | ("set_topic", ReplyBody::Topic { .. })
+            | ("set_away", ReplyBody::Empty {})
     )
 }
 

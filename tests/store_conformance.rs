@@ -6,7 +6,10 @@
 mod kit;
 #[path = "store_conformance/lookups.rs"]
 mod lookups;
+#[path = "store_conformance/social.rs"]
+mod social;
 use lookups::*;
+use social::*;
 
 #[cfg(feature = "mongodb")]
 use kit::mongo as support;
@@ -42,6 +45,7 @@ fn session(name: &str, instance: &str, last_seen_ms: i64, attached: bool) -> Ses
         instance: instance.into(),
         attached,
         created_ms: 1_700_000_000_000,
+        away: None,
     }
 }
 
@@ -55,7 +59,14 @@ fn room(name: &str) -> RoomRecord {
         key: "ab".repeat(32),
         epoch: 1,
         created_ms: 1_700_000_000_123,
+        topic: None,
     }
+}
+
+/// `list_rooms` as (name, members) pairs.
+fn listed(s: &dyn Store) -> Vec<(String, u64)> {
+    let rooms = s.list_rooms().unwrap();
+    rooms.into_iter().map(|r| (r.name, r.members)).collect()
 }
 
 fn names(sessions: &[SessionRecord]) -> Vec<&str> {
@@ -362,7 +373,7 @@ fn case_add_member(s: &dyn Store) {
     assert_eq!(s.find_room("nowhere").unwrap(), None);
     assert!(s.room_members("nowhere").unwrap().is_empty());
     assert_eq!(s.rooms_of("bob").unwrap(), ["lobby"]);
-    assert_eq!(s.list_rooms().unwrap(), [("lobby".to_string(), 3)]);
+    assert_eq!(listed(s), [("lobby".to_string(), 3)]);
 }
 
 fn case_remove_member(s: &dyn Store) {
@@ -424,7 +435,7 @@ fn case_list_rooms_and_rooms_of(s: &dyn Store) {
     s.add_member("rust", "carol").unwrap();
     s.add_member("general", "bob").unwrap();
     let want = [("general", 2), ("music", 1), ("rust", 3)].map(|(n, c)| (n.to_string(), c));
-    assert_eq!(s.list_rooms().unwrap(), want);
+    assert_eq!(listed(s), want);
     assert_eq!(s.rooms_of("bob").unwrap(), ["general", "music", "rust"]);
     assert_eq!(s.rooms_of("carol").unwrap(), ["general", "rust"]);
     assert_eq!(s.rooms_of("alice").unwrap(), ["rust"]);
@@ -551,6 +562,8 @@ conformance!(
     case_find_user_with_session,
     case_online_page,
     case_members_with_sessions,
+    case_topics,
+    case_away,
 );
 
 // ---- MongoDB only (feature `mongodb`): the server goes away and comes back ----

@@ -53,6 +53,17 @@ pub enum Command {
     Quit,
     /// Plain text for the current conversation.
     Say(String),
+    /// `/topic [#ROOM] [TEXT]`: show the topic of the current room (or
+    /// ROOM), or set it to TEXT (`-` clears it).
+    Topic {
+        room: Option<String>,
+        text: Option<String>,
+    },
+    /// `/away [MESSAGE]`: set an away message, or without one, clear it.
+    Away(Option<String>),
+    /// `/me ACTION`: an action line (`* alice waves`) in the current
+    /// conversation.
+    Me(String),
     /// `/sleep 500ms` (scripts).
     Sleep(Duration),
     /// `/wait EVENT [ARGS…] [timeout=DURATION]` (scripts).
@@ -97,7 +108,7 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     (
         "/dnd [on|off]",
-        "do not disturb: chat requests are answered 'busy'",
+        "do not disturb: chat requests are answered 'busy', mentions do not ring",
     ),
     ("/create ROOM", "create a chat room and join it"),
     ("/join ROOM", "join a chat room"),
@@ -116,6 +127,18 @@ pub const HELP: &[(&str, &str)] = &[
     (
         "/quit",
         "close chats, leave rooms, log out and exit (also Ctrl-C)",
+    ),
+    (
+        "/topic [TEXT]",
+        "show the current room's topic, or set it (/topic - clears it)",
+    ),
+    (
+        "/away [MESSAGE]",
+        "away with a message others see (/who, /search, chats); /away alone: back",
+    ),
+    (
+        "/me ACTION",
+        "an action line in the current conversation: * you ACTION",
     ),
     (
         "TEXT",
@@ -161,7 +184,7 @@ const VERBS: &[&str] = &[
     "help", "register", "login", "logout", "who", "online", "search", "whois", "chat", "query",
     "accept", "reject", "decline", "msg", "close", "dnd", "away", "create", "join", "leave",
     "part", "rooms", "list", "members", "names", "switch", "go", "stats", "quit", "exit", "sleep",
-    "retry", "wait",
+    "retry", "wait", "me", "topic",
 ];
 
 /// The known command closest to a mistyped one (at most 2 edits away).
@@ -263,12 +286,26 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             _ => return Err("usage: /msg USER TEXT".into()),
         },
         "close" => Command::Close(opt("/close [USER]")?),
-        "dnd" | "away" => match words.as_slice() {
+        "away" => Command::Away((!args.is_empty()).then(|| args.to_string())),
+        "topic" => {
+            let (room, text) = match args.strip_prefix('#') {
+                Some(rest) => match rest.split_once(char::is_whitespace) {
+                    Some((r, t)) => (Some(r.to_string()), Some(t.trim().to_string())),
+                    None => (Some(rest.to_string()), None),
+                },
+                None => (None, (!args.is_empty()).then(|| args.to_string())),
+            };
+            let text = text.map(|t| if t == "-" { String::new() } else { t });
+            Command::Topic { room, text }
+        }
+        "dnd" => match words.as_slice() {
             [] => Command::Dnd(None),
             ["on"] => Command::Dnd(Some(true)),
             ["off"] => Command::Dnd(Some(false)),
             _ => return Err("usage: /dnd [on|off]".into()),
         },
+        "me" if !args.is_empty() => Command::Me(args.to_string()),
+        "me" => return Err("usage: /me ACTION".into()),
         "create" => Command::Create(room_arg("/create", args)?),
         "join" => Command::Join(room_arg("/join", args)?),
         "leave" | "part" => Command::Leave(opt("/leave [ROOM]")?.map(|r| strip_room(&r))),

@@ -45,7 +45,7 @@ impl Names {
     pub fn observe(&mut self, ev: &UiEvent) {
         match ev {
             UiEvent::Who { users, .. } => users.iter().for_each(|u| self.user(&u.username)),
-            UiEvent::SearchResult { user } => self.user(&user.username),
+            UiEvent::SearchResult { user, .. } => self.user(&user.username),
             UiEvent::ChatRequest { from: u }
             | UiEvent::ChatRequested { to: u }
             | UiEvent::ChatAccepted { with: u }
@@ -64,7 +64,7 @@ impl Names {
                 self.room(room);
                 self.user(user);
             }
-            UiEvent::Rooms { rooms } => rooms.iter().for_each(|r| self.room(&r.name)),
+            UiEvent::Rooms { rooms, .. } => rooms.iter().for_each(|r| self.room(&r.name)),
             UiEvent::Members { room, members } => {
                 self.room(room);
                 members.iter().for_each(|m| self.user(&m.username));

@@ -25,6 +25,7 @@ pub mod link;
 pub mod rooms;
 pub mod script;
 pub mod slots;
+pub mod social;
 pub mod term;
 pub mod ui;
 

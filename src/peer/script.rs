@@ -312,6 +312,8 @@ mod tests {
             id: 1,
             own: false,
             queued: false,
+            action: false,
+            mention: false,
         });
         assert_eq!(s.next(t0 + Duration::from_millis(20)), Some(Command::Quit));
         assert_eq!(s.exit_code(), 0);

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Every op the registry understands, in the order `protocol.md` lists them.
@@ -22,7 +23,14 @@ pub const OPS: &[&str] = &[
     "leave_room",
     "rooms",
     "members",
+    "set_topic",
+    "set_away",
 ];
+
+/// Longest room topic, in bytes of UTF-8 (`topic_too_long` beyond).
+pub const MAX_TOPIC: usize = 300;
+/// Longest away message, in bytes of UTF-8 (`away_too_long` beyond).
+pub const MAX_AWAY: usize = 200;
 
 /// `online` page size when the request names none.
 pub const ONLINE_PAGE: u64 = 100;
@@ -99,6 +107,19 @@ pub enum Request {
         token: String,
         room: String,
     },
+    /// Sets the topic of a room the caller is in; an empty `topic` clears it.
+    SetTopic {
+        token: String,
+        room: String,
+        #[serde(default)]
+        topic: String,
+    },
+    /// Sets the caller's away message; absent or empty: back (no message).
+    SetAway {
+        token: String,
+        #[serde(default)]
+        away: String,
+    },
 }
 
 impl Request {
@@ -115,7 +136,9 @@ impl Request {
             | Request::JoinRoom { token, .. }
             | Request::LeaveRoom { token, .. }
             | Request::Rooms { token }
-            | Request::Members { token, .. } => Some(token),
+            | Request::Members { token, .. }
+            | Request::SetTopic { token, .. }
+            | Request::SetAway { token, .. } => Some(token),
         }
     }
 }
@@ -183,6 +206,10 @@ error_codes! {
     RoomExists => "room_exists",
     NoSuchRoom => "no_such_room",
     NotAMember => "not_a_member",
+    /// A `set_topic` topic longer than [`MAX_TOPIC`] bytes.
+    TopicTooLong => "topic_too_long",
+    /// A `set_away` message longer than [`MAX_AWAY`] bytes.
+    AwayTooLong => "away_too_long",
     /// Too much work queued (password hashing); try again shortly.
     ServerBusy => "server_busy",
     /// The store (database) cannot be reached; try again.
@@ -275,29 +302,62 @@ pub struct RoomSummary {
     pub members: u64,
 }
 
+/// A room's topic and who set it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicInfo {
+    pub text: String,
+    pub by: String,
+}
+
 /// The body of a successful reply, one shape per op.
+///
+/// What newer registries add (`topic`, `topics`, `away`) sits beside the
+/// older fields, never inside [`RoomInfo`], [`UserInfo`] or
+/// [`RoomSummary`] (which deny unknown fields), so older peers still read
+/// every reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ReplyBody {
     /// login, resume
     Session(SessionReply),
-    /// search
-    User { user: UserInfo },
+    /// search; `away`: the user's away message, if they set one.
+    User {
+        user: UserInfo,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        away: Option<String>,
+    },
     /// online: one page, how many match in all, and the cursor of the
     /// next page (absent from old registries: then the list is complete).
+    /// `away`: the away messages of the users on the page who set one.
     Users {
         users: Vec<UserInfo>,
         #[serde(default)]
         total: Option<u64>,
         #[serde(default)]
         next: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        away: BTreeMap<String, String>,
     },
-    /// create_room, join_room, members
-    Room { room: RoomInfo },
-    /// rooms
-    Rooms { rooms: Vec<RoomSummary> },
+    /// create_room, join_room, members; `topic` when the room has one.
+    Room {
+        room: RoomInfo,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<TopicInfo>,
+    },
+    /// rooms; `topics`: the topic of each room that has one.
+    Rooms {
+        rooms: Vec<RoomSummary>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        topics: BTreeMap<String, String>,
+    },
     /// leave_room
     Left { room: String, deleted: bool },
+    /// set_topic: the room's topic now (`null`: cleared).
+    Topic {
+        room: String,
+        topic: Option<TopicInfo>,
+    },
     /// register
     Registered { username: String },
     /// logout, heartbeat

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 mod offline;
 mod sessions;
+mod social;
 pub use sessions::RECHECK;
 #[cfg(test)]
 mod tests;
@@ -243,8 +244,10 @@ impl Registry {
                         format!("no user named {username:?}"),
                     ));
                 };
+                let away = s.as_ref().and_then(|s| s.away.clone());
                 Ok(ReplyBody::User {
                     user: self.info(username, s.as_ref(), now),
+                    away,
                 })
             }
             Request::Online {
@@ -260,6 +263,7 @@ impl Registry {
                     key: auth::new_token(),
                     epoch: 1,
                     created_ms: now,
+                    topic: None,
                 };
                 match self.store.create_room(&record, &me.username) {
                     Ok(()) => {
@@ -300,20 +304,15 @@ impl Registry {
                     deleted: left.room_deleted,
                 })
             }
-            Request::Rooms { .. } => Ok(ReplyBody::Rooms {
-                rooms: self
-                    .store
-                    .list_rooms()?
-                    .into_iter()
-                    .map(|(name, members)| RoomSummary { name, members })
-                    .collect(),
-            }),
+            Request::Rooms { .. } => Ok(social::rooms_reply(self.store.list_rooms()?)),
             Request::Members { room, .. } => {
                 RoomName::parse(&room)?;
                 let members = self.store.members_with_sessions(&room)?;
                 let is_member = members.iter().any(|(u, _)| *u == me.username);
                 self.room_reply_of(&room, is_member, members)
             }
+            Request::SetTopic { room, topic, .. } => self.set_topic(&me, &room, &topic),
+            Request::SetAway { away, .. } => self.set_away(&me, &away),
             Request::Register { .. } | Request::Login { .. } | Request::Resume { .. } => {
                 Err(api(ErrorCode::Internal, "unreachable"))
             }
@@ -354,6 +353,7 @@ impl Registry {
             .more
             .then(|| page.sessions.last().map(|s| s.username.clone()))
             .flatten();
+        let away = social::away_of(&page.sessions);
         let users = page
             .sessions
             .into_iter()
@@ -363,6 +363,7 @@ impl Registry {
             users,
             total: Some(page.total),
             next,
+            away,
         })
     }
 
@@ -395,6 +396,10 @@ impl Registry {
                 epoch: with_key.then_some(record.epoch),
                 members,
             },
+            topic: record.topic.map(|t| TopicInfo {
+                text: t.text,
+                by: t.by,
+            }),
         })
     }
 }

@@ -211,6 +211,23 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// Whether tmux saw the pane ring the bell (`#{window_bell_flag}`: set
+    /// on a bell in a window no client is looking at, which is every
+    /// window of this detached session).
+    pub fn bell_flag(&self) -> bool {
+        let out = self.run(&["display-message", "-p", "-t", "t", "#{window_bell_flag}"]);
+        out.trim() == "1"
+    }
+
+    /// Copies every byte the pane gets from now on to `path` (`pipe-pane`),
+    /// so a test can count what the program wrote (such as BEL bytes).
+    pub fn pipe_to(&self, path: &std::path::Path) {
+        let cmd = format!("cat >> '{}'", path.display());
+        self.run(&["pipe-pane", "-t", "t", "-o", &cmd]);
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.output(&["kill-server"]);

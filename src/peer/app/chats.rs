@@ -53,6 +53,8 @@ impl App {
                     id,
                     own: true,
                     queued: !sent,
+                    action: false,
+                    mention: false,
                 };
                 self.emit_marked(ev, unverified);
             }
@@ -133,6 +135,8 @@ impl App {
                     id,
                     own: false,
                     queued: false,
+                    action: false,
+                    mention: false,
                 };
                 self.emit_marked(ev, unverified);
             }
@@ -163,7 +167,8 @@ impl App {
 
     /// [`App::emit`] for a line of a chat, marked when its partner is
     /// unverified.
-    fn emit_marked(&mut self, ev: UiEvent, unverified: bool) {
+    fn emit_marked(&mut self, mut ev: UiEvent, unverified: bool) {
+        self.decorate(&mut ev);
         if let Some(script) = &mut self.script {
             script.observe(&ev);
         }

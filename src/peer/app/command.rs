@@ -4,6 +4,7 @@
 use super::RoomCommand;
 use super::{App, Pending, Target};
 use crate::peer::commands::{Command, HELP};
+use crate::peer::social;
 use crate::peer::ui::UiEvent;
 use crate::protocol::Request;
 use std::time::Instant;
@@ -67,6 +68,7 @@ impl App {
             Command::Close(user) => self.close_chat(user),
             Command::Dnd(on) => {
                 let on = self.chats.set_dnd(on);
+                self.ui.set_bell(!on);
                 self.emit(UiEvent::Dnd { on });
             }
             Command::Create(room) => self.room_command(RoomCommand::Create(room)),
@@ -80,6 +82,11 @@ impl App {
                 self.emit(UiEvent::Stats { rooms })
             }
             Command::Quit => self.quit(),
+            Command::Topic { room, text } => self.topic_command(room, text),
+            Command::Away(message) => self.away_command(message),
+            Command::Me(action) => {
+                self.command(Command::Say(format!("{}{action}", social::ACTION)))
+            }
             Command::Say(text) => match self.current.clone() {
                 Some(Target::Chat(user)) => self.with_chats(|c| c.open(user, Some(text))),
                 Some(Target::Room(room)) => self.room_say(room, text),

@@ -21,6 +21,8 @@ mod quit;
 mod registry;
 mod rooms;
 mod session;
+mod social;
+mod topics;
 
 pub use rooms::{RoomCommand, RoomPending, Rooms};
 
@@ -158,7 +160,8 @@ impl App {
         self.session.as_ref().map(|s| s.username.as_str())
     }
 
-    pub fn emit(&mut self, ev: UiEvent) {
+    pub fn emit(&mut self, mut ev: UiEvent) {
+        self.decorate(&mut ev);
         if let Some(script) = &mut self.script {
             script.observe(&ev);
         }

@@ -39,6 +39,8 @@ pub enum RoomPending {
     Members(String),
     /// Background refresh of the member list.
     Refresh(String),
+    /// `/topic TEXT`: `set_topic`.
+    Topic(String),
 }
 
 /// Stream ids from the wall clock: microseconds since the epoch, so a
@@ -56,6 +58,8 @@ pub struct Rooms {
     pub engine: Engine,
     /// Shared with the UDP receiver thread, which counts what it drops.
     pub queue_overflow: Arc<AtomicU64>,
+    /// The last topic the registry told us of each room we joined.
+    pub topics: std::collections::HashMap<String, Option<crate::protocol::TopicInfo>>,
 }
 
 impl Rooms {
@@ -63,6 +67,7 @@ impl Rooms {
         Rooms {
             engine: Engine::new(faults, rand::random(), Box::new(WallClock)),
             queue_overflow: Default::default(),
+            topics: Default::default(),
         }
     }
 
@@ -180,6 +185,8 @@ impl App {
                 id,
                 own,
                 queued: false,
+                action: false,
+                mention: false,
             },
             Event::Delivery {
                 room,
@@ -319,7 +326,7 @@ impl App {
     pub fn room_replied(&mut self, p: RoomPending, body: ReplyBody) {
         let now = Instant::now();
         match (p, body) {
-            (RoomPending::Create(_) | RoomPending::Join(_), ReplyBody::Room { room }) => {
+            (RoomPending::Create(_) | RoomPending::Join(_), ReplyBody::Room { room, topic }) => {
                 let Some(key) = room_key(&room) else {
                     self.error(
                         "bad_reply",
@@ -329,18 +336,31 @@ impl App {
                 };
                 let members = listed(&room.members);
                 self.rooms.engine.enter(now, &room.name, key, &members);
+                // The topic shows under the "joined" line.
+                self.rooms_flush();
+                self.topic_seen(&room.name, topic, true);
             }
-            (RoomPending::Rejoin { .. } | RoomPending::Refresh(_), ReplyBody::Room { room }) => {
+            (
+                RoomPending::Rejoin { .. } | RoomPending::Refresh(_),
+                ReplyBody::Room { room, topic },
+            ) => {
                 let members = listed(&room.members);
                 self.rooms
                     .engine
                     .members(now, &room.name, room_key(&room), &members);
+                self.topic_seen(&room.name, topic, false);
+            }
+            (RoomPending::Topic(_), ReplyBody::Topic { room, topic }) => {
+                self.topic_seen(&room, topic, false)
             }
             (RoomPending::Leave(room), _) => {
                 self.emit(UiEvent::RoomLeft { room });
             }
-            (RoomPending::List, ReplyBody::Rooms { rooms }) => self.emit(UiEvent::Rooms { rooms }),
-            (RoomPending::Members(room), ReplyBody::Room { room: info }) => {
+            (RoomPending::List, ReplyBody::Rooms { rooms, topics }) => {
+                self.emit(UiEvent::Rooms { rooms, topics })
+            }
+            (RoomPending::Members(room), ReplyBody::Room { room: info, topic }) => {
+                self.topic_seen(&room, topic, false);
                 let members = listed(&info.members);
                 self.rooms
                     .engine

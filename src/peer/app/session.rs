@@ -35,6 +35,8 @@ pub enum Pending {
     /// A look-up for the chat engine (to dial, or to check a hello).
     Chat(Lookup),
     Room(super::RoomPending),
+    /// `set_away` with this message (`None`: back).
+    Away(Option<String>),
 }
 
 impl Pending {
@@ -233,14 +235,29 @@ impl App {
                     self.emit(UiEvent::LoggedOut);
                 }
             }
-            (Pending::Who { prefix }, ReplyBody::Users { users, total, next }) => {
+            (
+                Pending::Who { prefix },
+                ReplyBody::Users {
+                    users,
+                    total,
+                    next,
+                    away,
+                },
+            ) => {
                 self.who_more = next.clone().map(|after| (prefix, after));
-                self.emit(UiEvent::Who { users, total, next })
+                self.emit(UiEvent::Who {
+                    users,
+                    total,
+                    next,
+                    away,
+                })
             }
-            (Pending::Search, ReplyBody::User { user }) => {
-                self.emit(UiEvent::SearchResult { user })
+            (Pending::Search, ReplyBody::User { user, away }) => {
+                self.emit(UiEvent::SearchResult { user, away })
             }
-            (Pending::Chat(purpose), ReplyBody::User { user }) => {
+            (Pending::Away(message), _) => self.away_set(message),
+            (Pending::Chat(purpose), ReplyBody::User { user, away }) => {
+                self.chat_partner_away(&purpose, &user.username, away);
                 let now = Instant::now();
                 self.with_chats(|c| c.looked_up(now, purpose, Ok(user)));
             }

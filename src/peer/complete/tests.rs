@@ -92,12 +92,14 @@ fn names_are_learned_from_events() {
         users: vec![user("bob")],
         total: Some(1),
         next: None,
+        away: Default::default(),
     });
     n.observe(&UiEvent::Rooms {
         rooms: vec![RoomSummary {
             name: "lab".into(),
             members: 2,
         }],
+        topics: Default::default(),
     });
     n.observe(&UiEvent::RoomJoined {
         room: "#music".into(),

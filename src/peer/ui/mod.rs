@@ -12,6 +12,7 @@ pub use render::{format_text, user_color};
 use crate::protocol::{Address, RoomSummary, UserInfo};
 use colored::Colorize;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -65,13 +66,34 @@ pub enum UiEvent {
     /// One page of `/who`: `total` online (with the prefix asked for;
     /// `null` from a registry without paging), and the cursor of the next
     /// page (`/who +`), `null` on the last.
+    /// `away`: the away messages of the users listed who set one.
     Who {
         users: Vec<UserInfo>,
         total: Option<u64>,
         next: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        away: BTreeMap<String, String>,
     },
     SearchResult {
         user: UserInfo,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        away: Option<String>,
+    },
+    /// A room's topic: shown on join (`changed` false), or changed by
+    /// `by` (`text` null: cleared).
+    Topic {
+        room: String,
+        text: Option<String>,
+        by: Option<String>,
+        changed: bool,
+    },
+    /// An away message: ours set (`own`, `message` null: back), or that
+    /// of `user`, whom we are about to chat with.
+    Away {
+        user: String,
+        message: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        own: bool,
     },
     /// Someone asks us for a chat.
     ChatRequest {
@@ -124,6 +146,14 @@ pub enum UiEvent {
         own: bool,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         queued: bool,
+        /// An action (`/me waves`): `text` is what follows `/me `.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        action: bool,
+        /// A room line that names us, or a private message in a chat that
+        /// is not current: highlighted, and the bell rings (see
+        /// [`crate::peer::social`]).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        mention: bool,
     },
     Current {
         target: String,
@@ -147,8 +177,11 @@ pub enum UiEvent {
         user: String,
         reason: String,
     },
+    /// `topics`: the topic of each room that has one.
     Rooms {
         rooms: Vec<RoomSummary>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        topics: BTreeMap<String, String>,
     },
     Members {
         room: String,
@@ -213,6 +246,8 @@ pub struct Ui {
     sink: Sink,
     /// A write failed: the terminal (or the pipe) is gone.
     gone: bool,
+    /// Mentions ring the terminal bell (off while `/dnd` is on).
+    bell: bool,
 }
 
 fn write_stdout(line: &str) -> bool {
@@ -237,7 +272,13 @@ impl Ui {
             color: color && !json,
             sink,
             gone: false,
+            bell: true,
         }
+    }
+
+    /// Whether mentions ring the bell (`/dnd` turns it off).
+    pub fn set_bell(&mut self, on: bool) {
+        self.bell = on;
     }
 
     /// Writes one line. A terminal that went away (hang-up, closed pipe)
@@ -288,7 +329,13 @@ impl Ui {
         } else {
             String::new()
         };
-        let stamped = format!("{} {mark}{}", clock().dimmed(), self.line(ev));
+        // One BEL per mentioning line, after the sanitised text (which
+        // can hold none of its own).
+        let bell = match ev {
+            UiEvent::Message { mention: true, .. } if self.bell => "\x07",
+            _ => "",
+        };
+        let stamped = format!("{} {mark}{}{bell}", clock().dimmed(), self.line(ev));
         self.write(stamped);
     }
 

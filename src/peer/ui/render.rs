@@ -170,8 +170,14 @@ impl Ui {
                 Some(n) if *n > 0 => Self::notice(&format!("{n} online; no more to show")),
                 _ => Self::notice("nobody is online"),
             },
-            UiEvent::Who { users, total, next } => {
-                let names: Vec<String> = users.iter().map(|u| n(&u.username)).collect();
+            UiEvent::Who { users, total, next, away } => {
+                let names: Vec<String> = users
+                    .iter()
+                    .map(|u| match away.get(&u.username) {
+                        Some(a) => format!("{} {}", n(&u.username), format!("(away: {a})").dimmed()),
+                        None => n(&u.username),
+                    })
+                    .collect();
                 let count = match total {
                     Some(t) if *t != users.len() as u64 => format!("{t}, {} here", users.len()),
                     _ => users.len().to_string(),
@@ -182,7 +188,26 @@ impl Ui {
                 };
                 format!("{} online ({count}): {}{more}", "--".yellow(), names.join(", "))
             }
-            UiEvent::SearchResult { user } => format!("{} {}", "--".yellow(), user_line(user)),
+            UiEvent::SearchResult { user, away: None } => format!("{} {}", "--".yellow(), user_line(user)),
+            UiEvent::SearchResult { user, away: Some(a) } => {
+                format!("{} {} {}", "--".yellow(), user_line(user), format!("(away: {a})").dimmed())
+            }
+            UiEvent::Topic { room, text: Some(t), by, changed: false } => match by {
+                Some(by) => Self::notice(&format!("topic of #{room}: {t} (set by {by})")),
+                None => Self::notice(&format!("topic of #{room}: {t}")),
+            },
+            UiEvent::Topic { room, text: None, changed: false, .. } => Self::notice(&format!("#{room} has no topic")),
+            UiEvent::Topic { room, text: Some(t), by, .. } => {
+                format!("{} {} set the topic of #{room}: {t}", "--".yellow(), n(by.as_deref().unwrap_or("someone")))
+            }
+            UiEvent::Topic { room, text: None, by: Some(by), .. } => {
+                format!("{} {} cleared the topic of #{room}", "--".yellow(), n(by))
+            }
+            UiEvent::Topic { room, text: None, by: None, .. } => Self::notice(&format!("the topic of #{room} was cleared")),
+            UiEvent::Away { message: Some(m), own: true, .. } => Self::notice(&format!("you are away: {m} (/away again when you are back)")),
+            UiEvent::Away { message: None, own: true, .. } => Self::notice("you are back (no away message)"),
+            UiEvent::Away { user, message: Some(m), .. } => format!("{} {} is away: {m}", "--".yellow(), n(user)),
+            UiEvent::Away { user, message: None, .. } => format!("{} {} is back", "--".yellow(), n(user)),
             UiEvent::ChatRequest { from } => format!(
                 "{} {} wants to chat: {} or {}",
                 "**".magenta().bold(),
@@ -224,22 +249,31 @@ impl Ui {
                     list.join(", ").red()
                 )
             }
-            UiEvent::Message { from, chat, text, own, queued, .. } => {
+            UiEvent::Message { from, chat, text, own, queued, action, mention, .. } => {
                 let text = &if *queued { format!("{text} (queued)") } else { text.clone() };
                 let body = format_text(text, self.color);
+                // A mention shows the sender's name in reverse video.
+                let from_name = if *mention { n(from).reversed().to_string() } else { n(from) };
                 let room = chat.starts_with('#');
-                match (room, *own) {
+                match (room, *own, *action) {
                     // Own text in the terminal's own colour: bright white
                     // could not be read on a light background.
-                    (true, true) => format!("{} <{}> {body}", chat.dimmed(), "you".bold()),
-                    (true, false) => format!("{} <{}> {body}", chat.dimmed(), n(from)),
-                    (false, true) => format!("{} {} {body}", "you →".bold(), n(chat)),
-                    (false, false) => format!("{} {} {body}", n(from), "(private)".magenta()),
+                    (true, true, false) => format!("{} <{}> {body}", chat.dimmed(), "you".bold()),
+                    (true, false, false) => format!("{} <{from_name}> {body}", chat.dimmed()),
+                    (false, true, false) => format!("{} {} {body}", "you →".bold(), n(chat)),
+                    (false, false, false) => format!("{from_name} {} {body}", "(private)".magenta()),
+                    (true, _, true) => format!("{} * {from_name} {body}", chat.dimmed()),
+                    (false, true, true) => format!("{} {} * {} {body}", "you →".bold(), n(chat), n(from)),
+                    (false, false, true) => format!("* {from_name} {body} {}", "(private)".magenta()),
                 }
             }
             UiEvent::Current { target } if target.starts_with('#') => Self::notice(&format!("now talking in {target}")),
             UiEvent::Current { target } => Self::notice(&format!("now talking to {target}")),
-            UiEvent::Dnd { on } => Self::notice(if *on { "do not disturb: on" } else { "do not disturb: off" }),
+            UiEvent::Dnd { on } => Self::notice(if *on {
+                "do not disturb: on (chat requests are answered busy; mentions do not ring the bell)"
+            } else {
+                "do not disturb: off (mentions ring the bell)"
+            }),
             UiEvent::RoomJoined { room, members } => {
                 let names: Vec<String> = members.iter().map(|m| n(m)).collect();
                 format!("{} joined #{room}; members: {}", "--".yellow(), names.join(", "))
@@ -248,10 +282,16 @@ impl Ui {
             UiEvent::MemberJoined { room, user } => format!("{} {} joined #{room}", "-->".green(), n(user)),
             UiEvent::MemberLeft { room, user, reason } if reason == "left" => format!("{} {} left #{room}", "<--".red(), n(user)),
             UiEvent::MemberLeft { room, user, reason } => format!("{} {} left #{room} ({reason})", "<--".red(), n(user)),
-            UiEvent::Rooms { rooms } if rooms.is_empty() => Self::notice("no rooms yet; /create one"),
-            UiEvent::Rooms { rooms } => {
+            UiEvent::Rooms { rooms, .. } if rooms.is_empty() => Self::notice("no rooms yet; /create one"),
+            UiEvent::Rooms { rooms, topics } => {
                 let count = |n: u64| if n == 1 { "1 member".to_string() } else { format!("{n} members") };
-                let list: Vec<String> = rooms.iter().map(|r| format!("#{} ({})", r.name, count(r.members))).collect();
+                let list: Vec<String> = rooms
+                    .iter()
+                    .map(|r| match topics.get(&r.name) {
+                        Some(t) => format!("#{} ({}: {t})", r.name, count(r.members)),
+                        None => format!("#{} ({})", r.name, count(r.members)),
+                    })
+                    .collect();
                 Self::notice(&format!("rooms: {}", list.join(", ")))
             }
             UiEvent::Members { room, members } => {

@@ -76,6 +76,8 @@ fn interrupted_and_undelivered_lines() {
         id: 5,
         own: true,
         queued: true,
+        action: false,
+        mention: false,
     });
     assert_eq!(line3, "you → bob later (queued)");
 }
@@ -147,6 +149,7 @@ fn notices_name_who_did_what() {
                         members: 5,
                     },
                 ],
+                topics: Default::default(),
             },
             "-- rooms: #lab (1 member), #physics (5 members)",
         ),
@@ -169,6 +172,8 @@ fn own_text_is_never_bright_white() {
             id: 1,
             own: true,
             queued: false,
+            action: false,
+            mention: false,
         });
         assert!(!line.contains("\x1b[97m"), "{line:?}");
         assert!(line.ends_with(" hello"), "{line:?}");
@@ -198,6 +203,7 @@ fn who_lines_say_the_count_and_how_to_see_more() {
         users,
         total,
         next: next.map(Into::into),
+        away: Default::default(),
     };
     let line = |ev| plain(ui.line(ev));
     assert_eq!(
@@ -227,10 +233,22 @@ fn who_from_a_registry_without_paging() {
     let old =
         serde_json::json!({"id": 1, "ok": true, "users": [{"username": "amy", "online": false}]});
     let reply = crate::protocol::Reply::from_value(old).unwrap();
-    let Ok(crate::protocol::ReplyBody::Users { users, total, next }) = reply.result else {
+    let Ok(crate::protocol::ReplyBody::Users {
+        users,
+        total,
+        next,
+        away,
+    }) = reply.result
+    else {
         panic!("{reply:?}")
     };
-    let ev = serde_json::to_value(UiEvent::Who { users, total, next }).unwrap();
+    let ev = serde_json::to_value(UiEvent::Who {
+        users,
+        total,
+        next,
+        away,
+    })
+    .unwrap();
     assert_eq!(
         ev,
         serde_json::json!({"event": "who", "users": [{"username": "amy", "online": false}],
@@ -302,5 +320,71 @@ fn discovery_lines_name_what_was_found_or_the_hint() {
     assert!(
         none.contains("--registry") && none.contains("REGISTRY_ADDR"),
         "{none}"
+    );
+}
+
+/// Actions, mentions, topics and away messages.
+#[test]
+fn social_lines() {
+    let ui = Ui::new(false, true, Sink::Stdout);
+    let msg = |chat: &str, own, action, mention| UiEvent::Message {
+        from: if own { "alice" } else { "bob" }.into(),
+        chat: chat.into(),
+        text: "waves".into(),
+        id: 1,
+        own,
+        queued: false,
+        action,
+        mention,
+    };
+    let line = |ev| plain(ui.line(ev));
+    assert_eq!(line(msg("#lab", false, true, false)), "#lab * bob waves");
+    assert_eq!(line(msg("#lab", true, true, false)), "#lab * alice waves");
+    assert_eq!(
+        line(msg("bob", false, true, false)),
+        "* bob waves (private)"
+    );
+    assert_eq!(
+        line(msg("bob", true, true, false)),
+        "you → bob * alice waves"
+    );
+    // A mention: the sender's name in reverse video (SGR 7).
+    let raw = ui.line(msg("#lab", false, false, true));
+    assert!(raw.contains(";7m") || raw.contains("[7m"), "{raw:?}");
+    assert_eq!(plain(raw), "#lab <bob> waves");
+    let topic = |text: Option<&str>, by: Option<&str>, changed| UiEvent::Topic {
+        room: "lab".into(),
+        text: text.map(Into::into),
+        by: by.map(Into::into),
+        changed,
+    };
+    assert_eq!(
+        line(topic(Some("plans"), Some("bob"), false)),
+        "-- topic of #lab: plans (set by bob)"
+    );
+    assert_eq!(
+        line(topic(Some("plans"), Some("bob"), true)),
+        "-- bob set the topic of #lab: plans"
+    );
+    assert_eq!(line(topic(None, None, false)), "-- #lab has no topic");
+    assert_eq!(
+        line(topic(None, None, true)),
+        "-- the topic of #lab was cleared"
+    );
+    let away = |own, message: Option<&str>| UiEvent::Away {
+        user: "bob".into(),
+        message: message.map(Into::into),
+        own,
+    };
+    assert_eq!(line(away(false, Some("lunch"))), "-- bob is away: lunch");
+    assert_eq!(
+        line(away(true, Some("lunch"))),
+        "-- you are away: lunch (/away again when you are back)"
+    );
+    assert_eq!(line(away(true, None)), "-- you are back (no away message)");
+    // A topic is sanitised like any other text from the network.
+    assert_eq!(
+        line(topic(Some("\x1b[2Jx\x07"), Some("bob"), true)),
+        "-- bob set the topic of #lab: \u{FFFD}[2Jx\u{FFFD}"
     );
 }

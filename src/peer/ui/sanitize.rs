@@ -88,6 +88,18 @@ fn user(u: &mut UserInfo) {
     }
 }
 
+/// A map of names to texts, both cleaned.
+fn texts(map: &mut std::collections::BTreeMap<String, String>) {
+    *map = std::mem::take(map)
+        .into_iter()
+        .map(|(mut k, mut v)| {
+            s(&mut k);
+            s(&mut v);
+            (k, v)
+        })
+        .collect();
+}
+
 fn room(r: &mut RoomSummary) {
     s(&mut r.name);
 }
@@ -131,13 +143,28 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
             s(to);
             username.iter_mut().for_each(s);
         }
-        UiEvent::Who { users, next, .. } => {
+        UiEvent::Who {
+            users, next, away, ..
+        } => {
             users.iter_mut().for_each(user);
             if let Some(next) = next {
                 s(next);
             }
+            texts(away);
         }
-        UiEvent::SearchResult { user: u } => user(u),
+        UiEvent::SearchResult { user: u, away } => {
+            user(u);
+            away.iter_mut().for_each(s);
+        }
+        UiEvent::Topic { room, text, by, .. } => {
+            s(room);
+            text.iter_mut().for_each(s);
+            by.iter_mut().for_each(s);
+        }
+        UiEvent::Away { user, message, .. } => {
+            s(user);
+            message.iter_mut().for_each(s);
+        }
         UiEvent::ChatRequest { from: name }
         | UiEvent::ChatRequested { to: name }
         | UiEvent::ChatAccepted { with: name }
@@ -176,7 +203,10 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
             s(u);
             s(reason);
         }
-        UiEvent::Rooms { rooms } => rooms.iter_mut().for_each(room),
+        UiEvent::Rooms { rooms, topics } => {
+            rooms.iter_mut().for_each(room);
+            texts(topics);
+        }
         UiEvent::Members { room: r, members } => {
             s(r);
             members.iter_mut().for_each(user);
@@ -297,8 +327,23 @@ mod tests {
                 users: vec![user()],
                 total: Some(1),
                 next: Some(t()),
+                away: [(t(), t())].into(),
             },
-            UiEvent::SearchResult { user: user() },
+            UiEvent::Topic {
+                room: t(),
+                text: Some(t()),
+                by: Some(t()),
+                changed: true,
+            },
+            UiEvent::Away {
+                user: t(),
+                message: Some(t()),
+                own: false,
+            },
+            UiEvent::SearchResult {
+                user: user(),
+                away: Some(t()),
+            },
             UiEvent::ChatRequest { from: t() },
             UiEvent::ChatRequested { to: t() },
             UiEvent::ChatAccepted { with: t() },
@@ -319,6 +364,8 @@ mod tests {
                 id: 1,
                 own: false,
                 queued: false,
+                action: false,
+                mention: false,
             },
             UiEvent::ChatInterrupted {
                 with: t(),
@@ -336,6 +383,8 @@ mod tests {
                 id: 1,
                 own: true,
                 queued: true,
+                action: false,
+                mention: false,
             },
             UiEvent::Current { target: t() },
             UiEvent::Dnd { on: true },
@@ -358,6 +407,7 @@ mod tests {
                     name: t(),
                     members: 3,
                 }],
+                topics: [(t(), t())].into(),
             },
             UiEvent::Members {
                 room: t(),

@@ -128,6 +128,7 @@ impl Registry {
             instance: self.instance.clone(),
             attached: true,
             created_ms: now,
+            away: None,
         };
         // One session per user, enforced by the store's unique key. An old
         // session that is no longer online is replaced; a live one wins.

@@ -129,8 +129,14 @@ impl Store for CountingStore {
     ) -> StoreResult<Vec<(String, Option<SessionRecord>)>> {
         self.n("members_with_sessions").members_with_sessions(room)
     }
-    fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>> {
+    fn list_rooms(&self) -> StoreResult<Vec<RoomListing>> {
         self.n("list_rooms").list_rooms()
+    }
+    fn set_topic(&self, room: &str, by: &str, text: &str) -> StoreResult<bool> {
+        self.n("set_topic").set_topic(room, by, text)
+    }
+    fn set_away(&self, token_hash: &str, away: &str) -> StoreResult<bool> {
+        self.n("set_away").set_away(token_hash, away)
     }
     fn rooms_of(&self, username: &str) -> StoreResult<Vec<String>> {
         self.n("rooms_of").rooms_of(username)

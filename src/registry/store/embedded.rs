@@ -12,11 +12,12 @@ use std::time::Duration;
 
 mod file;
 mod lookups;
+mod social;
 use file::{check_existing, create_new};
 use lookups::Cols;
 
 const SESSION_COLS: &str =
-    "token_hash, username, ip, tcp_port, udp_port, last_seen_ms, instance, attached, created_ms";
+    "token_hash, username, ip, tcp_port, udp_port, last_seen_ms, instance, attached, created_ms, away";
 
 /// The embedded SQLite store.
 pub struct SqliteStore {
@@ -48,6 +49,7 @@ fn session_row(r: &impl Cols) -> rusqlite::Result<SessionRecord> {
         instance: r.col(6)?,
         attached: r.col::<i64>(7)? != 0,
         created_ms: r.col(8)?,
+        away: r.col(9)?,
     })
 }
 
@@ -165,7 +167,7 @@ impl Store for SqliteStore {
     fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
         self.with(|c| {
             c.prepare_cached(&format!(
-                "INSERT INTO sessions ({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                "INSERT INTO sessions ({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
             ))?
             .execute(params![
                 s.token_hash,
@@ -176,7 +178,8 @@ impl Store for SqliteStore {
                 s.last_seen_ms,
                 s.instance,
                 s.attached as i64,
-                s.created_ms
+                s.created_ms,
+                s.away
             ])
             .map(|_| ())
         })
@@ -307,9 +310,21 @@ impl Store for SqliteStore {
     fn create_room(&self, room: &RoomRecord, creator: &str) -> StoreResult<()> {
         self.with(|c| {
             let tx = c.transaction()?;
+            let (topic, by) = match &room.topic {
+                Some(t) => (Some(&t.text), Some(&t.by)),
+                None => (None, None),
+            };
             tx.execute(
-                "INSERT INTO rooms (name, key, epoch, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![room.name, room.key, room.epoch as i64, room.created_ms],
+                "INSERT INTO rooms (name, key, epoch, created_ms, topic, topic_by) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    room.name,
+                    room.key,
+                    room.epoch as i64,
+                    room.created_ms,
+                    topic,
+                    by
+                ],
             )?;
             tx.execute(
                 "INSERT OR IGNORE INTO members (room, username) VALUES (?1, ?2)",
@@ -321,16 +336,19 @@ impl Store for SqliteStore {
 
     fn find_room(&self, name: &str) -> StoreResult<Option<RoomRecord>> {
         self.with(|c| {
-            c.prepare_cached("SELECT name, key, epoch, created_ms FROM rooms WHERE name = ?1")?
-                .query_row([name], |r| {
-                    Ok(RoomRecord {
-                        name: r.get(0)?,
-                        key: r.get(1)?,
-                        epoch: r.get::<_, i64>(2)?.max(0) as u64,
-                        created_ms: r.get(3)?,
-                    })
+            c.prepare_cached(
+                "SELECT name, key, epoch, created_ms, topic, topic_by FROM rooms WHERE name = ?1",
+            )?
+            .query_row([name], |r| {
+                Ok(RoomRecord {
+                    name: r.get(0)?,
+                    key: r.get(1)?,
+                    epoch: r.get::<_, i64>(2)?.max(0) as u64,
+                    created_ms: r.get(3)?,
+                    topic: social::topic(r.get(4)?, r.get(5)?),
                 })
-                .optional()
+            })
+            .optional()
         })
     }
 
@@ -401,15 +419,8 @@ impl Store for SqliteStore {
         self.with(|c| lookups::members_with_sessions(c, room))
     }
 
-    fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>> {
-        self.with(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT r.name, (SELECT COUNT(*) FROM members m WHERE m.room = r.name) \
-                 FROM rooms r ORDER BY r.name",
-            )?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
-            rows.collect()
-        })
+    fn list_rooms(&self) -> StoreResult<Vec<RoomListing>> {
+        self.with(social::list_rooms)
     }
 
     fn rooms_of(&self, username: &str) -> StoreResult<Vec<String>> {
@@ -419,5 +430,13 @@ impl Store for SqliteStore {
             let rows = st.query_map([username], |r| r.get(0))?;
             rows.collect()
         })
+    }
+
+    fn set_topic(&self, room: &str, by: &str, text: &str) -> StoreResult<bool> {
+        self.with(|c| social::set_topic(c, room, by, text))
+    }
+
+    fn set_away(&self, token_hash: &str, away: &str) -> StoreResult<bool> {
+        self.with(|c| social::set_away(c, token_hash, away))
     }
 }

@@ -318,11 +318,15 @@ impl Store for MemoryStore {
         })
     }
 
-    fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>> {
+    fn list_rooms(&self) -> StoreResult<Vec<RoomListing>> {
         self.with(|d| {
             Ok(d.rooms
                 .iter()
-                .map(|(name, (_, m))| (name.clone(), m.len() as u64))
+                .map(|(name, (r, m))| RoomListing {
+                    name: name.clone(),
+                    members: m.len() as u64,
+                    topic: r.topic.as_ref().map(|t| t.text.clone()),
+                })
                 .collect())
         })
     }
@@ -334,6 +338,26 @@ impl Store for MemoryStore {
                 .filter(|(_, (_, m))| m.contains(username))
                 .map(|(name, _)| name.clone())
                 .collect())
+        })
+    }
+
+    fn set_topic(&self, room: &str, by: &str, text: &str) -> StoreResult<bool> {
+        self.with(|d| match d.rooms.get_mut(room) {
+            Some((record, members)) if members.contains(by) => {
+                record.topic = (!text.is_empty()).then(|| Topic {
+                    text: text.to_string(),
+                    by: by.to_string(),
+                });
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+    }
+
+    fn set_away(&self, token_hash: &str, away: &str) -> StoreResult<bool> {
+        self.update(token_hash, |s| {
+            s.away = (!away.is_empty()).then(|| away.to_string());
+            true
         })
     }
 }

@@ -53,6 +53,8 @@ pub struct SessionRecord {
     pub instance: String,
     pub attached: bool,
     pub created_ms: i64,
+    /// The away message (`set_away`); `None` when the user is not away.
+    pub away: Option<String>,
 }
 
 /// A chat room. `key` is 64 hex digits: the key that seals room datagrams
@@ -64,6 +66,23 @@ pub struct RoomRecord {
     pub key: String,
     pub epoch: u64,
     pub created_ms: i64,
+    /// The topic (`set_topic`); `None` when the room has none.
+    pub topic: Option<Topic>,
+}
+
+/// A room's topic and the member who set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    pub text: String,
+    pub by: String,
+}
+
+/// One line of [`Store::list_rooms`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomListing {
+    pub name: String,
+    pub members: u64,
+    pub topic: Option<String>,
 }
 
 /// Where a session's peer can be reached.
@@ -243,10 +262,20 @@ pub trait Store: Send + Sync {
         &self,
         room: &str,
     ) -> StoreResult<Vec<(String, Option<SessionRecord>)>>;
-    /// Every room with its member count, sorted by name.
-    fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>>;
+    /// Every room with its member count and topic, sorted by name.
+    fn list_rooms(&self) -> StoreResult<Vec<RoomListing>>;
     /// Names of the rooms a user is in, sorted.
     fn rooms_of(&self, username: &str) -> StoreResult<Vec<String>>;
+
+    // ---- topics and away messages ----
+
+    /// Sets the topic of `room` to `text` as set by `by` (an empty `text`
+    /// clears it), but only if `by` is a member; false when the room does
+    /// not exist or `by` is not in it.
+    fn set_topic(&self, room: &str, by: &str, text: &str) -> StoreResult<bool>;
+    /// Sets a session's away message (empty: not away); false if the
+    /// session does not exist.
+    fn set_away(&self, token_hash: &str, away: &str) -> StoreResult<bool>;
 }
 
 /// Opens the store named on the command line: a `mongodb://` or

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 mod docs;
 mod lookups;
+mod social;
 use docs::*;
 
 type Coll = Collection<Document>;
@@ -425,7 +426,7 @@ impl Store for MongoStore {
         self.members_joined(room)
     }
 
-    fn list_rooms(&self) -> StoreResult<Vec<(String, u64)>> {
+    fn list_rooms(&self) -> StoreResult<Vec<RoomListing>> {
         let pipeline = [doc! {"$group": {"_id": "$room", "n": {"$sum": 1}}}];
         let mut counts = std::collections::HashMap::new();
         for d in ok(self.members.aggregate(pipeline).run())? {
@@ -435,15 +436,28 @@ impl Store for MongoStore {
         }
         let mut out = all(self.find_all(&self.rooms, doc! {})?, |d| {
             let name = get_str(d, "name")?;
-            let n = counts.get(&name).copied().unwrap_or(0);
-            Ok((name, n))
+            let members = counts.get(&name).copied().unwrap_or(0);
+            let topic = docs::get_text(d, "topic");
+            Ok(RoomListing {
+                name,
+                members,
+                topic,
+            })
         })?;
-        out.sort();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
     fn rooms_of(&self, username: &str) -> StoreResult<Vec<String>> {
         self.member_field(doc! {"username": username}, "room")
+    }
+
+    fn set_topic(&self, room: &str, by: &str, text: &str) -> StoreResult<bool> {
+        self.topic_set(room, by, text)
+    }
+
+    fn set_away(&self, token_hash: &str, away: &str) -> StoreResult<bool> {
+        self.away_set(token_hash, away)
     }
 }
 

@@ -53,6 +53,21 @@ fn store_calls_per_operation() {
     got.push(("members (2 members)", calls(&t)));
     t.rooms(&mut b, &tb);
     got.push(("rooms", calls(&t)));
+    let topic = |room: &str| Request::SetTopic {
+        token: tb.clone(),
+        room: room.into(),
+        topic: "plans".into(),
+    };
+    t.ok(&mut b, topic("lab"));
+    got.push(("set_topic", calls(&t)));
+    t.err(&mut b, topic("nowhere"));
+    got.push(("set_topic, no room", calls(&t)));
+    let away = Request::SetAway {
+        token: tb.clone(),
+        away: "lunch".into(),
+    };
+    t.ok(&mut b, away);
+    got.push(("set_away", calls(&t)));
     t.ok(&mut b, room_op("leave_room", &tb, "lab"));
     got.push(("leave_room", calls(&t)));
     // Past the re-check interval: one read, then none again until the next.
@@ -91,6 +106,9 @@ fn store_calls_per_operation() {
         ),
         ("members (2 members)", "find_room=1 members_with_sessions=1"),
         ("rooms", "list_rooms=1"),
+        ("set_topic", "set_topic=1"),
+        ("set_topic, no room", "find_room=1 set_topic=1"),
+        ("set_away", "set_away=1"),
         ("leave_room", "find_room=1 remove_member=1"),
         ("heartbeat, re-check due", "session_by_token=1"),
         ("heartbeat after re-check", ""),

@@ -129,7 +129,7 @@ impl T {
 
     fn search(&self, c: &mut Conn, token: &str, name: &str) -> UserInfo {
         match self.ok(c, search(token, name)) {
-            ReplyBody::User { user } => user,
+            ReplyBody::User { user, .. } => user,
             other => panic!("search reply: {other:?}"),
         }
     }
@@ -140,14 +140,16 @@ impl T {
 
     fn room(&self, c: &mut Conn, req: Request) -> RoomInfo {
         match self.ok(c, req) {
-            ReplyBody::Room { room } => room,
+            ReplyBody::Room { room, .. } => room,
             other => panic!("room reply: {other:?}"),
         }
     }
 
     fn rooms(&self, c: &mut Conn, token: &str) -> Vec<(String, u64)> {
         match self.ok(c, rooms(token)) {
-            ReplyBody::Rooms { rooms } => rooms.into_iter().map(|r| (r.name, r.members)).collect(),
+            ReplyBody::Rooms { rooms, .. } => {
+                rooms.into_iter().map(|r| (r.name, r.members)).collect()
+            }
             other => panic!("rooms reply: {other:?}"),
         }
     }
@@ -260,6 +262,15 @@ fn authed_ops(token: &str) -> Vec<Request> {
         search(token, "alice"),
         online(token),
         rooms(token),
+        Request::SetTopic {
+            token: token.into(),
+            room: "lab".into(),
+            topic: "t".into(),
+        },
+        Request::SetAway {
+            token: token.into(),
+            away: "a".into(),
+        },
     ];
     v.extend(ROOM_OPS.map(|op| room_op(op, token, "lab")));
     v

@@ -13,9 +13,9 @@ fn page(
     prefix: Option<&str>,
 ) -> (Vec<String>, Option<u64>, Option<String>) {
     match t.ok(c, online_page(token, limit, after, prefix)) {
-        ReplyBody::Users { users, total, next } => {
-            (users.into_iter().map(|u| u.username).collect(), total, next)
-        }
+        ReplyBody::Users {
+            users, total, next, ..
+        } => (users.into_iter().map(|u| u.username).collect(), total, next),
         other => panic!("online reply: {other:?}"),
     }
 }

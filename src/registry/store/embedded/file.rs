@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_seen_ms INTEGER NOT NULL,
     instance     TEXT NOT NULL,
     attached     INTEGER NOT NULL,
-    created_ms   INTEGER NOT NULL
+    created_ms   INTEGER NOT NULL,
+    away         TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_instance ON sessions(instance);
 CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen_ms);
@@ -30,7 +31,9 @@ CREATE TABLE IF NOT EXISTS rooms (
     name       TEXT PRIMARY KEY,
     key        TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
-    epoch      INTEGER NOT NULL DEFAULT 1
+    epoch      INTEGER NOT NULL DEFAULT 1,
+    topic      TEXT,
+    topic_by   TEXT
 );
 CREATE TABLE IF NOT EXISTS members (
     room     TEXT NOT NULL,
@@ -41,8 +44,16 @@ CREATE INDEX IF NOT EXISTS members_username ON members(username);
 ";
 
 /// `PRAGMA user_version`: the schema version this build writes and reads.
-/// Version 2 added `rooms.epoch`; a version-1 file is upgraded in place.
-const SCHEMA_VERSION: i32 = 2;
+/// Version 2 added `rooms.epoch`, version 3 `rooms.topic`, `rooms.topic_by`
+/// and `sessions.away`; an older file is upgraded in place.
+const SCHEMA_VERSION: i32 = 3;
+/// The columns added since version 1: table, column, type.
+const ADDED: [(&str, &str, &str); 4] = [
+    ("rooms", "epoch", "INTEGER NOT NULL DEFAULT 1"),
+    ("rooms", "topic", "TEXT"),
+    ("rooms", "topic_by", "TEXT"),
+    ("sessions", "away", "TEXT"),
+];
 /// The tables of [`SCHEMA`]; a database of the first release has exactly
 /// these and no application id yet.
 const TABLES: [&str; 4] = ["members", "rooms", "sessions", "users"];
@@ -113,7 +124,7 @@ pub(super) fn check_existing(conn: &Connection, path: &str) -> StoreResult<()> {
              {SCHEMA_VERSION}: run a newer registry"
         ))),
         APPLICATION_ID if version == SCHEMA_VERSION => Ok(()),
-        APPLICATION_ID if version == 1 => upgrade(conn, path),
+        APPLICATION_ID if (1..SCHEMA_VERSION).contains(&version) => upgrade(conn, path),
         0 => {
             let mut q = conn
                 .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -148,21 +159,23 @@ pub(super) fn check_existing(conn: &Connection, path: &str) -> StoreResult<()> {
     }
 }
 
-/// Brings a version-1 database (or a first-release one) to
-/// [`SCHEMA_VERSION`], in one transaction: rooms get a key epoch.
+/// Brings an older database (version 1 or 2, or a first-release one) to
+/// [`SCHEMA_VERSION`], in one transaction: each column of [`ADDED`] it
+/// lacks is added (rooms get a key epoch, topics; sessions away messages).
 fn upgrade(conn: &Connection, path: &str) -> StoreResult<()> {
-    let has_epoch: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM pragma_table_info('rooms') WHERE name = 'epoch'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(err)?;
-    let add = if has_epoch == 0 {
-        "ALTER TABLE rooms ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1;"
-    } else {
-        ""
-    };
+    let mut add = String::new();
+    for (table, column, kind) in ADDED {
+        let has: i64 = conn
+            .query_row(
+                &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
+                [column],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        if has == 0 {
+            add.push_str(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind};"));
+        }
+    }
     conn.execute_batch(&format!(
         "BEGIN; {add} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
     ))
@@ -286,7 +299,7 @@ mod tests {
     fn a_version_1_database_gets_room_epochs() {
         let dir = tempfile::tempdir().unwrap();
         let p = path(&dir, "registry.db");
-        let v1 = SCHEMA.replace(",\n    epoch      INTEGER NOT NULL DEFAULT 1", "");
+        let v1 = without_v3(&SCHEMA.replace(",\n    epoch      INTEGER NOT NULL DEFAULT 1", ""));
         assert!(!v1.contains("epoch"));
         let conn = Connection::open(&p).unwrap();
         conn.execute_batch(&format!(
@@ -305,6 +318,49 @@ mod tests {
         store.remove_member("lab", "ann", "k2").unwrap();
         let room = store.find_room("lab").unwrap().unwrap();
         assert_eq!((room.key.as_str(), room.epoch), ("k2", 2));
+        drop(store);
+        assert_eq!(header(&p), (APPLICATION_ID, SCHEMA_VERSION));
+    }
+
+    /// [`SCHEMA`] without the columns version 3 added.
+    fn without_v3(schema: &str) -> String {
+        let v2 = schema
+            .replace(",\n    topic      TEXT,\n    topic_by   TEXT", "")
+            .replace(",\n    away         TEXT", "");
+        assert!(!v2.contains("topic") && !v2.contains("away"), "{v2}");
+        v2
+    }
+
+    #[test]
+    fn a_version_2_database_gets_topics_and_away_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(&dir, "registry.db");
+        let conn = Connection::open(&p).unwrap();
+        conn.execute_batch(&format!(
+            "{} PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version=2;",
+            without_v3(SCHEMA)
+        ))
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO rooms (name, key, created_ms, epoch) VALUES ('lab', 'k', 1, 4);
+             INSERT INTO members (room, username) VALUES ('lab', 'ann');
+             INSERT INTO sessions VALUES ('t', 'ann', '127.0.0.1', 1, 2, 3, 'i', 1, 4);",
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&p).unwrap();
+        let room = store.find_room("lab").unwrap().unwrap();
+        assert_eq!((room.epoch, room.topic), (4, None));
+        assert_eq!(store.session_by_token("t").unwrap().unwrap().away, None);
+        assert!(store.set_topic("lab", "ann", "plans").unwrap());
+        assert!(store.set_away("t", "lunch").unwrap());
+        let room = store.find_room("lab").unwrap().unwrap();
+        assert_eq!(
+            room.topic.map(|t| (t.text, t.by)),
+            Some(("plans".into(), "ann".into()))
+        );
+        let away = store.session_by_token("t").unwrap().unwrap().away;
+        assert_eq!(away.as_deref(), Some("lunch"));
         drop(store);
         assert_eq!(header(&p), (APPLICATION_ID, SCHEMA_VERSION));
     }

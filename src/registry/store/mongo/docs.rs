@@ -2,7 +2,7 @@
 //! shell, a MongoDB-compatible server) store: integral doubles for
 //! integers, 0/1 for booleans.
 
-use super::{RoomRecord, SessionRecord, StoreError, StoreResult};
+use super::{RoomRecord, SessionRecord, StoreError, StoreResult, Topic};
 use mongodb::bson::{doc, Bson, Document};
 
 pub(super) fn bad(d: &Document, field: &str) -> StoreError {
@@ -52,7 +52,16 @@ pub(super) fn session_doc(s: &SessionRecord) -> Document {
         "instance": &s.instance,
         "attached": s.attached,
         "created_ms": s.created_ms,
+        "away": s.away.as_deref(),
     }
+}
+
+/// An optional text field: absent, null or empty is `None`.
+pub(super) fn get_text(d: &Document, field: &str) -> Option<String> {
+    d.get_str(field)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
 }
 
 pub(super) fn session_from(d: &Document) -> StoreResult<SessionRecord> {
@@ -66,6 +75,7 @@ pub(super) fn session_from(d: &Document) -> StoreResult<SessionRecord> {
         instance: get_str(d, "instance")?,
         attached: get_bool(d, "attached")?,
         created_ms: get_i64(d, "created_ms")?,
+        away: get_text(d, "away"),
     })
 }
 
@@ -80,5 +90,9 @@ pub(super) fn room_from(d: &Document) -> StoreResult<RoomRecord> {
             Some(_) => get_i64(d, "epoch")?.max(0) as u64,
         },
         created_ms: get_i64(d, "created_ms")?,
+        topic: match (get_text(d, "topic"), get_text(d, "topic_by")) {
+            (Some(text), Some(by)) => Some(Topic { text, by }),
+            _ => None,
+        },
     })
 }
