@@ -80,6 +80,12 @@ struct Args {
     /// and the messages it never acknowledged are named as not delivered.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
     chat_resume_secs: u64,
+
+    /// Do not write conversation logs (by default every conversation is
+    /// appended to $XDG_DATA_HOME/lanchat/logs/USER/NAME.log, else
+    /// ~/.local/share/…). /history works either way.
+    #[arg(long, env = "LANCHAT_NO_LOG")]
+    no_log: bool,
 }
 
 /// Browses the LAN for registries; the outcome is shown once the peer runs.
@@ -131,6 +137,11 @@ fn main() {
         faults: args.faults.unwrap_or_default(),
         chat_timeout: std::time::Duration::from_secs(args.chat_timeout_secs),
         chat_resume: std::time::Duration::from_secs(args.chat_resume_secs),
+        log_root: if args.no_log {
+            None
+        } else {
+            lanchat::peer::logs::default_root()
+        },
     });
     std::process::exit(code);
 }

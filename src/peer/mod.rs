@@ -22,6 +22,8 @@ pub mod commands;
 pub mod complete;
 pub mod events;
 pub mod link;
+pub mod logs;
+mod password;
 pub mod rooms;
 pub mod script;
 pub mod slots;
@@ -69,6 +71,8 @@ pub struct Config {
     /// An interrupted chat gives up after this long without its partner
     /// (120 s).
     pub chat_resume: std::time::Duration,
+    /// Where conversation logs go (`None`: not logged; see [`logs`]).
+    pub log_root: Option<std::path::PathBuf>,
 }
 
 /// The outcome of looking for registries on the LAN (no `--registry`).

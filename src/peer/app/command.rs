@@ -79,6 +79,7 @@ impl App {
                 let rooms = self.rooms.stats();
                 self.emit(UiEvent::Stats { rooms })
             }
+            Command::History(n) => self.history(n),
             Command::Quit => self.quit(),
             Command::Say(text) => match self.current.clone() {
                 Some(Target::Chat(user)) => self.with_chats(|c| c.open(user, Some(text))),
@@ -166,6 +167,21 @@ impl App {
             prefix: prefix.clone(),
         };
         self.send(req, Pending::Who { prefix });
+    }
+
+    /// `/history [N]`: the last lines of the current conversation.
+    fn history(&mut self, n: Option<usize>) {
+        let Some(target) = self.current.clone() else {
+            self.error(
+                "no_target",
+                "no current conversation: /chat USER or /join ROOM first",
+            );
+            return;
+        };
+        let chat = target.to_string();
+        let n = n.unwrap_or(crate::peer::logs::HISTORY_DEFAULT);
+        let lines = self.logs.history(&chat, n);
+        self.emit(UiEvent::History { chat, lines });
     }
 
     pub(super) fn script_fail(&mut self, why: &str) {

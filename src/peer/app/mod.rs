@@ -104,6 +104,8 @@ pub struct App {
     who_more: Option<(Option<String>, String)>,
     pub rooms: Rooms,
     pub script: Option<Script>,
+    /// Conversation scrollback and log files (`/history`).
+    pub logs: crate::peer::logs::Logs,
 }
 
 impl App {
@@ -118,6 +120,7 @@ impl App {
     ) -> App {
         let link = Link::new(cfg.registry.clone(), events.clone());
         let rooms = Rooms::new(cfg.faults.clone());
+        let logs = crate::peer::logs::Logs::new(cfg.log_root.clone());
         let mut chats = Chats::new(Instant::now(), cfg.chat_timeout);
         chats.set_resume_limit(cfg.chat_resume);
         App {
@@ -149,6 +152,7 @@ impl App {
             piped: !crate::peer::term::is_tty(0),
             exit_code: None,
             who_more: None,
+            logs,
             rooms,
             script: None,
         }
@@ -165,7 +169,16 @@ impl App {
         if let Ok(mut names) = self.names.lock() {
             names.observe(&ev);
         }
+        let me = self.session.as_ref().map(|s| s.username.as_str());
+        self.logs.set_user(me);
+        let failed = self.logs.record(&ev);
         self.ui.emit(ev);
+        if let Some(message) = failed {
+            self.ui.emit(UiEvent::Error {
+                code: Some("log_failed".into()),
+                message,
+            });
+        }
     }
 
     /// An error of the peer's own (not the registry's), with its `code`
