@@ -84,8 +84,12 @@ struct Args {
     /// Do not write conversation logs (by default every conversation is
     /// appended to $XDG_DATA_HOME/lanchat/logs/USER/NAME.log, else
     /// ~/.local/share/…). /history works either way.
-    #[arg(long, env = "LANCHAT_NO_LOG")]
+    #[arg(long, env = "LANCHAT_NO_LOG", value_parser = clap::builder::FalseyValueParser::new())]
     no_log: bool,
+
+    /// Where conversation logs go instead (a folder per user inside).
+    #[arg(long, env = "LANCHAT_LOG_DIR", value_name = "DIR")]
+    log_dir: Option<std::path::PathBuf>,
 }
 
 /// Browses the LAN for registries; the outcome is shown once the peer runs.
@@ -137,10 +141,10 @@ fn main() {
         faults: args.faults.unwrap_or_default(),
         chat_timeout: std::time::Duration::from_secs(args.chat_timeout_secs),
         chat_resume: std::time::Duration::from_secs(args.chat_resume_secs),
-        log_root: if args.no_log {
-            None
-        } else {
-            lanchat::peer::logs::default_root()
+        log_root: match (args.no_log, args.log_dir) {
+            (true, _) => None,
+            (false, Some(dir)) => Some(dir),
+            (false, None) => lanchat::peer::logs::default_root(),
         },
     });
     std::process::exit(code);

@@ -169,10 +169,21 @@ impl App {
         if let Ok(mut names) = self.names.lock() {
             names.observe(&ev);
         }
+        let failed = self.log_event(&ev);
+        self.ui.emit(ev);
+        self.log_failed(failed);
+    }
+
+    /// Records `ev` in its conversation's scrollback and log (see
+    /// [`crate::peer::logs`]); the error to show once it is shown.
+    pub(super) fn log_event(&mut self, ev: &UiEvent) -> Option<String> {
         let me = self.session.as_ref().map(|s| s.username.as_str());
         self.logs.set_user(me);
-        let failed = self.logs.record(&ev);
-        self.ui.emit(ev);
+        self.logs.record(ev)
+    }
+
+    /// Shows the failure [`App::log_event`] returned, if any.
+    pub(super) fn log_failed(&mut self, failed: Option<String>) {
         if let Some(message) = failed {
             self.ui.emit(UiEvent::Error {
                 code: Some("log_failed".into()),
