@@ -67,6 +67,16 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     script: Option<String>,
 
+    /// Seconds to pause before each command of the script (not before
+    /// /wait), so a class can follow a demo; e.g. 2.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0, value_parser = pace)]
+    pace: f64,
+
+    /// With --script: show each command as it runs, and stay at the
+    /// terminal when the script is done (instead of exiting).
+    #[arg(long, requires = "script")]
+    stay: bool,
+
     /// Fault injection on outgoing room datagrams, e.g. drop=0.1,dup=0.05,reorder=0.1.
     #[arg(long, env = "LANCHAT_FAULTS", value_name = "SPEC")]
     faults: Option<Faults>,
@@ -90,6 +100,14 @@ struct Args {
     /// Where conversation logs go instead (a folder per user inside).
     #[arg(long, env = "LANCHAT_LOG_DIR", value_name = "DIR")]
     log_dir: Option<std::path::PathBuf>,
+}
+
+/// A pause in seconds, 0 to 60.
+fn pace(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=60.0).contains(&p) => Ok(p),
+        _ => Err(format!("not a number of seconds from 0 to 60: {s}")),
+    }
 }
 
 /// Browses the LAN for registries; the outcome is shown once the peer runs.
@@ -138,6 +156,8 @@ fn main() {
         json: args.json,
         color,
         script: args.script,
+        script_pace: Duration::from_secs_f64(args.pace),
+        script_stay: args.stay,
         faults: args.faults.unwrap_or_default(),
         chat_timeout: std::time::Duration::from_secs(args.chat_timeout_secs),
         chat_resume: std::time::Duration::from_secs(args.chat_resume_secs),

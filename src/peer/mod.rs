@@ -71,6 +71,11 @@ pub struct Config {
     /// An interrupted chat gives up after this long without its partner
     /// (120 s).
     pub chat_resume: std::time::Duration,
+    /// A pause before each command of the script (0: none).
+    pub script_pace: std::time::Duration,
+    /// After the script, stay at the terminal (each command of the script
+    /// is shown as it runs); without it the peer exits.
+    pub script_stay: bool,
     /// Where conversation logs go (`None`: not logged; see [`logs`]).
     pub log_root: Option<std::path::PathBuf>,
 }
@@ -116,7 +121,10 @@ pub fn run(cfg: Config) -> i32 {
             .map_err(|e| e.to_string())
             .and_then(|t| script::Script::parse(&t))
         {
-            Ok(s) => Some(s),
+            Ok(mut s) => {
+                s.set_pace(cfg.script_pace);
+                Some(s)
+            }
             Err(e) => {
                 eprintln!("error: script {path}: {e}");
                 return 2;
@@ -153,7 +161,7 @@ pub fn run(cfg: Config) -> i32 {
     term::save();
     let logged_in = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let names = complete::SharedNames::default();
-    let sink = if script.is_none() {
+    let sink = if script.is_none() || cfg.script_stay {
         term::spawn_stdin(tx.clone(), logged_in.clone(), names.clone())
     } else {
         None

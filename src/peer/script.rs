@@ -45,6 +45,15 @@ pub struct Script {
     failed: Option<(usize, String)>,
     /// The current line (by index) is a `/retry` that may run again until then.
     retry_until: Option<(usize, Instant)>,
+    /// A pause before each command after the first (not before `/wait`
+    /// or `/sleep`), so that a class can follow a demo.
+    pace: Duration,
+    /// The line (by index) the pause was taken for.
+    paced: Option<usize>,
+    /// The script's text, line by line (for [`Script::take_echo`]).
+    source: Vec<String>,
+    /// The line last given by [`Script::take_echo`].
+    echoed: Option<usize>,
 }
 
 impl Script {
@@ -76,10 +85,35 @@ impl Script {
                 seen: Vec::new(),
                 failed: None,
                 retry_until: None,
+                pace: Duration::ZERO,
+                paced: None,
+                source: text.lines().map(|l| l.trim().to_string()).collect(),
+                echoed: None,
             })
         } else {
             Err(errors.join("\n"))
         }
+    }
+
+    /// The command [`Script::next`] returned last, as written (without a
+    /// `/retry DURATION` in front), once per line: `None` when it runs
+    /// again.
+    pub fn take_echo(&mut self) -> Option<String> {
+        if self.echoed == Some(self.line) {
+            return None;
+        }
+        self.echoed = Some(self.line);
+        let text = self.source.get(self.line.checked_sub(1)?)?;
+        Some(match text.strip_prefix("/retry ") {
+            Some(rest) => rest.trim_start().split_once(' ').map_or(rest, |(_, c)| c).to_string(),
+            None => text.clone(),
+        })
+    }
+
+    /// Pauses `pace` before each command but the first (`/wait` and
+    /// `/sleep` are not paced; a `/retry` is paced once).
+    pub fn set_pace(&mut self, pace: Duration) {
+        self.pace = pace;
     }
 
     /// The next command to run now, if the script is ready for one.
@@ -113,6 +147,12 @@ impl Script {
                 self.state = State::Done;
                 return None;
             };
+            let directive = matches!(cmd, Command::Sleep(_) | Command::WaitFor { .. });
+            if !self.pace.is_zero() && self.pos > 0 && !directive && self.paced != Some(self.pos) {
+                self.paced = Some(self.pos);
+                self.state = State::Sleeping(now + self.pace);
+                continue;
+            }
             self.pos += 1;
             self.line = line;
             let cmd = match cmd {
@@ -315,6 +355,23 @@ mod tests {
         });
         assert_eq!(s.next(t0 + Duration::from_millis(20)), Some(Command::Quit));
         assert_eq!(s.exit_code(), 0);
+    }
+
+    #[test]
+    fn pace_pauses_before_each_command_but_not_waits() {
+        let mut s = Script::parse("/who\n/wait busy user=a\n/dnd\n").unwrap();
+        s.set_pace(Duration::from_secs(2));
+        s.observe(&UiEvent::Busy { user: "a".into() });
+        let t0 = Instant::now();
+        let who = Command::Who {
+            prefix: None,
+            more: false,
+        };
+        assert_eq!(s.next(t0), Some(who));
+        // The wait (already met) is not paced, /dnd is.
+        assert_eq!(s.next(t0), None);
+        assert_eq!(s.next(t0 + Duration::from_millis(1990)), None);
+        assert_eq!(s.next(t0 + Duration::from_secs(2)), Some(Command::Dnd(None)));
     }
 
     #[test]

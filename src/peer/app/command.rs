@@ -120,20 +120,26 @@ impl App {
             let next = script.next(now);
             if let Some((line, reason)) = script.take_failure() {
                 self.emit(UiEvent::ScriptFailed { line, reason });
-                self.quit();
+                self.script_end();
                 return;
             }
             if script.finished() {
                 self.emit(UiEvent::ScriptDone);
-                self.quit();
+                self.script_end();
                 return;
             }
             let Some(cmd) = next else { return };
             if cmd == Command::Quit {
                 // Reaching /quit is the script's successful end.
                 self.emit(UiEvent::ScriptDone);
-                self.quit();
+                self.script_end();
                 return;
+            }
+            if self.cfg.script_stay {
+                // Shown as if typed, so that a class can follow.
+                if let Some(text) = script.take_echo() {
+                    self.notice(format!("> {text}"));
+                }
             }
             let before = self.link.pending_len();
             self.command(cmd);
@@ -143,6 +149,16 @@ impl App {
                 }
             }
         }
+    }
+
+    /// The script ended: quit, or with `--stay` hand the terminal over.
+    fn script_end(&mut self) {
+        if !self.cfg.script_stay {
+            self.quit();
+            return;
+        }
+        self.script = None;
+        self.notice("the terminal is yours now: /help lists the commands");
     }
 
     /// `/who`: the first page of online users (with a name prefix), or
