@@ -105,7 +105,11 @@ impl Script {
         self.echoed = Some(self.line);
         let text = self.source.get(self.line.checked_sub(1)?)?;
         Some(match text.strip_prefix("/retry ") {
-            Some(rest) => rest.trim_start().split_once(' ').map_or(rest, |(_, c)| c).to_string(),
+            Some(rest) => rest
+                .trim_start()
+                .split_once(' ')
+                .map_or(rest, |(_, c)| c)
+                .to_string(),
             None => text.clone(),
         })
     }
@@ -371,7 +375,10 @@ mod tests {
         // The wait (already met) is not paced, /dnd is.
         assert_eq!(s.next(t0), None);
         assert_eq!(s.next(t0 + Duration::from_millis(1990)), None);
-        assert_eq!(s.next(t0 + Duration::from_secs(2)), Some(Command::Dnd(None)));
+        assert_eq!(
+            s.next(t0 + Duration::from_secs(2)),
+            Some(Command::Dnd(None))
+        );
     }
 
     #[test]
