@@ -52,9 +52,15 @@ pub fn default_root() -> Option<PathBuf> {
     Some(data.join("lanchat").join("logs"))
 }
 
-/// A conversation name as a file name: no path separators, no control
-/// characters, not hidden (no leading `.`), not empty, at most 100 bytes.
+/// A conversation's log file name: [`safe_name`] and `.log`.
 pub fn file_name(conversation: &str) -> String {
+    safe_name(conversation) + ".log"
+}
+
+/// A name that is safe as one path component: no path separators, no
+/// control characters, not hidden (no leading `.`), not empty, at most
+/// 100 bytes.
+pub fn safe_name(conversation: &str) -> String {
     let mut out: String = sanitize::clean(conversation)
         .chars()
         .map(|c| match c {
@@ -69,7 +75,7 @@ pub fn file_name(conversation: &str) -> String {
     if out.is_empty() || out.starts_with('.') {
         out.insert(0, '_');
     }
-    out + ".log"
+    out
 }
 
 /// The conversation an event belongs to, and its line (sanitised).
