@@ -70,5 +70,9 @@ tm set-option -t "$session" pane-border-status top >/dev/null
 tm set-option -t "$session" pane-border-format ' #{pane_title} ' >/dev/null
 echo "demo in tmux session $session (registry on $addr, scratch in $work)"
 if [ "${DEMO_TMUX_ATTACH:-1}" != 0 ]; then
+    # Already inside tmux: switch to the demo rather than nest it.
+    if [ -n "${TMUX:-}" ] && [ -z "${DEMO_TMUX_SOCKET:-}" ]; then
+        exec tmux switch-client -t "$session"
+    fi
     exec tmux ${DEMO_TMUX_SOCKET:+-L "$DEMO_TMUX_SOCKET"} attach -t "$session"
 fi
