@@ -159,11 +159,6 @@ impl Peer {
         if let Some(f) = &opts.faults {
             cmd.arg("--faults").arg(f);
         }
-        // Tests write no conversation logs into the home folder; one that
-        // checks logs gives --log-dir.
-        if !opts.args.iter().any(|a| a.starts_with("--log-dir")) {
-            cmd.env("LANCHAT_NO_LOG", "1");
-        }
         cmd.args(&opts.args)
             .env_remove("REGISTRY_ADDR")
             .env_remove("LANCHAT_FAULTS")
