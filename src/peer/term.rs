@@ -30,15 +30,16 @@ type Editor = rustyline::Editor<LineHelper, rustyline::history::DefaultHistory>;
 #[cfg(unix)]
 static SAVED: OnceLock<libc::termios> = OnceLock::new();
 
-/// Remembers the terminal settings so [`restore`] can undo raw mode even if
-/// the process exits while the line editor holds the terminal. (Elsewhere
-/// the line editor puts the console back itself: a no-op.)
+/// Elsewhere the line editor puts the console back itself: nothing to save.
 #[cfg(not(unix))]
 pub fn save() {}
 
+/// Nothing to restore (see [`save`]).
 #[cfg(not(unix))]
 pub fn restore() {}
 
+/// Remembers the terminal settings so [`restore`] can undo raw mode even if
+/// the process exits while the line editor holds the terminal.
 #[cfg(unix)]
 pub fn save() {
     if !is_tty(0) {
@@ -51,6 +52,7 @@ pub fn save() {
     }
 }
 
+/// Puts back the terminal settings [`save`] remembered.
 #[cfg(unix)]
 pub fn restore() {
     if let Some(t) = SAVED.get() {
