@@ -3,10 +3,13 @@
 
 CARGO  ?= cargo
 ARGS   ?=
+# Seconds between the demo scripts' steps, so a class can follow on a
+# projector; DEMO_PACE=0 runs them at full speed.
+DEMO_PACE ?= 2
 NX_VENV := target/nx-venv
 NX      := $(NX_VENV)/bin/nx-27017
 
-.PHONY: help build test lint bench run-registry run-peer demo clean
+.PHONY: help build test lint bench run-registry run-peer demo demo-tmux clean
 
 help:
 	@echo "make build         release build of bin/registry and bin/peer"
@@ -16,7 +19,10 @@ help:
 	@echo "                   (ARGS=--quick: under 2 minutes; ARGS=\"--only rooms,footprint\": some sections)"
 	@echo "make run-registry  start a registry on 0.0.0.0:15600 (embedded store registry.db); ARGS=... for more"
 	@echo "make run-peer      start a peer (ARGS=\"--registry HOST:15600\" to reach another machine)"
-	@echo "make demo          scripted classroom demo: a registry and three peers on loopback"
+	@echo "make demo          scripted classroom demo: a registry and three peers on loopback,"
+	@echo "                   DEMO_PACE seconds between steps (default 2; DEMO_PACE=0: full speed)"
+	@echo "make demo-tmux     the same demo in tmux, the three students side by side, each pane"
+	@echo "                   an interactive peer once its script is done"
 
 build:
 	$(CARGO) build --release --bins
@@ -58,7 +64,10 @@ run-peer: $(RELEASE)/peer
 	$(RELEASE)/peer $(ARGS)
 
 demo: $(BINS)
-	demos/run.sh target/release
+	DEMO_PACE=$(DEMO_PACE) demos/run.sh target/release
+
+demo-tmux: $(BINS)
+	DEMO_PACE=$(DEMO_PACE) demos/tmux.sh target/release
 
 clean:
 	$(CARGO) clean

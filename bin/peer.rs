@@ -69,6 +69,16 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     script: Option<String>,
 
+    /// Seconds to pause before each command of the script (not before
+    /// /wait), so a class can follow a demo; e.g. 2.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0, value_parser = pace)]
+    pace: f64,
+
+    /// With --script: show each command as it runs, and stay at the
+    /// terminal when the script is done (instead of exiting).
+    #[arg(long, requires = "script")]
+    stay: bool,
+
     /// Fault injection on outgoing room datagrams, e.g. drop=0.1,dup=0.05,reorder=0.1.
     #[arg(long, env = "LANCHAT_FAULTS", value_name = "SPEC")]
     faults: Option<Faults>,
@@ -82,6 +92,24 @@ struct Args {
     /// and the messages it never acknowledged are named as not delivered.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
     chat_resume_secs: u64,
+
+    /// Do not write conversation logs (by default every conversation is
+    /// appended to $XDG_DATA_HOME/lanchat/logs/USER/NAME.log, else
+    /// ~/.local/share/…). /history works either way.
+    #[arg(long, env = "LANCHAT_NO_LOG", value_parser = clap::builder::FalseyValueParser::new())]
+    no_log: bool,
+
+    /// Where conversation logs go instead (a folder per user inside).
+    #[arg(long, env = "LANCHAT_LOG_DIR", value_name = "DIR")]
+    log_dir: Option<std::path::PathBuf>,
+}
+
+/// A pause in seconds, 0 to 60.
+fn pace(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=60.0).contains(&p) => Ok(p),
+        _ => Err(format!("not a number of seconds from 0 to 60: {s}")),
+    }
 }
 
 /// Asks which of several registries to use, on the terminal; the first on
@@ -172,9 +200,16 @@ fn main() {
         json: args.json,
         color,
         script: args.script,
+        script_pace: Duration::from_secs_f64(args.pace),
+        script_stay: args.stay,
         faults: args.faults.unwrap_or_default(),
         chat_timeout: std::time::Duration::from_secs(args.chat_timeout_secs),
         chat_resume: std::time::Duration::from_secs(args.chat_resume_secs),
+        log_root: match (args.no_log, args.log_dir) {
+            (true, _) => None,
+            (false, Some(dir)) => Some(dir),
+            (false, None) => lanchat::peer::logs::default_root(),
+        },
     });
     std::process::exit(code);
 }

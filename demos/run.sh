@@ -4,11 +4,13 @@
 # Exits 0 when every script succeeded; leaves no process behind.
 #
 # Usage: demos/run.sh [BIN_DIR]   (default: target/release)
+# DEMO_PACE=SECONDS pauses before each step of the scripts (default 0).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:-$here/../target/release}
 # DEMO_WORK names the scratch folder (tests use it to check nothing is left running).
 work=${DEMO_WORK:-$(mktemp -d)}
+pace=${DEMO_PACE:-0}
 mkdir -p "$work"
 pids=()
 cleanup() {
@@ -42,6 +44,7 @@ for script in "$here"/*.script; do
     label=$(printf '\033[1;%sm%-6s\033[0m│' "$c" "$name")
     # The peer's own PID (not a pipeline's), so it can be waited on and killed.
     "$bin/peer" --registry "$addr" --script "$script" --color always \
+        --pace "$pace" --log-dir "$work/logs" \
         > >(sed -u "s/^/$label /") 2>&1 &
     peer_pids+=($!)
     pids+=($!)
@@ -49,8 +52,10 @@ for script in "$here"/*.script; do
     i=$((i + 1))
 done
 
-# Each script has its own time-outs; this only bounds the whole run.
-deadline=$((SECONDS + 30))
+# Each script has its own time-outs; this only bounds the whole run (a
+# paced demo has about 40 paced steps, some at once).
+limit=$(awk -v p="$pace" 'BEGIN { printf "%d", 30 + 40 * p }')
+deadline=$((SECONDS + limit))
 status=0
 for k in "${!peer_pids[@]}"; do
     pid=${peer_pids[$k]}
@@ -58,7 +63,7 @@ for k in "${!peer_pids[@]}"; do
         sleep 0.1
     done
     if kill -0 "$pid" 2>/dev/null; then
-        echo "demo: ${peers[$k]} still running after 30 s; stopping" >&2
+        echo "demo: ${peers[$k]} still running after $limit s; stopping" >&2
         exit 1
     fi
     wait "$pid"

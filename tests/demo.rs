@@ -125,6 +125,8 @@ fn classroom_demo_succeeds_quickly_and_leaves_nothing_running() {
         .arg(bin_dir())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("DEMO_WORK", &work)
+        // Today's fast run: no pause between steps.
+        .env("DEMO_PACE", "0")
         .env_remove("REGISTRY_ADDR")
         .env_remove("LANCHAT_FAULTS")
         .env_remove("NO_COLOR")
@@ -200,6 +202,16 @@ fn classroom_demo_succeeds_quickly_and_leaves_nothing_running() {
 /// Runs `peer --script` on `script` against `registry`, bounded; returns
 /// the exit code, stdout and stderr.
 fn run_script(registry: &str, script: &str, json: bool) -> (Option<i32>, String, String) {
+    run_script_with(registry, script, json, &[])
+}
+
+/// [`run_script`] with more peer arguments.
+fn run_script_with(
+    registry: &str,
+    script: &str,
+    json: bool,
+    extra: &[&str],
+) -> (Option<i32>, String, String) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("test.script");
     fs::write(&path, script).expect("write script");
@@ -221,6 +233,7 @@ fn run_script(registry: &str, script: &str, json: bool) -> (Option<i32>, String,
     if json {
         cmd.arg("--json");
     }
+    cmd.args(extra);
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = spawn_child(cmd).expect("start peer");
     let status = wait_bounded(&mut child, Duration::from_secs(20));
@@ -230,6 +243,29 @@ fn run_script(registry: &str, script: &str, json: bool) -> (Option<i32>, String,
         panic!("the peer did not exit within 20 s\nstdout:\n{stdout}\nstderr:\n{stderr}");
     };
     (status.code(), stdout, stderr)
+}
+
+/// `--pace` (the demo's `DEMO_PACE`): a pause before each command after
+/// the first, none before a `/wait`; at 0 the same script runs at once.
+#[test]
+fn pace_pauses_before_each_step() {
+    const PACED: &str = "/register pacer pacer-password\n/login pacer pacer-password\n\
+                         /wait logged_in\n/wait registered\n/quit\n";
+    let reg = Registry::start(&[]);
+    let started = Instant::now();
+    let (code, stdout, _) =
+        run_script_with(&reg.addr().to_string(), PACED, false, &["--pace", "0.4"]);
+    let paced = started.elapsed();
+    assert_eq!(code, Some(0), "{stdout}");
+    // Two pauses (before /login and /quit), not four.
+    assert!(paced >= Duration::from_millis(800), "took {paced:?}");
+    assert!(paced < Duration::from_millis(800 + 5000), "took {paced:?}");
+    let fast = PACED.replace("pacer", "quick");
+    let started = Instant::now();
+    let (code, stdout, _) =
+        run_script_with(&reg.addr().to_string(), &fast, false, &["--pace", "0"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    eprintln!("paced at 0.4 s: {paced:?}; at 0: {:?}", started.elapsed());
 }
 
 const UNSATISFIABLE: &str = "\

@@ -50,6 +50,8 @@ pub enum Command {
     Switch(String),
     /// `/stats`: room datagram counters.
     Stats,
+    /// `/history [N]`: the last N lines of the current conversation.
+    History(Option<usize>),
     Quit,
     /// Plain text for the current conversation.
     Say(String),
@@ -118,6 +120,10 @@ pub const HELP: &[(&str, &str)] = &[
     (
         "/switch NAME",
         "make #room or user the current conversation",
+    ),
+    (
+        "/history [N]",
+        "the last N (20) lines of the current conversation",
     ),
     (
         "/stats",
@@ -313,6 +319,17 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         "members" | "names" => Command::Members(opt("/members [ROOM]")?.map(|r| strip_room(&r))),
         "switch" | "go" => Command::Switch(one("/switch NAME")?),
         "stats" => Command::Stats,
+        "history" | "lastlog" => match opt("/history [N]")? {
+            None => Command::History(None),
+            Some(n) => match n.parse::<usize>() {
+                Ok(n) if n > 0 => Command::History(Some(n)),
+                _ => {
+                    return Err(format!(
+                        "usage: /history [N] (N a number of lines, not {n:?})"
+                    ))
+                }
+            },
+        },
         "quit" | "exit" => Command::Quit,
         "sleep" => {
             let d = one("/sleep DURATION (e.g. 500ms, 2s)")?;

@@ -22,6 +22,8 @@ pub mod commands;
 pub mod complete;
 pub mod events;
 pub mod link;
+pub mod logs;
+mod password;
 pub mod rooms;
 pub mod script;
 pub mod slots;
@@ -70,6 +72,13 @@ pub struct Config {
     /// An interrupted chat gives up after this long without its partner
     /// (120 s).
     pub chat_resume: std::time::Duration,
+    /// A pause before each command of the script (0: none).
+    pub script_pace: std::time::Duration,
+    /// After the script, stay at the terminal (each command of the script
+    /// is shown as it runs); without it the peer exits.
+    pub script_stay: bool,
+    /// Where conversation logs go (`None`: not logged; see [`logs`]).
+    pub log_root: Option<std::path::PathBuf>,
 }
 
 /// The outcome of looking for registries on the LAN (no `--registry`).
@@ -113,7 +122,10 @@ pub fn run(cfg: Config) -> i32 {
             .map_err(|e| e.to_string())
             .and_then(|t| script::Script::parse(&t))
         {
-            Ok(s) => Some(s),
+            Ok(mut s) => {
+                s.set_pace(cfg.script_pace);
+                Some(s)
+            }
             Err(e) => {
                 eprintln!("error: script {path}: {e}");
                 return 2;
@@ -150,7 +162,7 @@ pub fn run(cfg: Config) -> i32 {
     term::save();
     let logged_in = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let names = complete::SharedNames::default();
-    let sink = if script.is_none() {
+    let sink = if script.is_none() || cfg.script_stay {
         term::spawn_stdin(tx.clone(), logged_in.clone(), names.clone())
     } else {
         None

@@ -45,6 +45,15 @@ pub struct Script {
     failed: Option<(usize, String)>,
     /// The current line (by index) is a `/retry` that may run again until then.
     retry_until: Option<(usize, Instant)>,
+    /// A pause before each command after the first (not before `/wait`
+    /// or `/sleep`), so that a class can follow a demo.
+    pace: Duration,
+    /// The line (by index) the pause was taken for.
+    paced: Option<usize>,
+    /// The script's text, line by line (for [`Script::take_echo`]).
+    source: Vec<String>,
+    /// The line last given by [`Script::take_echo`].
+    echoed: Option<usize>,
 }
 
 impl Script {
@@ -76,10 +85,39 @@ impl Script {
                 seen: Vec::new(),
                 failed: None,
                 retry_until: None,
+                pace: Duration::ZERO,
+                paced: None,
+                source: text.lines().map(|l| l.trim().to_string()).collect(),
+                echoed: None,
             })
         } else {
             Err(errors.join("\n"))
         }
+    }
+
+    /// The command [`Script::next`] returned last, as written (without a
+    /// `/retry DURATION` in front), once per line: `None` when it runs
+    /// again.
+    pub fn take_echo(&mut self) -> Option<String> {
+        if self.echoed == Some(self.line) {
+            return None;
+        }
+        self.echoed = Some(self.line);
+        let text = self.source.get(self.line.checked_sub(1)?)?;
+        Some(match text.strip_prefix("/retry ") {
+            Some(rest) => rest
+                .trim_start()
+                .split_once(' ')
+                .map_or(rest, |(_, c)| c)
+                .to_string(),
+            None => text.clone(),
+        })
+    }
+
+    /// Pauses `pace` before each command but the first (`/wait` and
+    /// `/sleep` are not paced; a `/retry` is paced once).
+    pub fn set_pace(&mut self, pace: Duration) {
+        self.pace = pace;
     }
 
     /// The next command to run now, if the script is ready for one.
@@ -113,6 +151,12 @@ impl Script {
                 self.state = State::Done;
                 return None;
             };
+            let directive = matches!(cmd, Command::Sleep(_) | Command::WaitFor { .. });
+            if !self.pace.is_zero() && self.pos > 0 && !directive && self.paced != Some(self.pos) {
+                self.paced = Some(self.pos);
+                self.state = State::Sleeping(now + self.pace);
+                continue;
+            }
             self.pos += 1;
             self.line = line;
             let cmd = match cmd {
@@ -269,106 +313,5 @@ pub fn matches(v: &Value, what: &[String]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn matching() {
-        let v = json!({"event": "message", "from": "bob", "chat": "#lab", "text": "hi", "id": 3});
-        assert!(matches(&v, &["message".into()]));
-        assert!(matches(
-            &v,
-            &[
-                "message".into(),
-                "from=bob".into(),
-                "chat=lab".into(),
-                "id=3".into()
-            ]
-        ));
-        assert!(!matches(&v, &["message".into(), "from=carol".into()]));
-        assert!(!matches(&v, &["member_joined".into()]));
-    }
-
-    #[test]
-    fn runs_and_waits() {
-        let mut s =
-            Script::parse("# demo\n/sleep 10ms\n/who\n/wait message from=bob timeout=1s\n/quit\n")
-                .unwrap();
-        let t0 = Instant::now();
-        assert_eq!(s.next(t0), None);
-        assert_eq!(
-            s.next(t0 + Duration::from_millis(10)),
-            Some(Command::Who {
-                prefix: None,
-                more: false
-            })
-        );
-        assert_eq!(s.next(t0 + Duration::from_millis(10)), None);
-        s.observe(&UiEvent::Message {
-            from: "bob".into(),
-            chat: "bob".into(),
-            text: "x".into(),
-            id: 1,
-            own: false,
-            queued: false,
-            action: false,
-            mention: false,
-        });
-        assert_eq!(s.next(t0 + Duration::from_millis(20)), Some(Command::Quit));
-        assert_eq!(s.exit_code(), 0);
-    }
-
-    #[test]
-    fn missed_wait_names_what() {
-        let mut s = Script::parse("/wait member_joined user=bob timeout=50ms\n").unwrap();
-        let t0 = Instant::now();
-        assert_eq!(s.next(t0), None);
-        assert_eq!(s.next(t0 + Duration::from_millis(60)), None);
-        let (line, why) = s.take_failure().unwrap();
-        assert_eq!(line, 1);
-        assert!(why.contains("member_joined user=bob"), "{why}");
-        assert_eq!(s.exit_code(), 1);
-    }
-
-    #[test]
-    fn waits_in_any_order_and_retries() {
-        let mut s =
-            Script::parse("/wait busy user=b\n/wait busy user=a\n/retry 1s /who\n/quit\n").unwrap();
-        s.observe(&UiEvent::Busy { user: "a".into() });
-        s.observe(&UiEvent::Busy { user: "b".into() });
-        let t0 = Instant::now();
-        assert_eq!(
-            s.next(t0),
-            Some(Command::Who {
-                prefix: None,
-                more: false
-            })
-        );
-        s.awaiting_reply(t0);
-        s.request_done(false);
-        s.fail_current("no".into());
-        assert_eq!(
-            s.exit_code(),
-            0,
-            "a /retry line failing is not a failure yet"
-        );
-        assert_eq!(s.next(t0), None);
-        assert_eq!(
-            s.next(Instant::now() + RETRY_EVERY),
-            Some(Command::Who {
-                prefix: None,
-                more: false
-            })
-        );
-        s.awaiting_reply(t0);
-        s.request_done(true);
-        assert_eq!(s.next(Instant::now()), Some(Command::Quit));
-    }
-
-    #[test]
-    fn bad_lines_reported() {
-        let e = Script::parse("/login bob\n/frob\n").err().unwrap();
-        assert!(e.contains("line 1") && e.contains("line 2"), "{e}");
-    }
-}
+#[path = "script_tests.rs"]
+mod tests;

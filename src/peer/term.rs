@@ -9,20 +9,38 @@ use crate::protocol::names::{Username, PASSWORD_MIN};
 use crossbeam_channel::Sender;
 use std::io::{self, BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+#[cfg(unix)]
+use std::sync::OnceLock;
 
+/// Whether standard input (`fd` 0) or output (1) is a terminal, on any
+/// platform.
 pub fn is_tty(fd: i32) -> bool {
-    // SAFETY: isatty only inspects the descriptor.
-    unsafe { libc::isatty(fd) == 1 }
+    use std::io::IsTerminal;
+    match fd {
+        0 => io::stdin().is_terminal(),
+        1 => io::stdout().is_terminal(),
+        _ => io::stderr().is_terminal(),
+    }
 }
 
 /// The line editor, with Tab completion.
 type Editor = rustyline::Editor<LineHelper, rustyline::history::DefaultHistory>;
 
+#[cfg(unix)]
 static SAVED: OnceLock<libc::termios> = OnceLock::new();
+
+/// Elsewhere the line editor puts the console back itself: nothing to save.
+#[cfg(not(unix))]
+pub fn save() {}
+
+/// Nothing to restore (see [`save`]).
+#[cfg(not(unix))]
+pub fn restore() {}
 
 /// Remembers the terminal settings so [`restore`] can undo raw mode even if
 /// the process exits while the line editor holds the terminal.
+#[cfg(unix)]
 pub fn save() {
     if !is_tty(0) {
         return;
@@ -34,6 +52,8 @@ pub fn save() {
     }
 }
 
+/// Puts back the terminal settings [`save`] remembered.
+#[cfg(unix)]
 pub fn restore() {
     if let Some(t) = SAVED.get() {
         // SAFETY: t came from tcgetattr on the same descriptor.
@@ -44,6 +64,15 @@ pub fn restore() {
 /// Reads a line from the terminal without echoing it. Ctrl-C or Ctrl-D
 /// cancels the prompt (an `Interrupted` error) instead of quitting the
 /// peer; Backspace erases.
+#[cfg(not(unix))]
+pub fn read_password(prompt: &str) -> io::Result<String> {
+    super::password::read_masked(prompt)
+}
+
+/// Reads a line from the terminal without echoing it (termios). Ctrl-C or
+/// Ctrl-D cancels the prompt (an `Interrupted` error) instead of quitting
+/// the peer; Backspace erases.
+#[cfg(unix)]
 pub fn read_password(prompt: &str) -> io::Result<String> {
     use std::io::Read;
     // SAFETY: plain termios calls on stdin with structs we own.

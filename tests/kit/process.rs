@@ -31,9 +31,23 @@ pub fn command(prefix: &[String], bin: impl AsRef<OsStr>) -> Command {
     }
 }
 
+/// Peers started by tests write no conversation logs into the home folder:
+/// `LANCHAT_NO_LOG=1` unless the command says where logs go (`--log-dir`,
+/// `LANCHAT_LOG_DIR`) or sets `LANCHAT_NO_LOG` itself.
+fn no_logs_at_home(cmd: &mut Command) {
+    let set = |k: &str| cmd.get_envs().any(|(name, _)| name == k);
+    let dir_arg = cmd
+        .get_args()
+        .any(|a| a.to_str().is_some_and(|a| a.starts_with("--log-dir")));
+    if !set("LANCHAT_NO_LOG") && !set("LANCHAT_LOG_DIR") && !dir_arg {
+        cmd.env("LANCHAT_NO_LOG", "1");
+    }
+}
+
 /// Spawns `cmd` from the keeper thread with `PR_SET_PDEATHSIG = SIGKILL`,
 /// and with the open-file limit `nofile` (soft and hard) when not 0.
 pub fn spawn_child_with_nofile(mut cmd: Command, nofile: u64) -> io::Result<Child> {
+    no_logs_at_home(&mut cmd);
     static KEEPER: OnceLock<Mutex<mpsc::Sender<SpawnJob>>> = OnceLock::new();
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: only async-signal-safe calls between fork and exec.

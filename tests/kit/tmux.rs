@@ -81,6 +81,9 @@ impl Tmux {
             .args(["-L", &self.socket, "-f", "/dev/null"])
             .args(args)
             .env_remove("TMUX")
+            // Panes inherit the server's environment: no conversation logs
+            // in the home folder from tests (one that checks them unsets it).
+            .env("LANCHAT_NO_LOG", "1")
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("tmux {args:?}: {e}"))

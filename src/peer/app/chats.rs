@@ -172,7 +172,9 @@ impl App {
         if let Some(script) = &mut self.script {
             script.observe(&ev);
         }
+        let failed = self.log_event(&ev);
         self.ui.emit_marked(ev, unverified);
+        self.log_failed(failed);
     }
 
     /// Connects to `user` off the main loop; the result comes back as

@@ -81,6 +81,7 @@ impl App {
                 let rooms = self.rooms.stats();
                 self.emit(UiEvent::Stats { rooms })
             }
+            Command::History(n) => self.history(n),
             Command::Quit => self.quit(),
             Command::Topic { room, text } => self.topic_command(room, text),
             Command::Away(message) => self.away_command(message),
@@ -126,20 +127,26 @@ impl App {
             let next = script.next(now);
             if let Some((line, reason)) = script.take_failure() {
                 self.emit(UiEvent::ScriptFailed { line, reason });
-                self.quit();
+                self.script_end();
                 return;
             }
             if script.finished() {
                 self.emit(UiEvent::ScriptDone);
-                self.quit();
+                self.script_end();
                 return;
             }
             let Some(cmd) = next else { return };
             if cmd == Command::Quit {
                 // Reaching /quit is the script's successful end.
                 self.emit(UiEvent::ScriptDone);
-                self.quit();
+                self.script_end();
                 return;
+            }
+            if self.cfg.script_stay {
+                // Shown as if typed, so that a class can follow.
+                if let Some(text) = script.take_echo() {
+                    self.notice(format!("> {text}"));
+                }
             }
             let before = self.link.pending_len();
             self.command(cmd);
@@ -149,6 +156,16 @@ impl App {
                 }
             }
         }
+    }
+
+    /// The script ended: quit, or with `--stay` hand the terminal over.
+    fn script_end(&mut self) {
+        if !self.cfg.script_stay {
+            self.quit();
+            return;
+        }
+        self.script = None;
+        self.notice("the terminal is yours now: /help lists the commands");
     }
 
     /// `/who`: the first page of online users (with a name prefix), or
@@ -173,6 +190,21 @@ impl App {
             prefix: prefix.clone(),
         };
         self.send(req, Pending::Who { prefix });
+    }
+
+    /// `/history [N]`: the last lines of the current conversation.
+    fn history(&mut self, n: Option<usize>) {
+        let Some(target) = self.current.clone() else {
+            self.error(
+                "no_target",
+                "no current conversation: /chat USER or /join ROOM first",
+            );
+            return;
+        };
+        let chat = target.to_string();
+        let n = n.unwrap_or(crate::peer::logs::HISTORY_DEFAULT);
+        let lines = self.logs.history(&chat, n);
+        self.emit(UiEvent::History { chat, lines });
     }
 
     pub(super) fn script_fail(&mut self, why: &str) {

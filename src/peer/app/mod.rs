@@ -106,6 +106,8 @@ pub struct App {
     who_more: Option<(Option<String>, String)>,
     pub rooms: Rooms,
     pub script: Option<Script>,
+    /// Conversation scrollback and log files (`/history`).
+    pub logs: crate::peer::logs::Logs,
 }
 
 impl App {
@@ -120,6 +122,7 @@ impl App {
     ) -> App {
         let link = Link::new(cfg.registry.clone(), events.clone());
         let rooms = Rooms::new(cfg.faults.clone());
+        let logs = crate::peer::logs::Logs::new(cfg.log_root.clone());
         let mut chats = Chats::new(Instant::now(), cfg.chat_timeout);
         chats.set_resume_limit(cfg.chat_resume);
         App {
@@ -151,6 +154,7 @@ impl App {
             piped: !crate::peer::term::is_tty(0),
             exit_code: None,
             who_more: None,
+            logs,
             rooms,
             script: None,
         }
@@ -168,7 +172,27 @@ impl App {
         if let Ok(mut names) = self.names.lock() {
             names.observe(&ev);
         }
+        let failed = self.log_event(&ev);
         self.ui.emit(ev);
+        self.log_failed(failed);
+    }
+
+    /// Records `ev` in its conversation's scrollback and log (see
+    /// [`crate::peer::logs`]); the error to show once it is shown.
+    pub(super) fn log_event(&mut self, ev: &UiEvent) -> Option<String> {
+        let me = self.session.as_ref().map(|s| s.username.as_str());
+        self.logs.set_user(me);
+        self.logs.record(ev)
+    }
+
+    /// Shows the failure [`App::log_event`] returned, if any.
+    pub(super) fn log_failed(&mut self, failed: Option<String>) {
+        if let Some(message) = failed {
+            self.ui.emit(UiEvent::Error {
+                code: Some("log_failed".into()),
+                message,
+            });
+        }
     }
 
     /// An error of the peer's own (not the registry's), with its `code`

@@ -7,7 +7,7 @@ mod render;
 pub mod sanitize;
 
 use render::clock;
-pub use render::{format_text, user_color};
+pub use render::{format_text, local_time, user_color};
 
 use crate::protocol::{Address, RoomSummary, UserInfo};
 use colored::Colorize;
@@ -157,6 +157,12 @@ pub enum UiEvent {
     },
     Current {
         target: String,
+    },
+    /// `/history`: the last lines of conversation `chat` (oldest first),
+    /// each `YYYY-MM-DD HH:MM:SS text` as in its log file.
+    History {
+        chat: String,
+        lines: Vec<String>,
     },
     Dnd {
         on: bool,

@@ -29,13 +29,16 @@ pub fn user_color(name: &str) -> Color {
 }
 
 pub(super) fn clock() -> String {
-    let secs = (now_us() / 1_000_000) as libc::time_t;
-    // SAFETY: localtime_r writes only into the tm we own.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
-        return "--:--:--".into();
-    }
-    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+    local_time(now_us(), "%H:%M:%S").unwrap_or_else(|| "--:--:--".into())
+}
+
+/// `micros` since the epoch as local time in `format` (strftime-like),
+/// on every platform (jiff reads the system time zone); `None` when the
+/// time is out of range.
+pub fn local_time(micros: u64, format: &str) -> Option<String> {
+    let ts = jiff::Timestamp::from_microsecond(i64::try_from(micros).ok()?).ok()?;
+    let zoned = ts.to_zoned_datetime(jiff::tz::TimeZone::system());
+    Some(zoned.strftime(format).to_string())
 }
 
 /// Renders `*bold*`, `_italic_` and links (as OSC 8 hyperlinks) when colour
@@ -266,6 +269,14 @@ impl Ui {
                     (false, true, true) => format!("{} {} * {} {body}", "you →".bold(), n(chat), n(from)),
                     (false, false, true) => format!("* {from_name} {body} {}", "(private)".magenta()),
                 }
+            }
+            UiEvent::History { chat, lines } if lines.is_empty() => Self::notice(&format!("no history of {chat} yet")),
+            UiEvent::History { chat, lines } => {
+                let mut s = Self::notice(&format!("last {} line(s) of {chat}:", lines.len()));
+                for l in lines {
+                    s.push_str(&format!("\n  {}", l.dimmed()));
+                }
+                s
             }
             UiEvent::Current { target } if target.starts_with('#') => Self::notice(&format!("now talking in {target}")),
             UiEvent::Current { target } => Self::notice(&format!("now talking to {target}")),

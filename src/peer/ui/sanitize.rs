@@ -125,6 +125,10 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
             code.iter_mut().for_each(s);
             s(message);
         }
+        UiEvent::History { chat, lines } => {
+            s(chat);
+            lines.iter_mut().for_each(s);
+        }
         UiEvent::Help { commands } => commands.iter_mut().for_each(|(c, d)| {
             s(c);
             s(d);
@@ -387,6 +391,10 @@ mod tests {
                 mention: false,
             },
             UiEvent::Current { target: t() },
+            UiEvent::History {
+                chat: t(),
+                lines: vec![t(), t()],
+            },
             UiEvent::Dnd { on: true },
             UiEvent::RoomJoined {
                 room: t(),
@@ -483,8 +491,16 @@ mod tests {
                     run = if is_combining(c) { run + 1 } else { 0 };
                     assert!(run <= MAX_MARKS, "{ev:?}: mark flood in {shown:?}");
                 }
-                // Only the help list is several lines; it has one command.
-                assert!(shown.matches('\n').count() <= 1, "{ev:?}: {shown:?}");
+                // Only the help list (one command here) and /history (one
+                // line per line given) are several lines.
+                let own_lines = match &ev {
+                    UiEvent::History { lines, .. } => lines.len(),
+                    _ => 1,
+                };
+                assert!(
+                    shown.matches('\n').count() <= own_lines,
+                    "{ev:?}: {shown:?}"
+                );
             }
         }
         assert!(lines > 300, "{lines}");
