@@ -100,7 +100,10 @@ impl App {
             ChatEvent::Opened { with, unverified } => {
                 let ev = UiEvent::ChatAccepted { with: with.clone() };
                 self.emit_marked(ev, unverified);
-                self.set_current(Target::Chat(with));
+                // Opened by `/msg`: the message goes, the current stays.
+                if !self.convos.quiet.remove(&with) {
+                    self.set_current(Target::Chat(with));
+                }
             }
             ChatEvent::Focus { with } => self.set_current(Target::Chat(with)),
             ChatEvent::Refused { by, reason } => self.emit(UiEvent::ChatRejected {
@@ -114,9 +117,6 @@ impl App {
                 reason,
                 unverified,
             } => {
-                if self.current == Some(Target::Chat(with.clone())) {
-                    self.current = None;
-                }
                 let reason = reason.to_string();
                 self.emit_marked(UiEvent::ChatClosed { with, reason }, unverified);
             }
@@ -167,6 +167,7 @@ impl App {
         if let Some(script) = &mut self.script {
             script.observe(&ev);
         }
+        self.observe_conversations(&ev);
         self.ui.emit_marked(ev, unverified);
     }
 

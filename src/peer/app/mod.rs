@@ -17,6 +17,7 @@
 
 mod chats;
 mod command;
+mod convo;
 mod quit;
 mod registry;
 mod rooms;
@@ -104,6 +105,12 @@ pub struct App {
     who_more: Option<(Option<String>, String)>,
     pub rooms: Rooms,
     pub script: Option<Script>,
+    /// The prompt, drawn by the stdin thread.
+    prompt: std::sync::Arc<crate::peer::ui::prompt::PromptShared>,
+    /// Open conversations and unread counts (see `convo`).
+    convos: convo::Conversations,
+    /// The current conversation ended: move to another (see `convo`).
+    pending_move: bool,
 }
 
 impl App {
@@ -151,6 +158,9 @@ impl App {
             who_more: None,
             rooms,
             script: None,
+            prompt: Default::default(),
+            convos: Default::default(),
+            pending_move: false,
         }
     }
 
@@ -165,6 +175,7 @@ impl App {
         if let Ok(mut names) = self.names.lock() {
             names.observe(&ev);
         }
+        self.observe_conversations(&ev);
         self.ui.emit(ev);
     }
 
@@ -180,6 +191,12 @@ impl App {
     /// Shares whether a session is open with the stdin thread.
     pub fn share_login_state(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
         self.logged_in = flag;
+    }
+
+    /// Shares the prompt with the stdin thread.
+    pub fn share_prompt(&mut self, prompt: std::sync::Arc<crate::peer::ui::prompt::PromptShared>) {
+        self.ui.set_prompt(prompt.clone());
+        self.prompt = prompt;
     }
 
     /// Shares the names seen go by with the stdin thread (Tab completion).
@@ -206,6 +223,7 @@ impl App {
     pub fn set_current(&mut self, target: Target) {
         if self.current.as_ref() != Some(&target) {
             self.current = Some(target.clone());
+            self.mark_read();
             self.emit(UiEvent::Current {
                 target: target.to_string(),
             });
@@ -270,6 +288,8 @@ impl App {
                 recv(crossbeam_channel::after(wait)) -> _ => {}
             }
             self.on_timer(Instant::now());
+            self.move_current();
+            self.update_prompt();
             if self.ui.terminal_gone() {
                 // Hang-up or a closed pipe: leave rooms and log out as on
                 // Ctrl-C, with nothing more printed.
@@ -291,6 +311,7 @@ impl App {
             self.link.deadline(),
             self.quit_at,
             self.rooms.deadline(),
+            self.ui.deadline(),
             script,
         ]
         .into_iter()
@@ -305,6 +326,7 @@ impl App {
         self.rooms_tick(now);
         self.quit_tick(now);
         self.script_step(now);
+        self.ui.tick(now);
     }
 
     /// A command from the user. Piped commands run in order as a script's

@@ -3,6 +3,8 @@
 //! with `--json`, one JSON object per line for programs (see `protocol.md`).
 //! Every human-readable line passes through [`sanitize`] first.
 
+mod echo;
+pub mod prompt;
 mod render;
 pub mod sanitize;
 
@@ -25,6 +27,11 @@ pub enum UiEvent {
     },
     Notice {
         text: String,
+    },
+    /// The first connection to the registry is up (at start, or once it
+    /// could be reached after failing).
+    RegistryReached {
+        addr: String,
     },
     /// Started without a registry: what looking on the LAN found (sorted
     /// by name) and the address used (the first found, else the fallback).
@@ -213,6 +220,10 @@ pub struct Ui {
     sink: Sink,
     /// A write failed: the terminal (or the pipe) is gone.
     gone: bool,
+    /// Our room messages waiting for their delivery state.
+    echoes: echo::Echoes,
+    /// The prompt, whose gate output waits at while a line is erased.
+    prompt: Option<std::sync::Arc<prompt::PromptShared>>,
 }
 
 fn write_stdout(line: &str) -> bool {
@@ -237,7 +248,15 @@ impl Ui {
             color: color && !json,
             sink,
             gone: false,
+            echoes: Default::default(),
+            prompt: None,
         }
+    }
+
+    /// Output waits at the prompt's gate while the stdin thread erases a
+    /// line (see [`prompt`]).
+    pub fn set_prompt(&mut self, p: std::sync::Arc<prompt::PromptShared>) {
+        self.prompt = Some(p);
     }
 
     /// Writes one line. A terminal that went away (hang-up, closed pipe)
@@ -246,6 +265,9 @@ impl Ui {
     fn write(&mut self, line: String) {
         if self.gone {
             return;
+        }
+        if let (Some(p), Sink::Editor(_)) = (&self.prompt, &self.sink) {
+            p.wait_gate();
         }
         let written = match &mut self.sink {
             // With the newline: the editor adds one only while it is
@@ -283,12 +305,20 @@ impl Ui {
             self.write(v.to_string());
             return;
         }
+        if let Some(ev) = self.echo(ev, unverified) {
+            let line = self.line(ev);
+            self.print_human(line, unverified);
+        }
+    }
+
+    /// Writes a human-readable line, with the time and the unverified mark.
+    fn print_human(&mut self, line: String, unverified: bool) {
         let mark = if unverified {
             format!("{} ", "[unverified]".red().bold())
         } else {
             String::new()
         };
-        let stamped = format!("{} {mark}{}", clock().dimmed(), self.line(ev));
+        let stamped = format!("{} {mark}{line}", clock().dimmed());
         self.write(stamped);
     }
 

@@ -101,7 +101,7 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
         | UiEvent::Stats { .. }
         | UiEvent::ScriptDone
         | UiEvent::Bye => {}
-        UiEvent::Notice { text } => s(text),
+        UiEvent::Notice { text } | UiEvent::RegistryReached { addr: text } => s(text),
         UiEvent::Discovery { found, using } => {
             for f in found {
                 s(&mut f.name);
@@ -265,6 +265,7 @@ mod tests {
                 udp_port: 2,
             },
             UiEvent::Notice { text: t() },
+            UiEvent::RegistryReached { addr: t() },
             UiEvent::Discovery {
                 found: vec![crate::discovery::Found {
                     name: t(),
