@@ -141,6 +141,7 @@ impl App {
                 self.emit(UiEvent::ChatInterrupted { with, reason });
             }
             ChatEvent::Resumed { with } => self.emit(UiEvent::ChatResumed { with }),
+            ChatEvent::Delivered { with, id } => self.emit(UiEvent::ChatDelivered { with, id }),
             ChatEvent::Undelivered { with, messages } => {
                 let messages = messages
                     .iter()

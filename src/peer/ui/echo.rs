@@ -1,14 +1,16 @@
-//! One line per room message sent (human-readable output only).
+//! One line per message sent (human-readable output only).
 //!
-//! Our own room message is not printed at once: it waits for its delivery
+//! Our own message is not printed at once: it waits for its delivery
 //! state, at most [`ECHO_WAIT`], and is then printed once, with a mark:
-//! `✓` when every member acknowledged it (within milliseconds on a LAN),
-//! `(nobody else here)`, `(28/30 so far)` when a second passed first, or
+//! `✓` when the partner, or every member of the room, acknowledged it
+//! (within milliseconds on a LAN), `(nobody else here)`, `(28/30 so far)`
+//! or `(not acknowledged yet)` when a second passed first, or
 //! `2 of 30 missed: carol, dave` when the room engine gave up on some. A
 //! message printed before it was settled gets one more line when it
 //! settles (delivered, or the members it missed). Progress lines are not
-//! printed. `--json` is unchanged: `message` at once, then `delivery` /
-//! `delivery_failed`.
+//! printed; a message queued for an interrupted chat is printed at once,
+//! marked `(queued)`. `--json` is unchanged: `message` at once, then
+//! `delivery` / `delivery_failed` (rooms) or `chat_delivered` (chats).
 
 use super::{Ui, UiEvent};
 use colored::Colorize;
@@ -22,7 +24,8 @@ pub const ECHO_WAIT: Duration = Duration::from_secs(1);
 const MAX_HELD: usize = 256;
 
 pub(super) struct Held {
-    room: String,
+    /// `#room` or the chat partner's name.
+    conv: String,
     id: u64,
     ev: UiEvent,
     unverified: bool,
@@ -35,7 +38,7 @@ pub(super) struct Held {
 #[derive(Default)]
 pub(super) struct Echoes {
     held: Vec<Held>,
-    /// (room, id, total) printed unsettled.
+    /// (conversation, id, total) printed unsettled.
     early: Vec<(String, u64, usize)>,
 }
 
@@ -47,16 +50,17 @@ impl Ui {
             UiEvent::Message {
                 ref chat,
                 own: true,
+                queued: false,
                 id,
                 ..
-            } if chat.starts_with('#') => {
-                let room = chat.trim_start_matches('#').to_string();
+            } => {
+                let conv = chat.clone();
                 if self.echoes.held.len() >= MAX_HELD {
                     let oldest = self.echoes.held.remove(0);
                     self.print_early(oldest);
                 }
                 self.echoes.held.push(Held {
-                    room,
+                    conv,
                     id,
                     ev,
                     unverified,
@@ -65,12 +69,30 @@ impl Ui {
                 });
                 None
             }
+            UiEvent::ChatDelivered { ref with, id } => {
+                while let Some(i) = self
+                    .echoes
+                    .held
+                    .iter()
+                    .position(|h| h.conv == *with && h.id <= id)
+                {
+                    let h = self.echoes.held.remove(i);
+                    self.print_marked(h, "✓".green().to_string());
+                }
+                // Printed already: one line saying they got there.
+                let before = self.echoes.early.len();
+                self.echoes
+                    .early
+                    .retain(|(c, i, _)| !(c == with && *i <= id));
+                (self.echoes.early.len() < before).then_some(ev)
+            }
             UiEvent::Delivery {
                 ref room,
                 id,
                 acked,
                 total,
             } => {
+                let room = &format!("#{room}");
                 let at = self.held_at(room, id);
                 match at {
                     Some(i) if acked < total => {
@@ -97,6 +119,7 @@ impl Ui {
                 id,
                 ref missing,
             } => {
+                let room = &format!("#{room}");
                 let total = match self.held_at(room, id) {
                     Some(i) => self.echoes.held[i].progress.map(|(_, t)| t),
                     None => self.early_total(room, id),
@@ -115,7 +138,7 @@ impl Ui {
                     None => {
                         self.take_early(room, id);
                         let line = format!(
-                            "{} #{room} message {id}: {}",
+                            "{} {room} message {id}: {}",
                             "!!".red().bold(),
                             missed.red()
                         );
@@ -146,11 +169,11 @@ impl Ui {
         self.echoes.held.iter().map(|h| h.since + ECHO_WAIT).min()
     }
 
-    fn held_at(&self, room: &str, id: u64) -> Option<usize> {
+    fn held_at(&self, conv: &str, id: u64) -> Option<usize> {
         self.echoes
             .held
             .iter()
-            .position(|h| h.room == room && h.id == id)
+            .position(|h| h.conv == conv && h.id == id)
     }
 
     fn take_early(&mut self, room: &str, id: u64) -> Option<usize> {
@@ -175,12 +198,12 @@ impl Ui {
         let total = h.progress.map_or(0, |(_, t)| t);
         let mark = match h.progress {
             Some((acked, total)) => format!("({acked}/{total} so far)"),
-            None => "(sending…)".into(),
+            None => "(not acknowledged yet)".into(),
         };
         if self.echoes.early.len() >= MAX_HELD {
             self.echoes.early.remove(0);
         }
-        self.echoes.early.push((h.room.clone(), h.id, total));
+        self.echoes.early.push((h.conv.clone(), h.id, total));
         self.print_marked(h, mark.dimmed().to_string());
     }
 

@@ -113,6 +113,12 @@ pub enum UiEvent {
     ChatResumed {
         with: String,
     },
+    /// The partner acknowledged (has shown) our messages in the chat with
+    /// `with` up to message `id`.
+    ChatDelivered {
+        with: String,
+        id: u64,
+    },
     /// Our messages in the chat with `with` that it ended without the
     /// partner acknowledging (texts cut to [`UNDELIVERED_TEXT`] characters).
     Undelivered {

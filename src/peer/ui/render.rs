@@ -215,6 +215,9 @@ impl Ui {
                 n(with)
             ),
             UiEvent::ChatResumed { with } => format!("{} chat with {} resumed", "--".yellow(), n(with)),
+            UiEvent::ChatDelivered { with, id } => {
+                format!("{}", format!("   {with} has your messages up to {id}").dimmed())
+            }
             UiEvent::Undelivered { with, messages } => {
                 let list: Vec<String> = messages.iter().map(|m| format!("#{} \"{}\"", m.id, m.text)).collect();
                 format!(
