@@ -209,6 +209,10 @@ fn one_line_per_message_sent_with_its_delivery_mark() {
         1,
         "{s}"
     );
+    let s = t.wait_screen("the members missed", ms(20_000), |s| {
+        s.contains("#lab message") && s.contains("1 of 1 missed: bob")
+    });
+    assert!(!s.contains("delivered"), "{s}");
 }
 
 /// `--json`: delivery states as events (rooms: `delivery`, chats:

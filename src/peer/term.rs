@@ -373,7 +373,7 @@ fn editor_loop(mut editor: Editor, input: Input) {
     let mut again: Option<(String, usize)> = None;
     loop {
         let shown = prompt.get();
-        prompt.showing(&shown);
+        prompt.showing(Some(&shown));
         let read = match again.take() {
             Some((line, pos)) => {
                 let pos = if line.is_char_boundary(pos) {
@@ -385,6 +385,7 @@ fn editor_loop(mut editor: Editor, input: Input) {
             }
             None => editor.readline(shown.as_str()),
         };
+        prompt.showing(None);
         match read {
             Ok(line) => {
                 if echoed(&line) {

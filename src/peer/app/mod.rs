@@ -305,7 +305,12 @@ impl App {
     fn deadline(&self) -> Option<Instant> {
         let chats = self.chats.poll_timeout();
         let script = self.script.as_ref().and_then(|s| s.deadline());
+        let prompt = self
+            .prompt
+            .stale()
+            .then(|| Instant::now() + crate::peer::ui::prompt::RECHECK);
         [
+            prompt,
             self.next_heartbeat,
             chats,
             self.link.deadline(),

@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 /// How long output waits, at most, for the stdin thread to finish erasing.
 const GATE_LIMIT: Duration = Duration::from_millis(300);
 
+/// How soon the main loop looks again at a prompt not yet redrawn.
+pub const RECHECK: Duration = Duration::from_millis(100);
+
 /// The prompt's text for a current conversation (`bob`, `#lab`), the
 /// unread counts of the others, and whether the registry is unreachable:
 /// `> `, `[#lab]> `, `[#lab] bob:2 #physics:5 > `, and with the registry
@@ -55,8 +58,9 @@ pub fn text(current: Option<&str>, unread: &BTreeMap<String, u32>, no_registry: 
 #[derive(Default)]
 pub struct PromptShared {
     text: Mutex<String>,
-    /// The text the editor is reading with.
-    shown: Mutex<String>,
+    /// The text the editor is reading with; `None` while it is not
+    /// reading (a line is being handled, a password asked for).
+    shown: Mutex<Option<String>>,
     /// A kick was sent and not yet taken.
     kicks: AtomicU32,
     /// The line editor runs (a terminal): only then are kicks sent.
@@ -87,8 +91,7 @@ impl PromptShared {
                 *t = new.clone();
             }
         }
-        let shown = self.shown.lock().map(|s| s.clone()).unwrap_or_default();
-        if !self.editor.load(Ordering::SeqCst) || shown == new {
+        if !self.editor.load(Ordering::SeqCst) || !self.stale() {
             return;
         }
         if self
@@ -107,11 +110,23 @@ impl PromptShared {
         self.editor.store(true, Ordering::SeqCst);
     }
 
-    /// The stdin thread is about to read with `text`.
-    pub fn showing(&self, text: &str) {
+    /// The stdin thread is about to read with `text` (`None`: it stopped
+    /// reading).
+    pub fn showing(&self, text: Option<&str>) {
         if let Ok(mut s) = self.shown.lock() {
-            *s = text.to_string();
+            *s = text.map(str::to_string);
         }
+    }
+
+    /// Whether the editor reads with another prompt than the one set. A
+    /// kick that came before the editor's handler was in place was lost:
+    /// the main loop checks again shortly ([`RECHECK`]).
+    pub fn stale(&self) -> bool {
+        let text = self.get();
+        self.shown
+            .lock()
+            .map(|s| s.as_ref().is_some_and(|s| *s != text))
+            .unwrap_or(false)
     }
 
     /// Takes a pending kick: true when a `SIGINT` was ours (a prompt
