@@ -20,6 +20,7 @@ pub mod chat;
 pub mod chats;
 pub mod commands;
 pub mod complete;
+pub mod editor;
 pub mod events;
 pub mod link;
 pub mod rooms;

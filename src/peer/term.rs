@@ -3,6 +3,7 @@
 
 use super::commands::{self, Command};
 use super::complete::{LineHelper, SharedNames, Typed};
+use super::editor::{echoed, Enter, Input, NextConversation};
 use super::events::Event;
 use super::ui::prompt::{erase_entered, PromptShared};
 use super::ui::Sink;
@@ -303,61 +304,6 @@ impl rustyline::ConditionalEventHandler for CtrlC {
 
 /// A second Ctrl-C on an empty line within this long quits.
 const QUIT_AGAIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// What the editor loop works with.
-struct Input {
-    events: Sender<Event>,
-    logged_in: Arc<AtomicBool>,
-    prompt: Arc<PromptShared>,
-    typed: Typed,
-}
-
-/// Whether an entered line is echoed as a message (plain text, `/msg`):
-/// then the typed line is erased, and the echo takes its place.
-fn echoed(line: &str) -> bool {
-    let t = line.trim_start();
-    !t.is_empty() && (!t.starts_with('/') || t.starts_with("/msg "))
-}
-
-/// Enter on a line that will be echoed: output waits until the line is
-/// erased (see [`PromptShared::close_gate`]). The key then does what it
-/// always does.
-struct Enter {
-    prompt: Arc<PromptShared>,
-}
-
-impl rustyline::ConditionalEventHandler for Enter {
-    fn handle(
-        &self,
-        _: &rustyline::Event,
-        _: rustyline::RepeatCount,
-        _: bool,
-        ctx: &rustyline::EventContext,
-    ) -> Option<rustyline::Cmd> {
-        if echoed(ctx.line()) {
-            self.prompt.close_gate();
-        }
-        None
-    }
-}
-
-/// Ctrl-X: the next open conversation becomes current (`/switch +`).
-struct NextConversation {
-    events: Sender<Event>,
-}
-
-impl rustyline::ConditionalEventHandler for NextConversation {
-    fn handle(
-        &self,
-        _: &rustyline::Event,
-        _: rustyline::RepeatCount,
-        _: bool,
-        _: &rustyline::EventContext,
-    ) -> Option<rustyline::Cmd> {
-        let _ = self.events.send(Event::Input(Command::Switch("+".into())));
-        Some(rustyline::Cmd::Noop)
-    }
-}
 
 fn editor_loop(mut editor: Editor, input: Input) {
     use rustyline::error::ReadlineError;

@@ -151,7 +151,7 @@ impl Ui {
         }
     }
 
-    /// Prints the messages that waited [`ECHO_WAIT`].
+    /// Prints the messages that waited a second (`ECHO_WAIT`).
     pub fn tick(&mut self, now: Instant) {
         while let Some(i) = self
             .echoes
