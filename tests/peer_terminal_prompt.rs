@@ -175,6 +175,10 @@ fn one_line_per_message_sent_with_its_delivery_mark() {
     bob.login_new("bob");
     t.type_command("/create lab");
     wait_prompt(&t, "[#lab]> ");
+    t.type_command("alone");
+    t.wait_screen("the echo alone", WAIT, |s| {
+        s.contains("#lab <you> alone (nobody else here)")
+    });
     bob.send("/join lab");
     bob.expect("room_joined", &[("room", "lab")], WAIT);
     t.wait_screen("bob in #lab", WAIT, |s| s.contains("bob joined #lab"));
@@ -196,6 +200,19 @@ fn one_line_per_message_sent_with_its_delivery_mark() {
     let s = t.wait_screen("the chat echo", WAIT, |s| s.contains("you → bob psst ✓"));
     let lines: Vec<&str> = s.lines().filter(|l| l.contains("psst")).collect();
     assert_eq!(lines.len(), 1, "one line for the message:\n{s}");
+
+    // A partner who does not acknowledge within a second: the echo says
+    // so, and one line follows when the acknowledgement comes.
+    bob.signal(libc::SIGSTOP);
+    t.type_command("/msg bob frozen?");
+    t.wait_screen("the unacknowledged echo", ms(3000), |s| {
+        s.contains("you → bob frozen? (not acknowledged yet)")
+    });
+    bob.signal(libc::SIGCONT);
+    bob.expect("message", &[("text", "frozen?")], WAIT);
+    t.wait_screen("the late acknowledgement", WAIT, |s| {
+        s.contains("bob has your messages up to")
+    });
 
     // A member who does not answer: the echo comes after a second with
     // what is known, and the members missed are named once given up.

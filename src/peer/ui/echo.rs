@@ -147,7 +147,31 @@ impl Ui {
                     }
                 }
             }
+            // What ends a conversation (or the peer) first shows what was
+            // still waiting in it.
+            UiEvent::ChatClosed { ref with, .. } => {
+                self.flush(|c| c == with);
+                Some(ev)
+            }
+            UiEvent::RoomLeft { ref room } => {
+                let room = format!("#{room}");
+                self.flush(|c| *c == room);
+                Some(ev)
+            }
+            UiEvent::LoggedOut | UiEvent::Bye => {
+                self.flush(|_| true);
+                Some(ev)
+            }
             other => Some(other),
+        }
+    }
+
+    /// Prints, as they stand, the waiting messages of the conversations
+    /// `which` picks.
+    fn flush(&mut self, which: impl Fn(&str) -> bool) {
+        while let Some(i) = self.echoes.held.iter().position(|h| which(&h.conv)) {
+            let h = self.echoes.held.remove(i);
+            self.print_early(h);
         }
     }
 
