@@ -147,3 +147,52 @@ impl App {
         self.prompt.set_registry_down(down);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(chat: &str, own: bool) -> UiEvent {
+        UiEvent::Message {
+            from: "x".into(),
+            chat: chat.into(),
+            text: "t".into(),
+            id: 1,
+            own,
+            queued: false,
+        }
+    }
+
+    #[test]
+    fn counts_unread_outside_the_current_and_cycles_in_order() {
+        let mut c = Conversations::default();
+        c.observe(
+            &UiEvent::RoomJoined {
+                room: "lab".into(),
+                members: vec![],
+            },
+            None,
+        );
+        c.observe(&UiEvent::ChatAccepted { with: "bob".into() }, Some("#lab"));
+        c.observe(&msg("bob", false), Some("#lab"));
+        c.observe(&msg("bob", false), Some("#lab"));
+        c.observe(&msg("#lab", false), Some("#lab"));
+        c.observe(&msg("bob", true), Some("#lab"));
+        assert_eq!(c.unread.get("bob"), Some(&2));
+        assert_eq!(c.unread.get("#lab"), None);
+        assert_eq!(c.next_after(Some("#lab")).as_deref(), Some("bob"));
+        assert_eq!(c.next_after(Some("bob")).as_deref(), Some("#lab"));
+        assert_eq!(c.next_after(None).as_deref(), Some("#lab"));
+        c.observe(
+            &UiEvent::ChatClosed {
+                with: "bob".into(),
+                reason: "left the chat".into(),
+            },
+            Some("#lab"),
+        );
+        assert_eq!(c.open, vec!["#lab".to_string()]);
+        assert!(c.unread.is_empty());
+        c.observe(&UiEvent::RoomLeft { room: "lab".into() }, None);
+        assert_eq!(c.next_after(None), None);
+    }
+}
