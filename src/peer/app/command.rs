@@ -62,7 +62,12 @@ impl App {
                 self.convos.quiet.remove(&user);
                 self.with_chats(|c| c.open(user, None))
             }
-            Command::Accept(user) => self.with_chats(|c| c.answer(user, true)),
+            Command::Accept(user) => {
+                if let Some(u) = &user {
+                    self.convos.quiet.remove(u);
+                }
+                self.with_chats(|c| c.answer(user, true))
+            }
             Command::Reject(user) => self.with_chats(|c| c.answer(user, false)),
             Command::Msg { to, text } => match to.strip_prefix('#') {
                 Some(room) => self.room_say(room.to_string(), text),

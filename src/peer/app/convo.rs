@@ -45,7 +45,16 @@ impl Conversations {
                 self.add(with.clone())
             }
             UiEvent::RoomJoined { room, .. } => self.add(format!("#{room}")),
-            UiEvent::ChatClosed { with, .. } => self.remove(with),
+            UiEvent::ChatClosed { with, .. } => {
+                self.quiet.remove(with);
+                self.remove(with)
+            }
+            // A `/msg` that did not open a chat: a later one may switch.
+            UiEvent::ChatRejected { by: u, .. }
+            | UiEvent::ChatTimeout { with: u }
+            | UiEvent::Busy { user: u } => {
+                self.quiet.remove(u);
+            }
             UiEvent::RoomLeft { room } => self.remove(&format!("#{room}")),
             UiEvent::Message {
                 chat, own: false, ..
