@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 const SECRET: &str = "s3cret-Terminal-pw";
 
 /// Waits until `typed` has been entered and the editor shows a fresh, empty
-/// prompt: from then on it is reading the next line again (in raw mode).
-fn wait_fresh_prompt(t: &Tmux, typed: &str) -> String {
+/// `prompt`: from then on it is reading the next line again (in raw mode).
+fn wait_fresh_prompt(t: &Tmux, typed: &str, prompt: &str) -> String {
     let entered = format!("> {typed}");
     t.wait_screen(&format!("a fresh prompt after {typed:?}"), WAIT, |s| {
-        last_line(s).trim_end() == ">" && s.lines().any(|l| l.trim_end() == entered)
+        last_line(s).trim_end() == prompt.trim_end()
+            && s.lines().any(|l| l.trim_end().ends_with(&entered))
     })
 }
 
@@ -94,7 +95,8 @@ fn interactive_session_in_a_real_terminal() {
     });
     t.type_command("/accept bob");
     bob.expect("chat_accepted", &[("with", "alice")], WAIT);
-    wait_fresh_prompt(&t, "/accept bob");
+    // Accepting makes the chat current: the prompt names it.
+    wait_fresh_prompt(&t, "/accept bob", "[bob]> ");
     bob.send("hello from *bob*");
     let s = t.wait_screen("bob's message", WAIT, |s| s.contains("hello from bob"));
     assert!(!s.contains("*bob*"), "*bold* markup shown raw:\n{s}");
@@ -119,7 +121,7 @@ fn interactive_session_in_a_real_terminal() {
     let prompt_at = lines.iter().rposition(|l| !l.trim().is_empty()).unwrap();
     assert_eq!(
         lines[prompt_at].trim_end(),
-        format!("> {half}"),
+        format!("[bob]> {half}"),
         "the prompt line after the message:\n{s}"
     );
     assert!(
@@ -258,7 +260,7 @@ fn hostile_text_from_a_partner_cannot_drive_the_terminal() {
     t.wait_screen("the hostile reject", WAIT, |s| {
         s.contains("mallory refused the chat: ")
     });
-    wait_fresh_prompt(&t, "/chat mallory");
+    wait_fresh_prompt(&t, "/chat mallory", "> ");
     t.type_command("/chat mallory");
     answered
         .recv_timeout(WAIT)

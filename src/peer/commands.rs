@@ -102,7 +102,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("/reject [USER]", "reject a chat request"),
     (
         "/msg USER TEXT",
-        "send TEXT to USER (asks for a chat first if needed)",
+        "send TEXT to USER (asks for a chat first if needed) or #room, without switching",
     ),
     (
         "/close [USER]",
@@ -119,7 +119,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("/members [ROOM]", "list a room's members"),
     (
         "/switch NAME",
-        "make #room or user the current conversation",
+        "make #room or user the current conversation (+, or Ctrl-X: the next one)",
     ),
     (
         "/history [N]",

@@ -176,7 +176,13 @@ fn at_nick(word: &str, users: &dyn Fn(&str, &str) -> Vec<String>) -> Vec<String>
 /// multi-line validation).
 pub struct LineHelper {
     pub names: SharedNames,
+    /// The line being typed and the cursor, as last drawn (kept so a
+    /// prompt redraw can give them back, see `term`).
+    pub typed: Typed,
 }
+
+/// The line being typed and its cursor position.
+pub type Typed = Arc<Mutex<(String, usize)>>;
 
 impl rustyline::completion::Completer for LineHelper {
     type Candidate = String;
@@ -194,6 +200,16 @@ impl rustyline::completion::Completer for LineHelper {
 
 impl rustyline::hint::Hinter for LineHelper {
     type Hint = String;
+
+    /// No hints: called on every change of the line, it notes the line.
+    fn hint(&self, line: &str, pos: usize, _: &rustyline::Context<'_>) -> Option<String> {
+        if let Ok(mut t) = self.typed.lock() {
+            t.0.clear();
+            t.0.push_str(line);
+            t.1 = pos;
+        }
+        None
+    }
 }
 impl rustyline::highlight::Highlighter for LineHelper {}
 impl rustyline::validate::Validator for LineHelper {}

@@ -20,6 +20,7 @@ pub mod chat;
 pub mod chats;
 pub mod commands;
 pub mod complete;
+pub mod editor;
 pub mod events;
 pub mod link;
 pub mod logs;
@@ -153,7 +154,15 @@ pub fn run(cfg: Config) -> i32 {
     let (tx, rx) = crossbeam_channel::bounded::<Event>(EVENT_QUEUE);
     let (conn_tx, conn_rx) = crossbeam_channel::bounded::<Event>(CONN_QUEUE);
     let (sig_tx, sig_rx) = crossbeam_channel::bounded::<()>(1);
+    let prompt = Arc::new(ui::prompt::PromptShared::default());
+    let kicked = prompt.clone();
     if let Err(e) = ctrlc::set_handler(move || {
+        // Our own signal, to redraw the prompt, while the editor was not
+        // reading (see `ui::prompt`): not a Ctrl-C.
+        if kicked.take_kick() {
+            kicked.open_gate();
+            return;
+        }
         let _ = sig_tx.try_send(());
     }) {
         log::warn!("cannot install the Ctrl-C handler: {e}");
@@ -163,7 +172,7 @@ pub fn run(cfg: Config) -> i32 {
     let logged_in = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let names = complete::SharedNames::default();
     let sink = if script.is_none() || cfg.script_stay {
-        term::spawn_stdin(tx.clone(), logged_in.clone(), names.clone())
+        term::spawn_stdin(tx.clone(), logged_in.clone(), names.clone(), prompt.clone())
     } else {
         None
     };
@@ -228,6 +237,7 @@ pub fn run(cfg: Config) -> i32 {
     let mut app = app::App::new(cfg, ui, tx, conn_tx, udp, tcp_port, udp_port);
     app.share_login_state(logged_in);
     app.share_names(names);
+    app.share_prompt(prompt);
     app.script = script;
     app.rooms.queue_overflow = overflow;
     let code = app.run(rx, conn_rx, dg_rx, sig_rx);

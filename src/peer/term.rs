@@ -2,8 +2,10 @@
 //! prompt, and putting the terminal back as it was on exit.
 
 use super::commands::{self, Command};
-use super::complete::{LineHelper, SharedNames};
+use super::complete::{LineHelper, SharedNames, Typed};
+use super::editor::{echoed, Enter, Input, NextConversation};
 use super::events::Event;
+use super::ui::prompt::{erase_entered, PromptShared};
 use super::ui::Sink;
 use crate::protocol::names::{Username, PASSWORD_MIN};
 use crossbeam_channel::Sender;
@@ -121,7 +123,11 @@ pub fn read_password(prompt: &str) -> io::Result<String> {
 /// What is checked before any password prompt, so a mistake is told before
 /// the user types a password (twice, for `/register`): the username rule,
 /// and `/login` while logged in.
-fn check_before_password(cmd: &Command, logged_in: &AtomicBool) -> Result<(), String> {
+fn check_before_password(
+    cmd: &Command,
+    logged_in: &AtomicBool,
+    prompt: &PromptShared,
+) -> Result<(), String> {
     // Only a prompt to come needs checking here: a command with its
     // password is checked where it runs, in order with the commands
     // before it (a piped `/logout` first, say).
@@ -139,14 +145,22 @@ fn check_before_password(cmd: &Command, logged_in: &AtomicBool) -> Result<(), St
     if verb == "login" && logged_in.load(Ordering::Relaxed) {
         return Err("already logged in; /logout first".into());
     }
+    if let Some(why) = prompt.registry_down() {
+        return Err(format!("/{verb}: {why}"));
+    }
     Username::parse(username)
         .map(drop)
         .map_err(|e| format!("/{verb}: {e} (not {username:?})"))
 }
 
 /// Fills in a missing password by asking (only on a terminal).
-fn complete(cmd: Command, interactive: bool, logged_in: &AtomicBool) -> Result<Command, String> {
-    check_before_password(&cmd, logged_in)?;
+fn complete(
+    cmd: Command,
+    interactive: bool,
+    logged_in: &AtomicBool,
+    prompt: &PromptShared,
+) -> Result<Command, String> {
+    check_before_password(&cmd, logged_in, prompt)?;
     let ask = |verb: &str, user: &str, rule: &str| -> Result<String, String> {
         if !interactive {
             return Err(format!(
@@ -201,10 +215,16 @@ fn complete(cmd: Command, interactive: bool, logged_in: &AtomicBool) -> Result<C
     })
 }
 
-fn forward(line: &str, interactive: bool, logged_in: &AtomicBool, events: &Sender<Event>) -> bool {
+fn forward(
+    line: &str,
+    interactive: bool,
+    logged_in: &AtomicBool,
+    prompt: &PromptShared,
+    events: &Sender<Event>,
+) -> bool {
     let ev = match commands::parse(line) {
         Ok(None) => return true,
-        Ok(Some(cmd)) => match complete(cmd, interactive, logged_in) {
+        Ok(Some(cmd)) => match complete(cmd, interactive, logged_in, prompt) {
             Ok(cmd) => Event::Input(cmd),
             Err(e) => Event::InputError(e),
         },
@@ -221,6 +241,7 @@ pub fn spawn_stdin(
     events: Sender<Event>,
     logged_in: Arc<AtomicBool>,
     names: SharedNames,
+    prompt: Arc<PromptShared>,
 ) -> Option<Sink> {
     if is_tty(0) && is_tty(1) {
         // Tab lists the candidates under the line and completes what they
@@ -230,15 +251,37 @@ pub fn spawn_stdin(
             .build();
         match Editor::with_config(config) {
             Ok(mut editor) => {
-                editor.set_helper(Some(LineHelper { names }));
+                let typed = Typed::default();
+                editor.set_helper(Some(LineHelper {
+                    names,
+                    typed: typed.clone(),
+                }));
                 editor.bind_sequence(
                     rustyline::KeyEvent::ctrl('C'),
                     rustyline::EventHandler::Conditional(Box::new(CtrlC)),
                 );
+                editor.bind_sequence(
+                    rustyline::KeyEvent(rustyline::KeyCode::Enter, rustyline::Modifiers::NONE),
+                    rustyline::EventHandler::Conditional(Box::new(Enter {
+                        prompt: prompt.clone(),
+                    })),
+                );
+                editor.bind_sequence(
+                    rustyline::KeyEvent::ctrl('X'),
+                    rustyline::EventHandler::Conditional(Box::new(NextConversation {
+                        events: events.clone(),
+                    })),
+                );
                 let printer = editor.create_external_printer().ok();
+                let input = Input {
+                    events,
+                    logged_in,
+                    prompt,
+                    typed,
+                };
                 std::thread::Builder::new()
                     .name("stdin".into())
-                    .spawn(move || editor_loop(editor, events, logged_in))
+                    .spawn(move || editor_loop(editor, input))
                     .ok()?;
                 return printer.map(|p| Sink::Editor(Box::new(p)));
             }
@@ -256,7 +299,7 @@ pub fn spawn_stdin(
                 match stdin.lock().read_line(&mut line) {
                     Ok(0) => break,
                     Ok(_) => {
-                        if !forward(&line, interactive, &logged_in, &events) {
+                        if !forward(&line, interactive, &logged_in, &prompt, &events) {
                             return;
                         }
                     }
@@ -291,21 +334,56 @@ impl rustyline::ConditionalEventHandler for CtrlC {
 /// A second Ctrl-C on an empty line within this long quits.
 const QUIT_AGAIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
 
-fn editor_loop(mut editor: Editor, events: Sender<Event>, logged_in: Arc<AtomicBool>) {
+fn editor_loop(mut editor: Editor, input: Input) {
     use rustyline::error::ReadlineError;
+    let Input {
+        events,
+        logged_in,
+        prompt,
+        typed,
+    } = input;
+    prompt.editor_started();
     let mut last_interrupt: Option<std::time::Instant> = None;
+    // The half-typed line and cursor to read on with (after a redraw).
+    let mut again: Option<(String, usize)> = None;
     loop {
-        match editor.readline("> ") {
+        let shown = prompt.get();
+        prompt.showing(Some(&shown));
+        let read = match again.take() {
+            Some((line, pos)) => {
+                let pos = if line.is_char_boundary(pos) {
+                    pos
+                } else {
+                    line.len()
+                };
+                editor.readline_with_initial(shown.as_str(), (&line[..pos], &line[pos..]))
+            }
+            None => editor.readline(shown.as_str()),
+        };
+        prompt.showing(None);
+        match read {
             Ok(line) => {
+                if echoed(&line) {
+                    erase_entered(&shown, &line);
+                    prompt.open_gate();
+                }
                 if !line.trim().is_empty()
                     && !line.starts_with("/login")
                     && !line.starts_with("/register")
                 {
                     let _ = editor.add_history_entry(line.as_str());
                 }
-                if !forward(&line, true, &logged_in, &events) {
+                if !forward(&line, true, &logged_in, &prompt, &events) {
                     return;
                 }
+            }
+            // The prompt changed (see `ui::prompt`): erase the old one and
+            // read on with the new one and what was typed.
+            Err(ReadlineError::Interrupted) if prompt.take_kick() => {
+                let typed = typed.lock().map(|t| t.clone()).unwrap_or_default();
+                erase_entered(&shown, &typed.0);
+                prompt.open_gate();
+                again = Some(typed);
             }
             // Ctrl-C on an empty line: once asks, twice quits (as the
             // Python and Node prompts do); Ctrl-D quits at once.

@@ -105,20 +105,23 @@ impl Tmux {
     }
 
     /// Types `text` into the line editor one key at a time, each once the
-    /// previous one shows on the prompt line with the cursor after it (no
-    /// Enter). Keys sent in one burst can stall in the editor: see
-    /// `pasted_text_shows_up_at_once`.
+    /// previous one shows on the prompt line (whatever the prompt: `> `,
+    /// `[#lab]> `) with the cursor after it (no Enter). Keys sent in one
+    /// burst can stall in the editor: see `pasted_text_shows_up_at_once`.
     pub fn type_keys(&self, text: &str) {
         let mut typed = String::new();
         for c in text.chars() {
             typed.push(c);
             self.type_text(&c.to_string());
             let want = format!("> {typed}");
-            let col = want.chars().count();
             let deadline = Instant::now() + WAIT;
             loop {
                 let s = self.screen();
-                if last_line(&s).trim_end() == want.trim_end() && self.cursor_x() == col {
+                let line = last_line(&s).trim_end();
+                let at_end = line.ends_with(want.trim_end()).then(|| {
+                    line.chars().count() - want.trim_end().chars().count() + want.chars().count()
+                });
+                if at_end.is_some_and(|col| self.cursor_x() == col) {
                     break;
                 }
                 if Instant::now() >= deadline {

@@ -102,7 +102,10 @@ impl App {
             ChatEvent::Opened { with, unverified } => {
                 let ev = UiEvent::ChatAccepted { with: with.clone() };
                 self.emit_marked(ev, unverified);
-                self.set_current(Target::Chat(with));
+                // Opened by `/msg`: the message goes, the current stays.
+                if !self.convos.quiet.remove(&with) {
+                    self.set_current(Target::Chat(with));
+                }
             }
             ChatEvent::Focus { with } => self.set_current(Target::Chat(with)),
             ChatEvent::Refused { by, reason } => self.emit(UiEvent::ChatRejected {
@@ -116,9 +119,6 @@ impl App {
                 reason,
                 unverified,
             } => {
-                if self.current == Some(Target::Chat(with.clone())) {
-                    self.current = None;
-                }
                 let reason = reason.to_string();
                 self.emit_marked(UiEvent::ChatClosed { with, reason }, unverified);
             }
@@ -145,6 +145,7 @@ impl App {
                 self.emit(UiEvent::ChatInterrupted { with, reason });
             }
             ChatEvent::Resumed { with } => self.emit(UiEvent::ChatResumed { with }),
+            ChatEvent::Delivered { with, id } => self.emit(UiEvent::ChatDelivered { with, id }),
             ChatEvent::Undelivered { with, messages } => {
                 let messages = messages
                     .iter()
@@ -172,6 +173,7 @@ impl App {
         if let Some(script) = &mut self.script {
             script.observe(&ev);
         }
+        self.observe_conversations(&ev);
         let failed = self.log_event(&ev);
         self.ui.emit_marked(ev, unverified);
         self.log_failed(failed);

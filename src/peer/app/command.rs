@@ -58,12 +58,26 @@ impl App {
                     self.send(Request::Search { token, username }, Pending::Search);
                 }
             }
-            Command::Chat(user) => self.with_chats(|c| c.open(user, None)),
-            Command::Accept(user) => self.with_chats(|c| c.answer(user, true)),
+            Command::Chat(user) => {
+                // Asked for by name: it becomes current when it opens.
+                self.convos.quiet.remove(&user);
+                self.with_chats(|c| c.open(user, None))
+            }
+            Command::Accept(user) => {
+                if let Some(u) = &user {
+                    self.convos.quiet.remove(u);
+                }
+                self.with_chats(|c| c.answer(user, true))
+            }
             Command::Reject(user) => self.with_chats(|c| c.answer(user, false)),
             Command::Msg { to, text } => match to.strip_prefix('#') {
                 Some(room) => self.room_say(room.to_string(), text),
-                None => self.with_chats(|c| c.open(to, Some(text))),
+                None => {
+                    if !self.chats.is_open(&to) {
+                        self.convos.quiet.insert(to.clone());
+                    }
+                    self.with_chats(|c| c.open(to, Some(text)))
+                }
             },
             Command::Close(user) => self.close_chat(user),
             Command::Dnd(on) => {
@@ -93,7 +107,9 @@ impl App {
                 Some(Target::Room(room)) => self.room_say(room, text),
                 None => self.error(
                     "no_target",
-                    "no current conversation: /chat USER or /join ROOM first",
+                    format!(
+                        "no current conversation, not sent: {text:?}; /switch NAME, /chat USER or /join ROOM first, or /msg NAME TEXT"
+                    ),
                 ),
             },
             Command::Sleep(_) | Command::WaitFor { .. } | Command::Retry { .. } => self.error(
@@ -104,6 +120,9 @@ impl App {
     }
 
     fn switch(&mut self, name: String) {
+        if name == "+" {
+            return self.switch_next();
+        }
         let target = match name.strip_prefix('#') {
             Some(room) if self.rooms.is_member(room) => Target::Room(room.to_string()),
             None if self.chats.is_open(&name) => Target::Chat(name),

@@ -17,6 +17,7 @@
 
 mod chats;
 mod command;
+mod convo;
 mod quit;
 mod registry;
 mod rooms;
@@ -108,6 +109,12 @@ pub struct App {
     pub script: Option<Script>,
     /// Conversation scrollback and log files (`/history`).
     pub logs: crate::peer::logs::Logs,
+    /// The prompt, drawn by the stdin thread.
+    prompt: std::sync::Arc<crate::peer::ui::prompt::PromptShared>,
+    /// Open conversations and unread counts (see `convo`).
+    convos: convo::Conversations,
+    /// The current conversation ended: move to another (see `convo`).
+    pending_move: bool,
 }
 
 impl App {
@@ -157,6 +164,9 @@ impl App {
             logs,
             rooms,
             script: None,
+            prompt: Default::default(),
+            convos: Default::default(),
+            pending_move: false,
         }
     }
 
@@ -172,6 +182,7 @@ impl App {
         if let Ok(mut names) = self.names.lock() {
             names.observe(&ev);
         }
+        self.observe_conversations(&ev);
         let failed = self.log_event(&ev);
         self.ui.emit(ev);
         self.log_failed(failed);
@@ -209,6 +220,12 @@ impl App {
         self.logged_in = flag;
     }
 
+    /// Shares the prompt with the stdin thread.
+    pub fn share_prompt(&mut self, prompt: std::sync::Arc<crate::peer::ui::prompt::PromptShared>) {
+        self.ui.set_prompt(prompt.clone());
+        self.prompt = prompt;
+    }
+
     /// Shares the names seen go by with the stdin thread (Tab completion).
     pub fn share_names(&mut self, names: crate::peer::complete::SharedNames) {
         self.names = names;
@@ -233,6 +250,7 @@ impl App {
     pub fn set_current(&mut self, target: Target) {
         if self.current.as_ref() != Some(&target) {
             self.current = Some(target.clone());
+            self.mark_read();
             self.emit(UiEvent::Current {
                 target: target.to_string(),
             });
@@ -297,6 +315,8 @@ impl App {
                 recv(crossbeam_channel::after(wait)) -> _ => {}
             }
             self.on_timer(Instant::now());
+            self.move_current();
+            self.update_prompt();
             if self.ui.terminal_gone() {
                 // Hang-up or a closed pipe: leave rooms and log out as on
                 // Ctrl-C, with nothing more printed.
@@ -312,12 +332,18 @@ impl App {
     fn deadline(&self) -> Option<Instant> {
         let chats = self.chats.poll_timeout();
         let script = self.script.as_ref().and_then(|s| s.deadline());
+        let prompt = self
+            .prompt
+            .stale()
+            .then(|| Instant::now() + crate::peer::ui::prompt::RECHECK);
         [
+            prompt,
             self.next_heartbeat,
             chats,
             self.link.deadline(),
             self.quit_at,
             self.rooms.deadline(),
+            self.ui.deadline(),
             script,
         ]
         .into_iter()
@@ -332,6 +358,7 @@ impl App {
         self.rooms_tick(now);
         self.quit_tick(now);
         self.script_step(now);
+        self.ui.tick(now);
     }
 
     /// A command from the user. Piped commands run in order as a script's

@@ -29,6 +29,16 @@ impl App {
             self.link.down(Instant::now());
             return;
         }
+        if !reconnect {
+            // The first connection: say so, after `ready` (or after the
+            // failure line with its hint, when it took a while).
+            let addr = self
+                .link
+                .remote()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            self.emit(UiEvent::RegistryReached { addr });
+        }
         if self.session.is_none() && self.moving.is_some() {
             // Nothing to restore: the move is done.
             self.moved(None);
@@ -55,9 +65,35 @@ impl App {
         if !self.link.was_up && self.link.failures == 1 {
             self.error(
                 "registry_unreachable",
-                format!("{e}; retrying in the background"),
+                format!(
+                    "{e}; retrying in the background (name another with --registry HOST:PORT or REGISTRY_ADDR)"
+                ),
             );
         }
+        // What the user asked for while the registry was away is refused
+        // now, not answered later as if current.
+        let why = self.unreachable_why();
+        for p in self.link.take_waiting_where(|p| !p.is_background()) {
+            self.failed(p, &why);
+        }
+    }
+
+    /// Whether the registry is out of reach: not connected, and a
+    /// connection attempt failed since the last success, or the connection
+    /// was lost.
+    pub(super) fn registry_unreachable(&self) -> bool {
+        !self.link.is_up() && (self.link.failures > 0 || self.link.was_up)
+    }
+
+    /// The error a request gets while the registry is out of reach.
+    pub(super) fn unreachable_why(&self) -> ApiError {
+        ApiError::new(
+            ErrorCode::RegistryUnreachable,
+            format!(
+                "cannot reach the registry at {}: not sent (retrying in the background)",
+                self.link.addr()
+            ),
+        )
     }
 
     pub(super) fn registry_closed(&mut self, generation: u64, reason: String) {

@@ -242,6 +242,7 @@ impl App {
     fn room_forget_current(&mut self, left: &[String]) {
         if matches!(&self.current, Some(Target::Room(r)) if left.contains(r)) {
             self.current = None;
+            self.current_left(left);
         }
     }
 

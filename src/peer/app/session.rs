@@ -43,7 +43,7 @@ impl Pending {
     /// Requests the peer makes by itself, not for a command: their answers
     /// do not let a script go on to its next line. (`leave_room` goes out
     /// once the members acknowledged our leave, after `/leave` returned.)
-    fn is_background(&self) -> bool {
+    pub(super) fn is_background(&self) -> bool {
         use super::RoomPending;
         matches!(
             self,
@@ -180,6 +180,14 @@ impl App {
     }
 
     pub fn send(&mut self, req: Request, purpose: Pending) {
+        // A connection attempt failed and none has worked since: refused
+        // at once (a request still waits while the first attempt, or a
+        // reconnect after a loss, is under way).
+        if !purpose.is_background() && !self.link.is_up() && self.link.failures > 0 {
+            let why = self.unreachable_why();
+            self.failed(purpose, &why);
+            return;
+        }
         if let Err((p, e)) = self.link.request(&req, purpose) {
             self.failed(p, &e);
         }

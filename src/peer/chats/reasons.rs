@@ -166,6 +166,11 @@ pub enum ChatEvent {
         with: String,
         reason: EndReason,
     },
+    /// The partner acknowledged our messages up to `id` (shown them).
+    Delivered {
+        with: String,
+        id: u64,
+    },
     /// An interrupted chat is open again; what was queued is on its way.
     Resumed {
         with: String,

@@ -51,10 +51,17 @@ impl Chats {
 
     /// The partner has shown every message up to `id`.
     pub(super) fn acked(&mut self, conn: ConnId, id: u64) {
+        let mut done = None;
         if let Some(c) = self.chats.get_mut(&conn) {
-            while c.unacked.front().is_some_and(|(m, _)| *m <= id) {
+            let mut last = None;
+            while let Some((m, _)) = c.unacked.front().filter(|(m, _)| *m <= id) {
+                last = Some(*m);
                 c.unacked.pop_front();
             }
+            done = last.map(|m| (c.user.clone(), m));
+        }
+        if let Some((with, id)) = done {
+            self.event(ChatEvent::Delivered { with, id });
         }
     }
 

@@ -118,6 +118,18 @@ impl<P> Link<P> {
         self.pending.values().any(|(p, _, _)| f(p)) || self.waiting.iter().any(|(_, p, _)| f(p))
     }
 
+    /// The `--registry` list as given.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Takes the queued requests whose purpose matches `f`.
+    pub fn take_waiting_where(&mut self, f: impl Fn(&P) -> bool) -> Vec<P> {
+        let (take, keep): (Vec<_>, Vec<_>) = self.waiting.drain(..).partition(|(_, p, _)| f(p));
+        self.waiting = keep;
+        take.into_iter().map(|(_, p, _)| p).collect()
+    }
+
     /// Requests queued while the link was down, to send now that it is up
     /// (after anything that must go first, such as `resume`).
     pub fn take_waiting(&mut self) -> Vec<(Request, P)> {

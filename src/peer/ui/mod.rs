@@ -3,6 +3,8 @@
 //! with `--json`, one JSON object per line for programs (see `protocol.md`).
 //! Every human-readable line passes through [`sanitize`] first.
 
+mod echo;
+pub mod prompt;
 mod render;
 pub mod sanitize;
 
@@ -26,6 +28,11 @@ pub enum UiEvent {
     },
     Notice {
         text: String,
+    },
+    /// The first connection to the registry is up (at start, or once it
+    /// could be reached after failing).
+    RegistryReached {
+        addr: String,
     },
     /// Started without a registry: what looking on the LAN found (sorted
     /// by name) and the address used (the first found, else the fallback).
@@ -127,6 +134,12 @@ pub enum UiEvent {
     },
     ChatResumed {
         with: String,
+    },
+    /// The partner acknowledged (has shown) our messages in the chat with
+    /// `with` up to message `id`.
+    ChatDelivered {
+        with: String,
+        id: u64,
     },
     /// Our messages in the chat with `with` that it ended without the
     /// partner acknowledging (texts cut to [`UNDELIVERED_TEXT`] characters).
@@ -254,6 +267,10 @@ pub struct Ui {
     gone: bool,
     /// Mentions ring the terminal bell (off while `/dnd` is on).
     bell: bool,
+    /// Our room messages waiting for their delivery state.
+    echoes: echo::Echoes,
+    /// The prompt, whose gate output waits at while a line is erased.
+    prompt: Option<std::sync::Arc<prompt::PromptShared>>,
 }
 
 fn write_stdout(line: &str) -> bool {
@@ -279,6 +296,8 @@ impl Ui {
             sink,
             gone: false,
             bell: true,
+            echoes: Default::default(),
+            prompt: None,
         }
     }
 
@@ -287,12 +306,21 @@ impl Ui {
         self.bell = on;
     }
 
+    /// Output waits at the prompt's gate while the stdin thread erases a
+    /// line (see [`prompt`]).
+    pub fn set_prompt(&mut self, p: std::sync::Arc<prompt::PromptShared>) {
+        self.prompt = Some(p);
+    }
+
     /// Writes one line. A terminal that went away (hang-up, closed pipe)
     /// is not an error to die of: output stops, and [`Ui::terminal_gone`]
     /// tells the main loop to quit cleanly.
     fn write(&mut self, line: String) {
         if self.gone {
             return;
+        }
+        if let (Some(p), Sink::Editor(_)) = (&self.prompt, &self.sink) {
+            p.wait_gate();
         }
         let written = match &mut self.sink {
             // With the newline: the editor adds one only while it is
@@ -330,18 +358,26 @@ impl Ui {
             self.write(v.to_string());
             return;
         }
+        if let Some(ev) = self.echo(ev, unverified) {
+            // One BEL per mentioning line, after the sanitised text (which
+            // can hold none of its own).
+            let bell = self.bell && matches!(ev, UiEvent::Message { mention: true, .. });
+            let mut line = self.line(ev);
+            if bell {
+                line.push('\x07');
+            }
+            self.print_human(line, unverified);
+        }
+    }
+
+    /// Writes a human-readable line, with the time and the unverified mark.
+    fn print_human(&mut self, line: String, unverified: bool) {
         let mark = if unverified {
             format!("{} ", "[unverified]".red().bold())
         } else {
             String::new()
         };
-        // One BEL per mentioning line, after the sanitised text (which
-        // can hold none of its own).
-        let bell = match ev {
-            UiEvent::Message { mention: true, .. } if self.bell => "\x07",
-            _ => "",
-        };
-        let stamped = format!("{} {mark}{}{bell}", clock().dimmed(), self.line(ev));
+        let stamped = format!("{} {mark}{line}", clock().dimmed());
         self.write(stamped);
     }
 

@@ -141,6 +141,7 @@ impl Ui {
                 "ready: chats on TCP port {tcp_port}, rooms on UDP port {udp_port}; /help lists commands"
             )),
             UiEvent::Notice { text } => Self::notice(text),
+            UiEvent::RegistryReached { addr } => Self::notice(&format!("connected to the registry at {addr}")),
             UiEvent::Discovery { found, using } => Self::notice(&discovery_line(found, using)),
             UiEvent::Error { message, .. } => format!("{} {}", "!!".red().bold(), message.red()),
             UiEvent::Help { commands } => {
@@ -242,6 +243,9 @@ impl Ui {
                 n(with)
             ),
             UiEvent::ChatResumed { with } => format!("{} chat with {} resumed", "--".yellow(), n(with)),
+            UiEvent::ChatDelivered { with, id } => {
+                format!("{}", format!("   {with} has your messages up to {id}").dimmed())
+            }
             UiEvent::Undelivered { with, messages } => {
                 let list: Vec<String> = messages.iter().map(|m| format!("#{} \"{}\"", m.id, m.text)).collect();
                 format!(

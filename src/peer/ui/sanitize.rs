@@ -113,7 +113,9 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
         | UiEvent::Stats { .. }
         | UiEvent::ScriptDone
         | UiEvent::Bye => {}
-        UiEvent::Notice { text } => s(text),
+        UiEvent::Notice { text }
+        | UiEvent::RegistryReached { addr: text }
+        | UiEvent::ChatDelivered { with: text, .. } => s(text),
         UiEvent::Discovery { found, using } => {
             for f in found {
                 s(&mut f.name);
@@ -299,6 +301,8 @@ mod tests {
                 udp_port: 2,
             },
             UiEvent::Notice { text: t() },
+            UiEvent::RegistryReached { addr: t() },
+            UiEvent::ChatDelivered { with: t(), id: 1 },
             UiEvent::Discovery {
                 found: vec![crate::discovery::Found {
                     name: t(),

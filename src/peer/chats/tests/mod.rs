@@ -17,6 +17,9 @@ struct Node {
     ip: String,
     engine: Chats,
     events: Vec<ChatEvent>,
+    /// Acknowledgements (`ChatEvent::Delivered`), kept apart so the event
+    /// sequences above read as before: (with, up to id).
+    delivered: Vec<(String, u64)>,
     /// Our own messages that went out: (with, id, text).
     said: Vec<(String, u64, String)>,
     /// Silent: what it sends is lost (a frozen process).
@@ -89,6 +92,7 @@ impl Net {
                 ip,
                 engine,
                 events: Vec::new(),
+                delivered: Vec::new(),
                 said: Vec::new(),
                 frozen: false,
                 cut: false,
@@ -170,6 +174,9 @@ impl Net {
                 let (ip_i, ip_o) = (self.nodes[i].ip.clone(), self.nodes[o].ip.clone());
                 self.nodes[o].engine.accepted(now, b, sock(&ip_i));
                 self.nodes[i].engine.connected(now, a, sock(&ip_o), user);
+            }
+            Action::Event(ChatEvent::Delivered { with, id }) => {
+                self.nodes[i].delivered.push((with, id))
             }
             Action::Event(e) => self.nodes[i].events.push(e),
         }

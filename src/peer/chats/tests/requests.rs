@@ -27,9 +27,15 @@ fn accepted_chat_carries_queued_and_later_messages_in_order() {
             received("alice", 3, "three"),
         ]
     );
+    // Bob acknowledged all three: alice hears it (once per acknowledgement
+    // that settles a message).
+    let acks = std::mem::take(&mut net.node("alice").delivered);
+    assert_eq!(acks.last(), Some(&("bob".to_string(), 3)), "{acks:?}");
+    assert!(acks.windows(2).all(|w| w[0].1 < w[1].1), "{acks:?}");
     net.open("bob", "alice", Some("hi"));
     net.pump();
     assert_eq!(net.events("alice"), vec![received("bob", 1, "hi")]);
+    assert_eq!(net.node("bob").delivered, vec![("alice".to_string(), 1)]);
     assert_eq!(net.node("bob").said, vec![("alice".into(), 1, "hi".into())]);
     // `/chat` with an open chat only makes it current.
     net.open("alice", "bob", None);
