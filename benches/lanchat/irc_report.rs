@@ -71,9 +71,8 @@ fn run_json(x: &IrcRun) -> Value {
 
 pub fn report_irc(r: &mut Report, res: &Result<Irc, String>, rooms: Option<&Rooms>, p: &Params) {
     r.heading("IRC baseline: the room workload through ngircd (Debian), same run");
-    r.line(
-        "  N members = N-1 reading clients + the sender, plain TCP on 127.0.0.1, all in #bench;",
-    );
+    r.line("  N members = N-1 reading clients + the sender, plain TCP on 127.0.0.1, all in #bench and all");
+    r.line("  holding one unmeasured warm-up line first (without it ngircd holds the first lines ~40 ms);");
     r.line(format!(
         "  the sender sends {} PRIVMSGs at {} msg/s, waits for them to arrive, then a burst of {} as fast as it can write.",
         p.irc_paced, p.base_rate, p.irc_burst
