@@ -211,6 +211,9 @@ impl IrcConn {
         let mut s =
             TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("{nick}: connect: {e}"))?;
         s.set_nodelay(true).map_err(|e| e.to_string())?;
+        // A server that stops reading must not hold the sender for ever.
+        s.set_write_timeout(Some(STEP_WAIT))
+            .map_err(|e| e.to_string())?;
         s.write_all(format!("NICK {nick}\r\nUSER {nick} 0 * :lanchat bench\r\n").as_bytes())
             .map_err(|e| format!("{nick}: {e}"))?;
         Ok(IrcConn { s, buf: Vec::new() })
@@ -223,13 +226,14 @@ impl IrcConn {
     }
 
     /// Reads lines (answering PINGs) until `check` says done (`Some(Ok)`) or
-    /// failed (`Some(Err)`), for at most [`STEP_WAIT`].
+    /// failed (`Some(Err)`), for at most [`STEP_WAIT`] and not past `until`.
     pub fn wait(
         &mut self,
+        until: Instant,
         what: &str,
         check: impl Fn(&str) -> Option<Result<(), String>>,
     ) -> Result<(), String> {
-        let deadline = Instant::now() + STEP_WAIT;
+        let deadline = (Instant::now() + STEP_WAIT).min(until);
         let mut chunk = [0u8; 4096];
         loop {
             while let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
@@ -246,7 +250,7 @@ impl IrcConn {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("{what}: no answer in {} s", STEP_WAIT.as_secs()));
+                return Err(format!("{what}: no answer in time"));
             }
             self.s
                 .set_read_timeout(Some(left))
@@ -290,30 +294,34 @@ pub fn joined(line: &str) -> Option<Result<(), String>> {
 /// all joins), then the sender, which also becomes an operator with user
 /// mode F (see the module comment) before it joins, then one warm-up line
 /// that every member has received.
-pub fn irc_setup(server: &Ngircd, n: usize) -> Result<(IrcConn, Vec<IrcConn>), String> {
+pub fn irc_setup(
+    server: &Ngircd,
+    n: usize,
+    until: Instant,
+) -> Result<(IrcConn, Vec<IrcConn>), String> {
     let mut members = Vec::with_capacity(n - 1);
     for i in 1..n {
         members.push(IrcConn::connect(server.port, &format!("m{i:03}"))?);
     }
     for m in &mut members {
-        m.wait("registering a member", registered)?;
+        m.wait(until, "registering a member", registered)?;
     }
     for m in &mut members {
         m.send(&format!("JOIN {CHANNEL}"))?;
     }
     for m in &mut members {
-        m.wait("a member joining", joined)?;
+        m.wait(until, "a member joining", joined)?;
     }
     let mut sender = IrcConn::connect(server.port, SENDER)?;
-    sender.wait("registering the sender", registered)?;
+    sender.wait(until, "registering the sender", registered)?;
     sender.send(&format!("OPER {OPER_NAME} {}", server.oper_password))?;
-    sender.wait("OPER", |l| match numeric(l) {
+    sender.wait(until, "OPER", |l| match numeric(l) {
         Some("381") => Some(Ok(())),
         Some(c) if c.starts_with('4') => Some(Err(l.to_string())),
         _ => None,
     })?;
     sender.send(&format!("MODE {SENDER} +F"))?;
-    sender.wait("MODE +F", |l| {
+    sender.wait(until, "MODE +F", |l| {
         if l.contains(&format!(" MODE {SENDER} ")) && l.contains("+F") {
             Some(Ok(()))
         } else if l.contains(" MODE ") && l.contains(SENDER) {
@@ -325,13 +333,13 @@ pub fn irc_setup(server: &Ngircd, n: usize) -> Result<(IrcConn, Vec<IrcConn>), S
         }
     })?;
     sender.send(&format!("JOIN {CHANNEL}"))?;
-    sender.wait("the sender joining", joined)?;
+    sender.wait(until, "the sender joining", joined)?;
     // One unmeasured line that every member must get before the run: right
     // after the sender's JOIN ngircd holds its first channel messages for
     // about 40 ms (BENCHMARKS.md), a start-up cost, not the steady state.
     sender.send(&format!("PRIVMSG {CHANNEL} :warm-up"))?;
     for m in &mut members {
-        m.wait("a member getting the warm-up line", |l| {
+        m.wait(until, "a member getting the warm-up line", |l| {
             l.contains(&format!(" PRIVMSG {CHANNEL} :warm-up"))
                 .then_some(Ok(()))
         })?;

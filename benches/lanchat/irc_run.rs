@@ -237,7 +237,7 @@ pub fn irc_run(
     limit: Duration,
 ) -> Result<IrcRun, String> {
     let deadline = Instant::now() + limit;
-    let (mut sender, conns) = irc_setup(server, n)?;
+    let (mut sender, conns) = irc_setup(server, n, deadline)?;
     let total = paced + burst;
     let receivers = conns.len();
     let mut members = Vec::with_capacity(receivers);
