@@ -47,7 +47,8 @@ $(NX):
 test: $(NX)
 	NX27017=$(abspath $(NX)) $(CARGO) test --lib --bins --tests
 
-# Registry throughput and concurrency, room latency, footprint (BENCHMARKS.md).
+# Registry throughput and concurrency, room latency, the ngircd baseline
+# (installed from Debian by the bench when missing), footprint (BENCHMARKS.md).
 bench: $(NX)
 	$(CARGO) build --release --bins
 	NX27017=$(abspath $(NX)) $(CARGO) bench --bench lanchat -- $(ARGS)

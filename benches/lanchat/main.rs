@@ -10,11 +10,12 @@
 //! figures mean.
 //!
 //! Sections (`--only`, comma-separated): `floor`, `registry`, `workload`,
-//! `concurrency`, `rooms`, `footprint`. The floor also runs whenever `registry` or `rooms`
+//! `concurrency`, `rooms`, `irc`, `footprint`. The floor also runs whenever `registry` or `rooms`
 //! does, since their latencies are shown as ratios to it.
 //!
 //! Modules: [`floor`], [`registry`], [`workload`], [`concurrency`], [`rooms`] (with its
-//! peers in [`hub`]) and [`footprint`] measure and report one section each;
+//! peers in [`hub`]), [`irc_report`] (the ngircd baseline, with [`irc`] and
+//! [`irc_run`]) and [`footprint`] measure and report one section each;
 //! [`load`] drives the registry, [`sys`] reads `/proc`, [`procs`] starts the
 //! release binaries through the test kit (`tests/kit`), [`report`] formats.
 //!
@@ -36,6 +37,9 @@ mod concurrency;
 mod floor;
 mod footprint;
 mod hub;
+mod irc;
+mod irc_report;
+mod irc_run;
 mod load;
 mod procs;
 mod registry;
@@ -49,6 +53,9 @@ use concurrency::*;
 use floor::*;
 use footprint::*;
 use hub::*;
+use irc::*;
+use irc_report::*;
+use irc_run::*;
 use kit::mongo as support;
 use kit::process::{tail, START_TIMEOUT};
 use kit::{Client, Heartbeater, Registry, PASSWORD};
@@ -77,12 +84,13 @@ use workload::*;
 /// When the run started, for [`progress!`].
 static T0: OnceLock<Instant> = OnceLock::new();
 
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "floor",
     "registry",
     "workload",
     "concurrency",
     "rooms",
+    "irc",
     "footprint",
 ];
 /// Cheap Argon2id for parts that only need many accounts quickly.
@@ -117,7 +125,7 @@ struct Opts {
         value_name = "LIST",
         value_delimiter = ',',
         value_parser = SECTIONS,
-        default_value = "floor,registry,workload,concurrency,rooms,footprint"
+        default_value = "floor,registry,workload,concurrency,rooms,irc,footprint"
     )]
     only: Vec<String>,
     /// Room sizes to measure (default 10,30,100).
@@ -190,6 +198,10 @@ struct Params {
     lossy_members: usize,
     lossy_msgs: usize,
     idle_secs: u64,
+    /// The IRC baseline: paced messages, burst, and a bound per room size.
+    irc_paced: usize,
+    irc_burst: usize,
+    irc_limit: Duration,
 }
 
 impl Params {
@@ -216,6 +228,9 @@ impl Params {
                 lossy_members: 30,
                 lossy_msgs: 100,
                 idle_secs: 5,
+                irc_paced: 200,
+                irc_burst: 500,
+                irc_limit: Duration::from_secs(15),
             }
         } else {
             Params {
@@ -239,6 +254,9 @@ impl Params {
                 lossy_members: 30,
                 lossy_msgs: 400,
                 idle_secs: 30,
+                irc_paced: 1000,
+                irc_burst: 2000,
+                irc_limit: Duration::from_secs(30),
             }
         }
     }
@@ -317,6 +335,9 @@ fn main() {
     let rooms = opts
         .has("rooms")
         .then(|| guarded("rooms", || rooms_section(&p, dir.path())));
+    let irc = opts
+        .has("irc")
+        .then(|| guarded("irc", || irc_section(&p, dir.path())));
     let footprint = opts
         .has("footprint")
         .then(|| guarded("footprint", || footprint_section(&p, dir.path())));
@@ -357,6 +378,9 @@ fn main() {
     }
     if let Some(x) = &rooms {
         report_rooms(&mut r, x, floor_ok, &p);
+    }
+    if let Some(x) = &irc {
+        report_irc(&mut r, x, rooms.as_ref().and_then(|x| x.as_ref().ok()), &p);
     }
     if let Some(x) = &footprint {
         report_footprint(&mut r, x, conc.as_ref().and_then(|c| c.as_ref().ok()));

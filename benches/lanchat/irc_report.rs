@@ -1,0 +1,234 @@
+//! The IRC baseline section: ngircd found or installed, one run per room
+//! size, and the report (a table, `results.json` under "irc", and the
+//! issue-16 targets that compare lanchat with it).
+
+use super::*;
+
+pub struct Irc {
+    pub binary: PathBuf,
+    pub version: String,
+    pub installed_now: bool,
+    pub sizes: Vec<(usize, Result<IrcRun, String>)>,
+}
+
+pub fn irc_section(p: &Params, dir: &Path) -> Result<Irc, String> {
+    let (binary, installed_now) = ensure_ngircd(dir).map_err(|e| format!("not measured: {e}"))?;
+    let version = ngircd_version(&binary);
+    progress!("irc: {version} ({})", binary.display());
+    let mut sizes = Vec::new();
+    for &n in &p.room_sizes {
+        // A fresh server per size, so no size inherits another's state.
+        let run = Ngircd::start(&binary, dir).and_then(|server| {
+            irc_run(
+                &server,
+                n,
+                p.base_rate,
+                p.irc_paced,
+                p.irc_burst,
+                p.irc_limit,
+            )
+        });
+        match &run {
+            Ok(x) => progress!(
+                "irc: {n} members: {:.0} sent/s, p50 {}, p99 {}; burst of {} in {:.3} s ({}/s); lost {}, dups {}, reordered {}",
+                x.achieved,
+                fmt_us(x.paced_lat.p50),
+                fmt_us(x.paced_lat.p99),
+                x.burst,
+                x.burst_secs,
+                fmt_rate(x.deliveries_per_sec()),
+                x.lost,
+                x.dups,
+                x.reordered
+            ),
+            Err(e) => progress!("irc: {n} members: {e}"),
+        }
+        sizes.push((n, run));
+    }
+    Ok(Irc {
+        binary,
+        version,
+        installed_now,
+        sizes,
+    })
+}
+
+fn run_json(x: &IrcRun) -> Value {
+    json!({
+        "members": x.members, "offered_per_sec": x.rate, "paced_messages": x.paced,
+        "achieved_per_sec": round2(x.achieved),
+        "paced_latency_send_to_last_member": lat_json(&x.paced_lat),
+        "burst_messages": x.burst, "burst_messages_complete": x.burst_complete,
+        "burst_secs": (x.burst_secs * 1e4).round() / 1e4,
+        "burst_deliveries_per_sec": x.deliveries_per_sec().round(),
+        "burst_latency_send_to_last_member": lat_json(&x.burst_lat),
+        "lost_member_messages": x.lost, "duplicates": x.dups, "reordered": x.reordered,
+        "reads": x.reads, "reads_without_kernel_timestamp": x.untimestamped_reads,
+        "ngircd_cpu_cores": round2(x.server_cores),
+        "errors": x.errors.iter().take(20).collect::<Vec<_>>(),
+    })
+}
+
+pub fn report_irc(r: &mut Report, res: &Result<Irc, String>, rooms: Option<&Rooms>, p: &Params) {
+    r.heading("IRC baseline: the room workload through ngircd (Debian), same run");
+    r.line("  N members = N-1 reading clients + the sender, plain TCP on 127.0.0.1, all in #bench and all");
+    r.line("  holding one unmeasured warm-up line first (without it ngircd holds the first lines ~40 ms);");
+    r.line(format!(
+        "  the sender sends {} PRIVMSGs at {} msg/s, waits for them to arrive, then a burst of {} as fast as it can write.",
+        p.irc_paced, p.base_rate, p.irc_burst
+    ));
+    r.line("  latency = max over members of (kernel receive timestamp of the read holding the line, SO_TIMESTAMPNS)");
+    r.line("  - (wall clock just before the sender's write()); burst time = first burst write -> last member's last read.");
+    r.line("  Throttling off, as ngircd documents it: MaxPenaltyTime = 0 (\"0 to disable penalties altogether\"),");
+    r.line("  and the sender is an IRC operator ([Operator] block, OPER) with user mode F (\"relaxed flood protection\").");
+    let irc = match res {
+        Ok(x) => x,
+        Err(e) => {
+            r.line(format!("  {e}"));
+            r.json.insert("irc".into(), json!({"error": e}));
+            irc_targets(r, None, rooms);
+            return;
+        }
+    };
+    r.line(format!(
+        "  server: {}{}",
+        irc.version,
+        if irc.installed_now {
+            " (installed by this run: apt-get install -y ngircd)"
+        } else {
+            ""
+        }
+    ));
+    let mut rows = Vec::new();
+    for (n, run) in &irc.sizes {
+        match run {
+            Ok(x) => rows.push(vec![
+                n.to_string(),
+                format!("{}", x.rate),
+                fmt_rate(x.achieved),
+                group(x.paced as u64),
+                fmt_us(x.paced_lat.p50),
+                fmt_us(x.paced_lat.p99),
+                fmt_us(x.paced_lat.max),
+                format!("{}/{}", x.burst_complete, x.burst),
+                format!("{:.3} s", x.burst_secs),
+                fmt_rate(x.deliveries_per_sec()),
+                fmt_us(x.burst_lat.p99),
+                format!("{}/{}/{}", x.lost, x.dups, x.reordered),
+                format!("{:.2}", x.server_cores),
+            ]),
+            Err(e) => r.line(format!("  {n} members: error: {e}")),
+        }
+    }
+    table(
+        &mut r.text,
+        &[
+            "members",
+            "offered/s",
+            "sent/s",
+            "msgs",
+            "p50",
+            "p99",
+            "max",
+            "burst done",
+            "burst time",
+            "deliveries/s",
+            "burst p99",
+            "lost/dup/reord",
+            "ngircd CPU",
+        ],
+        &rows,
+    );
+    for (n, x) in irc
+        .sizes
+        .iter()
+        .filter_map(|(n, x)| Some((n, x.as_ref().ok()?)))
+    {
+        if x.untimestamped_reads > 0 {
+            r.line(format!(
+                "  {n} members: {} of {} reads had no kernel timestamp (read time used)",
+                x.untimestamped_reads, x.reads
+            ));
+        }
+        for e in x.errors.iter().take(3) {
+            r.line(format!("  {n} members: {e}"));
+        }
+    }
+    let sizes: Vec<Value> = irc
+        .sizes
+        .iter()
+        .map(|(n, x)| match x {
+            Ok(x) => run_json(x),
+            Err(e) => json!({"members": n, "error": e}),
+        })
+        .collect();
+    r.json.insert(
+        "irc".into(),
+        json!({
+            "server": irc.version, "binary": irc.binary.display().to_string(),
+            "installed_by_this_run": irc.installed_now,
+            "throttling": "MaxPenaltyTime = 0; sender is an IRC operator with user mode F",
+            "receive_timestamp": "SO_TIMESTAMPNS (kernel), per read",
+            "sizes": sizes,
+        }),
+    );
+    irc_targets(r, Some(irc), rooms);
+}
+
+/// The issue-16 targets: lanchat against ngircd in the same run. The rooms
+/// section does not yet run this workload (1,000 paced messages timed at the
+/// members' sockets, then a burst), so lanchat's side is not measured here:
+/// the figure gives ngircd's baseline and, for context only, what rooms did.
+fn irc_targets(r: &mut Report, irc: Option<&Irc>, rooms: Option<&Rooms>) {
+    let run = |n: usize| {
+        irc.and_then(|i| i.sizes.iter().find(|(m, _)| *m == n))
+            .map(|(_, x)| x)
+    };
+    for n in [30, 100] {
+        let base = match run(n) {
+            Some(Ok(x)) => format!(
+                "ngircd p99 {} ({} of {} member-messages lost)",
+                fmt_us(x.paced_lat.p99),
+                x.lost,
+                (x.paced + x.burst) * x.receivers()
+            ),
+            Some(Err(e)) => format!("ngircd: {e}"),
+            None => "ngircd: not run".into(),
+        };
+        let ctx = rooms
+            .and_then(|r| r.sizes.iter().find(|s| s.members == n))
+            .and_then(|s| s.runs.first())
+            .map_or(String::new(), |l| {
+                format!(
+                    "; rooms section (not this workload: {} msgs, event timestamps) p99 {}",
+                    l.msgs,
+                    fmt_us(l.lat.p99)
+                )
+            });
+        r.target(
+            &format!("{n} members at 200 msg/s: 100% delivered, p99 <= ngircd's"),
+            format!("{base}; lanchat on this workload not measured yet{ctx}"),
+            None,
+        );
+    }
+    for n in [30, 100] {
+        let base = match run(n) {
+            Some(Ok(x)) => format!(
+                "ngircd: {}/{} complete in {:.3} s, {} deliveries/s",
+                x.burst_complete,
+                x.burst,
+                x.burst_secs,
+                fmt_rate(x.deliveries_per_sec())
+            ),
+            Some(Err(e)) => format!("ngircd: {e}"),
+            None => "ngircd: not run".into(),
+        };
+        r.target(
+            &format!(
+                "burst of 2,000 to {n}: all, once, in order, <= 2 s; >= half ngircd's deliveries/s"
+            ),
+            format!("{base}; lanchat's burst not measured yet"),
+            None,
+        );
+    }
+}
