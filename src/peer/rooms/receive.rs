@@ -278,10 +278,17 @@ impl Engine {
                     };
                     self.transmit(room, from, sends, now);
                 }
-                self.emit(Event::MemberJoined {
-                    room: room.to_string(),
-                    user: from.to_string(),
-                })
+                // Said once: the registry's list may have let it in first.
+                let new = self
+                    .rooms
+                    .get_mut(room)
+                    .is_some_and(|r| r.announced.insert(from.to_string()));
+                if new {
+                    self.emit(Event::MemberJoined {
+                        room: room.to_string(),
+                        user: from.to_string(),
+                    })
+                }
             }
             EventKind::Leave => {
                 self.remove_member(room, from, Gone::Left);

@@ -11,6 +11,7 @@
 
 mod attacks;
 mod commands;
+mod joins;
 mod net;
 mod props;
 mod registry;
