@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, Shutdown, TcpStream};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// At most one log line about refused connections per this long.
@@ -28,7 +28,7 @@ pub struct Conns {
 #[derive(Default)]
 struct Open {
     /// Kept so that shutdown can close each connection under its thread.
-    streams: HashMap<u64, (IpAddr, TcpStream)>,
+    streams: HashMap<u64, (IpAddr, Arc<TcpStream>)>,
     per_ip: HashMap<IpAddr, usize>,
 }
 
@@ -45,9 +45,10 @@ impl Conns {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts connection `id` from `ip` (`handle` is a clone of its stream),
-    /// or answers `false` when `ip` already has its maximum.
-    pub fn admit(&self, id: u64, ip: IpAddr, handle: TcpStream) -> bool {
+    /// Counts connection `id` from `ip` (`handle` shares its stream: one
+    /// descriptor per connection), or answers `false` when `ip` already has
+    /// its maximum.
+    pub fn admit(&self, id: u64, ip: IpAddr, handle: Arc<TcpStream>) -> bool {
         let ip = ip.to_canonical();
         let mut open = self.lock();
         let n = open.per_ip.entry(ip).or_insert(0);
@@ -100,7 +101,7 @@ impl Conns {
 
 /// Answers a connection over the cap with one error line and closes it,
 /// without ever blocking the accept loop.
-pub fn refuse(mut stream: TcpStream, max_per_ip: usize) {
+pub fn refuse(mut stream: &TcpStream, max_per_ip: usize) {
     let e = ApiError::new(
         ErrorCode::TooManyConnections,
         format!("this address already has {max_per_ip} connections open; closing"),

@@ -210,18 +210,13 @@ impl Server {
         refusals: &mut RefusalLog,
     ) {
         let Ok(peer) = stream.peer_addr() else { return };
-        // Kept so that shutdown can close the connection under its thread.
-        let clone = match stream.try_clone() {
-            Ok(c) => c,
-            Err(e) => {
-                log::warn!("refusing {peer}: {e}");
-                return;
-            }
-        };
+        // Shared, not duplicated (one descriptor per connection), so that
+        // shutdown can close the connection under its thread.
+        let stream = Arc::new(stream);
         let conns = &self.handle.conns;
-        if !conns.admit(id, peer.ip(), clone) {
+        if !conns.admit(id, peer.ip(), stream.clone()) {
             refusals.over_cap(peer.ip(), conns.max_per_ip());
-            conns::refuse(stream, conns.max_per_ip());
+            conns::refuse(&stream, conns.max_per_ip());
             return;
         }
         let reg = self.registry.clone();
