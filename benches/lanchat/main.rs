@@ -57,10 +57,10 @@ use hub::*;
 use irc::*;
 use irc_report::*;
 use irc_run::*;
-use lecture::*;
 use kit::mongo as support;
 use kit::process::{tail, START_TIMEOUT};
 use kit::{Client, Heartbeater, Registry, PASSWORD};
+use lecture::*;
 use load::*;
 use procs::*;
 use registry::*;
@@ -394,7 +394,12 @@ fn main() {
         report_lecture(&mut r, x, &p);
     }
     if let Some(x) = &irc {
-        report_irc(&mut r, x, lecture.as_ref().and_then(|x| x.as_ref().ok()), &p);
+        report_irc(
+            &mut r,
+            x,
+            lecture.as_ref().and_then(|x| x.as_ref().ok()),
+            &p,
+        );
     }
     if let Some(x) = &footprint {
         report_footprint(&mut r, x, conc.as_ref().and_then(|c| c.as_ref().ok()));
