@@ -214,7 +214,10 @@ fn irc_targets(r: &mut Report, irc: Option<&Irc>, lec: Option<&Lecture>) {
                 )
             }
             (Some(Err(e)), _) => (format!("lanchat: {e}"), Some(false)),
-            (None, _) => ("lanchat: not run (section `lecture`)".into(), None),
+            (None, _) => (
+                "lanchat: not run (section `lecture` or this size not selected)".into(),
+                None,
+            ),
         };
         r.target(
             &format!("{n} members at 200 msg/s: 100% delivered, p99 <= ngircd's"),
@@ -257,7 +260,10 @@ fn irc_targets(r: &mut Report, irc: Option<&Irc>, lec: Option<&Lecture>) {
                 )
             }
             (Some(Err(e)), _) => (format!("lanchat: {e}"), Some(false)),
-            (None, _) => ("lanchat: not run (section `lecture`)".into(), None),
+            (None, _) => (
+                "lanchat: not run (section `lecture` or this size not selected)".into(),
+                None,
+            ),
         };
         r.target(
             &format!(
