@@ -51,6 +51,10 @@ pub struct RunAcc {
     pub own_ts: Vec<u64>,
     pub max_ts: Vec<u64>,
     pub counts: Vec<Vec<u16>>,
+    /// Per member: one past the highest message index it got so far.
+    pub next: Vec<usize>,
+    /// Messages a member got after a later one.
+    pub reordered: u64,
     pub got: Vec<usize>,
     pub own_seen: usize,
     pub pairs: usize,
@@ -73,6 +77,8 @@ impl RunAcc {
             own_ts: vec![0; n],
             max_ts: vec![0; n],
             counts: vec![vec![0; n]; receivers.len()],
+            next: vec![0; receivers.len()],
+            reordered: 0,
             got: vec![0; n],
             own_seen: 0,
             pairs: 0,
@@ -118,6 +124,10 @@ impl RunAcc {
         let c = &mut self.counts[s][i];
         *c = c.saturating_add(1);
         if *c == 1 {
+            if i < self.next[s] {
+                self.reordered += 1;
+            }
+            self.next[s] = self.next[s].max(i + 1);
             self.pairs += 1;
             self.got[i] += 1;
             self.max_ts[i] = self.max_ts[i].max(ts);

@@ -69,7 +69,7 @@ fn run_json(x: &IrcRun) -> Value {
     })
 }
 
-pub fn report_irc(r: &mut Report, res: &Result<Irc, String>, rooms: Option<&Rooms>, p: &Params) {
+pub fn report_irc(r: &mut Report, res: &Result<Irc, String>, lec: Option<&Lecture>, p: &Params) {
     r.heading("IRC baseline: the room workload through ngircd (Debian), same run");
     r.line("  N members = N-1 reading clients + the sender, plain TCP on 127.0.0.1, all in #bench and all");
     r.line("  holding one unmeasured warm-up line first (without it ngircd holds the first lines ~40 ms);");
@@ -86,7 +86,7 @@ pub fn report_irc(r: &mut Report, res: &Result<Irc, String>, rooms: Option<&Room
         Err(e) => {
             r.line(format!("  {e}"));
             r.json.insert("irc".into(), json!({"error": e}));
-            irc_targets(r, None, rooms);
+            irc_targets(r, None, lec);
             return;
         }
     };
@@ -172,49 +172,63 @@ pub fn report_irc(r: &mut Report, res: &Result<Irc, String>, rooms: Option<&Room
             "sizes": sizes,
         }),
     );
-    irc_targets(r, Some(irc), rooms);
+    irc_targets(r, Some(irc), lec);
 }
 
-/// The issue-16 targets: lanchat against ngircd in the same run. The rooms
-/// section does not yet run this workload (1,000 paced messages timed at the
-/// members' sockets, then a burst), so lanchat's side is not measured here:
-/// the figure gives ngircd's baseline and, for context only, what rooms did.
-fn irc_targets(r: &mut Report, irc: Option<&Irc>, rooms: Option<&Rooms>) {
+/// The issue-16 targets: lanchat (the `lecture` section, same workload)
+/// against ngircd in the same run, both figures side by side.
+fn irc_targets(r: &mut Report, irc: Option<&Irc>, lec: Option<&Lecture>) {
     let run = |n: usize| {
         irc.and_then(|i| i.sizes.iter().find(|(m, _)| *m == n))
+            .map(|(_, x)| x)
+    };
+    let lan = |n: usize| {
+        lec.and_then(|l| l.sizes.iter().find(|(m, _)| *m == n))
             .map(|(_, x)| x)
     };
     for n in [30, 100] {
         let base = match run(n) {
             Some(Ok(x)) => format!(
-                "ngircd p99 {} ({} of {} member-messages lost)",
+                "ngircd p99 {}, {}/{} delivered",
                 fmt_us(x.paced_lat.p99),
-                x.lost,
-                (x.paced + x.burst) * x.receivers()
+                x.paced * x.receivers() - x.lost.min(x.paced * x.receivers()),
+                x.paced * x.receivers()
             ),
             Some(Err(e)) => format!("ngircd: {e}"),
             None => "ngircd: not run".into(),
         };
-        let ctx = rooms
-            .and_then(|r| r.sizes.iter().find(|s| s.members == n))
-            .and_then(|s| s.runs.first())
-            .map_or(String::new(), |l| {
-                format!(
-                    "; rooms section (not this workload: {} msgs, event timestamps) p99 {}",
-                    l.msgs,
-                    fmt_us(l.lat.p99)
+        let (ours, met) = match (lan(n), run(n)) {
+            (Some(Ok(l)), irc) => {
+                let all = l.paced_complete == l.paced;
+                let met = irc
+                    .and_then(|x| x.as_ref().ok())
+                    .map(|x| all && l.paced_lat.p99 <= x.paced_lat.p99);
+                (
+                    format!(
+                        "lanchat p99 {}, {}/{} messages reached every member",
+                        fmt_us(l.paced_lat.p99),
+                        l.paced_complete,
+                        l.paced
+                    ),
+                    met.or((!all).then_some(false)),
                 )
-            });
+            }
+            (Some(Err(e)), _) => (format!("lanchat: {e}"), Some(false)),
+            (None, _) => (
+                "lanchat: not run (section `lecture` or this size not selected)".into(),
+                None,
+            ),
+        };
         r.target(
             &format!("{n} members at 200 msg/s: 100% delivered, p99 <= ngircd's"),
-            format!("{base}; lanchat on this workload not measured yet{ctx}"),
-            None,
+            format!("{ours}; {base}"),
+            met,
         );
     }
     for n in [30, 100] {
         let base = match run(n) {
             Some(Ok(x)) => format!(
-                "ngircd: {}/{} complete in {:.3} s, {} deliveries/s",
+                "ngircd {}/{} in {:.3} s, {}/s",
                 x.burst_complete,
                 x.burst,
                 x.burst_secs,
@@ -223,12 +237,40 @@ fn irc_targets(r: &mut Report, irc: Option<&Irc>, rooms: Option<&Rooms>) {
             Some(Err(e)) => format!("ngircd: {e}"),
             None => "ngircd: not run".into(),
         };
+        let (ours, met) = match (lan(n), run(n)) {
+            (Some(Ok(l)), irc) => {
+                let ok = l.burst_complete == l.burst
+                    && l.dups == 0
+                    && l.reordered == 0
+                    && l.burst_secs <= 2.0;
+                let met = irc
+                    .and_then(|x| x.as_ref().ok())
+                    .map(|x| ok && l.deliveries_per_sec() >= 0.5 * x.deliveries_per_sec());
+                (
+                    format!(
+                        "lanchat {}/{} in {:.3} s, {}/s, dup {} reord {}",
+                        l.burst_complete,
+                        l.burst,
+                        l.burst_secs,
+                        fmt_rate(l.deliveries_per_sec()),
+                        l.dups,
+                        l.reordered
+                    ),
+                    met.or((!ok).then_some(false)),
+                )
+            }
+            (Some(Err(e)), _) => (format!("lanchat: {e}"), Some(false)),
+            (None, _) => (
+                "lanchat: not run (section `lecture` or this size not selected)".into(),
+                None,
+            ),
+        };
         r.target(
             &format!(
                 "burst of 2,000 to {n}: all, once, in order, <= 2 s; >= half ngircd's deliveries/s"
             ),
-            format!("{base}; lanchat's burst not measured yet"),
-            None,
+            format!("{ours}; {base}"),
+            met,
         );
     }
 }

@@ -10,11 +10,11 @@
 //! figures mean.
 //!
 //! Sections (`--only`, comma-separated): `floor`, `registry`, `workload`,
-//! `concurrency`, `rooms`, `irc`, `footprint`. The floor also runs whenever `registry` or `rooms`
+//! `concurrency`, `rooms`, `lecture`, `irc`, `footprint`. The floor also runs whenever `registry` or `rooms`
 //! does, since their latencies are shown as ratios to it.
 //!
 //! Modules: [`floor`], [`registry`], [`workload`], [`concurrency`], [`rooms`] (with its
-//! peers in [`hub`]), [`irc_report`] (the ngircd baseline, with [`irc`] and
+//! peers in [`hub`]), [`lecture`] (issue 16's workload on lanchat), [`irc_report`] (the ngircd baseline, with [`irc`] and
 //! [`irc_run`]) and [`footprint`] measure and report one section each;
 //! [`load`] drives the registry, [`sys`] reads `/proc`, [`procs`] starts the
 //! release binaries through the test kit (`tests/kit`), [`report`] formats.
@@ -40,6 +40,7 @@ mod hub;
 mod irc;
 mod irc_report;
 mod irc_run;
+mod lecture;
 mod load;
 mod procs;
 mod registry;
@@ -59,6 +60,7 @@ use irc_run::*;
 use kit::mongo as support;
 use kit::process::{tail, START_TIMEOUT};
 use kit::{Client, Heartbeater, Registry, PASSWORD};
+use lecture::*;
 use load::*;
 use procs::*;
 use registry::*;
@@ -84,12 +86,13 @@ use workload::*;
 /// When the run started, for [`progress!`].
 static T0: OnceLock<Instant> = OnceLock::new();
 
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "floor",
     "registry",
     "workload",
     "concurrency",
     "rooms",
+    "lecture",
     "irc",
     "footprint",
 ];
@@ -125,7 +128,7 @@ struct Opts {
         value_name = "LIST",
         value_delimiter = ',',
         value_parser = SECTIONS,
-        default_value = "floor,registry,workload,concurrency,rooms,irc,footprint"
+        default_value = "floor,registry,workload,concurrency,rooms,lecture,irc,footprint"
     )]
     only: Vec<String>,
     /// Room sizes to measure (default 10,30,100).
@@ -202,6 +205,9 @@ struct Params {
     irc_paced: usize,
     irc_burst: usize,
     irc_limit: Duration,
+    /// lanchat on the same workload (`lecture`): the bound per room size,
+    /// setup included.
+    lecture_limit: Duration,
 }
 
 impl Params {
@@ -231,6 +237,7 @@ impl Params {
                 irc_paced: 200,
                 irc_burst: 500,
                 irc_limit: Duration::from_secs(15),
+                lecture_limit: Duration::from_secs(40),
             }
         } else {
             Params {
@@ -257,6 +264,7 @@ impl Params {
                 irc_paced: 1000,
                 irc_burst: 2000,
                 irc_limit: Duration::from_secs(30),
+                lecture_limit: Duration::from_secs(60),
             }
         }
     }
@@ -335,6 +343,9 @@ fn main() {
     let rooms = opts
         .has("rooms")
         .then(|| guarded("rooms", || rooms_section(&p, dir.path())));
+    let lecture = opts
+        .has("lecture")
+        .then(|| guarded("lecture", || lecture_section(&p, dir.path())));
     let irc = opts
         .has("irc")
         .then(|| guarded("irc", || irc_section(&p, dir.path())));
@@ -379,8 +390,16 @@ fn main() {
     if let Some(x) = &rooms {
         report_rooms(&mut r, x, floor_ok, &p);
     }
+    if let Some(x) = &lecture {
+        report_lecture(&mut r, x, &p);
+    }
     if let Some(x) = &irc {
-        report_irc(&mut r, x, rooms.as_ref().and_then(|x| x.as_ref().ok()), &p);
+        report_irc(
+            &mut r,
+            x,
+            lecture.as_ref().and_then(|x| x.as_ref().ok()),
+            &p,
+        );
     }
     if let Some(x) = &footprint {
         report_footprint(&mut r, x, conc.as_ref().and_then(|c| c.as_ref().ok()));
