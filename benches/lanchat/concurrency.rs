@@ -80,17 +80,17 @@ pub fn descriptor_cap(p: &Params, dir: &Path, hard: u64) -> Result<Cap, String> 
         p.sessions
     );
     let t = Instant::now();
-    let (clients, _, first_error) = login_many(
+    let (streams, _, first_error) = login_many_as(
         reg.addr(),
         &names,
         8,
         Duration::from_secs(120),
         FILL_WAIT,
         &|t: &str| hb.add(t),
+        &RegClient::into_stream,
     );
     let secs = t.elapsed().as_secs_f64();
     let fds = fd_count(reg.pid());
-    let streams: Vec<TcpStream> = clients.into_iter().map(RegClient::into_stream).collect();
     let reached = streams.len();
     progress!("{reached} sessions before logins failed: {first_error:?}");
     let registry_problems = log_problems(&reg.log());
@@ -115,8 +115,8 @@ pub fn concurrency_section(p: &Params, dir: &Path) -> Result<Conc, String> {
         nofile.1,
         nofile.2
     );
-    // What the registry needs: three descriptors a connection (see the
-    // report), plus some.
+    // What the registry and the bench need: one descriptor a connection
+    // each (see the report), plus some; three for a margin.
     let need = 3 * (p.sessions as u64 + 4) + 256;
     let mut cap = None;
     let mut raised_to = None;
@@ -163,18 +163,18 @@ pub fn concurrency_section(p: &Params, dir: &Path) -> Result<Conc, String> {
     let names: Vec<String> = (0..want).map(|i| format!("s{i:05}")).collect();
     progress!("logging in {want} sessions (each its own TCP connection)");
     let t = Instant::now();
-    let (clients, failures, first_error) = login_many(
+    // One descriptor per session, from its login on.
+    let (clients, failures, first_error) = login_many_as(
         reg.addr(),
         &names,
         8,
         Duration::from_secs(if p.quick { 60 } else { 180 }),
         FILL_WAIT,
         &|t: &str| hb.add(t),
+        &|c: RegClient| (c.user.clone(), c.into_stream()),
     );
     let login_secs = t.elapsed().as_secs_f64();
-    let logged: Vec<String> = clients.iter().map(|c| c.user.clone()).collect();
-    // Keep one descriptor per session.
-    let streams: Vec<TcpStream> = clients.into_iter().map(RegClient::into_stream).collect();
+    let (logged, streams): (Vec<String>, Vec<TcpStream>) = clients.into_iter().unzip();
     progress!(
         "{} sessions logged in in {login_secs:.1} s ({failures} failures)",
         streams.len()
