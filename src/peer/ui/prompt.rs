@@ -100,8 +100,10 @@ impl PromptShared {
             .is_ok()
         {
             self.close_gate();
-            // SAFETY: sends a signal to this very process.
-            unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+            if !kick_editor() {
+                self.kicks.store(0, Ordering::SeqCst);
+                self.open_gate();
+            }
         }
     }
 
@@ -179,7 +181,23 @@ impl PromptShared {
     }
 }
 
+/// Interrupts the line editor's read with a `SIGINT` to this process, so
+/// that it reads again under the new prompt; true if sent.
+#[cfg(unix)]
+fn kick_editor() -> bool {
+    // SAFETY: sends a signal to this very process.
+    unsafe { libc::kill(libc::getpid(), libc::SIGINT) == 0 }
+}
+
+/// Elsewhere (not tried: see README, "Platforms") there is no such signal
+/// to send: the prompt shows its new text when the next line is read.
+#[cfg(not(unix))]
+fn kick_editor() -> bool {
+    false
+}
+
 /// The terminal's width in columns (80 when it cannot be told).
+#[cfg(unix)]
 fn columns() -> usize {
     // SAFETY: TIOCGWINSZ fills the struct we pass.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
@@ -188,6 +206,11 @@ fn columns() -> usize {
     } else {
         80
     }
+}
+
+#[cfg(not(unix))]
+fn columns() -> usize {
+    80
 }
 
 /// Rows a prompt and its line took once the editor ended the line (it
