@@ -31,15 +31,15 @@ pub fn irc_section(p: &Params, dir: &Path) -> Result<Irc, String> {
         match &run {
             Ok(x) => progress!(
                 "irc: {n} members: {:.0} sent/s, p50 {}, p99 {}; burst of {} in {:.3} s ({}/s); lost {}, dups {}, reordered {}",
-                x.achieved,
-                fmt_us(x.paced_lat.p50),
-                fmt_us(x.paced_lat.p99),
-                x.burst,
-                x.burst_secs,
-                fmt_rate(x.deliveries_per_sec()),
-                x.lost,
-                x.dups,
-                x.reordered
+                x.fig.achieved,
+                fmt_us(x.fig.paced_lat.p50),
+                fmt_us(x.fig.paced_lat.p99),
+                x.fig.burst,
+                x.fig.burst_secs,
+                fmt_rate(x.fig.deliveries_per_sec()),
+                x.fig.lost,
+                x.fig.dups,
+                x.fig.reordered
             ),
             Err(e) => progress!("irc: {n} members: {e}"),
         }
@@ -55,14 +55,14 @@ pub fn irc_section(p: &Params, dir: &Path) -> Result<Irc, String> {
 
 fn run_json(x: &IrcRun) -> Value {
     json!({
-        "members": x.members, "offered_per_sec": x.rate, "paced_messages": x.paced,
-        "achieved_per_sec": round2(x.achieved),
-        "paced_latency_send_to_last_member": lat_json(&x.paced_lat),
-        "burst_messages": x.burst, "burst_messages_complete": x.burst_complete,
-        "burst_secs": (x.burst_secs * 1e4).round() / 1e4,
-        "burst_deliveries_per_sec": x.deliveries_per_sec().round(),
-        "burst_latency_send_to_last_member": lat_json(&x.burst_lat),
-        "lost_member_messages": x.lost, "duplicates": x.dups, "reordered": x.reordered,
+        "members": x.fig.members, "offered_per_sec": x.fig.rate, "paced_messages": x.fig.paced,
+        "achieved_per_sec": round2(x.fig.achieved), "paced_messages_complete": x.fig.paced_complete,
+        "paced_latency_send_to_last_member": lat_json(&x.fig.paced_lat),
+        "burst_messages": x.fig.burst, "burst_messages_complete": x.fig.burst_complete,
+        "burst_secs": (x.fig.burst_secs * 1e4).round() / 1e4,
+        "burst_deliveries_per_sec": x.fig.deliveries_per_sec().round(),
+        "burst_latency_send_to_last_member": lat_json(&x.fig.burst_lat),
+        "lost_member_messages": x.fig.lost, "duplicates": x.fig.dups, "reordered": x.fig.reordered,
         "reads": x.reads, "reads_without_kernel_timestamp": x.untimestamped_reads,
         "ngircd_cpu_cores": round2(x.server_cores),
         "errors": x.errors.iter().take(20).collect::<Vec<_>>(),
@@ -102,43 +102,11 @@ pub fn report_irc(r: &mut Report, res: &Result<Irc, String>, lec: Option<&Lectur
     let mut rows = Vec::new();
     for (n, run) in &irc.sizes {
         match run {
-            Ok(x) => rows.push(vec![
-                n.to_string(),
-                format!("{}", x.rate),
-                fmt_rate(x.achieved),
-                group(x.paced as u64),
-                fmt_us(x.paced_lat.p50),
-                fmt_us(x.paced_lat.p99),
-                fmt_us(x.paced_lat.max),
-                format!("{}/{}", x.burst_complete, x.burst),
-                format!("{:.3} s", x.burst_secs),
-                fmt_rate(x.deliveries_per_sec()),
-                fmt_us(x.burst_lat.p99),
-                format!("{}/{}/{}", x.lost, x.dups, x.reordered),
-                format!("{:.2}", x.server_cores),
-            ]),
+            Ok(x) => rows.push(x.fig.cells(x.server_cores)),
             Err(e) => r.line(format!("  {n} members: error: {e}")),
         }
     }
-    table(
-        &mut r.text,
-        &[
-            "members",
-            "offered/s",
-            "sent/s",
-            "msgs",
-            "p50",
-            "p99",
-            "max",
-            "burst done",
-            "burst time",
-            "deliveries/s",
-            "burst p99",
-            "lost/dup/reord",
-            "ngircd CPU",
-        ],
-        &rows,
-    );
+    table(&mut r.text, &Fanout::header("ngircd CPU"), &rows);
     for (n, x) in irc
         .sizes
         .iter()
@@ -190,25 +158,25 @@ fn irc_targets(r: &mut Report, irc: Option<&Irc>, lec: Option<&Lecture>) {
         let base = match run(n) {
             Some(Ok(x)) => format!(
                 "ngircd p99 {}, {}/{} delivered",
-                fmt_us(x.paced_lat.p99),
-                x.paced * x.receivers() - x.lost.min(x.paced * x.receivers()),
-                x.paced * x.receivers()
+                fmt_us(x.fig.paced_lat.p99),
+                x.fig.paced * x.fig.receivers() - x.fig.lost.min(x.fig.paced * x.fig.receivers()),
+                x.fig.paced * x.fig.receivers()
             ),
             Some(Err(e)) => format!("ngircd: {e}"),
             None => "ngircd: not run".into(),
         };
         let (ours, met) = match (lan(n), run(n)) {
             (Some(Ok(l)), irc) => {
-                let all = l.paced_complete == l.paced;
+                let all = l.fig.paced_complete == l.fig.paced;
                 let met = irc
                     .and_then(|x| x.as_ref().ok())
-                    .map(|x| all && l.paced_lat.p99 <= x.paced_lat.p99);
+                    .map(|x| all && l.fig.paced_lat.p99 <= x.fig.paced_lat.p99);
                 (
                     format!(
                         "lanchat p99 {}, {}/{} messages reached every member",
-                        fmt_us(l.paced_lat.p99),
-                        l.paced_complete,
-                        l.paced
+                        fmt_us(l.fig.paced_lat.p99),
+                        l.fig.paced_complete,
+                        l.fig.paced
                     ),
                     met.or((!all).then_some(false)),
                 )
@@ -229,32 +197,32 @@ fn irc_targets(r: &mut Report, irc: Option<&Irc>, lec: Option<&Lecture>) {
         let base = match run(n) {
             Some(Ok(x)) => format!(
                 "ngircd {}/{} in {:.3} s, {}/s",
-                x.burst_complete,
-                x.burst,
-                x.burst_secs,
-                fmt_rate(x.deliveries_per_sec())
+                x.fig.burst_complete,
+                x.fig.burst,
+                x.fig.burst_secs,
+                fmt_rate(x.fig.deliveries_per_sec())
             ),
             Some(Err(e)) => format!("ngircd: {e}"),
             None => "ngircd: not run".into(),
         };
         let (ours, met) = match (lan(n), run(n)) {
             (Some(Ok(l)), irc) => {
-                let ok = l.burst_complete == l.burst
-                    && l.dups == 0
-                    && l.reordered == 0
-                    && l.burst_secs <= 2.0;
+                let ok = l.fig.burst_complete == l.fig.burst
+                    && l.fig.dups == 0
+                    && l.fig.reordered == 0
+                    && l.fig.burst_secs <= 2.0;
                 let met = irc
                     .and_then(|x| x.as_ref().ok())
-                    .map(|x| ok && l.deliveries_per_sec() >= 0.5 * x.deliveries_per_sec());
+                    .map(|x| ok && l.fig.deliveries_per_sec() >= 0.5 * x.fig.deliveries_per_sec());
                 (
                     format!(
                         "lanchat {}/{} in {:.3} s, {}/s, dup {} reord {}",
-                        l.burst_complete,
-                        l.burst,
-                        l.burst_secs,
-                        fmt_rate(l.deliveries_per_sec()),
-                        l.dups,
-                        l.reordered
+                        l.fig.burst_complete,
+                        l.fig.burst,
+                        l.fig.burst_secs,
+                        fmt_rate(l.fig.deliveries_per_sec()),
+                        l.fig.dups,
+                        l.fig.reordered
                     ),
                     met.or((!ok).then_some(false)),
                 )

@@ -13,41 +13,12 @@ const MAX_READERS: usize = 4;
 
 #[derive(Default)]
 pub struct IrcRun {
-    pub members: usize,
-    pub rate: f64,
-    pub paced: usize,
-    pub achieved: f64,
-    pub paced_lat: Lat,
-    pub burst: usize,
-    /// Burst messages every member got.
-    pub burst_complete: usize,
-    /// First burst line handed to the socket → last member's last burst read.
-    pub burst_secs: f64,
-    pub burst_lat: Lat,
-    /// (message, member) pairs never delivered.
-    pub lost: usize,
-    pub dups: u64,
-    /// Lines that arrived after a later one.
-    pub reordered: u64,
+    pub fig: Fanout,
     /// Reads that carried no kernel timestamp (the read time was used).
     pub untimestamped_reads: u64,
     pub reads: u64,
     pub server_cores: f64,
     pub errors: Vec<String>,
-}
-
-impl IrcRun {
-    pub fn receivers(&self) -> usize {
-        self.members.saturating_sub(1)
-    }
-
-    pub fn deliveries_per_sec(&self) -> f64 {
-        if self.burst_secs > 0.0 {
-            (self.burst_complete * self.receivers()) as f64 / self.burst_secs
-        } else {
-            0.0
-        }
-    }
 }
 
 struct Member {
@@ -312,44 +283,25 @@ pub fn irc_run(
     let mut max_rx = vec![0u64; total];
     let mut got = vec![0usize; total];
     let mut run = IrcRun {
-        members: n,
-        rate,
-        paced,
-        burst,
         server_cores,
         ..IrcRun::default()
     };
+    let (mut dups, mut reordered) = (0, 0);
     for o in outs {
         for i in 0..total {
             max_rx[i] = max_rx[i].max(o.max_rx.get(i).copied().unwrap_or(0));
             got[i] += o.got.get(i).copied().unwrap_or(0) as usize;
         }
-        run.dups += o.dups;
-        run.reordered += o.reordered;
+        dups += o.dups;
+        reordered += o.reordered;
         run.untimestamped_reads += o.untimestamped;
         run.reads += o.reads;
         run.errors.extend(o.errors);
     }
-    let complete = |i: &usize| got[*i] == receivers;
-    let lat = |r: std::ops::Range<usize>| {
-        lat_ns(
-            r.filter(complete)
-                .map(|i| max_rx[i].saturating_sub(sent[i]))
-                .collect(),
-        )
-    };
-    run.paced_lat = lat(0..paced);
-    run.burst_lat = lat(paced..total);
-    run.lost = total * receivers - got.iter().sum::<usize>();
-    run.achieved = if paced > 1 && sent[paced - 1] > sent[0] {
-        (paced - 1) as f64 / ((sent[paced - 1] - sent[0]) as f64 / 1e9)
-    } else {
-        0.0
-    };
-    run.burst_complete = (paced..total).filter(complete).count();
-    if burst > 0 {
-        let last = max_rx[paced..].iter().copied().max().unwrap_or(0);
-        run.burst_secs = last.saturating_sub(sent[paced]) as f64 / 1e9;
-    }
+    let complete = |i: usize| got[i] == receivers;
+    run.fig = Fanout::timed(n, rate, (paced, burst), &sent, &max_rx, &complete);
+    run.fig.lost = total * receivers - got.iter().sum::<usize>();
+    run.fig.dups = dups;
+    run.fig.reordered = reordered;
     Ok(run)
 }

@@ -12,47 +12,11 @@ use std::os::fd::AsRawFd;
 
 #[derive(Default)]
 pub struct LectureRun {
-    pub members: usize,
-    pub rate: f64,
-    pub paced: usize,
-    pub achieved: f64,
-    /// Paced messages every member got.
-    pub paced_complete: usize,
-    pub paced_lat: Lat,
-    pub burst: usize,
-    pub burst_complete: usize,
-    /// First burst line handed to stdin → last member's last burst event.
-    pub burst_secs: f64,
-    pub burst_lat: Lat,
-    pub lost: usize,
-    pub dups: u64,
-    pub reordered: u64,
+    pub fig: Fanout,
     pub peer_cores: f64,
     pub incidents: Vec<String>,
     /// Why the run stopped early, if it did.
     pub stopped: Option<String>,
-}
-
-impl LectureRun {
-    pub fn receivers(&self) -> usize {
-        self.members.saturating_sub(1)
-    }
-
-    pub fn deliveries_per_sec(&self) -> f64 {
-        if self.burst_secs > 0.0 {
-            (self.burst_complete * self.receivers()) as f64 / self.burst_secs
-        } else {
-            0.0
-        }
-    }
-
-    pub fn delivered_pct(&self) -> f64 {
-        let all = (self.paced + self.burst) * self.receivers();
-        if all == 0 {
-            return 0.0;
-        }
-        100.0 * (all - self.lost) as f64 / all as f64
-    }
 }
 
 pub struct Lecture {
@@ -74,16 +38,16 @@ pub fn lecture_section(p: &Params, dir: &Path) -> Result<Lecture, String> {
         match &run {
             Ok(x) => progress!(
                 "lecture: {n} members: {:.0} sent/s, p50 {}, p99 {}; burst {}/{} in {:.3} s ({}/s); lost {}, dups {}, reordered {}{}",
-                x.achieved,
-                fmt_us(x.paced_lat.p50),
-                fmt_us(x.paced_lat.p99),
-                x.burst_complete,
-                x.burst,
-                x.burst_secs,
-                fmt_rate(x.deliveries_per_sec()),
-                x.lost,
-                x.dups,
-                x.reordered,
+                x.fig.achieved,
+                fmt_us(x.fig.paced_lat.p50),
+                fmt_us(x.fig.paced_lat.p99),
+                x.fig.burst_complete,
+                x.fig.burst,
+                x.fig.burst_secs,
+                fmt_rate(x.fig.deliveries_per_sec()),
+                x.fig.lost,
+                x.fig.dups,
+                x.fig.reordered,
                 x.stopped.as_ref().map_or(String::new(), |s| format!("; {s}"))
             ),
             Err(e) => progress!("lecture: {n} members: {e}"),
@@ -250,40 +214,14 @@ fn lecture_run(
         ));
     }
     let r = receivers.len();
-    let complete = |i: &usize| acc.got[*i] == r && sent[*i] > 0;
-    let lat = |range: std::ops::Range<usize>| {
-        lat_ns(
-            range
-                .filter(complete)
-                .map(|i| (acc.max_ts[i] * 1000).saturating_sub(sent[i]))
-                .collect(),
-        )
-    };
-    let achieved = if paced > 1 && sent[paced - 1] > sent[0] {
-        (paced - 1) as f64 / ((sent[paced - 1] - sent[0]) as f64 / 1e9)
-    } else {
-        0.0
-    };
-    let burst_secs = if burst > 0 && sent[paced] > 0 {
-        let last = acc.max_ts[paced..].iter().copied().max().unwrap_or(0) * 1000;
-        last.saturating_sub(sent[paced]) as f64 / 1e9
-    } else {
-        0.0
-    };
+    let complete = |i: usize| acc.got[i] == r && sent[i] > 0;
+    let last: Vec<u64> = acc.max_ts.iter().map(|us| us * 1000).collect();
+    let mut fig = Fanout::timed(n, rate, (paced, burst), &sent, &last, &complete);
+    fig.lost = total * r - acc.pairs;
+    fig.dups = acc.dups;
+    fig.reordered = acc.reordered;
     Ok(LectureRun {
-        members: n,
-        rate,
-        paced,
-        achieved,
-        paced_complete: (0..paced).filter(complete).count(),
-        paced_lat: lat(0..paced),
-        burst,
-        burst_complete: (paced..total).filter(complete).count(),
-        burst_secs,
-        burst_lat: lat(paced..total),
-        lost: total * r - acc.pairs,
-        dups: acc.dups,
-        reordered: acc.reordered,
+        fig,
         peer_cores,
         incidents: acc.incidents,
         stopped,
@@ -292,15 +230,15 @@ fn lecture_run(
 
 fn run_json(x: &LectureRun) -> Value {
     json!({
-        "members": x.members, "offered_per_sec": x.rate, "paced_messages": x.paced,
-        "achieved_per_sec": round2(x.achieved), "paced_messages_complete": x.paced_complete,
-        "paced_latency_stdin_to_last_member": lat_json(&x.paced_lat),
-        "burst_messages": x.burst, "burst_messages_complete": x.burst_complete,
-        "burst_secs": (x.burst_secs * 1e4).round() / 1e4,
-        "burst_deliveries_per_sec": x.deliveries_per_sec().round(),
-        "burst_latency_stdin_to_last_member": lat_json(&x.burst_lat),
-        "lost_member_messages": x.lost, "duplicates": x.dups, "reordered": x.reordered,
-        "delivered_percent": round2(x.delivered_pct()),
+        "members": x.fig.members, "offered_per_sec": x.fig.rate, "paced_messages": x.fig.paced,
+        "achieved_per_sec": round2(x.fig.achieved), "paced_messages_complete": x.fig.paced_complete,
+        "paced_latency_stdin_to_last_member": lat_json(&x.fig.paced_lat),
+        "burst_messages": x.fig.burst, "burst_messages_complete": x.fig.burst_complete,
+        "burst_secs": (x.fig.burst_secs * 1e4).round() / 1e4,
+        "burst_deliveries_per_sec": x.fig.deliveries_per_sec().round(),
+        "burst_latency_stdin_to_last_member": lat_json(&x.fig.burst_lat),
+        "lost_member_messages": x.fig.lost, "duplicates": x.fig.dups, "reordered": x.fig.reordered,
+        "delivered_percent": round2(x.fig.delivered_pct()),
         "peer_cpu_cores": round2(x.peer_cores), "stopped": x.stopped,
         "incident_count": x.incidents.len(),
         "incidents": x.incidents.iter().take(20).collect::<Vec<_>>(),
@@ -332,43 +270,11 @@ pub fn report_lecture(r: &mut Report, res: &Result<Lecture, String>, p: &Params)
     let mut rows = Vec::new();
     for (n, run) in &lec.sizes {
         match run {
-            Ok(x) => rows.push(vec![
-                n.to_string(),
-                format!("{}", x.rate),
-                fmt_rate(x.achieved),
-                format!("{}/{}", x.paced_complete, x.paced),
-                fmt_us(x.paced_lat.p50),
-                fmt_us(x.paced_lat.p99),
-                fmt_us(x.paced_lat.max),
-                format!("{}/{}", x.burst_complete, x.burst),
-                format!("{:.3} s", x.burst_secs),
-                fmt_rate(x.deliveries_per_sec()),
-                fmt_us(x.burst_lat.p99),
-                format!("{}/{}/{}", x.lost, x.dups, x.reordered),
-                format!("{:.2}", x.peer_cores),
-            ]),
+            Ok(x) => rows.push(x.fig.cells(x.peer_cores)),
             Err(e) => r.line(format!("  {n} members: error: {e}")),
         }
     }
-    table(
-        &mut r.text,
-        &[
-            "members",
-            "offered/s",
-            "sent/s",
-            "paced done",
-            "p50",
-            "p99",
-            "max",
-            "burst done",
-            "burst time",
-            "deliveries/s",
-            "burst p99",
-            "lost/dup/reord",
-            "peer CPU",
-        ],
-        &rows,
-    );
+    table(&mut r.text, &Fanout::header("peer CPU"), &rows);
     for (n, x) in lec
         .sizes
         .iter()
@@ -377,7 +283,7 @@ pub fn report_lecture(r: &mut Report, res: &Result<Lecture, String>, p: &Params)
         if let Some(s) = &x.stopped {
             r.line(format!(
                 "  {n} members: {s} ({:.2}% delivered)",
-                x.delivered_pct()
+                x.fig.delivered_pct()
             ));
         }
         for line in incident_summary(&x.incidents) {

@@ -13,7 +13,7 @@
 //! `concurrency`, `rooms`, `lecture`, `irc`, `footprint`. The floor also runs whenever `registry` or `rooms`
 //! does, since their latencies are shown as ratios to it.
 //!
-//! Modules: [`floor`], [`registry`], [`workload`], [`concurrency`], [`rooms`] (with its
+//! Modules: [`fanout`] (issue 16's room workload figures), [`floor`], [`registry`], [`workload`], [`concurrency`], [`rooms`] (with its
 //! peers in [`hub`]), [`lecture`] (issue 16's workload on lanchat), [`irc_report`] (the ngircd baseline, with [`irc`] and
 //! [`irc_run`]) and [`footprint`] measure and report one section each;
 //! [`load`] drives the registry, [`sys`] reads `/proc`, [`procs`] starts the
@@ -34,6 +34,7 @@ macro_rules! progress {
 mod kit;
 
 mod concurrency;
+mod fanout;
 mod floor;
 mod footprint;
 mod hub;
@@ -51,6 +52,7 @@ mod workload;
 
 use clap::Parser;
 use concurrency::*;
+use fanout::*;
 use floor::*;
 use footprint::*;
 use hub::*;
