@@ -66,6 +66,23 @@ pub enum Command {
     /// `/me ACTION`: an action line (`* alice waves`) in the current
     /// conversation.
     Me(String),
+    /// `/create ROOM --password [PASSWORD]`, `/join ROOM PASSWORD` or
+    /// `/join ROOM --password`: without the password the terminal asks.
+    RoomWithPassword {
+        create: bool,
+        room: String,
+        password: Option<String>,
+    },
+    /// `/kick`, `/ban`, `/unban`, `/op`, `/deop`, `/invite` (`user` set),
+    /// `/lock`, `/unlock`: on the current room, or `#ROOM` given first.
+    Moderate {
+        action: String,
+        room: Option<String>,
+        user: Option<String>,
+        reason: String,
+    },
+    /// `/announce TEXT` (registry admins).
+    Announce(String),
     /// `/sleep 500ms` (scripts).
     Sleep(Duration),
     /// `/wait EVENT [ARGS…] [timeout=DURATION]` (scripts).
@@ -150,6 +167,35 @@ pub const HELP: &[(&str, &str)] = &[
         "TEXT",
         "plain text goes to the current room or chat; *bold* _italic_",
     ),
+    (
+        "/create ROOM --password",
+        "create a room that needs a password to join (asks for it)",
+    ),
+    (
+        "/join ROOM --password",
+        "join a room that needs a password (asks for it)",
+    ),
+    (
+        "/kick USER [REASON]",
+        "owner/operators: take USER out of the current room (or #ROOM USER)",
+    ),
+    (
+        "/ban USER",
+        "owner/operators: USER cannot join again (kicked if in)",
+    ),
+    ("/unban USER", "owner/operators: lift a ban"),
+    ("/lock", "owner/operators: the room becomes invite-only"),
+    ("/unlock", "owner/operators: anyone may join again"),
+    (
+        "/invite USER",
+        "owner/operators: let USER join once past the lock and password",
+    ),
+    ("/op USER", "owner: make a member an operator"),
+    ("/deop USER", "owner: an operator becomes a member again"),
+    (
+        "/announce TEXT",
+        "registry admins: a line every online user sees",
+    ),
 ];
 
 /// Parses a duration like `500ms`, `2s`, `1.5s`, `1m` (bare numbers are ms).
@@ -190,8 +236,76 @@ const VERBS: &[&str] = &[
     "help", "register", "login", "logout", "who", "online", "search", "whois", "chat", "query",
     "accept", "reject", "decline", "msg", "close", "dnd", "away", "create", "join", "leave",
     "part", "rooms", "list", "members", "names", "switch", "go", "stats", "quit", "exit", "sleep",
-    "retry", "wait", "me", "topic",
+    "retry", "wait", "me", "topic", "kick", "ban", "unban", "op", "deop", "invite", "lock",
+    "unlock", "announce",
 ];
+
+/// `[#ROOM] USER [REST]` or `[#ROOM]` for the room moderation commands.
+fn moderation(verb: &str, args: &str) -> Result<Command, String> {
+    let with_user = !matches!(verb, "lock" | "unlock");
+    let usage = match verb {
+        "kick" => "usage: /kick [#ROOM] USER [REASON]".to_string(),
+        "lock" | "unlock" => format!("usage: /{verb} [#ROOM]"),
+        _ => format!("usage: /{verb} [#ROOM] USER"),
+    };
+    let mut rest = args.trim();
+    let mut room = None;
+    if let Some(r) = rest.strip_prefix('#') {
+        let (name, after) = r.split_once(char::is_whitespace).unwrap_or((r, ""));
+        room = Some(name.to_string());
+        rest = after.trim();
+    }
+    let (user, reason) = match rest.split_once(char::is_whitespace) {
+        Some((u, r)) => (u, r.trim()),
+        None => (rest, ""),
+    };
+    let ok = match (with_user, verb) {
+        (false, _) => user.is_empty(),
+        (true, "kick") => !user.is_empty(),
+        (true, _) => !user.is_empty() && reason.is_empty(),
+    };
+    if !ok {
+        return Err(usage);
+    }
+    Ok(Command::Moderate {
+        action: verb.to_string(),
+        room,
+        user: with_user.then(|| user.to_string()),
+        reason: reason.to_string(),
+    })
+}
+
+/// `/create ROOM [--password [PASSWORD]]`, `/join ROOM [PASSWORD | --password]`.
+fn room_command(verb: &str, args: &str) -> Result<Command, String> {
+    let create = verb == "create";
+    let (name, rest) = match args.trim().split_once(char::is_whitespace) {
+        Some((n, r)) => (n, r.trim()),
+        None => (args.trim(), ""),
+    };
+    if create && !rest.is_empty() && !rest.starts_with("--password") {
+        // Not a password option: a name with a space, told with the rule.
+        room_arg("/create", args)?;
+    }
+    let room = room_arg(&format!("/{verb}"), name)?;
+    if rest.is_empty() {
+        return Ok(if create {
+            Command::Create(room)
+        } else {
+            Command::Join(room)
+        });
+    }
+    let password = match rest.strip_prefix("--password") {
+        Some(p) if p.is_empty() => None,
+        Some(p) if p.starts_with(char::is_whitespace) => Some(p.trim().to_string()),
+        _ if create => return Err("usage: /create ROOM [--password]".into()),
+        _ => Some(rest.to_string()),
+    };
+    Ok(Command::RoomWithPassword {
+        create,
+        room,
+        password,
+    })
+}
 
 /// The known command closest to a mistyped one (at most 2 edits away).
 fn nearest_command(typed: &str) -> Option<&'static str> {
@@ -312,8 +426,12 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         },
         "me" if !args.is_empty() => Command::Me(args.to_string()),
         "me" => return Err("usage: /me ACTION".into()),
-        "create" => Command::Create(room_arg("/create", args)?),
-        "join" => Command::Join(room_arg("/join", args)?),
+        "create" | "join" => room_command(&verb.to_ascii_lowercase(), args)?,
+        v @ ("kick" | "ban" | "unban" | "op" | "deop" | "invite" | "lock" | "unlock") => {
+            moderation(v, args)?
+        }
+        "announce" if !args.is_empty() => Command::Announce(args.to_string()),
+        "announce" => return Err("usage: /announce TEXT".into()),
         "leave" | "part" => Command::Leave(opt("/leave [ROOM]")?.map(|r| strip_room(&r))),
         "rooms" | "list" => Command::Rooms,
         "members" | "names" => Command::Members(opt("/members [ROOM]")?.map(|r| strip_room(&r))),
@@ -472,6 +590,67 @@ mod tests {
                 timeout: Duration::from_secs(2)
             })
         );
+    }
+
+    #[test]
+    fn room_moderation_commands() {
+        let m = |action: &str, room: Option<&str>, user: Option<&str>, reason: &str| {
+            Some(Command::Moderate {
+                action: action.into(),
+                room: room.map(Into::into),
+                user: user.map(Into::into),
+                reason: reason.into(),
+            })
+        };
+        assert_eq!(
+            parse("/kick bob").unwrap(),
+            m("kick", None, Some("bob"), "")
+        );
+        assert_eq!(
+            parse("/kick #lab bob be nice").unwrap(),
+            m("kick", Some("lab"), Some("bob"), "be nice")
+        );
+        assert_eq!(parse("/ban bob").unwrap(), m("ban", None, Some("bob"), ""));
+        assert_eq!(parse("/lock").unwrap(), m("lock", None, None, ""));
+        assert_eq!(
+            parse("/unlock #lab").unwrap(),
+            m("unlock", Some("lab"), None, "")
+        );
+        assert_eq!(
+            parse("/op #lab amy").unwrap(),
+            m("op", Some("lab"), Some("amy"), "")
+        );
+        assert_eq!(
+            parse("/kick"),
+            Err("usage: /kick [#ROOM] USER [REASON]".into())
+        );
+        assert_eq!(
+            parse("/invite a b"),
+            Err("usage: /invite [#ROOM] USER".into())
+        );
+        assert_eq!(parse("/lock bob"), Err("usage: /lock [#ROOM]".into()));
+        assert_eq!(
+            parse("/announce 10 minutes left").unwrap(),
+            Some(Command::Announce("10 minutes left".into()))
+        );
+        let pw = |create, password: Option<&str>| {
+            Some(Command::RoomWithPassword {
+                create,
+                room: "lab".into(),
+                password: password.map(Into::into),
+            })
+        };
+        assert_eq!(parse("/create lab --password").unwrap(), pw(true, None));
+        assert_eq!(
+            parse("/create lab --password s3cret pw").unwrap(),
+            pw(true, Some("s3cret pw"))
+        );
+        assert_eq!(
+            parse("/join #lab hunter22").unwrap(),
+            pw(false, Some("hunter22"))
+        );
+        assert_eq!(parse("/join lab --password").unwrap(), pw(false, None));
+        assert!(parse("/create lab extra").is_err());
     }
 
     #[test]
