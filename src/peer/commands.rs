@@ -221,7 +221,7 @@ fn strip_room(name: &str) -> String {
 
 /// The room a `/create` or `/join` names (`#` optional), checked against the
 /// room-name rule here, so a mistake is told with the rule, not a usage line.
-fn room_arg(verb: &str, args: &str) -> Result<String, String> {
+pub(super) fn room_arg(verb: &str, args: &str) -> Result<String, String> {
     let name = strip_room(args.trim());
     if name.is_empty() {
         return Err(format!("usage: {verb} ROOM"));
@@ -231,6 +231,9 @@ fn room_arg(verb: &str, args: &str) -> Result<String, String> {
         .map_err(|e| format!("{verb}: {e} (not {name:?})"))
 }
 
+mod roles;
+use roles::{moderation, room_command};
+
 /// Every command word the parser knows.
 const VERBS: &[&str] = &[
     "help", "register", "login", "logout", "who", "online", "search", "whois", "chat", "query",
@@ -239,73 +242,6 @@ const VERBS: &[&str] = &[
     "retry", "wait", "me", "topic", "kick", "ban", "unban", "op", "deop", "invite", "lock",
     "unlock", "announce",
 ];
-
-/// `[#ROOM] USER [REST]` or `[#ROOM]` for the room moderation commands.
-fn moderation(verb: &str, args: &str) -> Result<Command, String> {
-    let with_user = !matches!(verb, "lock" | "unlock");
-    let usage = match verb {
-        "kick" => "usage: /kick [#ROOM] USER [REASON]".to_string(),
-        "lock" | "unlock" => format!("usage: /{verb} [#ROOM]"),
-        _ => format!("usage: /{verb} [#ROOM] USER"),
-    };
-    let mut rest = args.trim();
-    let mut room = None;
-    if let Some(r) = rest.strip_prefix('#') {
-        let (name, after) = r.split_once(char::is_whitespace).unwrap_or((r, ""));
-        room = Some(name.to_string());
-        rest = after.trim();
-    }
-    let (user, reason) = match rest.split_once(char::is_whitespace) {
-        Some((u, r)) => (u, r.trim()),
-        None => (rest, ""),
-    };
-    let ok = match (with_user, verb) {
-        (false, _) => user.is_empty(),
-        (true, "kick") => !user.is_empty(),
-        (true, _) => !user.is_empty() && reason.is_empty(),
-    };
-    if !ok {
-        return Err(usage);
-    }
-    Ok(Command::Moderate {
-        action: verb.to_string(),
-        room,
-        user: with_user.then(|| user.to_string()),
-        reason: reason.to_string(),
-    })
-}
-
-/// `/create ROOM [--password [PASSWORD]]`, `/join ROOM [PASSWORD | --password]`.
-fn room_command(verb: &str, args: &str) -> Result<Command, String> {
-    let create = verb == "create";
-    let (name, rest) = match args.trim().split_once(char::is_whitespace) {
-        Some((n, r)) => (n, r.trim()),
-        None => (args.trim(), ""),
-    };
-    if create && !rest.is_empty() && !rest.starts_with("--password") {
-        // Not a password option: a name with a space, told with the rule.
-        room_arg("/create", args)?;
-    }
-    let room = room_arg(&format!("/{verb}"), name)?;
-    if rest.is_empty() {
-        return Ok(if create {
-            Command::Create(room)
-        } else {
-            Command::Join(room)
-        });
-    }
-    let password = match rest.strip_prefix("--password") {
-        Some(p) if p.is_empty() => None,
-        Some(p) if p.starts_with(char::is_whitespace) => Some(p.trim().to_string()),
-        _ if create => return Err("usage: /create ROOM [--password]".into()),
-        _ => Some(rest.to_string()),
-    };
-    Ok(Command::RoomWithPassword {
-        create,
-        room,
-        password,
-    })
-}
 
 /// The known command closest to a mistyped one (at most 2 edits away).
 fn nearest_command(typed: &str) -> Option<&'static str> {
@@ -590,67 +526,6 @@ mod tests {
                 timeout: Duration::from_secs(2)
             })
         );
-    }
-
-    #[test]
-    fn room_moderation_commands() {
-        let m = |action: &str, room: Option<&str>, user: Option<&str>, reason: &str| {
-            Some(Command::Moderate {
-                action: action.into(),
-                room: room.map(Into::into),
-                user: user.map(Into::into),
-                reason: reason.into(),
-            })
-        };
-        assert_eq!(
-            parse("/kick bob").unwrap(),
-            m("kick", None, Some("bob"), "")
-        );
-        assert_eq!(
-            parse("/kick #lab bob be nice").unwrap(),
-            m("kick", Some("lab"), Some("bob"), "be nice")
-        );
-        assert_eq!(parse("/ban bob").unwrap(), m("ban", None, Some("bob"), ""));
-        assert_eq!(parse("/lock").unwrap(), m("lock", None, None, ""));
-        assert_eq!(
-            parse("/unlock #lab").unwrap(),
-            m("unlock", Some("lab"), None, "")
-        );
-        assert_eq!(
-            parse("/op #lab amy").unwrap(),
-            m("op", Some("lab"), Some("amy"), "")
-        );
-        assert_eq!(
-            parse("/kick"),
-            Err("usage: /kick [#ROOM] USER [REASON]".into())
-        );
-        assert_eq!(
-            parse("/invite a b"),
-            Err("usage: /invite [#ROOM] USER".into())
-        );
-        assert_eq!(parse("/lock bob"), Err("usage: /lock [#ROOM]".into()));
-        assert_eq!(
-            parse("/announce 10 minutes left").unwrap(),
-            Some(Command::Announce("10 minutes left".into()))
-        );
-        let pw = |create, password: Option<&str>| {
-            Some(Command::RoomWithPassword {
-                create,
-                room: "lab".into(),
-                password: password.map(Into::into),
-            })
-        };
-        assert_eq!(parse("/create lab --password").unwrap(), pw(true, None));
-        assert_eq!(
-            parse("/create lab --password s3cret pw").unwrap(),
-            pw(true, Some("s3cret pw"))
-        );
-        assert_eq!(
-            parse("/join #lab hunter22").unwrap(),
-            pw(false, Some("hunter22"))
-        );
-        assert_eq!(parse("/join lab --password").unwrap(), pw(false, None));
-        assert!(parse("/create lab extra").is_err());
     }
 
     #[test]

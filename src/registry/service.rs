@@ -25,12 +25,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod announce;
+mod joining;
 mod offline;
 mod policy;
 mod roles;
 mod sessions;
 mod social;
-use roles::Moderation;
 pub use sessions::RECHECK;
 #[cfg(test)]
 mod tests;
@@ -332,38 +332,16 @@ impl Registry {
                 self.require_operator(&me, &room)?;
                 self.set_topic(&me, &room, &topic)
             }
-            Request::Kick {
-                room,
-                username,
-                reason,
-                ..
-            } => self.moderate(
-                &me,
-                &room,
-                Moderation::Kick {
-                    user: username,
-                    reason,
-                },
-            ),
-            Request::Ban { room, username, .. } => {
-                self.moderate(&me, &room, Moderation::Ban(username))
-            }
-            Request::Unban { room, username, .. } => {
-                self.moderate(&me, &room, Moderation::Unban(username))
-            }
-            Request::Op { room, username, .. } => {
-                self.moderate(&me, &room, Moderation::Op(username))
-            }
-            Request::Deop { room, username, .. } => {
-                self.moderate(&me, &room, Moderation::Deop(username))
-            }
-            Request::Invite { room, username, .. } => {
-                self.moderate(&me, &room, Moderation::Invite(username))
-            }
-            Request::Lock { room, .. } => self.moderate(&me, &room, Moderation::Lock),
-            Request::Unlock { room, .. } => self.moderate(&me, &room, Moderation::Unlock),
             Request::Announce { text, .. } => self.announce(&me, &text),
             Request::SetAway { away, .. } => self.set_away(&me, &away),
+            Request::Kick { .. }
+            | Request::Ban { .. }
+            | Request::Unban { .. }
+            | Request::Op { .. }
+            | Request::Deop { .. }
+            | Request::Invite { .. }
+            | Request::Lock { .. }
+            | Request::Unlock { .. } => self.moderation_request(&me, req),
             Request::Register { .. } | Request::Login { .. } | Request::Resume { .. } => {
                 Err(api(ErrorCode::Internal, "unreachable"))
             }

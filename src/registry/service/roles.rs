@@ -8,14 +8,13 @@ use super::{api, no_such_room, ConnSession, Registry};
 use crate::protocol::*;
 use crate::registry::auth;
 use crate::registry::store::Left;
-use std::net::IpAddr;
 
 /// Attempts at a policy write before giving up (each loses only to another
 /// write to the same room's policy).
 const WRITES: usize = 8;
 
 /// A privileged room request, as the dispatcher hands it over.
-pub(super) enum Moderation {
+enum Moderation {
     Kick { user: String, reason: String },
     Ban(String),
     Unban(String),
@@ -144,117 +143,6 @@ impl Registry {
         }
     }
 
-    /// `create_room`'s policy: the creator owns the room; a password is
-    /// hashed like an account's.
-    pub(super) fn room_created(
-        &self,
-        room: &str,
-        creator: &str,
-        password_hash: Option<String>,
-    ) -> Result<Policy, ApiError> {
-        // A policy left by an earlier room of this name must not apply.
-        self.store.delete_room_policy(room)?;
-        let p = Policy::created(creator, password_hash);
-        let doc = serde_json::to_string(&p).map_err(|e| api(ErrorCode::Internal, e.to_string()))?;
-        self.store.put_room_policy(room, &doc, 0)?;
-        Ok(p)
-    }
-
-    /// The hash of a `create_room` password (checked like an account's).
-    pub(super) fn room_password_hash(
-        &self,
-        password: Option<&str>,
-    ) -> Result<Option<String>, ApiError> {
-        let Some(pw) = password.filter(|p| !p.is_empty()) else {
-            return Ok(None);
-        };
-        auth::check_password(pw)?;
-        Ok(Some(self.hasher.hash(pw)?))
-    }
-
-    /// `join_room`: bans, the lock and the password are checked before the
-    /// membership is added; an invite gets past the lock and the password.
-    pub(super) fn join(
-        &self,
-        me: &ConnSession,
-        ip: IpAddr,
-        room: &str,
-        password: Option<&str>,
-    ) -> Result<ReplyBody, ApiError> {
-        let members = self.store.room_members(room)?;
-        if members.is_empty() {
-            return Err(no_such_room(room));
-        }
-        let already = members.binary_search(&me.username).is_ok();
-        let read = self.policy(room)?;
-        if !already {
-            self.may_join(me, ip, room, &read.0, password)?;
-        }
-        match self.store.add_member(room, &me.username) {
-            Ok(()) => {}
-            Err(crate::registry::store::StoreError::NotFound) => return Err(no_such_room(room)),
-            Err(e) => return Err(e.into()),
-        }
-        let mut now_in = members;
-        if !already {
-            let at = now_in.binary_search(&me.username).unwrap_or_else(|i| i);
-            now_in.insert(at, me.username.clone());
-        }
-        let (_, p) = self.update_read_policy(room, Some(read), Some(&now_in), |p| {
-            p.added(&me.username);
-            Ok(())
-        })?;
-        self.room_reply(room, true, &me.username, Some(p))
-    }
-
-    fn may_join(
-        &self,
-        me: &ConnSession,
-        ip: IpAddr,
-        room: &str,
-        p: &Policy,
-        password: Option<&str>,
-    ) -> Result<(), ApiError> {
-        let name = &me.username;
-        if p.bans.contains(name) {
-            return Err(api(
-                ErrorCode::Banned,
-                format!("you are banned from room {room}"),
-            ));
-        }
-        let invited = p.invites.contains(name);
-        if p.locked && !invited {
-            return Err(api(
-                ErrorCode::RoomLocked,
-                format!("room {room} is invite-only; ask its owner or an operator to /invite you"),
-            ));
-        }
-        let (Some(hash), false) = (&p.password_hash, invited) else {
-            return Ok(());
-        };
-        let Some(given) = password.filter(|p| !p.is_empty()) else {
-            return Err(api(
-                ErrorCode::RoomPasswordRequired,
-                format!("room {room} needs a password"),
-            ));
-        };
-        let key = format!("{name}#{room}");
-        let delay = self.room_limiter.check(&key, ip)?;
-        if !delay.is_zero() {
-            self.clock.sleep(delay);
-        }
-        if !self.hasher.verify(given, Some(hash))? {
-            self.room_limiter.record_failure(&key, ip);
-            log::info!("wrong password for room {room} from {name}");
-            return Err(api(
-                ErrorCode::WrongRoomPassword,
-                format!("wrong password for room {room}"),
-            ));
-        }
-        self.room_limiter.record_success(&key, ip);
-        Ok(())
-    }
-
     /// The caller must be the owner or an operator of `room` (for
     /// `set_topic`); the room's members, sorted.
     pub(super) fn require_operator(
@@ -279,13 +167,39 @@ impl Registry {
         Ok(members)
     }
 
-    /// kick, ban, unban, op, deop, invite, lock, unlock.
-    pub(super) fn moderate(
+    /// Dispatches kick, ban, unban, op, deop, invite, lock and unlock.
+    pub(super) fn moderation_request(
         &self,
         me: &ConnSession,
-        room: &str,
-        m: Moderation,
+        req: Request,
     ) -> Result<ReplyBody, ApiError> {
+        let (room, m) = match req {
+            Request::Kick {
+                room,
+                username,
+                reason,
+                ..
+            } => (
+                room,
+                Moderation::Kick {
+                    user: username,
+                    reason,
+                },
+            ),
+            Request::Ban { room, username, .. } => (room, Moderation::Ban(username)),
+            Request::Unban { room, username, .. } => (room, Moderation::Unban(username)),
+            Request::Op { room, username, .. } => (room, Moderation::Op(username)),
+            Request::Deop { room, username, .. } => (room, Moderation::Deop(username)),
+            Request::Invite { room, username, .. } => (room, Moderation::Invite(username)),
+            Request::Lock { room, .. } => (room, Moderation::Lock),
+            Request::Unlock { room, .. } => (room, Moderation::Unlock),
+            _ => return Err(api(ErrorCode::Internal, "not a moderation request")),
+        };
+        self.moderate(me, &room, m)
+    }
+
+    /// kick, ban, unban, op, deop, invite, lock, unlock.
+    fn moderate(&self, me: &ConnSession, room: &str, m: Moderation) -> Result<ReplyBody, ApiError> {
         RoomName::parse(room)?;
         if let Some(t) = m.target() {
             auth::check_username(t)?;
