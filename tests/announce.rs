@@ -66,6 +66,11 @@ fn heartbeat_replies_carry_announcements_only_to_peers_that_ask() {
     let seen = ann["id"].as_u64().unwrap();
     let r = old.ok(json!({"op": "heartbeat", "announcements_after": seen}));
     assert_eq!(r, json!({"id": r["id"], "ok": true}));
+    // An admin has no power in rooms it does not run.
+    old.ok(json!({"op": "create_room", "room": "lab"}));
+    teacher.ok(json!({"op": "join_room", "room": "lab"}));
+    let kick = json!({"op": "kick", "room": "lab", "username": "amy"});
+    assert_eq!(teacher.request(kick)["code"], json!("not_operator"));
     // Too long, or empty: refused.
     let long = "x".repeat(501);
     assert_eq!(

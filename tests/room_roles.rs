@@ -78,8 +78,20 @@ fn a_member_who_is_not_an_operator_gets_a_clear_code_for_each_privileged_op() {
     );
     bob.ok(json!({"op": "lock", "room": "lab"}));
     bob.ok(json!({"op": "unlock", "room": "lab"}));
+    // An operator kicks, bans, unbans and invites plain members.
+    bob.ok(on("kick"));
+    bob.ok(on("ban"));
+    bob.ok(on("unban"));
+    bob.ok(on("invite"));
+    carol.ok(json!({"op": "join_room", "room": "lab"}));
+    // Nobody acts on themselves.
+    let own = json!({"op": "kick", "room": "lab", "username": "alice"});
+    assert_eq!(code(&mut alice, own), "bad_request");
     alice.ok(json!({"op": "deop", "room": "lab", "username": "bob"}));
     assert_eq!(code(&mut bob, on("kick")), "not_operator");
+    // The owner can take an operator out.
+    alice.ok(json!({"op": "op", "room": "lab", "username": "carol"}));
+    alice.ok(on("kick"));
 
     // Announcing needs --admin (this registry has none).
     let announce = json!({"op": "announce", "text": "hello all"});
@@ -237,4 +249,34 @@ fn ownership_passes_to_an_operator_then_to_the_longest_present_member() {
     );
     // The new owner can moderate.
     bob.ok(json!({"op": "lock", "room": "lab"}));
+}
+
+#[test]
+fn a_member_whose_session_ended_gets_back_into_a_locked_room() {
+    let reg = Registry::start(&[]);
+    let mut alice = user(&reg, "alice", 7001);
+    let mut bob = user(&reg, "bob", 7002);
+    alice.ok(json!({"op": "create_room", "room": "lab"}));
+    bob.ok(json!({"op": "join_room", "room": "lab"}));
+    alice.ok(json!({"op": "lock", "room": "lab"}));
+    // bob's connection drops: its session goes offline and out of the room.
+    drop(bob);
+    wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        "bob out of lab",
+        || {
+            let m = alice.ok(json!({"op": "members", "room": "lab"}));
+            names(&m["room"]["members"]) == ["alice"]
+        },
+    );
+    // Back (as its peer re-joins by itself after a reconnect): let in once.
+    let mut bob = user(&reg, "bob", 7002);
+    bob.ok(json!({"op": "join_room", "room": "lab"}));
+    bob.ok(json!({"op": "leave_room", "room": "lab"}));
+    assert_eq!(
+        code(&mut bob, json!({"op": "join_room", "room": "lab"})),
+        "room_locked",
+        "a leave is not a session that ended"
+    );
 }

@@ -434,6 +434,9 @@ fn room_role_and_announcement_lines() {
         text: "10 minutes left".into(),
     };
     let coloured = ui.line(a.clone());
-    assert!(coloured.contains("\x1b[1;35m"), "bold magenta: {coloured:?}");
+    assert!(
+        coloured.contains("\x1b[1;35m"),
+        "bold magenta: {coloured:?}"
+    );
     assert_eq!(line(a), "📢 announcement from teacher: 10 minutes left");
 }
