@@ -42,7 +42,10 @@ pub fn case_announcements(s: &dyn Store) {
         s.announcements_after(0, 10).unwrap(),
         [a.clone(), b.clone()]
     );
-    assert_eq!(s.announcements_after(a.id, 10).unwrap(), [b.clone()]);
+    assert_eq!(
+        s.announcements_after(a.id, 10).unwrap(),
+        std::slice::from_ref(&b)
+    );
     assert!(s.announcements_after(b.id, 10).unwrap().is_empty());
     assert_eq!(s.announcements_after(0, 1).unwrap(), [a]);
     // Only the last KEPT_ANNOUNCEMENTS are kept.

@@ -59,7 +59,7 @@ pub(super) fn room_command(verb: &str, args: &str) -> Result<Command, String> {
         });
     }
     let password = match rest.strip_prefix("--password") {
-        Some(p) if p.is_empty() => None,
+        Some("") => None,
         Some(p) if p.starts_with(char::is_whitespace) => Some(p.trim().to_string()),
         _ if create => return Err("usage: /create ROOM [--password]".into()),
         _ => Some(rest.to_string()),

@@ -26,7 +26,7 @@ pub struct AnnouncementCache {
 impl Registry {
     /// `announce`: admins only.
     pub(super) fn announce(&self, me: &ConnSession, text: &str) -> Result<ReplyBody, ApiError> {
-        if !self.config.admins.iter().any(|a| *a == me.username) {
+        if !self.config.admins.contains(&me.username) {
             return Err(api(
                 ErrorCode::NotAdmin,
                 "only the registry's admins (--admin) can announce",
