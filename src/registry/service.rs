@@ -329,7 +329,14 @@ impl Registry {
             }
             Request::SetTopic { room, topic, .. } => {
                 RoomName::parse(&room)?;
-                self.require_operator(&me, &room)?;
+                self.require_operator(&me, &room)
+                    .map_err(|e| match e.code {
+                        ErrorCode::NotAMember => api(
+                            ErrorCode::NotAMember,
+                            format!("only members of room {room} can set its topic"),
+                        ),
+                        _ => e,
+                    })?;
                 self.set_topic(&me, &room, &topic)
             }
             Request::Announce { text, .. } => self.announce(&me, &text),
