@@ -61,12 +61,9 @@ impl Registry {
             Err(crate::registry::store::StoreError::NotFound) => return Err(no_such_room(room)),
             Err(e) => return Err(e.into()),
         }
-        let mut now_in = members;
-        if !already {
-            let at = now_in.binary_search(&me.username).unwrap_or_else(|i| i);
-            now_in.insert(at, me.username.clone());
-        }
-        let (_, p) = self.update_read_policy(room, Some(read), Some(&now_in), |p| {
+        // Reconciled with the members before this join, so that a room
+        // older than roles gets its owner among them, never the newcomer.
+        let (_, p) = self.update_read_policy(room, Some(read), Some(&members), |p| {
             p.added(&me.username);
             Ok(())
         })?;

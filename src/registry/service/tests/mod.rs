@@ -6,6 +6,7 @@
 mod authorisation;
 mod costs;
 mod online;
+mod roles;
 mod rooms;
 mod sessions;
 mod validation;
