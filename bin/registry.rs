@@ -93,6 +93,11 @@ struct Args {
     #[arg(long)]
     instance_id: Option<String>,
 
+    /// An account that may /announce to every online user (repeat the
+    /// option, or give a comma-separated list).
+    #[arg(long = "admin", value_delimiter = ',')]
+    admins: Vec<String>,
+
     /// Do not announce this registry on the LAN. By default it announces
     /// itself with DNS-SD over multicast DNS (`_lanchat._tcp.local.`), so
     /// peers started without --registry find it.
@@ -156,6 +161,7 @@ fn main() -> ExitCode {
         max_connections_per_ip: usize::try_from(args.max_connections_per_ip).unwrap_or(usize::MAX),
         line_budget: usize::try_from(args.line_budget_kib * 1024).unwrap_or(usize::MAX),
         instance_id: args.instance_id,
+        admins: args.admins,
         ..Config::default()
     };
     if let Some(n) = args.hash_concurrency {

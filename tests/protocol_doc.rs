@@ -64,6 +64,12 @@ fn shape_fits(op: &str, body: &ReplyBody) -> bool {
             | ("rooms", ReplyBody::Rooms { .. })
             | ("set_topic", ReplyBody::Topic { .. })
             | ("set_away", ReplyBody::Empty {})
+            | ("heartbeat", ReplyBody::Announcements { .. })
+            | ("announce", ReplyBody::Announced { .. })
+            | (
+                "kick" | "ban" | "unban" | "op" | "deop" | "invite" | "lock" | "unlock",
+                ReplyBody::Moderated { .. }
+            )
     )
 }
 

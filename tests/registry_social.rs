@@ -75,6 +75,9 @@ fn only_members_set_a_topic_and_everyone_joining_sees_it() {
                "topics": {"lab": "plans for friday"}})
     );
 
+    // Only the owner and operators set it (see tests/room_roles.rs).
+    assert_eq!(b.request(set(&tb, "lab", ""))["code"], "not_operator");
+    a.ok(json!({"op": "op", "token": ta, "room": "lab", "username": "bob"}));
     // Cleared: absent again.
     let reply = b.ok(set(&tb, "lab", ""));
     assert_eq!(

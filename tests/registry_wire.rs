@@ -228,7 +228,7 @@ fn rooms_lifecycle() {
         reply,
         json!({"id": 1, "ok": true, "room": {"name": "lab", "key": key, "epoch": 1, "members": [
             {"username": "alice", "online": true, "address": address("127.0.0.1", 7001)},
-        ]}})
+        ]}, "roles": {"alice": "owner"}})
     );
 
     // join_room: members with addresses, and the same key.
@@ -238,7 +238,7 @@ fn rooms_lifecycle() {
         json!({"id": 2, "ok": true, "room": {"name": "lab", "key": key, "epoch": 1, "members": [
             {"username": "alice", "online": true, "address": address("127.0.0.1", 7001)},
             {"username": "bob", "online": true, "address": address("127.0.0.1", 8001)},
-        ]}})
+        ]}, "roles": {"alice": "owner"}})
     );
     // Joining again is harmless.
     let again = b.ok(json!({"op": "join_room", "token": tb, "room": "lab"}));
@@ -251,7 +251,7 @@ fn rooms_lifecycle() {
         json!({"id": 3, "ok": true, "room": {"name": "lab", "members": [
             {"username": "alice", "online": true, "address": address("127.0.0.1", 7001)},
             {"username": "bob", "online": true, "address": address("127.0.0.1", 8001)},
-        ]}})
+        ]}, "roles": {"alice": "owner"}})
     );
     let reply = a.ok(json!({"op": "members", "token": ta, "room": "lab"}));
     assert_eq!(

@@ -6,9 +6,12 @@
 mod kit;
 #[path = "store_conformance/lookups.rs"]
 mod lookups;
+#[path = "store_conformance/roles.rs"]
+mod roles;
 #[path = "store_conformance/social.rs"]
 mod social;
 use lookups::*;
+use roles::*;
 use social::*;
 
 #[cfg(feature = "mongodb")]
@@ -564,6 +567,8 @@ conformance!(
     case_members_with_sessions,
     case_topics,
     case_away,
+    case_room_policy,
+    case_announcements,
 );
 
 // ---- MongoDB only (feature `mongodb`): the server goes away and comes back ----

@@ -66,6 +66,23 @@ pub enum Command {
     /// `/me ACTION`: an action line (`* alice waves`) in the current
     /// conversation.
     Me(String),
+    /// `/create ROOM --password [PASSWORD]`, `/join ROOM PASSWORD` or
+    /// `/join ROOM --password`: without the password the terminal asks.
+    RoomWithPassword {
+        create: bool,
+        room: String,
+        password: Option<String>,
+    },
+    /// `/kick`, `/ban`, `/unban`, `/op`, `/deop`, `/invite` (`user` set),
+    /// `/lock`, `/unlock`: on the current room, or `#ROOM` given first.
+    Moderate {
+        action: String,
+        room: Option<String>,
+        user: Option<String>,
+        reason: String,
+    },
+    /// `/announce TEXT` (registry admins).
+    Announce(String),
     /// `/sleep 500ms` (scripts).
     Sleep(Duration),
     /// `/wait EVENT [ARGS…] [timeout=DURATION]` (scripts).
@@ -150,6 +167,35 @@ pub const HELP: &[(&str, &str)] = &[
         "TEXT",
         "plain text goes to the current room or chat; *bold* _italic_",
     ),
+    (
+        "/create ROOM --password",
+        "create a room that needs a password to join (asks for it)",
+    ),
+    (
+        "/join ROOM --password",
+        "join a room that needs a password (asks for it)",
+    ),
+    (
+        "/kick USER [REASON]",
+        "owner/operators: take USER out of the current room (or #ROOM USER)",
+    ),
+    (
+        "/ban USER",
+        "owner/operators: USER cannot join again (kicked if in)",
+    ),
+    ("/unban USER", "owner/operators: lift a ban"),
+    ("/lock", "owner/operators: the room becomes invite-only"),
+    ("/unlock", "owner/operators: anyone may join again"),
+    (
+        "/invite USER",
+        "owner/operators: let USER join once past the lock and password",
+    ),
+    ("/op USER", "owner: make a member an operator"),
+    ("/deop USER", "owner: an operator becomes a member again"),
+    (
+        "/announce TEXT",
+        "registry admins: a line every online user sees",
+    ),
 ];
 
 /// Parses a duration like `500ms`, `2s`, `1.5s`, `1m` (bare numbers are ms).
@@ -175,7 +221,7 @@ fn strip_room(name: &str) -> String {
 
 /// The room a `/create` or `/join` names (`#` optional), checked against the
 /// room-name rule here, so a mistake is told with the rule, not a usage line.
-fn room_arg(verb: &str, args: &str) -> Result<String, String> {
+pub(super) fn room_arg(verb: &str, args: &str) -> Result<String, String> {
     let name = strip_room(args.trim());
     if name.is_empty() {
         return Err(format!("usage: {verb} ROOM"));
@@ -185,12 +231,16 @@ fn room_arg(verb: &str, args: &str) -> Result<String, String> {
         .map_err(|e| format!("{verb}: {e} (not {name:?})"))
 }
 
+mod roles;
+use roles::{moderation, room_command};
+
 /// Every command word the parser knows.
 const VERBS: &[&str] = &[
     "help", "register", "login", "logout", "who", "online", "search", "whois", "chat", "query",
     "accept", "reject", "decline", "msg", "close", "dnd", "away", "create", "join", "leave",
     "part", "rooms", "list", "members", "names", "switch", "go", "stats", "quit", "exit", "sleep",
-    "retry", "wait", "me", "topic",
+    "retry", "wait", "me", "topic", "kick", "ban", "unban", "op", "deop", "invite", "lock",
+    "unlock", "announce",
 ];
 
 /// The known command closest to a mistyped one (at most 2 edits away).
@@ -312,8 +362,12 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         },
         "me" if !args.is_empty() => Command::Me(args.to_string()),
         "me" => return Err("usage: /me ACTION".into()),
-        "create" => Command::Create(room_arg("/create", args)?),
-        "join" => Command::Join(room_arg("/join", args)?),
+        "create" | "join" => room_command(&verb.to_ascii_lowercase(), args)?,
+        v @ ("kick" | "ban" | "unban" | "op" | "deop" | "invite" | "lock" | "unlock") => {
+            moderation(v, args)?
+        }
+        "announce" if !args.is_empty() => Command::Announce(args.to_string()),
+        "announce" => return Err("usage: /announce TEXT".into()),
         "leave" | "part" => Command::Leave(opt("/leave [ROOM]")?.map(|r| strip_room(&r))),
         "rooms" | "list" => Command::Rooms,
         "members" | "names" => Command::Members(opt("/members [ROOM]")?.map(|r| strip_room(&r))),

@@ -65,7 +65,7 @@ impl Names {
                 self.user(user);
             }
             UiEvent::Rooms { rooms, .. } => rooms.iter().for_each(|r| self.room(&r.name)),
-            UiEvent::Members { room, members } => {
+            UiEvent::Members { room, members, .. } => {
                 self.room(room);
                 members.iter().for_each(|m| self.user(&m.username));
             }
@@ -85,7 +85,7 @@ enum Kind {
 fn arg_kind(verb: &str) -> Option<Kind> {
     Some(match verb {
         "chat" | "query" | "msg" | "search" | "whois" | "accept" | "reject" | "decline"
-        | "close" => Kind::User,
+        | "close" | "kick" | "ban" | "unban" | "op" | "deop" | "invite" => Kind::User,
         "join" | "leave" | "part" | "members" | "names" | "create" => Kind::Room,
         "switch" | "go" => Kind::Both,
         _ => return None,

@@ -211,6 +211,24 @@ fn complete(
                 password: Some(first),
             }
         }
+        Command::RoomWithPassword {
+            create,
+            room,
+            password: None,
+        } => {
+            let verb = if create { "create" } else { "join" };
+            if !interactive {
+                return Err(format!(
+                    "usage: /{verb} {room} --password PASSWORD (no terminal to ask on)"
+                ));
+            }
+            let password = ask(verb, &format!("room {room}"), "")?;
+            Command::RoomWithPassword {
+                create,
+                room,
+                password: Some(password),
+            }
+        }
         other => other,
     })
 }

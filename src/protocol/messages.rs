@@ -25,12 +25,24 @@ pub const OPS: &[&str] = &[
     "members",
     "set_topic",
     "set_away",
+    "kick",
+    "ban",
+    "unban",
+    "op",
+    "deop",
+    "invite",
+    "lock",
+    "unlock",
+    "announce",
 ];
 
 /// Longest room topic, in bytes of UTF-8 (`topic_too_long` beyond).
 pub const MAX_TOPIC: usize = 300;
 /// Longest away message, in bytes of UTF-8 (`away_too_long` beyond).
 pub const MAX_AWAY: usize = 200;
+
+/// Longest announcement, in bytes of UTF-8 (`announcement_too_long` beyond).
+pub const MAX_ANNOUNCEMENT: usize = 500;
 
 /// `online` page size when the request names none.
 pub const ONLINE_PAGE: u64 = 100;
@@ -70,6 +82,10 @@ pub enum Request {
     },
     Heartbeat {
         token: String,
+        /// The id of the last announcement this peer has seen (0: none);
+        /// present, the reply carries the newer ones (see `protocol.md`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        announcements_after: Option<u64>,
     },
     Search {
         token: String,
@@ -91,10 +107,15 @@ pub enum Request {
     CreateRoom {
         token: String,
         room: String,
+        /// A room password: joining then needs it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
     },
     JoinRoom {
         token: String,
         room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
     },
     LeaveRoom {
         token: String,
@@ -120,6 +141,57 @@ pub enum Request {
         #[serde(default)]
         away: String,
     },
+    /// Owner or operators: takes `username` out of the room (re-keyed).
+    Kick {
+        token: String,
+        room: String,
+        username: String,
+        #[serde(default)]
+        reason: String,
+    },
+    /// Owner or operators: `username` cannot join (and is kicked if in).
+    Ban {
+        token: String,
+        room: String,
+        username: String,
+    },
+    Unban {
+        token: String,
+        room: String,
+        username: String,
+    },
+    /// Owner only: makes a member an operator.
+    Op {
+        token: String,
+        room: String,
+        username: String,
+    },
+    Deop {
+        token: String,
+        room: String,
+        username: String,
+    },
+    /// Owner or operators: lets `username` join once past the lock and the
+    /// password.
+    Invite {
+        token: String,
+        room: String,
+        username: String,
+    },
+    /// Owner or operators: the room becomes invite-only.
+    Lock {
+        token: String,
+        room: String,
+    },
+    Unlock {
+        token: String,
+        room: String,
+    },
+    /// Registry admins (`--admin`): a line every online user is shown.
+    Announce {
+        token: String,
+        text: String,
+    },
 }
 
 impl Request {
@@ -129,7 +201,7 @@ impl Request {
             Request::Register { .. } | Request::Login { .. } => None,
             Request::Resume { token, .. }
             | Request::Logout { token }
-            | Request::Heartbeat { token }
+            | Request::Heartbeat { token, .. }
             | Request::Search { token, .. }
             | Request::Online { token, .. }
             | Request::CreateRoom { token, .. }
@@ -138,7 +210,16 @@ impl Request {
             | Request::Rooms { token }
             | Request::Members { token, .. }
             | Request::SetTopic { token, .. }
-            | Request::SetAway { token, .. } => Some(token),
+            | Request::SetAway { token, .. }
+            | Request::Kick { token, .. }
+            | Request::Ban { token, .. }
+            | Request::Unban { token, .. }
+            | Request::Op { token, .. }
+            | Request::Deop { token, .. }
+            | Request::Invite { token, .. }
+            | Request::Lock { token, .. }
+            | Request::Unlock { token, .. }
+            | Request::Announce { token, .. } => Some(token),
         }
     }
 }
@@ -220,6 +301,22 @@ error_codes! {
     /// The registry's shared memory for unfinished lines is spent (the
     /// connection whose line needed more is closed).
     BuffersFull => "buffers_full",
+    /// Only the room's owner or operators may do this.
+    NotOperator => "not_operator",
+    /// Only the room's owner may do this (or: the target outranks you).
+    NotOwner => "not_owner",
+    /// Only the registry's admins (`--admin`) may announce.
+    NotAdmin => "not_admin",
+    /// The caller is banned from the room.
+    Banned => "banned",
+    /// The room is invite-only and the caller was not invited.
+    RoomLocked => "room_locked",
+    /// The room has a password and the request gave none.
+    RoomPasswordRequired => "room_password_required",
+    /// The room password given is wrong.
+    WrongRoomPassword => "wrong_room_password",
+    /// An announcement longer than [`MAX_ANNOUNCEMENT`] bytes.
+    AnnouncementTooLong => "announcement_too_long",
     /// A bug in the registry; the message says more.
     Internal => "internal",
     /// Never sent by the registry: a peer's own error when the registry
@@ -339,12 +436,33 @@ pub enum ReplyBody {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         away: BTreeMap<String, String>,
     },
-    /// create_room, join_room, members; `topic` when the room has one.
+    /// create_room, join_room, members; `topic` when the room has one;
+    /// `roles`: the owner and operators; `locked`, `password` when set;
+    /// `kicked`: to a caller taken out by a kick or ban.
     Room {
         room: RoomInfo,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         topic: Option<TopicInfo>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        roles: BTreeMap<String, Role>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        locked: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        password: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kicked: Option<KickInfo>,
     },
+    /// kick, ban, unban, op, deop, invite, lock, unlock: what was done.
+    Moderated {
+        room: String,
+        action: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+    },
+    /// announce: the announcement as stored.
+    Announced { announcement: Announcement },
+    /// heartbeat with `announcements_after`, when newer ones exist.
+    Announcements { announcements: Vec<Announcement> },
     /// rooms; `topics`: the topic of each room that has one.
     Rooms {
         rooms: Vec<RoomSummary>,
@@ -362,6 +480,35 @@ pub enum ReplyBody {
     Registered { username: String },
     /// logout, heartbeat
     Empty {},
+}
+
+/// A member's role in a room (members without one are not listed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Operator,
+    Owner,
+}
+
+/// Why the caller is no longer in a room: who took it out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KickInfo {
+    pub by: String,
+    #[serde(default)]
+    pub reason: String,
+    /// A ban, not only a kick.
+    #[serde(default)]
+    pub banned: bool,
+}
+
+/// One announcement from a registry admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announcement {
+    /// Increasing; peers ask for those after the last one they saw.
+    pub id: u64,
+    pub by: String,
+    pub text: String,
+    pub at_ms: i64,
 }
 
 /// Reply to `login` and `resume`.

@@ -35,6 +35,8 @@ pub struct Config {
     /// sessions a previous run with the same id left behind are taken offline.
     /// Defaults to `hostname:port`.
     pub instance_id: Option<String>,
+    /// Accounts that may `announce` to every online user.
+    pub admins: Vec<String>,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             max_connections_per_ip: 64,
             line_budget: 64 * 1024 * 1024,
             instance_id: None,
+            admins: Vec::new(),
         }
     }
 }

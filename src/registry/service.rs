@@ -24,7 +24,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod announce;
+mod joining;
 mod offline;
+mod policy;
+mod roles;
 mod sessions;
 mod social;
 pub use sessions::RECHECK;
@@ -81,6 +85,10 @@ pub struct Registry {
     pub clock: Arc<dyn Clock>,
     hasher: Hasher,
     limiter: LoginLimiter,
+    /// Wrong room passwords, limited like logins (see `roles`).
+    room_limiter: LoginLimiter,
+    /// Announcements as last read from the store (see `announce`).
+    announcements: std::sync::Mutex<announce::AnnouncementCache>,
     /// Users taken offline whose room leaves the store refused (during a
     /// MongoDB election, say): retried until done, see `offline.rs`.
     unfinished_leaves: std::sync::Mutex<std::collections::BTreeSet<String>>,
@@ -139,6 +147,9 @@ impl Registry {
             hasher,
             limiter: LoginLimiter::new(Duration::from_secs(60), Duration::from_secs(60))
                 .with_clock(clock.clone()),
+            room_limiter: LoginLimiter::new(Duration::from_secs(60), Duration::from_secs(60))
+                .with_clock(clock.clone()),
+            announcements: Default::default(),
             presence: Presence::new(clock.clone()),
             clock,
             store,
@@ -229,9 +240,15 @@ impl Registry {
                 log::info!("{} logged out", me.username);
                 Ok(ReplyBody::Empty {})
             }
-            Request::Heartbeat { .. } => {
+            Request::Heartbeat {
+                announcements_after,
+                ..
+            } => {
                 self.presence.touch(me.token_hash);
-                Ok(ReplyBody::Empty {})
+                match announcements_after {
+                    Some(after) => self.announcements_reply(after),
+                    None => Ok(ReplyBody::Empty {}),
+                }
             }
             Request::Search { username, .. } => {
                 let found = match auth::check_username(&username) {
@@ -256,8 +273,9 @@ impl Registry {
                 prefix,
                 ..
             } => self.online(now, limit, after.as_deref(), prefix.as_deref()),
-            Request::CreateRoom { room, .. } => {
+            Request::CreateRoom { room, password, .. } => {
                 RoomName::parse(&room)?;
+                let password_hash = self.room_password_hash(password.as_deref())?;
                 let record = RoomRecord {
                     name: room.clone(),
                     key: auth::new_token(),
@@ -268,7 +286,8 @@ impl Registry {
                 match self.store.create_room(&record, &me.username) {
                     Ok(()) => {
                         log::info!("{} created room {room}", me.username);
-                        self.room_reply(&room, true)
+                        let p = self.room_created(&room, &me.username, password_hash)?;
+                        self.room_reply(&room, true, &me.username, Some(p))
                     }
                     Err(StoreError::Conflict) => Err(api(
                         ErrorCode::RoomExists,
@@ -277,13 +296,9 @@ impl Registry {
                     Err(e) => Err(e.into()),
                 }
             }
-            Request::JoinRoom { room, .. } => {
+            Request::JoinRoom { room, password, .. } => {
                 RoomName::parse(&room)?;
-                match self.store.add_member(&room, &me.username) {
-                    Ok(()) => self.room_reply(&room, true),
-                    Err(StoreError::NotFound) => Err(no_such_room(&room)),
-                    Err(e) => Err(e.into()),
-                }
+                self.join(&me, conn.ip, &room, password.as_deref())
             }
             Request::LeaveRoom { room, .. } => {
                 RoomName::parse(&room)?;
@@ -299,6 +314,7 @@ impl Registry {
                         format!("you are not in room {room}"),
                     ));
                 }
+                self.member_gone(&room, &me.username, left, false);
                 Ok(ReplyBody::Left {
                     room,
                     deleted: left.room_deleted,
@@ -309,10 +325,30 @@ impl Registry {
                 RoomName::parse(&room)?;
                 let members = self.store.members_with_sessions(&room)?;
                 let is_member = members.iter().any(|(u, _)| *u == me.username);
-                self.room_reply_of(&room, is_member, members)
+                self.room_reply_of(&room, is_member, members, &me.username, None)
             }
-            Request::SetTopic { room, topic, .. } => self.set_topic(&me, &room, &topic),
+            Request::SetTopic { room, topic, .. } => {
+                RoomName::parse(&room)?;
+                self.require_operator(&me, &room)
+                    .map_err(|e| match e.code {
+                        ErrorCode::NotAMember => api(
+                            ErrorCode::NotAMember,
+                            format!("only members of room {room} can set its topic"),
+                        ),
+                        _ => e,
+                    })?;
+                self.set_topic(&me, &room, &topic)
+            }
+            Request::Announce { text, .. } => self.announce(&me, &text),
             Request::SetAway { away, .. } => self.set_away(&me, &away),
+            Request::Kick { .. }
+            | Request::Ban { .. }
+            | Request::Unban { .. }
+            | Request::Op { .. }
+            | Request::Deop { .. }
+            | Request::Invite { .. }
+            | Request::Lock { .. }
+            | Request::Unlock { .. } => self.moderation_request(&me, req),
             Request::Register { .. } | Request::Login { .. } | Request::Resume { .. } => {
                 Err(api(ErrorCode::Internal, "unreachable"))
             }
@@ -368,9 +404,15 @@ impl Registry {
     }
 
     /// A room with its members; the key only for members.
-    fn room_reply(&self, room: &str, with_key: bool) -> Result<ReplyBody, ApiError> {
+    fn room_reply(
+        &self,
+        room: &str,
+        with_key: bool,
+        caller: &str,
+        policy: Option<policy::Policy>,
+    ) -> Result<ReplyBody, ApiError> {
         let members = self.store.members_with_sessions(room)?;
-        self.room_reply_of(room, with_key, members)
+        self.room_reply_of(room, with_key, members, caller, policy)
     }
 
     /// [`Self::room_reply`] with the member list already read.
@@ -379,11 +421,20 @@ impl Registry {
         room: &str,
         with_key: bool,
         members: Vec<(String, Option<SessionRecord>)>,
+        caller: &str,
+        policy: Option<policy::Policy>,
     ) -> Result<ReplyBody, ApiError> {
         let record = self
             .store
             .find_room(room)?
             .ok_or_else(|| no_such_room(room))?;
+        let names: Vec<String> = members.iter().map(|(u, _)| u.clone()).collect();
+        // The policy just written (create, join), or read and brought in
+        // line with the members (a room older than roles gets its owner).
+        let policy = match policy {
+            Some(p) => p,
+            None => self.update_policy(room, Some(&names), |_| Ok(()))?.1,
+        };
         let now = self.now_ms();
         let members = members
             .into_iter()
@@ -400,6 +451,12 @@ impl Registry {
                 text: t.text,
                 by: t.by,
             }),
+            roles: policy.roles(),
+            locked: policy.locked,
+            password: policy.password_hash.is_some(),
+            kicked: (!with_key)
+                .then(|| policy.kicked.get(caller).cloned())
+                .flatten(),
         })
     }
 }

@@ -98,6 +98,18 @@ impl App {
             Command::History(n) => self.history(n),
             Command::Quit => self.quit(),
             Command::Topic { room, text } => self.topic_command(room, text),
+            Command::RoomWithPassword {
+                create,
+                room,
+                password,
+            } => self.room_with_password(create, room, password.unwrap_or_default()),
+            Command::Moderate {
+                action,
+                room,
+                user,
+                reason,
+            } => self.moderate_command(action, room, user, reason),
+            Command::Announce(text) => self.announce_command(text),
             Command::Away(message) => self.away_command(message),
             Command::Me(action) => {
                 self.command(Command::Say(format!("{}{action}", social::ACTION)))

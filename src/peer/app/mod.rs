@@ -18,6 +18,7 @@
 mod chats;
 mod command;
 mod convo;
+mod moderation;
 mod quit;
 mod registry;
 mod rooms;
@@ -76,6 +77,8 @@ pub struct App {
     next_heartbeat: Option<Instant>,
     /// Heartbeats sent, to pace the session checks.
     heartbeats: u64,
+    /// The id of the last announcement shown (see `moderation`).
+    announcements_seen: u64,
     /// A `resume` is on its way.
     resuming: bool,
     /// Moving to another registry after losing one.
@@ -145,6 +148,7 @@ impl App {
             session: None,
             next_heartbeat: None,
             heartbeats: 0,
+            announcements_seen: 0,
             resuming: false,
             moving: None,
             after_resume: Vec::new(),

@@ -41,6 +41,10 @@ pub enum RoomPending {
     Refresh(String),
     /// `/topic TEXT`: `set_topic`.
     Topic(String),
+    /// `/kick`, `/ban`… on this room.
+    Moderated(String),
+    /// `/announce`.
+    Announce,
 }
 
 /// Stream ids from the wall clock: microseconds since the epoch, so a
@@ -224,6 +228,7 @@ impl App {
                 Request::JoinRoom {
                     token,
                     room: room.clone(),
+                    password: None,
                 },
                 RoomPending::Rejoin { room, attempt: 0 },
             ),
@@ -261,6 +266,7 @@ impl App {
                 Request::CreateRoom {
                     token,
                     room: room.clone(),
+                    password: None,
                 },
                 RoomPending::Create(room),
             ),
@@ -273,6 +279,7 @@ impl App {
                     Request::JoinRoom {
                         token,
                         room: room.clone(),
+                        password: None,
                     },
                     RoomPending::Join(room),
                 )
@@ -326,8 +333,28 @@ impl App {
 
     pub fn room_replied(&mut self, p: RoomPending, body: ReplyBody) {
         let now = Instant::now();
+        if let RoomPending::Moderated(_) | RoomPending::Announce = p {
+            return self.moderation_replied(body);
+        }
+        // Taken out by a kick or ban: told at the next member refresh.
+        if let (
+            RoomPending::Refresh(_) | RoomPending::Rejoin { .. } | RoomPending::Members(_),
+            ReplyBody::Room {
+                room,
+                kicked: Some(k),
+                ..
+            },
+        ) = (&p, &body)
+        {
+            if self.rooms.is_member(&room.name) {
+                return self.room_kicked(room.name.clone(), k.clone());
+            }
+        }
         match (p, body) {
-            (RoomPending::Create(_) | RoomPending::Join(_), ReplyBody::Room { room, topic }) => {
+            (
+                RoomPending::Create(_) | RoomPending::Join(_),
+                ReplyBody::Room { room, topic, .. },
+            ) => {
                 let Some(key) = room_key(&room) else {
                     self.error(
                         "bad_reply",
@@ -343,7 +370,7 @@ impl App {
             }
             (
                 RoomPending::Rejoin { .. } | RoomPending::Refresh(_),
-                ReplyBody::Room { room, topic },
+                ReplyBody::Room { room, topic, .. },
             ) => {
                 let members = listed(&room.members);
                 self.rooms
@@ -360,7 +387,15 @@ impl App {
             (RoomPending::List, ReplyBody::Rooms { rooms, topics }) => {
                 self.emit(UiEvent::Rooms { rooms, topics })
             }
-            (RoomPending::Members(room), ReplyBody::Room { room: info, topic }) => {
+            (
+                RoomPending::Members(room),
+                ReplyBody::Room {
+                    room: info,
+                    topic,
+                    roles,
+                    ..
+                },
+            ) => {
                 self.topic_seen(&room, topic, false);
                 let members = listed(&info.members);
                 self.rooms
@@ -370,6 +405,7 @@ impl App {
                 self.emit(UiEvent::Members {
                     room,
                     members: info.members,
+                    roles,
                 });
             }
             (_, body) => log::warn!("unexpected room reply: {body:?}"),
@@ -389,10 +425,12 @@ impl App {
                     ErrorCode::NoSuchRoom => Request::CreateRoom {
                         token,
                         room: room.clone(),
+                        password: None,
                     },
                     ErrorCode::RoomExists => Request::JoinRoom {
                         token,
                         room: room.clone(),
+                        password: None,
                     },
                     _ => {
                         self.api_error(e);
@@ -423,6 +461,17 @@ impl App {
             RoomPending::Join(room) if e.code == ErrorCode::NoSuchRoom => {
                 self.api_error(&ApiError {
                     message: format!("{}; /create {room} makes it", e.message),
+                    ..e.clone()
+                })
+            }
+            RoomPending::Join(room)
+                if matches!(
+                    e.code,
+                    ErrorCode::RoomPasswordRequired | ErrorCode::WrongRoomPassword
+                ) =>
+            {
+                self.api_error(&ApiError {
+                    message: format!("{}; /join {room} --password asks for it", e.message),
                     ..e.clone()
                 })
             }

@@ -145,6 +145,7 @@ impl App {
         if self.heartbeats % every == 0 && self.link.is_up() && !self.resuming {
             let req = Request::Heartbeat {
                 token: s.token.clone(),
+                announcements_after: Some(self.announcements_seen),
             };
             if let Err((p, e)) = self.link.request_within(&req, Pending::Check, within) {
                 self.failed(p, &e);
@@ -219,7 +220,7 @@ impl App {
                     address: s.address,
                 });
             }
-            (Pending::Check, _) => {}
+            (Pending::Check, body) => self.announcements_heard(body),
             (Pending::Resume, ReplyBody::Session(s)) => {
                 self.resuming = false;
                 for (req, p) in std::mem::take(&mut self.after_resume) {

@@ -23,7 +23,12 @@ fn command_names_complete_at_the_line_start() {
         at_end("/l"),
         (
             0,
-            vec!["/leave ".into(), "/login ".into(), "/logout ".into()]
+            vec![
+                "/leave ".into(),
+                "/lock ".into(),
+                "/login ".into(),
+                "/logout ".into()
+            ]
         )
     );
     assert_eq!(at_end("/CH"), (0, vec!["/chat ".to_string()]));

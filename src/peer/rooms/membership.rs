@@ -167,6 +167,12 @@ impl Engine {
         Ok(())
     }
 
+    /// The registry took us out of `room` (a kick): say goodbye to the
+    /// members, but do not tell the registry, and never re-join it.
+    pub fn drop_room(&mut self, now: Instant, room: &str) {
+        self.start_leaving(room, now);
+    }
+
     /// A room we left is done: every member acknowledged our "leave", or
     /// [`LEAVE_LINGER`] passed. Only now is the registry told (for a
     /// `/leave`), since it then gives the room a new key: told first, the

@@ -202,9 +202,32 @@ pub enum UiEvent {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         topics: BTreeMap<String, String>,
     },
+    /// `roles`: the owner and operators (shown `@name`).
     Members {
         room: String,
         members: Vec<UserInfo>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        roles: BTreeMap<String, crate::protocol::Role>,
+    },
+    /// We were taken out of `room` by a kick (or a ban).
+    Kicked {
+        room: String,
+        by: String,
+        reason: String,
+        banned: bool,
+    },
+    /// Our kick, ban, unban, op, deop, invite, lock or unlock was done.
+    Moderated {
+        room: String,
+        action: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+    },
+    /// A registry admin's announcement.
+    Announcement {
+        id: u64,
+        by: String,
+        text: String,
     },
     /// Progress of one of our room messages: `acked` of `total` members.
     Delivery {

@@ -309,9 +309,29 @@ impl Ui {
                     .collect();
                 Self::notice(&format!("rooms: {}", list.join(", ")))
             }
-            UiEvent::Members { room, members } => {
-                let list: Vec<String> = members.iter().map(|m| n(&m.username)).collect();
+            UiEvent::Members { room, members, roles } => {
+                let at = |u: &str| if roles.contains_key(u) { "@" } else { "" };
+                let list: Vec<String> = members.iter().map(|m| format!("{}{}", at(&m.username), n(&m.username))).collect();
                 format!("{} #{room}: {}", "--".yellow(), list.join(", "))
+            }
+            UiEvent::Kicked { room, by, reason, banned } => {
+                let what = if *banned { "banned" } else { "kicked" };
+                let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
+                format!("{} you were {what} from #{room} by {}{why}", "!!".red().bold(), n(by)).red().to_string()
+            }
+            UiEvent::Moderated { room, action, user } => {
+                let done = match action.as_str() {
+                    "kick" => "kicked", "ban" => "banned", "unban" => "unbanned", "op" => "made operator",
+                    "deop" => "no longer operator", "invite" => "invited", "lock" => "locked", "unlock" => "unlocked",
+                    other => other,
+                };
+                match user {
+                    Some(u) => Self::notice(&format!("#{room}: {u} {done}")),
+                    None => Self::notice(&format!("#{room} {done}")),
+                }
+            }
+            UiEvent::Announcement { by, text, .. } => {
+                format!("📢 {} {}", format!("announcement from {by}:").magenta().bold(), text.magenta().bold())
             }
             UiEvent::Delivery { room, id, total: 0, .. } => {
                 format!("{}", format!("   #{room} message {id}: nobody else is in #{room}").dimmed())

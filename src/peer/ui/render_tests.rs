@@ -388,3 +388,55 @@ fn social_lines() {
         "-- bob set the topic of #lab: \u{FFFD}[2Jx\u{FFFD}"
     );
 }
+
+#[test]
+fn room_role_and_announcement_lines() {
+    let ui = Ui::new(false, true, super::super::Sink::Stdout);
+    let line = |ev| plain(ui.line(ev));
+    let user = |n: &str| crate::protocol::UserInfo {
+        username: n.into(),
+        online: false,
+        address: None,
+    };
+    let members = line(UiEvent::Members {
+        room: "lab".into(),
+        members: vec![user("alice"), user("bob"), user("carol")],
+        roles: [
+            ("alice".to_string(), crate::protocol::Role::Owner),
+            ("bob".to_string(), crate::protocol::Role::Operator),
+        ]
+        .into(),
+    });
+    assert_eq!(members, "-- #lab: @alice, @bob, carol");
+    let kicked = line(UiEvent::Kicked {
+        room: "lab".into(),
+        by: "alice".into(),
+        reason: "spamming".into(),
+        banned: false,
+    });
+    assert_eq!(kicked, "!! you were kicked from #lab by alice: spamming");
+    let banned = line(UiEvent::Kicked {
+        room: "lab".into(),
+        by: "alice".into(),
+        reason: String::new(),
+        banned: true,
+    });
+    assert_eq!(banned, "!! you were banned from #lab by alice");
+    let done = line(UiEvent::Moderated {
+        room: "lab".into(),
+        action: "kick".into(),
+        user: Some("bob".into()),
+    });
+    assert_eq!(done, "-- #lab: bob kicked");
+    let a = UiEvent::Announcement {
+        id: 1,
+        by: "teacher".into(),
+        text: "10 minutes left".into(),
+    };
+    let coloured = ui.line(a.clone());
+    assert!(
+        coloured.contains("\x1b[1;35m"),
+        "bold magenta: {coloured:?}"
+    );
+    assert_eq!(line(a), "📢 announcement from teacher: 10 minutes left");
+}

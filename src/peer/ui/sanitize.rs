@@ -213,9 +213,44 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
             rooms.iter_mut().for_each(room);
             texts(topics);
         }
-        UiEvent::Members { room: r, members } => {
+        UiEvent::Members {
+            room: r,
+            members,
+            roles,
+        } => {
             s(r);
             members.iter_mut().for_each(user);
+            let cleaned = std::mem::take(roles)
+                .into_iter()
+                .map(|(mut k, v)| {
+                    s(&mut k);
+                    (k, v)
+                })
+                .collect();
+            *roles = cleaned;
+        }
+        UiEvent::Kicked {
+            room: r,
+            by,
+            reason,
+            ..
+        } => {
+            s(r);
+            s(by);
+            s(reason);
+        }
+        UiEvent::Moderated {
+            room: r,
+            action,
+            user: u,
+        } => {
+            s(r);
+            s(action);
+            u.iter_mut().for_each(s);
+        }
+        UiEvent::Announcement { by, text, .. } => {
+            s(by);
+            s(text);
         }
         UiEvent::Delivery { room: r, .. } => s(r),
         UiEvent::DeliveryFailed {
@@ -424,6 +459,23 @@ mod tests {
             UiEvent::Members {
                 room: t(),
                 members: vec![user()],
+                roles: [(t(), crate::protocol::Role::Owner)].into(),
+            },
+            UiEvent::Kicked {
+                room: t(),
+                by: t(),
+                reason: t(),
+                banned: true,
+            },
+            UiEvent::Moderated {
+                room: t(),
+                action: t(),
+                user: Some(t()),
+            },
+            UiEvent::Announcement {
+                id: 1,
+                by: t(),
+                text: t(),
             },
             UiEvent::Delivery {
                 room: t(),

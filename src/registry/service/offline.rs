@@ -32,8 +32,12 @@ impl Registry {
                 .store
                 .remove_member(&room, username, &auth::new_token())
             {
-                Ok(left) if left.room_deleted => log::info!("room {room} is empty and deleted"),
-                Ok(_) => {}
+                Ok(left) => {
+                    if left.room_deleted {
+                        log::info!("room {room} is empty and deleted");
+                    }
+                    self.member_gone(&room, username, left, true);
+                }
                 Err(e) => {
                     log::warn!("cannot remove {username} from {room}: {e}; will retry");
                     done = false;

@@ -141,4 +141,21 @@ impl Store for CountingStore {
     fn rooms_of(&self, username: &str) -> StoreResult<Vec<String>> {
         self.n("rooms_of").rooms_of(username)
     }
+    fn room_policy(&self, room: &str) -> StoreResult<Option<(String, u64)>> {
+        self.n("room_policy").room_policy(room)
+    }
+    fn put_room_policy(&self, room: &str, doc: &str, expected: u64) -> StoreResult<bool> {
+        self.n("put_room_policy")
+            .put_room_policy(room, doc, expected)
+    }
+    fn delete_room_policy(&self, room: &str) -> StoreResult<()> {
+        self.n("delete_room_policy").delete_room_policy(room)
+    }
+    fn add_announcement(&self, by: &str, text: &str, at_ms: i64) -> StoreResult<Announcement> {
+        self.n("add_announcement").add_announcement(by, text, at_ms)
+    }
+    fn announcements_after(&self, after: u64, limit: usize) -> StoreResult<Vec<Announcement>> {
+        self.n("announcements_after")
+            .announcements_after(after, limit)
+    }
 }

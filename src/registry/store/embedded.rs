@@ -12,6 +12,7 @@ use std::time::Duration;
 
 mod file;
 mod lookups;
+mod roles;
 mod social;
 use file::{check_existing, create_new};
 use lookups::Cols;
@@ -438,5 +439,25 @@ impl Store for SqliteStore {
 
     fn set_away(&self, token_hash: &str, away: &str) -> StoreResult<bool> {
         self.with(|c| social::set_away(c, token_hash, away))
+    }
+
+    fn room_policy(&self, room: &str) -> StoreResult<Option<(String, u64)>> {
+        self.with(|c| roles::room_policy(c, room))
+    }
+
+    fn put_room_policy(&self, room: &str, doc: &str, expected: u64) -> StoreResult<bool> {
+        self.with(|c| roles::put_room_policy(c, room, doc, expected))
+    }
+
+    fn delete_room_policy(&self, room: &str) -> StoreResult<()> {
+        self.with(|c| roles::delete_room_policy(c, room))
+    }
+
+    fn add_announcement(&self, by: &str, text: &str, at_ms: i64) -> StoreResult<Announcement> {
+        self.with(|c| roles::add_announcement(c, by, text, at_ms))
+    }
+
+    fn announcements_after(&self, after: u64, limit: usize) -> StoreResult<Vec<Announcement>> {
+        self.with(|c| roles::announcements_after(c, after, limit))
     }
 }

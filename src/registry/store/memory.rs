@@ -25,6 +25,11 @@ struct Data {
     session_of: HashMap<String, String>,
     /// By name, with the members.
     rooms: BTreeMap<String, (RoomRecord, BTreeSet<String>)>,
+    /// Room policies by room name, with their versions.
+    policies: HashMap<String, (String, u64)>,
+    /// Announcements by id; the last id given out.
+    announcements: BTreeMap<u64, Announcement>,
+    last_announcement: u64,
 }
 
 impl Data {
@@ -358,6 +363,52 @@ impl Store for MemoryStore {
         self.update(token_hash, |s| {
             s.away = (!away.is_empty()).then(|| away.to_string());
             true
+        })
+    }
+
+    fn room_policy(&self, room: &str) -> StoreResult<Option<(String, u64)>> {
+        self.with(|d| Ok(d.policies.get(room).cloned()))
+    }
+
+    fn put_room_policy(&self, room: &str, doc: &str, expected: u64) -> StoreResult<bool> {
+        self.with(|d| {
+            let now = d.policies.get(room).map_or(0, |(_, v)| *v);
+            if now != expected {
+                return Ok(false);
+            }
+            d.policies
+                .insert(room.to_string(), (doc.to_string(), expected + 1));
+            Ok(true)
+        })
+    }
+
+    fn delete_room_policy(&self, room: &str) -> StoreResult<()> {
+        self.with(|d| {
+            d.policies.remove(room);
+            Ok(())
+        })
+    }
+
+    fn add_announcement(&self, by: &str, text: &str, at_ms: i64) -> StoreResult<Announcement> {
+        self.with(|d| {
+            d.last_announcement += 1;
+            let a = Announcement {
+                id: d.last_announcement,
+                by: by.to_string(),
+                text: text.to_string(),
+                at_ms,
+            };
+            d.announcements.insert(a.id, a.clone());
+            let keep_from = a.id.saturating_sub(KEPT_ANNOUNCEMENTS - 1);
+            d.announcements = d.announcements.split_off(&keep_from);
+            Ok(a)
+        })
+    }
+
+    fn announcements_after(&self, after: u64, limit: usize) -> StoreResult<Vec<Announcement>> {
+        self.with(|d| {
+            let newer = d.announcements.range(after.saturating_add(1)..);
+            Ok(newer.take(limit).map(|(_, a)| a.clone()).collect())
         })
     }
 }

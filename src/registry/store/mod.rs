@@ -276,7 +276,32 @@ pub trait Store: Send + Sync {
     /// Sets a session's away message (empty: not away); false if the
     /// session does not exist.
     fn set_away(&self, token_hash: &str, away: &str) -> StoreResult<bool>;
+
+    // ---- room roles and announcements (see `service/roles.rs`) ----
+
+    /// A room's policy (owner, operators, bans, lock, password: a JSON
+    /// document the store does not look into) and its version; `None`
+    /// when the room has none.
+    fn room_policy(&self, room: &str) -> StoreResult<Option<(String, u64)>>;
+    /// Writes the policy of `room` as version `expected + 1`, but only if
+    /// the stored version is still `expected` (0: none stored); false when
+    /// another write came first (the caller reads again and retries).
+    fn put_room_policy(&self, room: &str, doc: &str, expected: u64) -> StoreResult<bool>;
+    /// Deletes a room's policy (the room is gone); no error if none.
+    fn delete_room_policy(&self, room: &str) -> StoreResult<()>;
+    /// Stores an announcement under the next id (increasing across every
+    /// registry that shares the store) and keeps only the last
+    /// [`KEPT_ANNOUNCEMENTS`].
+    fn add_announcement(&self, by: &str, text: &str, at_ms: i64) -> StoreResult<Announcement>;
+    /// The announcements with an id above `after`, oldest first, at most
+    /// `limit`.
+    fn announcements_after(&self, after: u64, limit: usize) -> StoreResult<Vec<Announcement>>;
 }
+
+/// How many announcements a store keeps (older ones are deleted).
+pub const KEPT_ANNOUNCEMENTS: u64 = 100;
+
+pub use crate::protocol::Announcement;
 
 /// Opens the store named on the command line: a `mongodb://` or
 /// `mongodb+srv://` URI, `memory` (a store that lives and dies with the

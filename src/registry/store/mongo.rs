@@ -6,7 +6,8 @@
 //! - `users`: unique `username`;
 //! - `sessions`: unique `username`, unique `token_hash`, `instance`, `last_seen_ms`;
 //! - `rooms`: unique `name`;
-//! - `members` (`room`, `username`): unique `(room, username)`, `username`.
+//! - `members` (`room`, `username`): unique `(room, username)`, `username`;
+//! - `room_policies`, `announcements`, `counters`: see `mongo/roles.rs`.
 //!
 //! Uniqueness is enforced by the server's unique indexes, so several
 //! registries may share one database. Connecting never waits for the server:
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 mod docs;
 mod lookups;
+mod roles;
 mod social;
 use docs::*;
 
@@ -96,6 +98,7 @@ impl MongoStore {
             (&self.rooms, doc! {"name": 1}, true),
             (&self.members, doc! {"room": 1, "username": 1}, true),
             (&self.members, doc! {"username": 1}, false),
+            (&self.db.collection("announcements"), doc! {"n": 1}, true),
         ];
         for (coll, keys, unique) in plan {
             ok(coll.create_index(idx(keys, unique)).run())?;
@@ -458,6 +461,26 @@ impl Store for MongoStore {
 
     fn set_away(&self, token_hash: &str, away: &str) -> StoreResult<bool> {
         self.away_set(token_hash, away)
+    }
+
+    fn room_policy(&self, room: &str) -> StoreResult<Option<(String, u64)>> {
+        self.policy_of(room)
+    }
+
+    fn put_room_policy(&self, room: &str, doc: &str, expected: u64) -> StoreResult<bool> {
+        self.policy_put(room, doc, expected)
+    }
+
+    fn delete_room_policy(&self, room: &str) -> StoreResult<()> {
+        self.policy_delete(room)
+    }
+
+    fn add_announcement(&self, by: &str, text: &str, at_ms: i64) -> StoreResult<Announcement> {
+        self.announcement_add(by, text, at_ms)
+    }
+
+    fn announcements_after(&self, after: u64, limit: usize) -> StoreResult<Vec<Announcement>> {
+        self.announcements_since(after, limit)
     }
 }
 

@@ -54,13 +54,13 @@ fn store_calls_per_operation() {
     t.rooms(&mut b, &tb);
     got.push(("rooms", calls(&t)));
     let topic = |room: &str| Request::SetTopic {
-        token: tb.clone(),
+        token: ta.clone(),
         room: room.into(),
         topic: "plans".into(),
     };
-    t.ok(&mut b, topic("lab"));
+    t.ok(&mut c, topic("lab"));
     got.push(("set_topic", calls(&t)));
-    t.err(&mut b, topic("nowhere"));
+    t.err(&mut c, topic("nowhere"));
     got.push(("set_topic, no room", calls(&t)));
     let away = Request::SetAway {
         token: tb.clone(),
@@ -96,26 +96,38 @@ fn store_calls_per_operation() {
         ("search offline user", "find_user_with_session=1"),
         ("search no user", "find_user_with_session=1"),
         ("online", "online_page=1"),
+        // Room roles (see `roles.rs`): the policy is deleted (an earlier
+        // room's) and written at creation; read, checked and written at a
+        // join; read for each member list (roles, a kick notice).
         (
             "create_room",
-            "create_room=1 find_room=1 members_with_sessions=1",
+            "create_room=1 delete_room_policy=1 find_room=1 members_with_sessions=1 \
+             put_room_policy=1",
         ),
         (
             "join_room (2 members)",
-            "add_member=1 find_room=1 members_with_sessions=1",
+            "add_member=1 find_room=1 members_with_sessions=1 put_room_policy=1 \
+             room_members=1 room_policy=1",
         ),
-        ("members (2 members)", "find_room=1 members_with_sessions=1"),
+        (
+            "members (2 members)",
+            "find_room=1 members_with_sessions=1 room_policy=1",
+        ),
         ("rooms", "list_rooms=1"),
-        ("set_topic", "set_topic=1"),
-        ("set_topic, no room", "find_room=1 set_topic=1"),
+        // Owner and operators only: the members and the policy first.
+        ("set_topic", "room_members=1 room_policy=1 set_topic=1"),
+        ("set_topic, no room", "room_members=1"),
         ("set_away", "set_away=1"),
-        ("leave_room", "find_room=1 remove_member=1"),
+        (
+            "leave_room",
+            "find_room=1 put_room_policy=1 remove_member=1 room_policy=1",
+        ),
         ("heartbeat, re-check due", "session_by_token=1"),
         ("heartbeat after re-check", ""),
         ("someone else's token", "session_by_token=1"),
         (
             "logout (1 room)",
-            "delete_session=1 remove_member=1 rooms_of=1",
+            "delete_room_policy=1 delete_session=1 remove_member=1 rooms_of=1",
         ),
         ("connection closed (0 rooms)", "detach_session=1 rooms_of=1"),
         ("resume", "attach_session=1 session_by_token=1"),

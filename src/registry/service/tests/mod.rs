@@ -6,6 +6,7 @@
 mod authorisation;
 mod costs;
 mod online;
+mod roles;
 mod rooms;
 mod sessions;
 mod validation;
@@ -206,6 +207,7 @@ fn logout(token: &str) -> Request {
 fn heartbeat(token: &str) -> Request {
     Request::Heartbeat {
         token: token.into(),
+        announcements_after: None,
     }
 }
 
@@ -244,8 +246,16 @@ fn rooms(token: &str) -> Request {
 fn room_op(op: &str, token: &str, room: &str) -> Request {
     let (token, room) = (token.to_string(), room.to_string());
     match op {
-        "create_room" => Request::CreateRoom { token, room },
-        "join_room" => Request::JoinRoom { token, room },
+        "create_room" => Request::CreateRoom {
+            token,
+            room,
+            password: None,
+        },
+        "join_room" => Request::JoinRoom {
+            token,
+            room,
+            password: None,
+        },
         "leave_room" => Request::LeaveRoom { token, room },
         "members" => Request::Members { token, room },
         _ => unreachable!("{op}"),

@@ -1,6 +1,7 @@
 //! The embedded store's file: how a new database is created and how an
 //! existing one is checked before the registry serves from it.
 
+use super::roles::SCHEMA_V4;
 use super::{err, StoreError, StoreResult};
 use rusqlite::Connection;
 
@@ -45,8 +46,9 @@ CREATE INDEX IF NOT EXISTS members_username ON members(username);
 
 /// `PRAGMA user_version`: the schema version this build writes and reads.
 /// Version 2 added `rooms.epoch`, version 3 `rooms.topic`, `rooms.topic_by`
-/// and `sessions.away`; an older file is upgraded in place.
-const SCHEMA_VERSION: i32 = 3;
+/// and `sessions.away`, version 4 the tables `room_policies` and
+/// `announcements` (see `upgrade_to_v4`); an older file is upgraded in place.
+const SCHEMA_VERSION: i32 = 4;
 /// The columns added since version 1: table, column, type.
 const ADDED: [(&str, &str, &str); 4] = [
     ("rooms", "epoch", "INTEGER NOT NULL DEFAULT 1"),
@@ -68,7 +70,7 @@ pub(super) fn create_new(path: &str) -> StoreResult<()> {
     let made = (|| -> rusqlite::Result<()> {
         let conn = Connection::open(&tmp)?;
         conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA} PRAGMA application_id={APPLICATION_ID}; \
+            "BEGIN; {SCHEMA} {SCHEMA_V4} PRAGMA application_id={APPLICATION_ID}; \
              PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
         ))?;
         conn.close().map_err(|(_, e)| e)
@@ -176,12 +178,19 @@ fn upgrade(conn: &Connection, path: &str) -> StoreResult<()> {
             add.push_str(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind};"));
         }
     }
+    let v4 = upgrade_to_v4();
     conn.execute_batch(&format!(
-        "BEGIN; {add} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+        "BEGIN; {add} {v4} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
     ))
     .map_err(err)?;
     log::info!("{path}: upgraded to schema version {SCHEMA_VERSION}");
     Ok(())
+}
+
+/// Version 3 to 4: the room policy and announcement tables (created if
+/// absent, so it applies to any older version).
+fn upgrade_to_v4() -> &'static str {
+    SCHEMA_V4
 }
 
 #[cfg(test)]
