@@ -220,6 +220,9 @@ error_codes! {
     /// The registry's shared memory for unfinished lines is spent (the
     /// connection whose line needed more is closed).
     BuffersFull => "buffers_full",
+    /// A plaintext client reached a registry that speaks TLS (sent in
+    /// plaintext, then the connection is closed).
+    TlsRequired => "tls_required",
     /// A bug in the registry; the message says more.
     Internal => "internal",
     /// Never sent by the registry: a peer's own error when the registry

@@ -35,6 +35,12 @@ pub struct Config {
     /// sessions a previous run with the same id left behind are taken offline.
     /// Defaults to `hostname:port`.
     pub instance_id: Option<String>,
+    /// TLS for client connections; `None`: plaintext only (tests in
+    /// process; the `registry` binary always sets one).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// With `tls`, also serve clients that start in plaintext
+    /// (`--insecure`); without, they get one `tls_required` line.
+    pub allow_plaintext: bool,
 }
 
 impl Default for Config {
@@ -55,6 +61,8 @@ impl Default for Config {
             max_connections_per_ip: 64,
             line_budget: 64 * 1024 * 1024,
             instance_id: None,
+            tls: None,
+            allow_plaintext: false,
         }
     }
 }

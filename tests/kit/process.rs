@@ -139,21 +139,37 @@ pub fn signal(pid: u32, sig: libc::c_int) -> io::Result<()> {
 /// then keeps draining the rest on a thread so the child never blocks on
 /// a full pipe.
 pub fn first_line(child: &mut Child) -> Result<String, String> {
+    Ok(first_lines(child, 1)?.remove(0))
+}
+
+/// The first `n` lines the child prints on stdout (its stdout is then
+/// drained on a thread of its own).
+pub fn first_lines(child: &mut Child, n: usize) -> Result<Vec<String>, String> {
     let stdout = child.stdout.take().ok_or("no piped stdout")?;
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut r = BufReader::new(stdout);
-        let mut line = String::new();
-        let res = r.read_line(&mut line).map(|_| line);
-        let _ = tx.send(res);
+        for _ in 0..n {
+            let mut line = String::new();
+            let res = r.read_line(&mut line).map(|_| line);
+            if tx.send(res).is_err() {
+                return;
+            }
+        }
         let _ = io::copy(&mut r, &mut io::sink());
     });
-    match rx.recv_timeout(START_TIMEOUT) {
-        Ok(Ok(line)) if !line.is_empty() => Ok(line.trim_end().to_string()),
-        Ok(Ok(_)) => Err("exited before printing anything".into()),
-        Ok(Err(e)) => Err(format!("reading its stdout: {e}")),
-        Err(_) => Err("nothing printed in time".into()),
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    let mut lines = Vec::new();
+    for _ in 0..n {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(line)) if !line.is_empty() => lines.push(line.trim_end().to_string()),
+            Ok(Ok(_)) => return Err(format!("exited after printing {lines:?}")),
+            Ok(Err(e)) => return Err(format!("reading its stdout: {e}")),
+            Err(_) => return Err(format!("not printed in time (so far: {lines:?})")),
+        }
     }
+    Ok(lines)
 }
 
 /// Sets `RUST_LOG` to `level` unless the test runner's environment sets it.
