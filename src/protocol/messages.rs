@@ -381,6 +381,10 @@ pub struct SessionReply {
     pub session_timeout_ms: u64,
     /// The registry's UDP port for heartbeat datagrams.
     pub heartbeat_port: u16,
+    /// Names the session in heartbeat datagrams (16 bytes, hex; not the token).
+    pub heartbeat_id: String,
+    /// The key heartbeat datagrams are MACed with (32 bytes, hex).
+    pub heartbeat_key: String,
 }
 
 /// A reply line as it travels: `{"id":…,"ok":true,…}` or

@@ -51,6 +51,12 @@ impl Known {
             .and_then(|(_, f)| f.parse().ok())
     }
 
+    /// Whether `fp` is trusted for some address.
+    pub fn trusts(&self, fp: Fingerprint) -> bool {
+        let fp = fp.to_string();
+        self.entries().iter().any(|(_, f)| *f == fp)
+    }
+
     /// Trusts `fp` for `addr` from now on (replacing what was there).
     pub fn remember(&self, addr: &str, fp: Fingerprint) -> Result<(), String> {
         let mut lines: Vec<String> = self

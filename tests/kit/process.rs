@@ -44,10 +44,29 @@ fn no_logs_at_home(cmd: &mut Command) {
     }
 }
 
+/// Peers started by tests remember no registry certificates in the home
+/// folder (a later registry on a reused port, with another certificate,
+/// would be refused): `XDG_CONFIG_HOME` is a fresh directory of its own
+/// unless the command sets it.
+pub fn no_config_at_home(cmd: &mut Command) {
+    if cmd.get_envs().any(|(name, _)| name == "XDG_CONFIG_HOME") {
+        return;
+    }
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let base = option_env!("CARGO_TARGET_TMPDIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("kit-config-{}-{n}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    cmd.env("XDG_CONFIG_HOME", dir);
+}
+
 /// Spawns `cmd` from the keeper thread with `PR_SET_PDEATHSIG = SIGKILL`,
 /// and with the open-file limit `nofile` (soft and hard) when not 0.
 pub fn spawn_child_with_nofile(mut cmd: Command, nofile: u64) -> io::Result<Child> {
     no_logs_at_home(&mut cmd);
+    no_config_at_home(&mut cmd);
     static KEEPER: OnceLock<Mutex<mpsc::Sender<SpawnJob>>> = OnceLock::new();
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: only async-signal-safe calls between fork and exec.

@@ -336,8 +336,7 @@ impl Registry {
     /// Sends one heartbeat datagram for `token` to its UDP port.
     pub fn udp_heartbeat(&self, token: &str) {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let msg = serde_json::json!({"op": "heartbeat", "token": token}).to_string();
-        sock.send_to(msg.as_bytes(), self.addr)
+        sock.send_to(&super::heartbeat::datagram(token), self.addr)
             .expect("send heartbeat");
     }
 

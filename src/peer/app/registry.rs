@@ -23,7 +23,6 @@ pub struct Moving {
 impl App {
     pub(super) fn registry_connected(&mut self, stream: RegistryStream, report: Report) {
         self.link.dialed(&report);
-        self.link.shown_refusal = None;
         if let Some(note) = &report.note {
             self.notice(note.clone());
         }

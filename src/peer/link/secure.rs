@@ -97,6 +97,15 @@ pub fn secure(
     }
     let got = seen.lock().unwrap_or_else(|p| p.into_inner()).take();
     let note = match (expect, got) {
+        // Registries that share a certificate directory are one identity:
+        // one already trusted at another address is trusted here quietly.
+        (None, Some(fp)) if known.trusts(fp) => {
+            if let Err(e) = known.remember(&key, fp) {
+                log::warn!("{e}");
+            }
+            log::info!("the registry at {key} has a certificate already trusted: {fp}");
+            None
+        }
         (None, Some(fp)) => {
             let saved = match known.remember(&key, fp) {
                 Ok(()) => format!("remembered in {}", known.path.display()),
