@@ -3,6 +3,11 @@
 //! (SIGKILL) on drop. It can be killed with `kill -9`, interrupted (SIGINT)
 //! and restarted on the same port and store; its stderr goes to a log file
 //! that is printed if the test panics.
+//!
+//! It speaks TLS, and the kit adds `--insecure` unless the builder says
+//! [`tls_only`](RegistryBuilder::tls_only): peers still get TLS (they
+//! always ask for it), while the raw plaintext [`Client`] keeps working.
+//! Its certificate's fingerprint is read from its second line of output.
 
 use super::client::{Client, Session};
 use super::heartbeat::Heartbeater;
