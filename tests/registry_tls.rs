@@ -356,3 +356,28 @@ fn login_round_trip_with_and_without_tls() {
         tls[n / 2]
     );
 }
+
+/// SIGINT stops a TLS registry within its 3 s promise while a TLS peer is
+/// logged in, a TLS client sits idle after its handshake and a connection
+/// has sent nothing yet (waiting for its first byte): shutting the sockets
+/// down wakes every thread.
+#[test]
+fn a_tls_registry_stops_promptly_with_connections_in_every_state() {
+    let mut r = tls_registry();
+    let mut p = Peer::spawn_named(
+        "alice",
+        r.addr(),
+        &["--registry-fingerprint", r.fingerprint()],
+    );
+    p.register("alice");
+    p.login("alice");
+    let _idle_tls = TlsClient::connect(r.addr(), r.fingerprint()).unwrap();
+    let _silent = TcpStream::connect(r.addr()).unwrap();
+    let started = Instant::now();
+    let status = r.interrupt(Duration::from_secs(3));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?} after {:?}",
+        started.elapsed()
+    );
+}
