@@ -307,6 +307,29 @@ fn nothing_readable_on_the_wire_and_captured_heartbeats_do_not_replay() {
         );
     }
     let beats = beats_in(&frames);
+    // A token is 64 hex digits: the only such runs on the registry's port
+    // are the heartbeats' MACs (so the peer's token, which the test cannot
+    // know, is not there either).
+    let macs: Vec<String> = beats
+        .iter()
+        .map(|b| {
+            serde_json::from_slice::<Value>(b).unwrap()["mac"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let runs: Vec<String> = capture::payloads_on_port(&frames, hb_port)
+        .iter()
+        .flat_map(|p| capture::hex_runs(p, 64))
+        .collect();
+    assert!(runs.len() >= macs.len(), "the MACs not found: {runs:?}");
+    for run in runs {
+        assert!(
+            macs.contains(&run),
+            "64 hex digits on the wire, not a MAC: {run}"
+        );
+    }
     for b in &beats {
         let v: Value = serde_json::from_slice(b).unwrap();
         assert!(v.get("token").is_none() && v["mac"].is_string(), "{v}");

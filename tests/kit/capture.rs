@@ -137,6 +137,58 @@ pub fn udp_payloads_to(frames: &[Vec<u8>], port: u16) -> Vec<Vec<u8>> {
     out
 }
 
+/// The TCP and UDP payloads from or to `port` among Ethernet frames (IPv4).
+pub fn payloads_on_port(frames: &[Vec<u8>], port: u16) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for f in frames {
+        if f.len() < 14 + 20 + 8 || f[12..14] != [0x08, 0x00] {
+            continue;
+        }
+        let ip = &f[14..];
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+        if total < ihl + 8 {
+            continue;
+        }
+        let l4 = &ip[ihl..total];
+        let (src, dst) = (
+            u16::from_be_bytes([l4[0], l4[1]]),
+            u16::from_be_bytes([l4[2], l4[3]]),
+        );
+        if src != port && dst != port {
+            continue;
+        }
+        let header = match ip[9] {
+            17 => 8,
+            6 if l4.len() >= 20 => usize::from(l4[12] >> 4) * 4,
+            _ => continue,
+        };
+        if l4.len() > header {
+            out.push(l4[header..].to_vec());
+        }
+    }
+    out
+}
+
+/// Runs of at least `min` ASCII hex digits in `bytes`.
+pub fn hex_runs(bytes: &[u8], min: usize) -> Vec<String> {
+    let mut runs = Vec::new();
+    let mut start = None;
+    for (i, b) in bytes.iter().chain(std::iter::once(&b' ')).enumerate() {
+        match (b.is_ascii_hexdigit(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                if i - s >= min {
+                    runs.push(String::from_utf8_lossy(&bytes[s..i]).into_owned());
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    runs
+}
+
 /// Whether `needle` occurs in `hay`.
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
