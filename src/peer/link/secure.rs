@@ -88,9 +88,9 @@ pub fn secure(
             }
             _ if got.is_none() => Failure::Failed(format!(
                 "the registry at {key} did not answer in TLS ({e}): it may be an old \
-                 (version 1) registry, or one started with --insecure; a peer reaches \
-                 that only with --insecure, and then everything it sends can be read \
-                 on the network"
+                 (version 1) registry, which a peer reaches only with --insecure (and \
+                 then everything it sends can be read on the network), or a registry \
+                 refusing this connection (too many from this address)"
             )),
             _ => Failure::Failed(format!("TLS with the registry at {key} failed: {e}")),
         });
