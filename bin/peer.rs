@@ -2,6 +2,7 @@
 //! off to [`lanchat::peer::run`].
 
 use clap::Parser;
+use lanchat::peer::link::secure::{forget, Security};
 use lanchat::peer::rooms::faults::Faults;
 use lanchat::peer::{run, term, Config, Discovery};
 use std::io::IsTerminal;
@@ -102,6 +103,30 @@ struct Args {
     /// Where conversation logs go instead (a folder per user inside).
     #[arg(long, env = "LANCHAT_LOG_DIR", value_name = "DIR")]
     log_dir: Option<std::path::PathBuf>,
+
+    /// Talk to the registry in plaintext: anyone on the network can read the
+    /// password, the session token and every request. Only for a registry
+    /// that also runs --insecure (or a version-1 registry).
+    #[arg(long)]
+    insecure: bool,
+
+    /// The registry's certificate fingerprint (SHA256:…, as `registry`
+    /// prints it), to pin it up front instead of trusting it on first use.
+    /// A registry that shows another certificate is refused.
+    #[arg(long, env = "LANCHAT_REGISTRY_FINGERPRINT", value_name = "SHA256:…")]
+    registry_fingerprint: Option<String>,
+
+    /// The file of registry certificates trusted on first use (default
+    /// $XDG_CONFIG_HOME/lanchat/known_registries, else
+    /// ~/.config/lanchat/known_registries).
+    #[arg(long, env = "LANCHAT_KNOWN_REGISTRIES", value_name = "FILE")]
+    known_registries: Option<std::path::PathBuf>,
+
+    /// Forget the certificate trusted for the registry at HOST:PORT (after
+    /// its operator made a new one), then exit; the next connection trusts
+    /// the certificate it is shown.
+    #[arg(long, value_name = "HOST:PORT")]
+    forget_registry: Option<String>,
 }
 
 /// A pause in seconds, 0 to 60.
@@ -171,6 +196,37 @@ fn discover(wait: Duration, interactive: bool) -> Discovery {
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
+    let security = match Security::from_flags(
+        args.insecure,
+        args.registry_fingerprint.as_deref(),
+        args.known_registries.as_deref(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(entry) = &args.forget_registry {
+        let Security::Tls { known, .. } = &security else {
+            eprintln!("error: --forget-registry has nothing to do with --insecure");
+            std::process::exit(2);
+        };
+        match forget(entry, known) {
+            Ok(said) => println!("{said}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    if args.insecure {
+        eprintln!(
+            "WARNING: --insecure: this peer talks to the registry in plaintext; anyone on \
+             the network can read your password and take over your session"
+        );
+    }
     let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let color = match (args.no_color, args.color.as_str()) {
         (true, _) | (_, "never") => false,
@@ -210,6 +266,7 @@ fn main() {
             (false, Some(dir)) => Some(dir),
             (false, None) => lanchat::peer::logs::default_root(),
         },
+        security,
     });
     std::process::exit(code);
 }

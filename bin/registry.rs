@@ -103,6 +103,41 @@ struct Args {
     /// peers started without --registry find it.
     #[arg(long)]
     no_announce: bool,
+
+    /// Where the TLS certificate and key live (`registry-cert.pem`,
+    /// `registry-key.pem`, made at first start). Default: beside an embedded
+    /// store's file; for `memory` and `mongodb://` stores,
+    /// $XDG_CONFIG_HOME/lanchat/registry (else ~/.config/lanchat/registry).
+    /// Registries that should present one identity share this directory.
+    #[arg(long, env = "REGISTRY_CERT_DIR")]
+    cert_dir: Option<std::path::PathBuf>,
+
+    /// Print the certificate's fingerprint (making the certificate if there
+    /// is none yet) and exit. Peers pin it (--registry-fingerprint).
+    #[arg(long)]
+    fingerprint: bool,
+
+    /// Also serve clients that speak plaintext (peers started with
+    /// --insecure, version-1 peers): anyone on the network can read their
+    /// passwords, tokens and requests. TLS clients still get TLS.
+    #[arg(long)]
+    insecure: bool,
+}
+
+/// The certificate directory: `--cert-dir`, else beside an embedded
+/// store's file, else the user's configuration directory.
+fn cert_dir(args: &Args) -> std::path::PathBuf {
+    if let Some(d) = &args.cert_dir {
+        return d.clone();
+    }
+    let store = args.store.as_str();
+    if store == "memory" || store.starts_with("mongodb://") || store.starts_with("mongodb+srv://") {
+        return lanchat::tls::cert::config_dir().join("registry");
+    }
+    match std::path::Path::new(store).parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
 }
 
 /// Each password hash allocates its Argon2 memory (19 MiB) and frees it.
@@ -141,6 +176,22 @@ fn main() -> ExitCode {
     keep_big_allocations_returnable();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
+    let identity = match lanchat::tls::cert::load_or_create(&cert_dir(&args)) {
+        Ok((id, made)) => {
+            if made {
+                log::info!("made a new certificate {}", id.cert_path.display());
+            }
+            id
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.fingerprint {
+        println!("{}", identity.fingerprint);
+        return ExitCode::SUCCESS;
+    }
     if args.session_timeout_ms <= args.heartbeat_interval_ms {
         eprintln!("error: --session-timeout-ms must be larger than --heartbeat-interval-ms");
         return ExitCode::from(2);
@@ -149,8 +200,8 @@ fn main() -> ExitCode {
     // close it at shutdown).
     lanchat::sys::raise_nofile_limit("clients", 2);
     let mut config = Config {
-        listen: args.listen,
-        store: args.store,
+        listen: args.listen.clone(),
+        store: args.store.clone(),
         heartbeat_interval: Duration::from_millis(args.heartbeat_interval_ms),
         session_timeout: Duration::from_millis(args.session_timeout_ms),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs.max(1)),
@@ -160,8 +211,10 @@ fn main() -> ExitCode {
         argon2_passes: args.argon2_passes,
         max_connections_per_ip: usize::try_from(args.max_connections_per_ip).unwrap_or(usize::MAX),
         line_budget: usize::try_from(args.line_budget_kib * 1024).unwrap_or(usize::MAX),
-        instance_id: args.instance_id,
         admins: args.admins,
+        instance_id: args.instance_id.clone(),
+        tls: Some(identity.config.clone()),
+        allow_plaintext: args.insecure,
         ..Config::default()
     };
     if let Some(n) = args.hash_concurrency {
@@ -200,6 +253,14 @@ fn main() -> ExitCode {
     // then signals must not find the default action (death, no clean-up).
     // Tests and scripts read the real port from this line (with --listen …:0).
     println!("registry listening on {}", server.local_addr());
+    // The second line: what peers pin (a teacher copies it to the board).
+    println!("registry certificate {}", identity.fingerprint);
+    if args.insecure {
+        log::warn!(
+            "--insecure: plaintext clients are served too; their passwords, tokens and \
+             requests can be read by anyone on the network"
+        );
+    }
     let announcer = if args.no_announce {
         None
     } else {

@@ -23,7 +23,7 @@ trap cleanup EXIT INT TERM
 "$bin/registry" --listen 127.0.0.1:0 --store "$work/registry.db" >"$work/registry.out" 2>"$work/registry.log" &
 pids+=($!)
 for _ in $(seq 100); do
-    grep -q "listening on" "$work/registry.out" 2>/dev/null && break
+    grep -q "^registry certificate" "$work/registry.out" 2>/dev/null && break
     sleep 0.05
 done
 addr=$(sed -n 's/^registry listening on //p' "$work/registry.out")
@@ -32,7 +32,13 @@ if [ -z "$addr" ]; then
     cat "$work/registry.log" >&2
     exit 1
 fi
-echo "registry on $addr"
+# The teacher reads the certificate's fingerprint to the class (or writes it
+# on the board); the students' peers pin it, so nothing can sit in between.
+fingerprint=$(sed -n 's/^registry certificate //p' "$work/registry.out")
+echo "registry on $addr, certificate $fingerprint"
+export LANCHAT_REGISTRY_FINGERPRINT="$fingerprint"
+# Nothing of the demo lands in the user's own configuration.
+export XDG_CONFIG_HOME="$work/config"
 
 colors=(36 32 35 33 34)
 i=0

@@ -37,9 +37,11 @@ tm new-session -d -s "$session" -x 240 -y 60 \
 tm set-option -t "$session" remain-on-exit on >/dev/null
 tm select-pane -t "$session" -T registry
 addr=
+fingerprint=
 for _ in $(seq 100); do
     addr=$(sed -n 's/^registry listening on //p' "$work/registry.out" 2>/dev/null)
-    [ -n "$addr" ] && break
+    fingerprint=$(sed -n 's/^registry certificate //p' "$work/registry.out" 2>/dev/null)
+    [ -n "$addr" ] && [ -n "$fingerprint" ] && break
     sleep 0.05
 done
 if [ -z "$addr" ]; then
@@ -57,7 +59,7 @@ pane=
 for k in "${!scripts[@]}"; do
     script=${scripts[$k]}
     name=$(basename "$script" .script)
-    cmd="exec '$bin/peer' --registry $addr --bind 127.0.0.1 --script '$script' --stay --pace $pace --log-dir '$work/logs'"
+    cmd="exec env XDG_CONFIG_HOME='$work/config' '$bin/peer' --registry $addr --registry-fingerprint $fingerprint --bind 127.0.0.1 --script '$script' --stay --pace $pace --log-dir '$work/logs'"
     if [ -z "$pane" ]; then
         pane=$(tm split-window -v -b -l 80% -t "$session" -P -F '#{pane_id}' "$cmd")
     else

@@ -121,7 +121,8 @@ fn history_shows_the_last_lines_in_a_terminal() {
     bob.login_new("bob");
     let t = Tmux::start(
         &format!(
-            "exec env -u LANCHAT_NO_LOG NO_COLOR=1 RUST_LOG=error '{}' --registry {} --bind 127.0.0.1 --log-dir '{}'",
+            "exec env -u LANCHAT_NO_LOG NO_COLOR=1 RUST_LOG=error LANCHAT_REGISTRY_FINGERPRINT={} '{}' --registry {} --bind 127.0.0.1 --log-dir '{}'",
+            reg.fingerprint(),
             env!("CARGO_BIN_EXE_peer"),
             reg.addr(),
             logs.path().display()

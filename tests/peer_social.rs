@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 /// The peer in the terminal, in colour (the highlight is an escape).
 fn peer_command(reg: &Registry) -> String {
     format!(
-        "exec env RUST_LOG=error '{}' --registry {} --bind 127.0.0.1",
+        "exec env RUST_LOG=error LANCHAT_REGISTRY_FINGERPRINT={} '{}' --registry {} --bind 127.0.0.1",
+        reg.fingerprint(),
         env!("CARGO_BIN_EXE_peer"),
         reg.addr()
     )

@@ -28,7 +28,8 @@ fn wait_fresh_prompt(t: &Tmux, typed: &str, prompt: &str) -> String {
 
 fn peer_command(reg: &Registry) -> String {
     format!(
-        "exec env -u NO_COLOR RUST_LOG=error '{}' --registry {} --bind 127.0.0.1",
+        "exec env -u NO_COLOR RUST_LOG=error LANCHAT_REGISTRY_FINGERPRINT={} '{}' --registry {} --bind 127.0.0.1",
+        reg.fingerprint(),
         env!("CARGO_BIN_EXE_peer"),
         reg.addr()
     )

@@ -13,7 +13,8 @@ const SECRET: &str = "s3cret-Checks-pw";
 
 fn peer_command(reg: &Registry) -> String {
     format!(
-        "exec env NO_COLOR=1 RUST_LOG=error '{}' --registry {} --bind 127.0.0.1",
+        "exec env NO_COLOR=1 RUST_LOG=error LANCHAT_REGISTRY_FINGERPRINT={} '{}' --registry {} --bind 127.0.0.1",
+        reg.fingerprint(),
         env!("CARGO_BIN_EXE_peer"),
         reg.addr()
     )

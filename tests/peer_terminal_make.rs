@@ -28,7 +28,8 @@ fn two_make_run_peer_at_once_start_the_built_binary() {
     }
     let root = env!("CARGO_MANIFEST_DIR");
     let cmd = format!(
-        "cd '{root}' && exec env LANCHAT_NO_LOG=1 RUST_LOG=error make --no-print-directory run-peer RELEASE='{}' ARGS='--registry {} --bind 127.0.0.1'",
+        "cd '{root}' && exec env LANCHAT_NO_LOG=1 RUST_LOG=error LANCHAT_REGISTRY_FINGERPRINT={} make --no-print-directory run-peer RELEASE='{}' ARGS='--registry {} --bind 127.0.0.1'",
+        reg.fingerprint(),
         dir.path().display(),
         reg.addr()
     );
@@ -53,7 +54,8 @@ fn piped_commands_run_in_order_in_a_terminal() {
     // The commands come down a pipe (not a terminal), all at once: /create
     // must wait for /login's answer, which waits for /register's.
     let cmd = format!(
-        "printf '/register pipe {PASSWORD}\\n/login pipe {PASSWORD}\\n/create lab\\n/who\\n' | env LANCHAT_NO_LOG=1 RUST_LOG=error '{}' --no-color --registry {} --bind 127.0.0.1; sleep 30",
+        "printf '/register pipe {PASSWORD}\\n/login pipe {PASSWORD}\\n/create lab\\n/who\\n' | env LANCHAT_NO_LOG=1 RUST_LOG=error LANCHAT_REGISTRY_FINGERPRINT={} '{}' --no-color --registry {} --bind 127.0.0.1; sleep 30",
+        reg.fingerprint(),
         env!("CARGO_BIN_EXE_peer"),
         reg.addr()
     );

@@ -40,7 +40,8 @@ fn words_state_the_rule_and_the_next_step_and_colours_suit_any_background() {
     bob.login_new("bob");
     bob.command_ok("/create lab", "room_joined", ANY, WAIT);
     let cmd = format!(
-        "exec env -u NO_COLOR LANCHAT_NO_LOG=1 RUST_LOG=error '{}' --registry {} --bind 127.0.0.1",
+        "exec env -u NO_COLOR LANCHAT_NO_LOG=1 RUST_LOG=error LANCHAT_REGISTRY_FINGERPRINT={} '{}' --registry {} --bind 127.0.0.1",
+        reg.fingerprint(),
         env!("CARGO_BIN_EXE_peer"),
         reg.addr()
     );

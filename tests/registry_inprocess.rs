@@ -369,6 +369,8 @@ fn udp_heartbeats_count_and_garbage_is_dropped() {
         json!({"op": "heartbeat"}).to_string(),
         json!({"op": "heartbeat", "token": 5}).to_string(),
         json!({"op": "Heartbeat", "token": t}).to_string(),
+        // A version-1 heartbeat: the token no longer counts.
+        json!({"op": "heartbeat", "token": t}).to_string(),
         json!({"op": "heartbeat", "token": "a".repeat(200)}).to_string(),
         json!({"op": "heartbeat", "token": t, "pad": "p".repeat(1400)}).to_string(),
         "\u{ff}".repeat(300),
@@ -376,8 +378,13 @@ fn udp_heartbeats_count_and_garbage_is_dropped() {
     for g in &garbage {
         udp.send_to(g.as_bytes(), r.server.addr()).unwrap();
     }
-    let hb = json!({"op": "heartbeat", "token": t}).to_string();
-    udp.send_to(hb.as_bytes(), r.server.addr()).unwrap();
+    let hb = kit::heartbeat::datagram(&t);
+    udp.send_to(&hb, r.server.addr()).unwrap();
+    // The same datagram again (a replay), and one for a session the
+    // registry never gave a key (forged).
+    udp.send_to(&hb, r.server.addr()).unwrap();
+    udp.send_to(&kit::heartbeat::datagram("no such token"), r.server.addr())
+        .unwrap();
     let presence = &r.server.registry().presence;
     wait_until(
         Duration::from_secs(5),
@@ -386,6 +393,8 @@ fn udp_heartbeats_count_and_garbage_is_dropped() {
         || {
             presence.heartbeats.load(Ordering::Relaxed) == 1
                 && presence.garbage.load(Ordering::Relaxed) == garbage.len() as u64
+                && presence.replayed.load(Ordering::Relaxed) == 1
+                && presence.forged.load(Ordering::Relaxed) == 1
         },
     );
     // No reply is ever sent to a datagram.
@@ -423,8 +432,8 @@ fn sessions_time_out_on_the_registrys_clock() {
     // Two seconds on: only bob's peer sends a heartbeat datagram.
     clock.advance(Duration::from_secs(2));
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let hb = json!({"op": "heartbeat", "token": tb}).to_string();
-    udp.send_to(hb.as_bytes(), server.addr()).unwrap();
+    udp.send_to(&kit::heartbeat::datagram(&tb), server.addr())
+        .unwrap();
     let last_seen = |name: &str| store.session_by_user(name).unwrap().unwrap().last_seen_ms;
     wait_until(
         Duration::from_secs(5),

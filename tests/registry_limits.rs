@@ -321,7 +321,14 @@ fn heartbeats_ignore_other_fields_but_must_be_objects() {
     let presence = &server.registry().presence;
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
     let to = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let token = "ab".repeat(32);
+    let mut c = Client::connect(port);
+    c.register("beats");
+    let token = c.login_token("beats", 7001);
+    // A heartbeat of this session (version 2, MACed), with more fields.
+    let with_more = |dg: Vec<u8>| {
+        let dg = String::from_utf8(dg).unwrap();
+        format!(r#"{},"seq":7,"ext":{{"v":[1]}}}}"#, &dg[..dg.len() - 1])
+    };
     let counted = |what: &str, before: (u64, u64), heartbeat: bool| {
         kit::poll(Duration::from_secs(5), what, || {
             let now = (
@@ -342,12 +349,14 @@ fn heartbeats_ignore_other_fields_but_must_be_objects() {
         assert_eq!(now, expected, "{what}");
     };
     for (datagram, heartbeat) in [
+        (with_more(kit::heartbeat::datagram(&token)), true),
+        (format!(r#"["heartbeat","{token}"]"#), false),
+        // Version 1's form (the token in the clear) no longer counts.
+        (format!(r#"{{"op":"heartbeat","token":"{token}"}}"#), false),
         (
-            format!(r#"{{"op":"heartbeat","token":"{token}","seq":7,"ext":{{"v":[1]}}}}"#),
+            String::from_utf8(kit::heartbeat::datagram(&token)).unwrap(),
             true,
         ),
-        (format!(r#"["heartbeat","{token}"]"#), false),
-        (format!(r#"{{"op":"heartbeat","token":"{token}"}}"#), true),
     ] {
         let before = (
             presence.heartbeats.load(Ordering::Relaxed),

@@ -41,6 +41,22 @@ fn register_and_login_reply_fields() {
     let token = reply["token"].as_str().unwrap().to_string();
     assert!(is_hex64(&token), "token shape: {token}");
     reply.as_object_mut().unwrap().remove("token");
+    // The heartbeat credentials: random, and not the token.
+    let hb_id = reply
+        .as_object_mut()
+        .unwrap()
+        .remove("heartbeat_id")
+        .unwrap();
+    let hb_key = reply
+        .as_object_mut()
+        .unwrap()
+        .remove("heartbeat_key")
+        .unwrap();
+    assert_eq!(hb_id.as_str().map(str::len), Some(32), "{hb_id}");
+    assert!(
+        is_hex64(hb_key.as_str().unwrap()) && hb_key != json!(token),
+        "{hb_key}"
+    );
     assert_eq!(
         reply,
         json!({

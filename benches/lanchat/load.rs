@@ -75,6 +75,7 @@ impl RegClient {
         }))?;
         self.user = user.to_string();
         self.token = v["token"].as_str().ok_or("no token")?.to_string();
+        crate::kit::heartbeat::note_session(&v);
         Ok(())
     }
 

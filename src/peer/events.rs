@@ -24,7 +24,10 @@ pub enum Event {
 
     /// The registry connection is up (from the connector thread), with
     /// what the attempt learnt about the registry addresses.
-    RegistryConnected(TcpStream, super::link::dial::Report),
+    RegistryConnected(
+        super::link::secure::RegistryStream,
+        super::link::dial::Report,
+    ),
     /// A connection attempt failed.
     RegistryConnectFailed(String, super::link::dial::Report),
     /// A reply line from the registry (parsed by the reader thread).

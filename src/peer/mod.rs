@@ -80,6 +80,8 @@ pub struct Config {
     pub script_stay: bool,
     /// Where conversation logs go (`None`: not logged; see [`logs`]).
     pub log_root: Option<std::path::PathBuf>,
+    /// TLS to the registry (and what is pinned), or `--insecure`.
+    pub security: link::secure::Security,
 }
 
 /// The outcome of looking for registries on the LAN (no `--registry`).

@@ -317,6 +317,9 @@ error_codes! {
     WrongRoomPassword => "wrong_room_password",
     /// An announcement longer than [`MAX_ANNOUNCEMENT`] bytes.
     AnnouncementTooLong => "announcement_too_long",
+    /// A plaintext client reached a registry that speaks TLS (sent in
+    /// plaintext, then the connection is closed).
+    TlsRequired => "tls_required",
     /// A bug in the registry; the message says more.
     Internal => "internal",
     /// Never sent by the registry: a peer's own error when the registry
@@ -525,6 +528,10 @@ pub struct SessionReply {
     pub session_timeout_ms: u64,
     /// The registry's UDP port for heartbeat datagrams.
     pub heartbeat_port: u16,
+    /// Names the session in heartbeat datagrams (16 bytes, hex; not the token).
+    pub heartbeat_id: String,
+    /// The key heartbeat datagrams are MACed with (32 bytes, hex).
+    pub heartbeat_key: String,
 }
 
 /// A reply line as it travels: `{"id":…,"ok":true,…}` or

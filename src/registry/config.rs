@@ -37,6 +37,12 @@ pub struct Config {
     pub instance_id: Option<String>,
     /// Accounts that may `announce` to every online user.
     pub admins: Vec<String>,
+    /// TLS for client connections; `None`: plaintext only (tests in
+    /// process; the `registry` binary always sets one).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// With `tls`, also serve clients that start in plaintext
+    /// (`--insecure`); without, they get one `tls_required` line.
+    pub allow_plaintext: bool,
 }
 
 impl Default for Config {
@@ -58,6 +64,8 @@ impl Default for Config {
             line_budget: 64 * 1024 * 1024,
             instance_id: None,
             admins: Vec::new(),
+            tls: None,
+            allow_plaintext: false,
         }
     }
 }

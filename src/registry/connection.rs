@@ -7,6 +7,7 @@
 use super::conns::RefusalLog;
 use super::server::{READ_TICK, WRITE_TIMEOUT};
 use super::service::{Conn, Registry};
+use super::wire::{self, Wire};
 use crate::protocol::codec::{write_json, BudgetedLine, LineError};
 use crate::protocol::*;
 use serde_json::value::RawValue;
@@ -65,11 +66,21 @@ pub(super) fn serve(
     stream.set_read_timeout(Some(READ_TICK))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let _ = stream.set_nodelay(true);
-    // Both halves borrow the one socket: no second descriptor per client.
-    let mut reader = BufReader::with_capacity(8 * 1024, Ticking::new(stream));
-    let mut writer = stream;
-    let mut pacer = Pacer::new(reg.config.requests_per_sec);
     let idle = reg.config.idle_timeout;
+    let Some(wire) = wire::open(
+        stream,
+        reg.config.tls.as_ref(),
+        reg.config.allow_plaintext,
+        idle,
+        stop,
+    )?
+    else {
+        return Ok(());
+    };
+    // Both halves use the one socket (and TLS connection): no second
+    // descriptor per client; replies are written through `reader.get_mut()`.
+    let mut reader = BufReader::with_capacity(8 * 1024, Ticking::new(wire));
+    let mut pacer = Pacer::new(reg.config.requests_per_sec);
     // Only requests (complete, non-blank lines) move this on: blank lines
     // and a line trickled in byte by byte do not keep a connection open.
     let mut quiet_until = Instant::now() + idle;
@@ -88,11 +99,11 @@ pub(super) fn serve(
             Err(LineError::Closed) => return Ok(()),
             Err(LineError::TooLong) => {
                 let e = ApiError::new(ErrorCode::LineTooLong, "line longer than 64 KiB; closing");
-                return write_json(&mut writer, &Reply::err(Value::Null, e));
+                return write_json(reader.get_mut(), &Reply::err(Value::Null, e));
             }
             Err(LineError::BadEncoding) => {
                 let e = ApiError::new(ErrorCode::BadEncoding, "line is not UTF-8; closing");
-                return write_json(&mut writer, &Reply::err(Value::Null, e));
+                return write_json(reader.get_mut(), &Reply::err(Value::Null, e));
             }
             Err(LineError::Io(e)) if e.kind() == ErrorKind::OutOfMemory => {
                 let budget = reg.config.line_budget;
@@ -112,7 +123,7 @@ pub(super) fn serve(
                     ErrorCode::BuffersFull,
                     "the registry's memory for unfinished lines is full; closing",
                 );
-                return write_json(&mut writer, &Reply::err(Value::Null, e));
+                return write_json(reader.get_mut(), &Reply::err(Value::Null, e));
             }
             Err(LineError::Io(e))
                 if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
@@ -137,7 +148,7 @@ pub(super) fn serve(
                 Reply { id, result }
             }
         };
-        write_reply(&mut writer, &reply, &text)?;
+        write_reply(reader.get_mut(), &reply, &text)?;
     }
 }
 
@@ -146,7 +157,7 @@ pub(super) fn serve(
 /// number with a fraction or an exponent, or a string, would come back
 /// re-serialised (`1e2` as `100.0`, `"\u00e9"` as `"é"`), so its text is
 /// taken from the line.
-fn write_reply(w: &mut &TcpStream, reply: &Reply, line: &str) -> io::Result<()> {
+fn write_reply(w: &mut impl Write, reply: &Reply, line: &str) -> io::Result<()> {
     #[derive(serde::Deserialize)]
     struct RawId<'a> {
         #[serde(borrow)]
@@ -204,12 +215,12 @@ fn keep_open(reg: &Registry, conn: &Conn, quiet_until: &mut Instant) -> bool {
 /// still checked for idleness and shutdown between bytes. A partial line
 /// survives the time-out (the codec resumes it).
 struct Ticking<'a> {
-    stream: &'a TcpStream,
+    stream: Wire<'a>,
     tick_at: Instant,
 }
 
 impl<'a> Ticking<'a> {
-    fn new(stream: &'a TcpStream) -> Self {
+    fn new(stream: Wire<'a>) -> Self {
         Ticking {
             stream,
             tick_at: Instant::now() + READ_TICK,
@@ -228,5 +239,15 @@ impl Read for Ticking<'_> {
             self.tick_at = Instant::now() + READ_TICK;
         }
         r
+    }
+}
+
+impl Write for Ticking<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
     }
 }

@@ -3,6 +3,7 @@
 //! - [`server`]: sockets and threads (accept loop, one thread per client,
 //!   UDP heartbeats, shutdown).
 //! - `connection`: one client connection (lines, idleness, pacing, replies).
+//! - `wire`: TLS or (`--insecure`) plaintext, told apart by the first byte.
 //! - [`conns`]: open connections, capped per source address.
 //! - [`service`]: request handlers, typed in and out, no sockets.
 //! - [`presence`]: heartbeat batching, time-outs, clean-up.
@@ -25,6 +26,7 @@ pub mod presence;
 pub mod server;
 pub mod service;
 pub mod store;
+mod wire;
 
 pub use config::Config;
 pub use server::{start, Handle, RunningServer, Server};

@@ -12,7 +12,7 @@
 
 use super::clock::Clock;
 use super::service::Registry;
-use crate::protocol::heartbeat;
+use crate::protocol::heartbeat::{self, HeartbeatKey, SID_BYTES};
 use crossbeam_channel::Receiver;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +32,15 @@ pub struct Held {
     pub conn: u64,
     /// Wall-clock milliseconds of its attach or latest heartbeat.
     pub seen_ms: i64,
+    /// Its heartbeat id (the key is in `Presence::keys`).
+    pub sid: [u8; SID_BYTES],
+}
+
+/// A held session's heartbeat key and the highest counter heard.
+struct Keyed {
+    token_hash: String,
+    key: HeartbeatKey,
+    last_ctr: u64,
 }
 
 /// Pending heartbeats, the sessions held here, and counters.
@@ -41,10 +50,17 @@ pub struct Presence {
     /// By token hash. Only sessions attached here: a heartbeat for any
     /// other token never adds an entry, so garbage cannot grow it.
     held: Mutex<HashMap<String, Held>>,
+    /// Heartbeat keys of the held sessions, by heartbeat id (locked after
+    /// `held` when both are).
+    keys: Mutex<HashMap<[u8; SID_BYTES], Keyed>>,
     /// Valid heartbeat datagrams received.
     pub heartbeats: AtomicU64,
     /// Datagrams dropped as garbage.
     pub garbage: AtomicU64,
+    /// Well-formed datagrams dropped for a wrong MAC or an unknown id.
+    pub forged: AtomicU64,
+    /// Datagrams dropped for a counter not above the last one (replays).
+    pub replayed: AtomicU64,
 }
 
 impl Presence {
@@ -53,8 +69,11 @@ impl Presence {
             clock,
             pending: Mutex::default(),
             held: Mutex::default(),
+            keys: Mutex::default(),
             heartbeats: AtomicU64::new(0),
             garbage: AtomicU64::new(0),
+            forged: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
         }
     }
 
@@ -62,21 +81,51 @@ impl Presence {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Connection `conn` now holds the session (just attached: seen now).
-    pub fn hold(&self, token_hash: &str, conn: u64) {
-        let seen_ms = self.clock.now_ms();
-        self.held_map()
-            .insert(token_hash.to_string(), Held { conn, seen_ms });
+    fn keys_map(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; SID_BYTES], Keyed>> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Forgets the session if `conn` holds it; true if it did.
+    /// Connection `conn` now holds the session (just attached: seen now),
+    /// with new heartbeat credentials (any earlier ones stop working).
+    pub fn hold(&self, token_hash: &str, conn: u64) -> HeartbeatKey {
+        let seen_ms = self.clock.now_ms();
+        let key = HeartbeatKey::random();
+        let mut held = self.held_map();
+        let old = held.insert(
+            token_hash.to_string(),
+            Held {
+                conn,
+                seen_ms,
+                sid: key.sid,
+            },
+        );
+        let mut keys = self.keys_map();
+        if let Some(old) = old {
+            keys.remove(&old.sid);
+        }
+        keys.insert(
+            key.sid,
+            Keyed {
+                token_hash: token_hash.to_string(),
+                key,
+                last_ctr: 0,
+            },
+        );
+        key
+    }
+
+    /// Forgets the session (and its heartbeat key) if `conn` holds it;
+    /// true if it did.
     pub fn release(&self, token_hash: &str, conn: u64) -> bool {
         let mut held = self.held_map();
-        if held.get(token_hash).is_some_and(|h| h.conn == conn) {
-            held.remove(token_hash);
-            true
-        } else {
-            false
+        match held.get(token_hash) {
+            Some(h) if h.conn == conn => {
+                let sid = h.sid;
+                held.remove(token_hash);
+                self.keys_map().remove(&sid);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -101,26 +150,51 @@ impl Presence {
             .insert(token_hash);
     }
 
-    /// Handles one datagram from the UDP socket. Garbage is counted and
-    /// dropped; no reply is ever sent.
+    /// Handles one datagram from the UDP socket: it counts only with the
+    /// right MAC under a held session's key and a counter above the last
+    /// one. Anything else is counted and dropped; no reply is ever sent.
     pub fn datagram(&self, bytes: &[u8]) {
-        match heartbeat::decode(bytes) {
-            Some(token) => {
-                self.heartbeats.fetch_add(1, Ordering::Relaxed);
-                self.touch(super::auth::token_hash(&token));
-            }
-            _ => {
-                let n = self.garbage.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_power_of_two() {
-                    log::warn!("dropped {n} malformed heartbeat datagrams so far");
-                }
-            }
+        let Some(beat) = heartbeat::decode(bytes) else {
+            return dropped(&self.garbage, "malformed heartbeat datagrams");
+        };
+        let mut keys = self.keys_map();
+        let Some(k) = keys.get_mut(&beat.sid).filter(|k| k.key.verify(&beat)) else {
+            drop(keys);
+            return dropped(
+                &self.forged,
+                "heartbeat datagrams with an unknown id or a wrong MAC",
+            );
+        };
+        if beat.ctr <= k.last_ctr {
+            drop(keys);
+            return dropped(
+                &self.replayed,
+                "replayed heartbeat datagrams (counter not above the last)",
+            );
         }
+        k.last_ctr = beat.ctr;
+        let token_hash = k.token_hash.clone();
+        drop(keys);
+        self.heartbeats.fetch_add(1, Ordering::Relaxed);
+        self.touch(token_hash);
+    }
+
+    /// Heartbeat keys held (for tests: one per held session).
+    pub fn keys_held(&self) -> usize {
+        self.keys_map().len()
     }
 
     fn take(&self) -> Vec<String> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.drain().collect()
+    }
+}
+
+/// Counts a dropped datagram; logs the count at 1, 2, 4, 8…
+fn dropped(counter: &AtomicU64, what: &str) {
+    let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        log::warn!("dropped {n} {what} so far");
     }
 }
 

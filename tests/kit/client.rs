@@ -105,8 +105,12 @@ impl Client {
     /// Reads one reply line and parses it as JSON.
     pub fn read_reply(&mut self) -> Value {
         match self.read_line_raw() {
-            Read1::Line(l) => serde_json::from_slice(&l)
-                .unwrap_or_else(|e| panic!("reply is not JSON ({e}): {:?}", lossy(&l))),
+            Read1::Line(l) => {
+                let v = serde_json::from_slice(&l)
+                    .unwrap_or_else(|e| panic!("reply is not JSON ({e}): {:?}", lossy(&l)));
+                super::heartbeat::note_session(&v);
+                v
+            }
             other => panic!("expected a reply, got {other:?}"),
         }
     }
@@ -136,6 +140,7 @@ impl Client {
         let v: Value = serde_json::from_slice(&buf).map_err(|e| {
             io::Error::new(ErrorKind::InvalidData, format!("{:?}: {e}", lossy(&buf)))
         })?;
+        super::heartbeat::note_session(&v);
         if v["id"] != id {
             return Err(io::Error::new(
                 ErrorKind::InvalidData,

@@ -2,8 +2,16 @@
 //! peer behind them: one token (a test's raw client) or thousands (the
 //! benchmark's sessions), each sent once per period, spread over it in
 //! bursts of 20, until the [`Heartbeater`] is dropped.
+//!
+//! A heartbeat carries no token (protocol version 2): it is MACed with the
+//! session's heartbeat key. The kit's clients [note](note_session) the id
+//! and key of every login or resume reply they read, by token, so that
+//! tests keep naming sessions by their token; an unknown token gets a key
+//! the registry never gave (its heartbeats are dropped as forged).
 
-use serde_json::json;
+use lanchat::protocol::heartbeat::HeartbeatKey;
+use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +25,7 @@ const BURST: usize = 20;
 /// period; stopped (and joined) on drop.
 pub struct Heartbeater {
     stop: Arc<AtomicBool>,
-    tokens: Arc<Mutex<Vec<Vec<u8>>>>,
+    tokens: Arc<Mutex<Vec<String>>>,
     sent: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
@@ -32,8 +40,8 @@ impl Heartbeater {
     /// from `sockets` sockets, each token once per `every`.
     pub fn start(to: SocketAddr, every: Duration, sockets: usize, tokens: &[&str]) -> Heartbeater {
         let stop = Arc::new(AtomicBool::new(false));
-        let tokens: Arc<Mutex<Vec<Vec<u8>>>> =
-            Arc::new(Mutex::new(tokens.iter().map(|t| datagram(t)).collect()));
+        let tokens: Arc<Mutex<Vec<String>>> =
+            Arc::new(Mutex::new(tokens.iter().map(|t| t.to_string()).collect()));
         let sent = Arc::new(AtomicU64::new(0));
         let bind = SocketAddr::new(
             if to.ip().is_loopback() {
@@ -62,8 +70,8 @@ impl Heartbeater {
                         thread::sleep(due - now);
                     }
                     let l = list.lock().unwrap();
-                    for (i, dg) in l.iter().enumerate().skip(start).take(BURST) {
-                        if socks[i % socks.len()].send_to(dg, to).is_ok() {
+                    for (i, token) in l.iter().enumerate().skip(start).take(BURST) {
+                        if socks[i % socks.len()].send_to(&datagram(token), to).is_ok() {
                             count.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -89,7 +97,7 @@ impl Heartbeater {
 
     /// Adds a token (its first heartbeat goes with the next round).
     pub fn add(&self, token: &str) {
-        self.tokens.lock().unwrap().push(datagram(token));
+        self.tokens.lock().unwrap().push(token.to_string());
     }
 
     /// Datagrams sent so far.
@@ -115,8 +123,40 @@ impl Drop for Heartbeater {
     }
 }
 
-/// The heartbeat datagram for `token`.
-fn datagram(token: &str) -> Vec<u8> {
+/// Heartbeat keys by token, with the last counter sent.
+static KEYS: Mutex<Option<HashMap<String, (HeartbeatKey, u64)>>> = Mutex::new(None);
+
+/// Notes the heartbeat id and key of a login or resume reply (anything
+/// else is ignored).
+pub fn note_session(reply: &Value) {
+    let (Some(token), Some(sid), Some(key)) = (
+        reply["token"].as_str(),
+        reply["heartbeat_id"].as_str(),
+        reply["heartbeat_key"].as_str(),
+    ) else {
+        return;
+    };
+    if let Some(k) = HeartbeatKey::from_hex(sid, key) {
+        let mut keys = KEYS.lock().unwrap_or_else(|p| p.into_inner());
+        keys.get_or_insert_with(HashMap::new)
+            .insert(token.to_string(), (k, 0));
+    }
+}
+
+/// The next heartbeat datagram for `token` (its counter one above the
+/// last one sent for it).
+pub fn datagram(token: &str) -> Vec<u8> {
+    let mut keys = KEYS.lock().unwrap_or_else(|p| p.into_inner());
+    let (k, ctr) = keys
+        .get_or_insert_with(HashMap::new)
+        .entry(token.to_string())
+        .or_insert_with(|| (HeartbeatKey::random(), 0));
+    *ctr += 1;
+    k.encode(*ctr).into_bytes()
+}
+
+/// A version-1 heartbeat datagram, with the token in it.
+pub fn v1_datagram(token: &str) -> Vec<u8> {
     json!({"op": "heartbeat", "token": token})
         .to_string()
         .into_bytes()

@@ -18,10 +18,13 @@
 //! - [`mongo`]: MongoDB for tests (`MONGODB_URI`, else `nx-27017`).
 //! - [`netns`]: a virtual LAN of network namespaces ([`Lab`]).
 //! - [`tmux`]: a real terminal running a command ([`tmux::Tmux`]).
+//! - [`tls`]: a raw registry client over TLS, and a man in the middle.
+//! - [`capture`]: every packet on loopback (`AF_PACKET`, root).
 //!
 //! Every account the kit creates has the password [`PASSWORD`].
 #![allow(dead_code, unused_imports)]
 
+pub mod capture;
 pub mod client;
 pub mod heartbeat;
 pub mod mongo;
@@ -30,6 +33,7 @@ pub mod peer;
 pub mod process;
 pub mod registry;
 pub mod rooms;
+pub mod tls;
 pub mod tmux;
 pub mod wait;
 

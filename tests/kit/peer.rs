@@ -118,6 +118,8 @@ pub struct Peer {
     reported: bool,
     pub tcp_port: u16,
     pub udp_port: u16,
+    /// Its `XDG_CONFIG_HOME` (where it remembers registry certificates).
+    config: tempfile::TempDir,
 }
 
 impl Peer {
@@ -159,7 +161,13 @@ impl Peer {
         if let Some(f) = &opts.faults {
             cmd.arg("--faults").arg(f);
         }
+        // Registry certificates trusted on first use go to a directory of
+        // this peer's own, not the user's.
+        let config = tempfile::tempdir().expect("a config directory");
         cmd.args(&opts.args)
+            .env("XDG_CONFIG_HOME", config.path())
+            .env_remove("LANCHAT_REGISTRY_FINGERPRINT")
+            .env_remove("LANCHAT_KNOWN_REGISTRIES")
             .env_remove("REGISTRY_ADDR")
             .env_remove("LANCHAT_FAULTS")
             .stdin(Stdio::piped())
@@ -205,11 +213,17 @@ impl Peer {
             reported: false,
             tcp_port: 0,
             udp_port: 0,
+            config,
         };
         let ready = p.expect("ready", ANY, START_TIMEOUT);
         p.tcp_port = ready["tcp_port"].as_u64().expect("tcp_port") as u16;
         p.udp_port = ready["udp_port"].as_u64().expect("udp_port") as u16;
         p
+    }
+
+    /// Its configuration directory (`XDG_CONFIG_HOME`).
+    pub fn config_dir(&self) -> &std::path::Path {
+        self.config.path()
     }
 
     /// The process id (while it runs).

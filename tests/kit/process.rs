@@ -44,10 +44,29 @@ fn no_logs_at_home(cmd: &mut Command) {
     }
 }
 
+/// Peers started by tests remember no registry certificates in the home
+/// folder (a later registry on a reused port, with another certificate,
+/// would be refused): `XDG_CONFIG_HOME` is a fresh directory of its own
+/// unless the command sets it.
+pub fn no_config_at_home(cmd: &mut Command) {
+    if cmd.get_envs().any(|(name, _)| name == "XDG_CONFIG_HOME") {
+        return;
+    }
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let base = option_env!("CARGO_TARGET_TMPDIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("kit-config-{}-{n}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    cmd.env("XDG_CONFIG_HOME", dir);
+}
+
 /// Spawns `cmd` from the keeper thread with `PR_SET_PDEATHSIG = SIGKILL`,
 /// and with the open-file limit `nofile` (soft and hard) when not 0.
 pub fn spawn_child_with_nofile(mut cmd: Command, nofile: u64) -> io::Result<Child> {
     no_logs_at_home(&mut cmd);
+    no_config_at_home(&mut cmd);
     static KEEPER: OnceLock<Mutex<mpsc::Sender<SpawnJob>>> = OnceLock::new();
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: only async-signal-safe calls between fork and exec.
@@ -139,21 +158,37 @@ pub fn signal(pid: u32, sig: libc::c_int) -> io::Result<()> {
 /// then keeps draining the rest on a thread so the child never blocks on
 /// a full pipe.
 pub fn first_line(child: &mut Child) -> Result<String, String> {
+    Ok(first_lines(child, 1)?.remove(0))
+}
+
+/// The first `n` lines the child prints on stdout (its stdout is then
+/// drained on a thread of its own).
+pub fn first_lines(child: &mut Child, n: usize) -> Result<Vec<String>, String> {
     let stdout = child.stdout.take().ok_or("no piped stdout")?;
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut r = BufReader::new(stdout);
-        let mut line = String::new();
-        let res = r.read_line(&mut line).map(|_| line);
-        let _ = tx.send(res);
+        for _ in 0..n {
+            let mut line = String::new();
+            let res = r.read_line(&mut line).map(|_| line);
+            if tx.send(res).is_err() {
+                return;
+            }
+        }
         let _ = io::copy(&mut r, &mut io::sink());
     });
-    match rx.recv_timeout(START_TIMEOUT) {
-        Ok(Ok(line)) if !line.is_empty() => Ok(line.trim_end().to_string()),
-        Ok(Ok(_)) => Err("exited before printing anything".into()),
-        Ok(Err(e)) => Err(format!("reading its stdout: {e}")),
-        Err(_) => Err("nothing printed in time".into()),
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    let mut lines = Vec::new();
+    for _ in 0..n {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(line)) if !line.is_empty() => lines.push(line.trim_end().to_string()),
+            Ok(Ok(_)) => return Err(format!("exited after printing {lines:?}")),
+            Ok(Err(e)) => return Err(format!("reading its stdout: {e}")),
+            Err(_) => return Err(format!("not printed in time (so far: {lines:?})")),
+        }
     }
+    Ok(lines)
 }
 
 /// Sets `RUST_LOG` to `level` unless the test runner's environment sets it.

@@ -3,10 +3,15 @@
 //! (SIGKILL) on drop. It can be killed with `kill -9`, interrupted (SIGINT)
 //! and restarted on the same port and store; its stderr goes to a log file
 //! that is printed if the test panics.
+//!
+//! It speaks TLS, and the kit adds `--insecure` unless the builder says
+//! [`tls_only`](RegistryBuilder::tls_only): peers still get TLS (they
+//! always ask for it), while the raw plaintext [`Client`] keeps working.
+//! Its certificate's fingerprint is read from its second line of output.
 
 use super::client::{Client, Session};
 use super::heartbeat::Heartbeater;
-use super::process::{command, default_log, first_line, kill_child, spawn_child_with_nofile};
+use super::process::{command, default_log, first_lines, kill_child, spawn_child_with_nofile};
 use super::process::{tail, wait_child};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -31,9 +36,18 @@ pub struct RegistryBuilder {
     dir: Option<PathBuf>,
     log_name: String,
     nofile: u64,
+    tls_only: bool,
 }
 
 impl RegistryBuilder {
+    /// TLS only, as the product runs. Without it the kit adds `--insecure`
+    /// (the registry then serves TLS peers with TLS and the kit's raw
+    /// plaintext [`Client`] too).
+    pub fn tls_only(mut self) -> Self {
+        self.tls_only = true;
+        self
+    }
+
     /// Extra command-line flags.
     pub fn flags(mut self, flags: &[&str]) -> Self {
         self.flags.extend(flags.iter().map(|s| s.to_string()));
@@ -119,6 +133,7 @@ impl RegistryBuilder {
             dir,
             _tmp: tmp,
             how: self,
+            fingerprint: String::new(),
         };
         r.spawn()?;
         Ok(r)
@@ -141,6 +156,8 @@ pub struct Registry {
     dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     how: RegistryBuilder,
+    /// The certificate fingerprint it printed (`SHA256:…`).
+    fingerprint: String,
 }
 
 impl Registry {
@@ -158,6 +175,7 @@ impl Registry {
             dir: None,
             log_name: "registry.log".into(),
             nofile: 0,
+            tls_only: false,
         }
     }
 
@@ -174,6 +192,11 @@ impl Registry {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The fingerprint of its TLS certificate, as it printed it.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// The store path or URI it runs with.
@@ -220,6 +243,9 @@ impl Registry {
             .arg("--store")
             .arg(&self.store)
             .args(&how.flags)
+            .args((!how.tls_only).then_some("--insecure"))
+            // The certificate of a memory or MongoDB store goes there.
+            .env("XDG_CONFIG_HOME", self.dir.join("config"))
             .envs(how.env.iter().map(|(k, v)| (k, v)))
             .env_remove("REGISTRY_LISTEN")
             .env_remove("REGISTRY_STORE")
@@ -231,18 +257,21 @@ impl Registry {
         }
         let mut child = spawn_child_with_nofile(cmd, how.nofile)
             .map_err(|e| format!("cannot run the registry: {e}"))?;
-        let why = match first_line(&mut child) {
-            Ok(line) => match line
-                .strip_prefix("registry listening on ")
-                .map(str::parse::<SocketAddr>)
-            {
-                Some(Ok(addr)) => {
+        let why = match first_lines(&mut child, 2) {
+            Ok(lines) => match (
+                lines[0]
+                    .strip_prefix("registry listening on ")
+                    .map(str::parse::<SocketAddr>),
+                lines[1].strip_prefix("registry certificate "),
+            ) {
+                (Some(Ok(addr)), Some(fp)) => {
+                    self.fingerprint = fp.to_string();
                     self.port = addr.port();
                     self.addr = SocketAddr::new(how.connect_ip.unwrap_or(addr.ip()), addr.port());
                     self.child = Some(child);
                     return Ok(());
                 }
-                _ => format!("unexpected first line {line:?}"),
+                _ => format!("unexpected first lines {lines:?}"),
             },
             Err(e) => e,
         };
@@ -312,8 +341,7 @@ impl Registry {
     /// Sends one heartbeat datagram for `token` to its UDP port.
     pub fn udp_heartbeat(&self, token: &str) {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let msg = serde_json::json!({"op": "heartbeat", "token": token}).to_string();
-        sock.send_to(msg.as_bytes(), self.addr)
+        sock.send_to(&super::heartbeat::datagram(token), self.addr)
             .expect("send heartbeat");
     }
 

@@ -77,15 +77,17 @@ impl Tmux {
     }
 
     pub fn output(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .args(["-L", &self.socket, "-f", "/dev/null"])
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &self.socket, "-f", "/dev/null"])
             .args(args)
             .env_remove("TMUX")
             // Panes inherit the server's environment: no conversation logs
-            // in the home folder from tests (one that checks them unsets it).
+            // in the home folder from tests (one that checks them unsets it),
+            // no registry certificates remembered there.
             .env("LANCHAT_NO_LOG", "1")
-            .stdin(Stdio::null())
-            .output()
+            .stdin(Stdio::null());
+        super::process::no_config_at_home(&mut cmd);
+        cmd.output()
             .unwrap_or_else(|e| panic!("tmux {args:?}: {e}"))
     }
 

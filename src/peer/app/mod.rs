@@ -130,7 +130,7 @@ impl App {
         tcp_port: u16,
         udp_port: u16,
     ) -> App {
-        let link = Link::new(cfg.registry.clone(), events.clone());
+        let link = Link::new(cfg.registry.clone(), events.clone()).secured(cfg.security.clone());
         let rooms = Rooms::new(cfg.faults.clone());
         let logs = crate::peer::logs::Logs::new(cfg.log_root.clone());
         let mut chats = Chats::new(Instant::now(), cfg.chat_timeout);

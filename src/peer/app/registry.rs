@@ -5,9 +5,9 @@
 
 use super::App;
 use crate::peer::link::dial::Report;
+use crate::peer::link::secure::RegistryStream;
 use crate::peer::ui::UiEvent;
 use crate::protocol::{ApiError, ErrorCode};
-use std::net::TcpStream;
 use std::time::Instant;
 
 /// The registry connection dropped and, another registry being in the
@@ -21,8 +21,11 @@ pub struct Moving {
 }
 
 impl App {
-    pub(super) fn registry_connected(&mut self, stream: TcpStream, report: Report) {
+    pub(super) fn registry_connected(&mut self, stream: RegistryStream, report: Report) {
         self.link.dialed(&report);
+        if let Some(note) = &report.note {
+            self.notice(note.clone());
+        }
         let reconnect = self.link.was_up;
         if let Err(e) = self.link.connected(stream) {
             log::warn!("registry connection unusable: {e}");
@@ -55,6 +58,13 @@ impl App {
     pub(super) fn registry_connect_failed(&mut self, e: String, report: Report) {
         log::info!("registry: {e}");
         self.link.dialed(&report);
+        // A certificate that is not the trusted one: said loudly, once.
+        if let Some(refused) = report.refused.as_ref() {
+            if self.link.shown_refusal.as_ref() != Some(refused) {
+                self.link.shown_refusal = Some(refused.clone());
+                self.error("registry_untrusted", refused.clone());
+            }
+        }
         self.link.down(Instant::now());
         // No registry in the list answered at once: show the loss now.
         if let Some(m) = self.moving.as_mut().filter(|m| !m.shown) {

@@ -5,7 +5,7 @@
 use super::App;
 use crate::peer::chats::Lookup;
 use crate::peer::ui::UiEvent;
-use crate::protocol::heartbeat;
+use crate::protocol::heartbeat::HeartbeatKey;
 use crate::protocol::*;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -65,6 +65,11 @@ pub struct Session {
     /// heartbeat.
     pub timeout: Duration,
     pub heartbeat_port: u16,
+    /// The heartbeat id and key of the login reply (`None`: the reply's
+    /// were malformed, and only `heartbeat` requests keep the session).
+    pub hb: Option<HeartbeatKey>,
+    /// The last heartbeat counter sent (each datagram's is one higher).
+    pub hb_ctr: u64,
 }
 
 impl Session {
@@ -122,15 +127,18 @@ impl App {
     }
 
     fn heartbeat(&mut self, now: Instant) {
-        let (Some(s), Some(remote)) = (&self.session, self.link.remote()) else {
+        let (Some(s), Some(remote)) = (self.session.as_mut(), self.link.remote()) else {
             // Never connected yet: keep the schedule, send when we can.
             self.next_heartbeat = self.session.as_ref().map(|s| now + s.heartbeat_every);
             return;
         };
         let to = SocketAddr::new(remote.ip(), s.heartbeat_port);
-        let dg = heartbeat::encode(&s.token);
-        if let Err(e) = self.udp.send_to(dg.as_bytes(), to) {
-            log::debug!("heartbeat to {to}: {e}");
+        if let Some(hb) = &s.hb {
+            s.hb_ctr += 1;
+            let dg = hb.encode(s.hb_ctr);
+            if let Err(e) = self.udp.send_to(dg.as_bytes(), to) {
+                log::debug!("heartbeat to {to}: {e}");
+            }
         }
         self.next_heartbeat = Some(now + s.heartbeat_every);
         // Datagrams get no answer, so now and then ask over the connection
@@ -154,6 +162,20 @@ impl App {
     }
 
     pub(super) fn registry_reply(&mut self, v: serde_json::Value) {
+        // An error about the connection itself (`id` null), such as
+        // `tls_required` for a plaintext peer: said once, not dropped.
+        if v.get("id").is_some_and(serde_json::Value::is_null) && v["ok"] == false {
+            let code = v["code"].as_str().unwrap_or("registry_error").to_string();
+            let said = format!(
+                "the registry refused this connection: {}",
+                v["message"].as_str().unwrap_or(&code)
+            );
+            if self.link.shown_refusal.as_ref() != Some(&said) {
+                self.link.shown_refusal = Some(said.clone());
+                self.error(&code, said);
+            }
+            return;
+        }
         let Some((p, reply, req)) = self.link.reply(v) else {
             return;
         };
@@ -339,6 +361,8 @@ impl App {
             heartbeat_every: Duration::from_millis(s.heartbeat_interval_ms.max(100)),
             timeout: Duration::from_millis(s.session_timeout_ms),
             heartbeat_port: s.heartbeat_port,
+            hb: HeartbeatKey::from_hex(&s.heartbeat_id, &s.heartbeat_key),
+            hb_ctr: 0,
         });
         self.heartbeat(Instant::now());
     }

@@ -4,6 +4,7 @@
 //! starting after the address last connected (round-robin), with addresses
 //! that recently failed or whose connection died tried last.
 
+use super::secure::{secure, Failure, RegistryStream, Security};
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -28,6 +29,10 @@ pub struct Report {
     pub candidates: usize,
     /// Addresses that refused or timed out.
     pub failed: Vec<SocketAddr>,
+    /// A registry refused for its certificate: what to tell the user.
+    pub refused: Option<String>,
+    /// Something to show once connected (a certificate trusted on first use).
+    pub note: Option<String>,
 }
 
 /// The list and what the link knows about its addresses.
@@ -38,6 +43,8 @@ pub struct Addrs {
     avoid: HashMap<SocketAddr, Instant>,
     /// The address last connected.
     pub last: Option<SocketAddr>,
+    /// TLS or not, and what is pinned.
+    pub security: Security,
 }
 
 impl Addrs {
@@ -52,6 +59,7 @@ impl Addrs {
             known: 0,
             avoid: HashMap::new(),
             last: None,
+            security: Security::Insecure,
         }
     }
 
@@ -79,6 +87,7 @@ impl Addrs {
             entries: self.entries.clone(),
             after: self.last,
             avoid: self.avoid.keys().copied().collect(),
+            security: self.security.clone(),
         }
     }
 }
@@ -88,6 +97,7 @@ pub struct Plan {
     entries: Vec<String>,
     after: Option<SocketAddr>,
     avoid: Vec<SocketAddr>,
+    security: Security,
 }
 
 impl Plan {
@@ -109,7 +119,7 @@ impl Plan {
     }
 
     /// Resolves every entry and connects to the first address that answers.
-    pub fn connect(self) -> (Result<TcpStream, String>, Report) {
+    pub fn connect(self) -> (Result<RegistryStream, String>, Report) {
         let mut last = format!("{} resolves to nothing", self.entries.join(","));
         let mut resolved = Vec::new();
         for entry in &self.entries {
@@ -121,18 +131,32 @@ impl Plan {
         let order = self.order(resolved);
         let mut report = Report {
             candidates: order.len(),
-            failed: Vec::new(),
+            ..Report::default()
         };
         for a in order {
             match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
-                Ok(s) => return (Ok(s), report),
+                Ok(s) => match secure(s, a, &self.security) {
+                    Ok((s, note)) => {
+                        report.note = note;
+                        return (Ok(s), report);
+                    }
+                    Err(Failure::Failed(e)) => {
+                        last = e;
+                        report.failed.push(a);
+                    }
+                    Err(Failure::Refused(e)) => {
+                        last = e.clone();
+                        report.refused = Some(e);
+                        report.failed.push(a);
+                    }
+                },
                 Err(e) => {
                     last = format!("cannot connect to {a}: {e}");
                     report.failed.push(a);
                 }
             }
         }
-        if report.failed.len() > 1 {
+        if report.failed.len() > 1 && report.refused.is_none() {
             let tried: Vec<String> = report.failed.iter().map(|a| a.to_string()).collect();
             last = format!("no registry answered ({}); {last}", tried.join(", "));
         }
@@ -153,6 +177,7 @@ mod tests {
             entries: Vec::new(),
             after: after.map(a),
             avoid: avoid.iter().map(|p| a(*p)).collect(),
+            security: Security::Insecure,
         }
     }
 
@@ -166,7 +191,7 @@ mod tests {
         one_name.learn(
             &Report {
                 candidates: 2,
-                failed: Vec::new(),
+                ..Report::default()
             },
             Instant::now(),
         );

@@ -8,14 +8,16 @@
 //! so a registry that stops reading cannot stall it.
 
 pub mod dial;
+pub mod secure;
 
 use super::events::Event;
 use crate::protocol::codec::{read_line, write_json, LineError};
 use crate::protocol::{ApiError, ErrorCode, Reply, Request};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use dial::{Addrs, Report};
+use secure::{RegistryStream, Security};
 use std::collections::HashMap;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -65,6 +67,8 @@ pub struct Link<P> {
     last_remote: Option<SocketAddr>,
     /// When a dropped connection was last followed at once by another.
     last_failover: Option<Instant>,
+    /// The last certificate refusal shown (each is shown once).
+    pub shown_refusal: Option<String>,
 }
 
 impl<P> Link<P> {
@@ -86,7 +90,14 @@ impl<P> Link<P> {
             failures: 0,
             last_remote: None,
             last_failover: None,
+            shown_refusal: None,
         }
+    }
+
+    /// Sets how connections are secured (plaintext until this is called).
+    pub fn secured(mut self, security: Security) -> Link<P> {
+        self.addrs.security = security;
+        self
     }
 
     pub fn is_up(&self) -> bool {
@@ -174,25 +185,27 @@ impl<P> Link<P> {
     }
 
     /// A connection came up: start its reader and writer threads.
-    pub fn connected(&mut self, stream: TcpStream) -> Result<(), String> {
+    pub fn connected(&mut self, secured: RegistryStream) -> Result<(), String> {
         self.generation += 1;
-        let remote = stream.peer_addr().map_err(|e| e.to_string())?;
-        let _ = stream.set_nodelay(true);
-        stream
+        let remote = secured.tcp.peer_addr().map_err(|e| e.to_string())?;
+        let _ = secured.tcp.set_nodelay(true);
+        secured
+            .tcp
             .set_write_timeout(Some(Duration::from_secs(2)))
             .map_err(|e| e.to_string())?;
-        let reader = stream.try_clone().map_err(|e| e.to_string())?;
+        let (reader, writer) = secured.halves().map_err(|e| e.to_string())?;
+        let stream = secured.tcp;
         let events = self.events.clone();
         let generation = self.generation;
         std::thread::Builder::new()
             .name("registry-read".into())
             .spawn(move || read_loop(reader, generation, events))
             .map_err(|e| e.to_string())?;
-        let writer = stream.try_clone().map_err(|e| e.to_string())?;
+        let closer = stream.try_clone().map_err(|e| e.to_string())?;
         let (out, lines) = crossbeam_channel::bounded(WRITE_QUEUE);
         std::thread::Builder::new()
             .name("registry-write".into())
-            .spawn(move || write_loop(writer, lines))
+            .spawn(move || write_loop(writer, closer, lines))
             .map_err(|e| e.to_string())?;
         self.state = State::Up { stream, out };
         self.last_remote = Some(remote);
@@ -317,17 +330,17 @@ impl<P> Link<P> {
 /// Writes request lines until the link drops its sender or a write fails;
 /// then closes the socket, so the reader ends and reports the connection
 /// closed (which fails the pending requests and reconnects).
-fn write_loop(mut stream: TcpStream, lines: Receiver<serde_json::Value>) {
+fn write_loop(mut out: Box<dyn Write + Send>, sock: TcpStream, lines: Receiver<serde_json::Value>) {
     for line in lines.iter() {
-        if let Err(e) = write_json(&mut stream, &line) {
+        if let Err(e) = write_json(&mut out, &line) {
             log::info!("registry write failed: {e}");
             break;
         }
     }
-    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = sock.shutdown(std::net::Shutdown::Both);
 }
 
-fn read_loop(stream: TcpStream, generation: u64, events: Sender<Event>) {
+fn read_loop(stream: Box<dyn Read + Send>, generation: u64, events: Sender<Event>) {
     let mut r = BufReader::new(stream);
     let mut buf = Vec::new();
     let reason = loop {

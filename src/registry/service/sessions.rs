@@ -10,6 +10,7 @@
 //! here within [`RECHECK`].
 
 use super::{api, Conn, ConnSession, Registry};
+use crate::protocol::heartbeat::HeartbeatKey;
 use crate::protocol::*;
 use crate::registry::auth;
 use crate::registry::store::{Endpoint, SessionRecord, StoreError, UserRecord};
@@ -25,7 +26,7 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 impl Registry {
-    fn session_reply(&self, token: String, s: &SessionRecord) -> ReplyBody {
+    fn session_reply(&self, token: String, s: &SessionRecord, hb: HeartbeatKey) -> ReplyBody {
         ReplyBody::Session(SessionReply {
             username: s.username.clone(),
             token,
@@ -37,16 +38,19 @@ impl Registry {
             heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
             session_timeout_ms: self.config.session_timeout.as_millis() as u64,
             heartbeat_port: self.heartbeat_port,
+            heartbeat_id: hb.sid_hex(),
+            heartbeat_key: hb.key_hex(),
         })
     }
 
-    fn hold(&self, s: &SessionRecord, conn: &mut Conn) {
-        self.presence.hold(&s.token_hash, conn.id);
+    fn hold(&self, s: &SessionRecord, conn: &mut Conn) -> HeartbeatKey {
+        let hb = self.presence.hold(&s.token_hash, conn.id);
         conn.session = Some(ConnSession {
             token_hash: s.token_hash.clone(),
             username: s.username.clone(),
             checked_ms: self.now_ms(),
         });
+        hb
     }
 
     pub(super) fn register(&self, username: &str, password: &str) -> Result<ReplyBody, ApiError> {
@@ -135,9 +139,9 @@ impl Registry {
         for _ in 0..3 {
             match self.store.insert_session(&session) {
                 Ok(()) => {
-                    self.hold(&session, conn);
+                    let hb = self.hold(&session, conn);
                     log::info!("{username} logged in from {}", conn.ip);
-                    return Ok(self.session_reply(token, &session));
+                    return Ok(self.session_reply(token, &session, hb));
                 }
                 Err(StoreError::Conflict) => match self.store.session_by_user(username)? {
                     Some(old) if self.is_online(&old, self.now_ms()) => break,
@@ -193,9 +197,9 @@ impl Registry {
             instance: self.instance.clone(),
             ..old
         };
-        self.hold(&session, conn);
+        let hb = self.hold(&session, conn);
         log::info!("{} resumed a session from {}", session.username, conn.ip);
-        Ok(self.session_reply(token.to_string(), &session))
+        Ok(self.session_reply(token.to_string(), &session, hb))
     }
 
     /// Whether this connection holds a session that is online, as this

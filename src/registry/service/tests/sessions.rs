@@ -2,6 +2,7 @@
 //! manual clock, purge, restart clean-up, and a store that is down.
 
 use super::*;
+use crate::protocol::heartbeat::HeartbeatKey;
 
 #[test]
 fn login_reply_and_online_list() {
@@ -22,8 +23,13 @@ fn login_reply_and_online_list() {
             heartbeat_interval_ms: 1000,
             session_timeout_ms: 3000,
             heartbeat_port: HB_PORT,
+            heartbeat_id: s.heartbeat_id.clone(),
+            heartbeat_key: s.heartbeat_key.clone(),
         }
     );
+    // Heartbeat credentials of their own, never the token.
+    assert_eq!((s.heartbeat_id.len(), s.heartbeat_key.len()), (32, 64));
+    assert!(!s.heartbeat_id.contains(&s.token) && !s.token.contains(&s.heartbeat_id));
     // The store keeps the token's hash, never the token.
     assert!(t.store.session_by_token(&s.token).unwrap().is_none());
     assert!(t
@@ -183,22 +189,48 @@ fn heartbeats_keep_a_session_online_until_they_stop() {
 #[test]
 fn udp_heartbeat_datagrams_count_and_garbage_does_not() {
     let mut t = T::new();
-    let (mut a, ta) = t.user("alice", 7001);
+    t.register(&["alice"]);
+    let mut a = t.conn();
+    let ReplyBody::Session(s) = t.ok(&mut a, login("alice", PW, 7001)) else {
+        panic!("no session")
+    };
+    let ta = s.token.clone();
+    let key = HeartbeatKey::from_hex(&s.heartbeat_id, &s.heartbeat_key).unwrap();
     let (mut b, tb) = t.user("bob", 8001);
-    let datagram = format!(r#"{{"op":"heartbeat","token":"{ta}"}}"#);
-    for _ in 0..3 {
+    let v1 = format!(r#"{{"op":"heartbeat","token":"{ta}"}}"#);
+    let mut forged = key;
+    forged.key[0] ^= 1;
+    for ctr in 1..=3 {
         t.clock.advance(ms(2000));
-        t.reg.presence.datagram(datagram.as_bytes());
+        t.reg.presence.datagram(key.encode(ctr).as_bytes());
+        // Replayed, forged, version 1 (a token), garbage.
+        t.reg.presence.datagram(key.encode(ctr).as_bytes());
+        t.reg.presence.datagram(forged.encode(ctr + 10).as_bytes());
+        t.reg.presence.datagram(v1.as_bytes());
         t.reg.presence.datagram(b"\xff garbage");
-        t.reg.presence.datagram(br#"{"op":"login","token":"x"}"#);
         t.ok(&mut b, heartbeat(&tb));
         assert!(presence::flush(&t.reg));
         assert_eq!(t.reg.sweep_stale().unwrap(), 0);
     }
     use std::sync::atomic::Ordering::Relaxed;
     assert_eq!(t.reg.presence.heartbeats.load(Relaxed), 3);
+    assert_eq!(t.reg.presence.replayed.load(Relaxed), 3);
+    assert_eq!(t.reg.presence.forged.load(Relaxed), 3);
     assert_eq!(t.reg.presence.garbage.load(Relaxed), 6);
     assert!(t.is_online(&mut a, &ta, "alice"));
+    // Replayed alone, her heartbeats keep nobody online.
+    for _ in 0..3 {
+        t.clock.advance(ms(2000));
+        t.reg.presence.datagram(key.encode(3).as_bytes());
+        t.ok(&mut b, heartbeat(&tb));
+        assert!(presence::flush(&t.reg));
+        t.reg.sweep_stale().unwrap();
+    }
+    assert!(!t.is_online(&mut b, &tb, "alice"));
+    // Her connection gone, her key is gone with it.
+    assert_eq!(t.reg.presence.keys_held(), 2);
+    t.reg.disconnected(&a);
+    assert_eq!(t.reg.presence.keys_held(), 1);
 }
 
 #[test]
