@@ -22,6 +22,7 @@ pub mod commands;
 pub mod complete;
 pub mod editor;
 pub mod events;
+pub mod files;
 pub mod link;
 pub mod logs;
 mod password;
@@ -80,6 +81,8 @@ pub struct Config {
     pub script_stay: bool,
     /// Where conversation logs go (`None`: not logged; see [`logs`]).
     pub log_root: Option<std::path::PathBuf>,
+    /// `--download-dir`, `--max-file-size`.
+    pub files: files::FilesConfig,
 }
 
 /// The outcome of looking for registries on the LAN (no `--registry`).

@@ -112,6 +112,7 @@ impl App {
                     ),
                 ),
             },
+            Command::File(cmd) => self.file_command(cmd),
             Command::Sleep(_) | Command::WaitFor { .. } | Command::Retry { .. } => self.error(
                 "script_only",
                 "/sleep and /wait work in scripts (peer --script FILE)",
