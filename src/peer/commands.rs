@@ -148,13 +148,19 @@ pub const HELP: &[(&str, &str)] = &[
         "/me ACTION",
         "an action line in the current conversation: * you ACTION",
     ),
-    ("/send USER FILE", "offer a file to USER (over your chat with them)"),
+    (
+        "/send USER FILE",
+        "offer a file to USER (over your chat with them)",
+    ),
     (
         "/get [ID|NAME]",
         "fetch a file offered to you into the download folder",
     ),
     ("/refuse [ID|NAME]", "say no to a file offered to you"),
-    ("/cancel ID|NAME", "stop a file offer or transfer (either side)"),
+    (
+        "/cancel ID|NAME",
+        "stop a file offer or transfer (either side)",
+    ),
     ("/files", "file offers and transfers under way"),
     (
         "TEXT",

@@ -92,13 +92,32 @@ pub enum Report {
         path: PathBuf,
         result: Result<(u64, String), String>,
     },
-    Sending { offer: String, user: String, done: u64 },
-    Receiving { offer: String, done: u64 },
-    Retrying { offer: String, attempt: u32, reason: String },
-    Received { offer: String, path: PathBuf },
-    Failed { offer: String, reason: String },
+    Sending {
+        offer: String,
+        user: String,
+        done: u64,
+    },
+    Receiving {
+        offer: String,
+        done: u64,
+    },
+    Retrying {
+        offer: String,
+        attempt: u32,
+        reason: String,
+    },
+    Received {
+        offer: String,
+        path: PathBuf,
+    },
+    Failed {
+        offer: String,
+        reason: String,
+    },
     /// The download stopped after a cancel (its `.part` removed).
-    Stopped { offer: String },
+    Stopped {
+        offer: String,
+    },
 }
 
 /// An offer as the serving thread sees it.
@@ -178,12 +197,13 @@ impl Files {
                     }
                     active.fetch_add(1, Ordering::Relaxed);
                     let (table, events, active) = (table.clone(), events.clone(), active.clone());
-                    let spawned = std::thread::Builder::new()
-                        .name("file-serve".into())
-                        .spawn(move || {
-                            transfer::serve(stream, table, events);
-                            active.fetch_sub(1, Ordering::Relaxed);
-                        });
+                    let spawned =
+                        std::thread::Builder::new()
+                            .name("file-serve".into())
+                            .spawn(move || {
+                                transfer::serve(stream, table, events);
+                                active.fetch_sub(1, Ordering::Relaxed);
+                            });
                     if spawned.is_err() {
                         log::warn!("cannot start a file transfer thread");
                     }
@@ -194,9 +214,22 @@ impl Files {
     }
 
     /// Serves `offer` from `path` to `users`.
-    pub fn serve(&self, offer: &Offer, path: PathBuf, key: [u8; 32], users: HashSet<String>, cancel: Arc<AtomicBool>) {
+    pub fn serve(
+        &self,
+        offer: &Offer,
+        path: PathBuf,
+        key: [u8; 32],
+        users: HashSet<String>,
+        cancel: Arc<AtomicBool>,
+    ) {
         if let Ok(mut t) = self.table.lock() {
-            let served = Served { path, key, size: offer.size, users, cancel };
+            let served = Served {
+                path,
+                key,
+                size: offer.size,
+                users,
+                cancel,
+            };
             t.insert(offer.offer.clone(), served);
         }
     }
@@ -222,14 +255,25 @@ impl Files {
     }
 }
 
-fn find<'a>(items: impl Iterator<Item = (&'a String, &'a String)>, arg: Option<&str>) -> Result<String, String> {
+fn find<'a>(
+    items: impl Iterator<Item = (&'a String, &'a String)>,
+    arg: Option<&str>,
+) -> Result<String, String> {
     let items: Vec<_> = items.collect();
     let hits: Vec<&String> = match arg {
         None => items.iter().map(|(id, _)| *id).collect(),
         Some(a) => {
-            let exact: Vec<&String> = items.iter().filter(|(id, n)| *id == a || *n == a).map(|(id, _)| *id).collect();
+            let exact: Vec<&String> = items
+                .iter()
+                .filter(|(id, n)| *id == a || *n == a)
+                .map(|(id, _)| *id)
+                .collect();
             if exact.is_empty() {
-                items.iter().filter(|(id, _)| id.starts_with(a)).map(|(id, _)| *id).collect()
+                items
+                    .iter()
+                    .filter(|(id, _)| id.starts_with(a))
+                    .map(|(id, _)| *id)
+                    .collect()
             } else {
                 exact
             }

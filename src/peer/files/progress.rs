@@ -29,7 +29,11 @@ impl Progress {
 
     /// Whether a line is due now (and notes that it is shown).
     pub fn due(&mut self, now: Instant, last: bool) -> bool {
-        if last || self.shown.is_none_or(|t| now.duration_since(t) >= HUMAN_EVERY) {
+        if last
+            || self
+                .shown
+                .is_none_or(|t| now.duration_since(t) >= HUMAN_EVERY)
+        {
             self.shown = Some(now);
             return true;
         }
@@ -40,7 +44,11 @@ impl Progress {
 /// `[#######-------]  45%  90.0 MiB of 200.0 MiB, 12.3 MiB/s, 9 seconds left`
 pub fn line(done: u64, size: u64, rate: u64, left: u64) -> String {
     const WIDTH: u64 = 20;
-    let filled = done.saturating_mul(WIDTH).checked_div(size).unwrap_or(WIDTH).min(WIDTH);
+    let filled = done
+        .saturating_mul(WIDTH)
+        .checked_div(size)
+        .unwrap_or(WIDTH)
+        .min(WIDTH);
     let pct = done.saturating_mul(100).checked_div(size).unwrap_or(100);
     format!(
         "[{}{}] {pct:>3}%  {} of {}, {}/s, {} left",

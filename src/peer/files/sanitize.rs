@@ -37,7 +37,12 @@ pub fn sanitize(offered: &str) -> String {
     if s.is_empty() {
         s = "file".into();
     }
-    let stem = s.split('.').next().unwrap_or("").trim_end().to_ascii_uppercase();
+    let stem = s
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .trim_end()
+        .to_ascii_uppercase();
     if DEVICES.contains(&stem.as_str()) {
         s.insert(0, '_');
     }
@@ -133,7 +138,10 @@ mod tests {
         std::fs::write(&part, "new").unwrap();
         let got = place(&part, dir.path(), "a.txt").unwrap();
         assert_eq!(got, dir.path().join("a (1).txt"));
-        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "old");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
+            "old"
+        );
         assert!(!part.exists());
     }
 }

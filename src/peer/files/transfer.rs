@@ -63,7 +63,12 @@ pub fn serve(stream: TcpStream, table: Table, events: Sender<Event>) {
         return no(&mut out, "bad offset");
     }
     match stream_file(&mut out, &s, &fetch, &events) {
-        Ok(()) => log::info!("served {} to {} from {}", fetch.offer, fetch.user, fetch.offset),
+        Ok(()) => log::info!(
+            "served {} to {} from {}",
+            fetch.offer,
+            fetch.user,
+            fetch.offset
+        ),
         Err(e) => log::info!("serving {} to {}: {e}", fetch.offer, fetch.user),
     }
 }
@@ -112,11 +117,25 @@ fn stream_file(
         if last.elapsed() >= REPORT_EVERY {
             last = Instant::now();
             let done = (index * CHUNK).min(s.size);
-            send(events, Report::Sending { offer: f.offer.clone(), user: f.user.clone(), done });
+            send(
+                events,
+                Report::Sending {
+                    offer: f.offer.clone(),
+                    user: f.user.clone(),
+                    done,
+                },
+            );
         }
     }
     out.flush()?;
-    send(events, Report::Sending { offer: f.offer.clone(), user: f.user.clone(), done: s.size });
+    send(
+        events,
+        Report::Sending {
+            offer: f.offer.clone(),
+            user: f.user.clone(),
+            done: s.size,
+        },
+    );
     Ok(())
 }
 
@@ -197,8 +216,16 @@ fn fetch_all(d: &Download) -> Result<PathBuf, String> {
                 }
                 attempt += 1;
                 let offer = d.offer.offer.clone();
-                send(&d.events, Report::Retrying { offer, attempt, reason: why });
-                let wait = Duration::from_millis(200u64 << attempt.min(4)).min(Duration::from_secs(2));
+                send(
+                    &d.events,
+                    Report::Retrying {
+                        offer,
+                        attempt,
+                        reason: why,
+                    },
+                );
+                let wait =
+                    Duration::from_millis(200u64 << attempt.min(4)).min(Duration::from_secs(2));
                 let until = Instant::now() + wait;
                 while Instant::now() < until && !d.cancel.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(50));
@@ -211,7 +238,12 @@ fn fetch_all(d: &Download) -> Result<PathBuf, String> {
     super::sanitize::place(&d.part, &d.dir, &d.name).map_err(|e| format!("cannot save: {e}"))
 }
 
-fn fetch_once(d: &Download, key: &[u8; 32], part: &mut std::fs::File, offset: u64) -> Result<(), Fail> {
+fn fetch_once(
+    d: &Download,
+    key: &[u8; 32],
+    part: &mut std::fs::File,
+    offset: u64,
+) -> Result<(), Fail> {
     let stream = TcpStream::connect_timeout(&d.source, Duration::from_secs(3))?;
     stream.set_read_timeout(Some(STALL))?;
     stream.set_write_timeout(Some(STALL))?;
@@ -222,11 +254,19 @@ fn fetch_once(d: &Download, key: &[u8; 32], part: &mut std::fs::File, offset: u6
         proof: file::proof(key, &d.offer.offer, &d.me, offset),
     };
     let mut w = stream.try_clone()?;
-    w.write_all(format!("{}\n", serde_json::to_string(&fetch).map_err(std::io::Error::other)?).as_bytes())?;
+    w.write_all(
+        format!(
+            "{}\n",
+            serde_json::to_string(&fetch).map_err(std::io::Error::other)?
+        )
+        .as_bytes(),
+    )?;
     let mut r = BufReader::with_capacity(CHUNK as usize + TAG + 4, stream);
     match serde_json::from_str::<FetchReply>(&read_line(&mut r)?) {
         Ok(FetchReply::Ok { offset: o, size }) if o == offset && size == d.offer.size => {}
-        Ok(FetchReply::No { reason }) => return Err(Fail::Fatal(format!("the sender said: {reason}"))),
+        Ok(FetchReply::No { reason }) => {
+            return Err(Fail::Fatal(format!("the sender said: {reason}")))
+        }
         _ => return Err(Fail::Fatal("bad reply from the sender".into())),
     }
     part.seek(SeekFrom::Start(offset))?;
@@ -256,7 +296,13 @@ fn fetch_once(d: &Download, key: &[u8; 32], part: &mut std::fs::File, offset: u6
         if last.elapsed() >= REPORT_EVERY {
             last = Instant::now();
             let done = (index * CHUNK).min(d.offer.size);
-            send(&d.events, Report::Receiving { offer: d.offer.offer.clone(), done });
+            send(
+                &d.events,
+                Report::Receiving {
+                    offer: d.offer.offer.clone(),
+                    done,
+                },
+            );
         }
     }
 }
@@ -266,7 +312,9 @@ fn verify(part: &mut std::fs::File, want: &str) -> Result<(), String> {
     part.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
     let got = sha256_of(part).map_err(|e| e.to_string())?;
     if got != want.to_ascii_lowercase() {
-        return Err(format!("SHA-256 mismatch: got {got}, offered {want}; not kept"));
+        return Err(format!(
+            "SHA-256 mismatch: got {got}, offered {want}; not kept"
+        ));
     }
     Ok(())
 }

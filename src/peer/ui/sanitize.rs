@@ -203,13 +203,22 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
             s(name);
             s(by);
         }
-        UiEvent::FileReceived { name, from, path, .. } => {
+        UiEvent::FileReceived {
+            name, from, path, ..
+        } => {
             s(name);
             s(from);
             s(path);
         }
-        UiEvent::FileFailed { name, user: by, reason, .. }
-        | UiEvent::FileRefused { name, by, reason, .. } => {
+        UiEvent::FileFailed {
+            name,
+            user: by,
+            reason,
+            ..
+        }
+        | UiEvent::FileRefused {
+            name, by, reason, ..
+        } => {
             s(name);
             s(by);
             s(reason);
