@@ -165,6 +165,9 @@ impl App {
 
     /// Sends the offers whose chat has opened since they were made.
     pub(super) fn flush_offers(&mut self) {
+        for (user, msg) in std::mem::take(&mut self.files.later) {
+            self.tell(&user, msg);
+        }
         let waiting: Vec<(String, String)> = self
             .files
             .out
@@ -189,14 +192,16 @@ impl App {
         }
     }
 
-    /// Sends `msg` on the open chat with `user`, if there is one.
+    /// Sends `msg` on the open chat with `user`; while that chat is
+    /// interrupted (or opening), keeps it for when it is open again.
     fn tell(&mut self, user: &str, msg: ChatMsg) {
-        if let Some(c) = self
+        let sent = self
             .chats
             .open_conn(user)
             .and_then(|conn| self.conns.get(&conn))
-        {
-            c.send(msg);
+            .is_some_and(|c| c.send(msg.clone()));
+        if !sent && self.chats.is_open(user) && self.files.later.len() < files::MAX_LATER {
+            self.files.later.push((user.to_string(), msg));
         }
     }
 

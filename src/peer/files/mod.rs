@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
 /// Transfer connections served at once; more are closed at once.
 pub const MAX_UPLOADS: usize = 32;
+/// File messages kept for interrupted chats, at most.
+pub const MAX_LATER: usize = 256;
 
 /// `--download-dir` and `--max-file-size`.
 #[derive(Debug, Clone)]
@@ -164,6 +166,8 @@ pub struct Files {
     pub inc: BTreeMap<String, Incoming>,
     /// Progress of what we send, per (offer, user).
     pub sending: BTreeMap<(String, String), progress::Progress>,
+    /// File messages for chats that are interrupted, sent on resume.
+    pub later: Vec<(String, crate::protocol::chat::ChatMsg)>,
 }
 
 impl Files {
@@ -175,6 +179,7 @@ impl Files {
             out: BTreeMap::new(),
             inc: BTreeMap::new(),
             sending: BTreeMap::new(),
+            later: Vec::new(),
         }
     }
 

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 pub const REPORT_EVERY: Duration = Duration::from_millis(250);
 /// Silence on a transfer connection for this long drops it.
 pub const STALL: Duration = Duration::from_secs(4);
+/// The minimum retransmission time-out asked for on transfer sockets.
+pub const RTO_MIN_US: u32 = 10_000;
 /// A download that makes no progress for this long gives up.
 pub const GIVE_UP: Duration = Duration::from_secs(60);
 
@@ -42,6 +44,7 @@ pub fn serve(stream: TcpStream, table: Table, events: Sender<Event>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
     let _ = stream.set_nodelay(true);
+    short_rto(&stream);
     let Ok(reader) = stream.try_clone() else {
         return;
     };
@@ -71,6 +74,40 @@ pub fn serve(stream: TcpStream, table: Table, events: Sender<Event>) {
         ),
         Err(e) => log::info!("serving {} to {}: {e}", fetch.offer, fetch.user),
     }
+}
+
+/// Lowers the minimum retransmission time-out of a transfer socket where
+/// the system allows it (Linux 6.15 on); elsewhere the default stays.
+fn short_rto(stream: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // On a LAN the round trip is well under a millisecond, yet a lost
+        // retransmission waits out Linux's 200 ms minimum retransmission
+        // time-out: at 10% loss that idles the connection most of the
+        // time. TCP_RTO_MIN_US (Linux 6.15 on) lowers it for this socket
+        // only; the time-out still follows the measured round trip.
+        const TCP_RTO_MIN_US: libc::c_int = 45;
+        let us: u32 = RTO_MIN_US;
+        // SAFETY: a valid socket descriptor, a u32 of the length given.
+        let r = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                TCP_RTO_MIN_US,
+                (&us as *const u32).cast(),
+                std::mem::size_of::<u32>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            log::debug!(
+                "TCP_RTO_MIN_US refused: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = stream;
 }
 
 fn no(out: &mut TcpStream, reason: &str) {
@@ -160,7 +197,11 @@ enum Fail {
 
 impl From<std::io::Error> for Fail {
     fn from(e: std::io::Error) -> Fail {
-        Fail::Retry(e.to_string())
+        use std::io::ErrorKind::{TimedOut, WouldBlock};
+        match e.kind() {
+            WouldBlock | TimedOut => Fail::Retry(format!("nothing for {}s", STALL.as_secs())),
+            _ => Fail::Retry(e.to_string()),
+        }
     }
 }
 
