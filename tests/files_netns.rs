@@ -140,11 +140,16 @@ fn big_file_crosses_a_lossy_cut_link_and_resumes() {
     let after: Vec<u64> = bob
         .history
         .iter()
-        .skip_while(|v| v["event"] != "notice" || !v["text"].as_str().unwrap_or("").contains("resuming"))
+        .skip_while(|v| {
+            v["event"] != "notice" || !v["text"].as_str().unwrap_or("").contains("resuming")
+        })
         .filter(|v| v["event"] == "file_progress")
         .map(|v| v["done"].as_u64().unwrap_or(0))
         .collect();
-    assert!(!after.is_empty() && after.iter().all(|d| *d >= SIZE / 3), "{after:?}");
+    assert!(
+        !after.is_empty() && after.iter().all(|d| *d >= SIZE / 3),
+        "{after:?}"
+    );
     stop.store(true, Ordering::Relaxed);
     let peak = sampler.join().expect("sampler");
     let path = std::path::PathBuf::from(got["path"].as_str().expect("path"));

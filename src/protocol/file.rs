@@ -1,4 +1,4 @@
-//! File transfers (`protocol.md` section 3.2): the offer that travels as a
+//! File transfers (`protocol.md` section 3, "Files"): the offer that travels as a
 //! chat message, and the transfer connection. The receiver connects to the
 //! sender's file port (given in the offer), sends one JSON line (a
 //! [`Fetch`]), is answered one JSON line (a [`FetchReply`]) and then gets

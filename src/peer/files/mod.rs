@@ -1,4 +1,4 @@
-//! File transfers, peer to peer (`protocol.md` §3.2). An offer travels on
+//! File transfers, peer to peer (`protocol.md` §3, "Files"). An offer travels on
 //! the one-to-one chat with the receiver (a `file_offer` chat message,
 //! with a fresh key); the file itself goes on a connection of its own from
 //! the receiver to the sender's file port, as sealed chunks

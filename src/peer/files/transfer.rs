@@ -1,4 +1,4 @@
-//! The two ends of a transfer connection (`protocol.md` §3.2), each on a
+//! The two ends of a transfer connection (`protocol.md` §3, "Files"), each on a
 //! thread of its own, in constant memory: one chunk buffer per transfer.
 //! [`serve`] answers one fetch on the sender (or a holder); [`download`]
 //! fetches a whole file, resuming from its `.part` after a dropped
