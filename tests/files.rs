@@ -5,6 +5,7 @@
 //!
 //! - `file_crosses_with_its_hash_checked`
 //! - `a_second_copy_is_never_written_over_the_first`
+//! - `a_file_whose_hash_does_not_match_is_not_kept`
 //! - `refused_offer_is_reported_to_the_sender`
 //! - `offer_above_the_receivers_limit_is_refused_with_the_limit`
 //! - `sender_will_not_offer_above_its_own_limit`
@@ -151,6 +152,42 @@ fn a_second_copy_is_never_written_over_the_first() {
     assert_eq!(read("notes.txt"), "bob's own notes");
     assert_eq!(read("notes (1).txt"), "the teacher's notes");
     assert_eq!(read("notes (2).txt"), "the teacher's notes");
+}
+
+#[test]
+fn a_file_whose_hash_does_not_match_is_not_kept() {
+    let (_reg, mut alice, mut bob, dir) = setup(&[], &[]);
+    let src = dir.path().join("src/answers.txt");
+    std::fs::write(&src, "the right answers").expect("write");
+    let o = offer(&mut alice, &mut bob, &src);
+    // Changed after it was offered (and hashed): same size, other bytes.
+    std::fs::write(&src, "the wrong answers").expect("write");
+    bob.send(&format!("/get {}", id(&o)));
+    let f = bob.expect("file_failed", &[("offer", id(&o).as_str())], LONG);
+    assert!(
+        f["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("SHA-256 mismatch"),
+        "{f}"
+    );
+    let f = alice.expect("file_failed", &[("offer", id(&o).as_str())], WAIT);
+    assert!(
+        f["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("SHA-256 mismatch"),
+        "{f}"
+    );
+    bob.expect_none(
+        "file_received",
+        &[("offer", id(&o).as_str())],
+        Duration::from_millis(300),
+    );
+    assert!(
+        listing(&dir.path().join("bob")).is_empty(),
+        "nothing kept, no .part"
+    );
 }
 
 #[test]

@@ -7,6 +7,8 @@
 
 pub mod progress;
 pub mod sanitize;
+#[cfg(test)]
+mod tests;
 pub mod transfer;
 
 use crate::peer::events::Event;
