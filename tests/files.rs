@@ -12,6 +12,7 @@
 //! - `cancel_by_the_receiver_mid_transfer_removes_the_part`
 //! - `cancel_by_the_sender_mid_transfer_stops_the_receiver`
 //! - `unsafe_names_are_saved_safely` (names with escape sequences, `CON`)
+//! - `room_offer_is_fetched_by_two_members`
 
 mod kit;
 
@@ -324,4 +325,40 @@ fn unsafe_names_are_saved_safely() {
         listing(&dir.path().join("bob")),
         ["[31mred[0m.txt", "_CON", "_nul.txt", "bashrc"]
     );
+}
+
+#[test]
+fn room_offer_is_fetched_by_two_members() {
+    let reg = Registry::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let names = ["teacher", "bob", "carol"];
+    let specs: Vec<(&str, PeerOpts)> = names
+        .iter()
+        .map(|n| {
+            let down = dir.path().join(n);
+            std::fs::create_dir(&down).expect("mkdir");
+            let args = vec!["--download-dir".to_string(), down.display().to_string()];
+            (*n, PeerOpts { args, ..PeerOpts::default() })
+        })
+        .collect();
+    let mut p = login_peers(reg.addr(), &specs);
+    form_room(&mut p, "lab", LONG);
+    let src = dir.path().join("worksheet.pdf");
+    make_file(&src, 2 * 1024 * 1024 + 3);
+    let want = sha256(&src);
+    p[0].send(&format!("/send #lab {}", src.display()));
+    for student in p[1..].iter_mut() {
+        student.expect("chat_request", &[("from", "teacher")], WAIT);
+        student.send("/accept teacher");
+        let o = student.expect("file_offered", &[("from", "teacher")], LONG);
+        student.send(&format!("/get {}", id(&o)));
+    }
+    for (i, student) in p[1..].iter_mut().enumerate() {
+        let got = student.expect("file_received", &[("from", "teacher")], LONG);
+        let path = PathBuf::from(got["path"].as_str().expect("path"));
+        assert_eq!(path, dir.path().join(names[i + 1]).join("worksheet.pdf"));
+        assert_eq!(sha256(&path), want);
+    }
+    p[0].expect("file_sent", &[("to", "bob")], WAIT);
+    p[0].expect("file_sent", &[("to", "carol")], WAIT);
 }

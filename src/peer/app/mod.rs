@@ -18,6 +18,7 @@
 mod chats;
 mod command;
 mod convo;
+mod file_events;
 mod files;
 mod quit;
 mod registry;

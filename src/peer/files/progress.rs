@@ -24,6 +24,12 @@ impl Progress {
     /// Records `done` bytes; `(rate in bytes/s, seconds left)`.
     pub fn update(&mut self, done: u64) -> (u64, u64) {
         self.bar.set_position(done);
+        let elapsed = self.bar.elapsed().as_secs_f64();
+        if self.bar.length() == Some(done) && elapsed > 0.0 {
+            // Finished: the average, not the estimate of the last step
+            // (which is absurd when it all came in one report).
+            return ((done as f64 / elapsed) as u64, 0);
+        }
         (self.bar.per_sec() as u64, self.bar.eta().as_secs())
     }
 

@@ -135,6 +135,15 @@ fn stream_file(
     let mut buf = Vec::with_capacity(CHUNK as usize + TAG);
     let mut index = f.offset / CHUNK;
     let mut last = Instant::now();
+    let (offer, user) = (f.offer.clone(), f.user.clone());
+    send(
+        events,
+        Report::Sending {
+            offer,
+            user,
+            done: f.offset,
+        },
+    );
     loop {
         let len = file::chunk_len(s.size, index);
         if len == 0 {
