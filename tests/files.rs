@@ -338,7 +338,13 @@ fn room_offer_is_fetched_by_two_members() {
             let down = dir.path().join(n);
             std::fs::create_dir(&down).expect("mkdir");
             let args = vec!["--download-dir".to_string(), down.display().to_string()];
-            (*n, PeerOpts { args, ..PeerOpts::default() })
+            (
+                *n,
+                PeerOpts {
+                    args,
+                    ..PeerOpts::default()
+                },
+            )
         })
         .collect();
     let mut p = login_peers(reg.addr(), &specs);

@@ -19,16 +19,17 @@ impl App {
         match msg {
             ChatMsg::FileOffer(o) => self.offered(user, addr, o),
             ChatMsg::FileRefuse { offer, reason } => {
-                if self.files.out.get(&offer).is_some_and(|o| o.to == user) {
-                    if let Some(o) = self.files.out.remove(&offer) {
-                        self.files.unserve(&offer);
-                        self.emit(UiEvent::FileRefused {
-                            offer,
-                            name: o.offer.name,
-                            by: user,
-                            reason: wire_text(&reason),
-                        });
-                    }
+                if self.files.out.get(&offer).is_none_or(|o| o.to != user) {
+                    return;
+                }
+                if let Some(o) = self.files.out.remove(&offer) {
+                    self.files.unserve(&offer);
+                    self.emit(UiEvent::FileRefused {
+                        offer,
+                        name: o.offer.name,
+                        by: user,
+                        reason: wire_text(&reason),
+                    });
                 }
             }
             ChatMsg::FileCancel { offer, .. } => {
@@ -55,7 +56,7 @@ impl App {
                 }
             }
             ChatMsg::FileDone { offer, ok, reason } => {
-                if !self.files.out.get(&offer).is_some_and(|o| o.to == user) {
+                if self.files.out.get(&offer).is_none_or(|o| o.to != user) {
                     return;
                 }
                 let Some(o) = self.files.out.remove(&offer) else {
