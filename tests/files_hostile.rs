@@ -5,7 +5,8 @@
 //! serving code. The receiver saves each inside its download folder under
 //! a safe name, checked on disk.
 //!
-//! - `hostile_names_from_the_wire_are_saved_safely`
+//! - `hostile_names_from_the_wire_are_saved_safely` (and then a flood of
+//!   offers, of which 32 are kept)
 
 mod kit;
 
@@ -133,4 +134,30 @@ fn hostile_names_from_the_wire_are_saved_safely() {
     want.sort();
     assert_eq!(on_disk, want, "nothing outside the folder, nothing hidden");
     assert!(!dir.path().join(".bashrc").exists());
+
+    // A flood of offers: at most 32 pending from one user are kept and
+    // shown; the others are refused unseen.
+    bob.clear_backlog();
+    for i in 0..100 {
+        att.send(
+            json!({"type": "file_offer", "offer": format!("f{i:03}"), "name": "spam",
+            "size": 1, "sha256": file::hex(&[0; 32]), "key": file::hex(&[1; 32]), "port": port}),
+        );
+    }
+    let mut refused = 0;
+    while refused < 100 - 32 {
+        let v = att.next();
+        assert_eq!(v["type"], "file_refuse", "{v}");
+        refused += 1;
+    }
+    bob.send("/files");
+    let l = bob.expect_where("files", |v| v["event"] == "files", WAIT);
+    assert_eq!(l["files"].as_array().map(Vec::len), Some(32));
+    assert_eq!(
+        bob.history
+            .iter()
+            .filter(|v| v["event"] == "file_offered" && v["name"] == "spam")
+            .count(),
+        32
+    );
 }

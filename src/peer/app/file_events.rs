@@ -94,6 +94,18 @@ impl App {
         if !sound || self.files.inc.contains_key(&o.offer) {
             return log::info!("a malformed or repeated file offer from {from}: ignored");
         }
+        let pending = self.files.inc.values().filter(|i| i.from == from).count();
+        if pending >= files::MAX_OFFERS_PER_USER {
+            let reason = format!("too many offers pending ({pending})");
+            self.tell(
+                &from,
+                ChatMsg::FileRefuse {
+                    offer: o.offer,
+                    reason,
+                },
+            );
+            return log::info!("file offer from {from} refused: {pending} pending");
+        }
         o.name = files::sanitize::sanitize(&o.name);
         let max = self.files.cfg.max_size;
         if o.size > max {

@@ -24,6 +24,8 @@ use std::sync::{Arc, Mutex};
 pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
 /// Transfer connections served at once; more are closed at once.
 pub const MAX_UPLOADS: usize = 32;
+/// Offers from one user kept at once; more are refused unseen.
+pub const MAX_OFFERS_PER_USER: usize = 32;
 /// File messages kept for interrupted chats, at most.
 pub const MAX_LATER: usize = 256;
 
