@@ -127,6 +127,15 @@ struct Args {
     /// the certificate it is shown.
     #[arg(long, value_name = "HOST:PORT")]
     forget_registry: Option<String>,
+    /// Where /get saves files (default $XDG_DOWNLOAD_DIR, else
+    /// ~/Downloads/lanchat).
+    #[arg(long, value_name = "DIR")]
+    download_dir: Option<std::path::PathBuf>,
+
+    /// Largest file offered or accepted, in bytes (default 1 GiB): larger
+    /// offers are refused with the limit named.
+    #[arg(long, value_name = "BYTES", default_value_t = lanchat::peer::files::DEFAULT_MAX_SIZE)]
+    max_file_size: u64,
 }
 
 /// A pause in seconds, 0 to 60.
@@ -267,6 +276,12 @@ fn main() {
             (false, None) => lanchat::peer::logs::default_root(),
         },
         security,
+        files: lanchat::peer::files::FilesConfig {
+            download_dir: args
+                .download_dir
+                .unwrap_or_else(lanchat::peer::files::default_download_dir),
+            max_size: args.max_file_size,
+        },
     });
     std::process::exit(code);
 }

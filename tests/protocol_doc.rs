@@ -173,11 +173,22 @@ fn every_example_parses() {
                 let nonce: [u8; NONCE_LEN] = bytes[at..at + NONCE_LEN].try_into().unwrap();
                 assert_eq!(d.encode(&key, &nonce), bytes, "protocol.md:{line}");
             }
+            "fetch" | "fetch-reply" | "chunk" => file_block(&label, text, line),
             "" | "text" | "sh" | "console" | "toml" => {}
             other => panic!("protocol.md:{line}: unknown block label {other:?}"),
         }
     }
-    for label in ["request", "reply", "heartbeat", "chat", "event", "datagram"] {
+    for label in [
+        "request",
+        "reply",
+        "heartbeat",
+        "chat",
+        "event",
+        "datagram",
+        "fetch",
+        "fetch-reply",
+        "chunk",
+    ] {
         assert!(
             counts.get(label).copied().unwrap_or(0) > 0,
             "no {label} examples"
@@ -228,5 +239,63 @@ fn name_rules_are_the_documented_ones() {
         format!("Room names are 1 to {ROOM_NAME_MAX} characters of `a-z`, `0-9`, `_`, `-`"),
     ] {
         assert!(doc.contains(&rule), "protocol.md lacks: {rule}");
+    }
+}
+
+/// The file transfer connection's blocks (protocol.md section 3, "Files"):
+/// a `fetch` line whose proof holds under the `key` line before it, a
+/// `fetch-reply` in canonical form, a `chunk` whose `frame` is `text`
+/// sealed as documented.
+fn file_block(label: &str, text: &str, line: usize) {
+    use lanchat::protocol::file;
+    let key = |l: Option<&str>| -> [u8; 32] {
+        l.and_then(|l| l.strip_prefix("key "))
+            .and_then(file::unhex::<32>)
+            .unwrap_or_else(|| panic!("protocol.md:{line}: a key line"))
+    };
+    let mut lines = text.lines();
+    match label {
+        "fetch" => {
+            let k = key(lines.next());
+            let json = lines.next().unwrap_or_default();
+            let f: file::Fetch =
+                serde_json::from_str(json).unwrap_or_else(|e| panic!("protocol.md:{line}: {e}"));
+            assert!(file::check_proof(&k, &f), "protocol.md:{line}: wrong proof");
+            assert_eq!(
+                serde_json::to_value(&f).unwrap(),
+                serde_json::from_str::<Value>(json).unwrap(),
+                "protocol.md:{line}"
+            );
+        }
+        "fetch-reply" => {
+            let r: file::FetchReply =
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("protocol.md:{line}: {e}"));
+            assert_eq!(
+                serde_json::to_value(&r).unwrap(),
+                serde_json::from_str::<Value>(text).unwrap(),
+                "protocol.md:{line}"
+            );
+        }
+        _ => {
+            let k = key(lines.next());
+            let mut field = |name: &str| -> String {
+                lines
+                    .next()
+                    .and_then(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_else(|| panic!("protocol.md:{line}: a {name} line"))
+            };
+            let offer = field("offer");
+            let index: u64 = field("index").parse().expect("index");
+            let plain: String = serde_json::from_str(&field("text")).expect("text");
+            let frame = field("frame");
+            let mut buf = plain.as_bytes().to_vec();
+            assert!(file::seal(&k, &offer, index, &mut buf));
+            let mut sealed = (buf.len() as u32).to_be_bytes().to_vec();
+            sealed.extend(&buf);
+            assert_eq!(file::hex(&sealed), frame, "protocol.md:{line}");
+            assert!(file::open(&k, &offer, index, &mut buf));
+            assert_eq!(buf, plain.as_bytes(), "protocol.md:{line}");
+        }
     }
 }

@@ -96,6 +96,8 @@ pub enum Command {
         within: Duration,
         cmd: Box<Command>,
     },
+    /// `/send`, `/get`, `/refuse`, `/cancel`, `/files`.
+    File(crate::peer::files::FileCommand),
 }
 
 /// The help text: every command with one line.
@@ -163,6 +165,20 @@ pub const HELP: &[(&str, &str)] = &[
         "/me ACTION",
         "an action line in the current conversation: * you ACTION",
     ),
+    (
+        "/send USER FILE",
+        "offer a file to USER (over your chat with them)",
+    ),
+    (
+        "/get [ID|NAME]",
+        "fetch a file offered to you into the download folder",
+    ),
+    ("/refuse [ID|NAME]", "say no to a file offered to you"),
+    (
+        "/cancel ID|NAME",
+        "stop a file offer or transfer (either side)",
+    ),
+    ("/files", "file offers and transfers under way"),
     (
         "TEXT",
         "plain text goes to the current room or chat; *bold* _italic_",
@@ -373,6 +389,9 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         "members" | "names" => Command::Members(opt("/members [ROOM]")?.map(|r| strip_room(&r))),
         "switch" | "go" => Command::Switch(one("/switch NAME")?),
         "stats" => Command::Stats,
+        v @ ("send" | "get" | "refuse" | "cancel" | "files") => {
+            Command::File(crate::peer::files::parse(v, args)?)
+        }
         "history" | "lastlog" => match opt("/history [N]")? {
             None => Command::History(None),
             Some(n) => match n.parse::<usize>() {

@@ -48,4 +48,7 @@ pub enum Event {
     ChatGarbage { conn: u64 },
     /// Chat connection `conn` ended.
     ChatClosed { conn: u64, reason: ConnEnd },
+
+    /// A file transfer thread reports (see `peer::files`).
+    File(super::files::Report),
 }

@@ -22,6 +22,7 @@ pub mod commands;
 pub mod complete;
 pub mod editor;
 pub mod events;
+pub mod files;
 pub mod link;
 pub mod logs;
 mod password;
@@ -82,6 +83,8 @@ pub struct Config {
     pub log_root: Option<std::path::PathBuf>,
     /// TLS to the registry (and what is pinned), or `--insecure`.
     pub security: link::secure::Security,
+    /// `--download-dir`, `--max-file-size`.
+    pub files: files::FilesConfig,
 }
 
 /// The outcome of looking for registries on the LAN (no `--registry`).

@@ -52,6 +52,32 @@ pub enum ChatMsg {
     Ping,
     /// The sender is closing the chat (`/close`, `/quit`).
     Bye,
+    /// A file offered to the partner (`/send`); see [`super::file`].
+    FileOffer(super::file::Offer),
+    /// The receiver will not take offer `offer` (`/refuse`, too large…).
+    FileRefuse { offer: String, reason: String },
+    /// Either side stops offer `offer` and any transfer of it (`/cancel`).
+    FileCancel { offer: String, reason: String },
+    /// The receiver has the whole file (`ok`) or gave it up (`reason`).
+    FileDone {
+        offer: String,
+        ok: bool,
+        #[serde(default)]
+        reason: String,
+    },
+}
+
+impl ChatMsg {
+    /// Whether this is one of the file messages (`file_*`).
+    pub fn is_file(&self) -> bool {
+        matches!(
+            self,
+            ChatMsg::FileOffer(_)
+                | ChatMsg::FileRefuse { .. }
+                | ChatMsg::FileCancel { .. }
+                | ChatMsg::FileDone { .. }
+        )
+    }
 }
 
 #[cfg(test)]

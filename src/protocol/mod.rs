@@ -8,6 +8,7 @@
 //!   protocol (§1).
 //! - [`heartbeat`]: the peer's UDP heartbeat to the registry (§2).
 //! - [`chat`]: the one-to-one chat messages between two peers (§3).
+//! - [`file`](mod@file): file offers and the transfer connection (§3, "Files").
 //! - [`datagram`]: room datagrams byte for byte, sealed under the room key (§4).
 //! - [`names`]: the [`Username`] and [`RoomName`] rules.
 //! - [`addr`]: which IP the registry records for a peer, and how addresses
@@ -20,6 +21,7 @@ pub mod addr;
 pub mod chat;
 pub mod codec;
 pub mod datagram;
+pub mod file;
 pub mod heartbeat;
 pub mod messages;
 pub mod names;

@@ -201,6 +201,18 @@ impl Lab {
     /// Drops `percent`% (1 to 100) of the UDP datagrams arriving in `role`'s
     /// namespace, loopback included.
     pub fn drop_udp_input(&self, role: &str, percent: u32) -> Result<(), String> {
+        self.drop_input(role, percent, Some("udp"))
+    }
+
+    /// Drops `percent`% of every IP packet (TCP included) arriving in
+    /// `role`'s namespace.
+    pub fn drop_ip_input(&self, role: &str, percent: u32) -> Result<(), String> {
+        self.drop_input(role, percent, None)
+    }
+
+    /// Drops `percent`% of the packets of protocol `l4` (`udp`, `tcp`; all
+    /// without) arriving in `role`'s namespace.
+    pub fn drop_input(&self, role: &str, percent: u32, l4: Option<&str>) -> Result<(), String> {
         assert!((1..=100).contains(&percent), "{percent}%");
         let ns = self.ns(role);
         let nft = |rest: &[&str]| {
@@ -218,10 +230,20 @@ impl Lab {
             "{ type filter hook input priority 0; }",
         ])?;
         let below = format!("0-{}", percent - 1);
-        nft(&[
-            "add", "rule", "inet", "lossy", "input", "meta", "l4proto", "udp", "numgen", "random",
-            "mod", "100", &below, "counter", "drop",
-        ])
+        let mut rule = vec!["add", "rule", "inet", "lossy", "input"];
+        if let Some(l4) = l4 {
+            rule.extend(["meta", "l4proto", l4]);
+        }
+        rule.extend(["numgen", "random", "mod", "100", &below, "counter", "drop"]);
+        nft(&rule)
+    }
+
+    /// Makes `role` send every TCP segment as a packet of its own (no
+    /// segmentation offload on its veth), so a loss rule drops packets of
+    /// at most the MTU, as on a real link, not 64 KiB aggregates.
+    pub fn no_offload(&self, role: &str) -> Result<(), String> {
+        let ns = self.ns(role);
+        run(&["ip", "-n", &ns, "link", "set", "eth0", "gso_max_segs", "1"])
     }
 
     /// Packets the loss rule in `role`'s namespace dropped so far.

@@ -124,6 +124,7 @@ impl App {
                     ),
                 ),
             },
+            Command::File(cmd) => self.file_command(cmd),
             Command::Sleep(_) | Command::WaitFor { .. } | Command::Retry { .. } => self.error(
                 "script_only",
                 "/sleep and /wait work in scripts (peer --script FILE)",

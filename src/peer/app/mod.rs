@@ -19,6 +19,8 @@ mod chats;
 mod command;
 mod convo;
 mod moderation;
+mod file_events;
+mod files;
 mod quit;
 mod registry;
 mod rooms;
@@ -110,6 +112,8 @@ pub struct App {
     who_more: Option<(Option<String>, String)>,
     pub rooms: Rooms,
     pub script: Option<Script>,
+    /// File offers and transfers (`/send`, `/get`; see `files`).
+    pub files: crate::peer::files::Files,
     /// Conversation scrollback and log files (`/history`).
     pub logs: crate::peer::logs::Logs,
     /// The prompt, drawn by the stdin thread.
@@ -133,6 +137,7 @@ impl App {
         let link = Link::new(cfg.registry.clone(), events.clone()).secured(cfg.security.clone());
         let rooms = Rooms::new(cfg.faults.clone());
         let logs = crate::peer::logs::Logs::new(cfg.log_root.clone());
+        let files = crate::peer::files::Files::new(cfg.files.clone());
         let mut chats = Chats::new(Instant::now(), cfg.chat_timeout);
         chats.set_resume_limit(cfg.chat_resume);
         App {
@@ -166,6 +171,7 @@ impl App {
             exit_code: None,
             who_more: None,
             logs,
+            files,
             rooms,
             script: None,
             prompt: Default::default(),
@@ -359,6 +365,7 @@ impl App {
         self.release_held();
         self.session_tick(now);
         self.with_chats(|c| c.handle_timeout(now));
+        self.flush_offers();
         self.rooms_tick(now);
         self.quit_tick(now);
         self.script_step(now);
@@ -421,10 +428,12 @@ impl App {
             }
             Event::ChatIncoming(stream) => self.chat_incoming(stream),
             Event::ChatDialed { user, result } => self.chat_dialed(user, result),
+            Event::ChatMsg { conn, msg } if msg.is_file() => self.file_msg(conn, msg),
             Event::ChatMsg { conn, msg } => {
                 let now = Instant::now();
                 self.with_chats(|c| c.received(now, conn, msg));
             }
+            Event::File(report) => self.file_report(report),
             Event::ChatGarbage { conn } => self.with_chats(|c| c.garbage(conn)),
             Event::ChatClosed { conn, reason } => {
                 self.with_chats(|c| c.conn_closed(conn, reason));

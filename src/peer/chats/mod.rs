@@ -12,6 +12,7 @@
 //! (`reasons`), rendered to the exact text the peer prints.
 
 mod net;
+mod peek;
 mod reasons;
 mod resume;
 #[cfg(test)]

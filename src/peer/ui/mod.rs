@@ -4,6 +4,7 @@
 //! Every human-readable line passes through [`sanitize`] first.
 
 mod echo;
+mod files;
 pub mod prompt;
 mod render;
 pub mod sanitize;
@@ -251,6 +252,81 @@ pub enum UiEvent {
     },
     ScriptDone,
     Bye,
+    // File transfers (`peer::files`, protocol.md §5).
+    /// A file offered to us (`own` false, by `from`) or by us (to `to`).
+    FileOffered {
+        offer: String,
+        name: String,
+        size: u64,
+        sha256: String,
+        from: String,
+        to: String,
+        own: bool,
+    },
+    /// `done` of `size` bytes, `rate` bytes/s, `left` seconds; `sending`:
+    /// we serve it to `user`, else we fetch it from `user`.
+    FileProgress {
+        offer: String,
+        name: String,
+        user: String,
+        sending: bool,
+        done: u64,
+        size: u64,
+        rate: u64,
+        left: u64,
+    },
+    /// The whole file arrived, its SHA-256 checked, saved at `path`.
+    FileReceived {
+        offer: String,
+        name: String,
+        from: String,
+        path: String,
+        size: u64,
+        sha256: String,
+    },
+    /// The receiver `to` has the whole file, checked.
+    FileSent {
+        offer: String,
+        name: String,
+        to: String,
+    },
+    FileFailed {
+        offer: String,
+        name: String,
+        user: String,
+        reason: String,
+    },
+    /// The offer and its transfer stopped (`by` us or the other side).
+    FileCancelled {
+        offer: String,
+        name: String,
+        by: String,
+    },
+    /// The offer was refused by its receiver `by`.
+    FileRefused {
+        offer: String,
+        name: String,
+        by: String,
+        reason: String,
+    },
+    /// `/files`: offers made and received, and their state.
+    Files {
+        files: Vec<FileEntry>,
+    },
+}
+
+/// One line of [`UiEvent::Files`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub offer: String,
+    pub name: String,
+    pub size: u64,
+    /// `in` (offered to us) or `out` (offered by us).
+    pub direction: String,
+    /// The other side.
+    pub user: String,
+    /// `offered`, `waiting` (for the chat to open) or `fetching`.
+    pub state: String,
 }
 
 /// Characters of each text an [`UiEvent::Undelivered`] names.

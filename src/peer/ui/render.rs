@@ -141,6 +141,14 @@ impl Ui {
                 "ready: chats on TCP port {tcp_port}, rooms on UDP port {udp_port}; /help lists commands"
             )),
             UiEvent::Notice { text } => Self::notice(text),
+            ev @ (UiEvent::FileOffered { .. }
+            | UiEvent::FileProgress { .. }
+            | UiEvent::FileReceived { .. }
+            | UiEvent::FileSent { .. }
+            | UiEvent::FileFailed { .. }
+            | UiEvent::FileCancelled { .. }
+            | UiEvent::FileRefused { .. }
+            | UiEvent::Files { .. }) => Self::notice(&super::files::text(ev)),
             UiEvent::RegistryReached { addr } => Self::notice(&format!("connected to the registry at {addr}")),
             UiEvent::Discovery { found, using } => Self::notice(&discovery_line(found, using)),
             UiEvent::Error { message, .. } => format!("{} {}", "!!".red().bold(), message.red()),

@@ -192,6 +192,41 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
             s(chat);
             s(text);
         }
+        UiEvent::FileOffered { name, from, to, .. } => {
+            s(name);
+            s(from);
+            s(to);
+        }
+        UiEvent::FileProgress { name, user: by, .. }
+        | UiEvent::FileSent { name, to: by, .. }
+        | UiEvent::FileCancelled { name, by, .. } => {
+            s(name);
+            s(by);
+        }
+        UiEvent::FileReceived {
+            name, from, path, ..
+        } => {
+            s(name);
+            s(from);
+            s(path);
+        }
+        UiEvent::FileFailed {
+            name,
+            user: by,
+            reason,
+            ..
+        }
+        | UiEvent::FileRefused {
+            name, by, reason, ..
+        } => {
+            s(name);
+            s(by);
+            s(reason);
+        }
+        UiEvent::Files { files } => files.iter_mut().for_each(|f| {
+            s(&mut f.name);
+            s(&mut f.user);
+        }),
         UiEvent::RoomJoined { room: r, members } => {
             s(r);
             members.iter_mut().for_each(s);
