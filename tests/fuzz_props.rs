@@ -136,19 +136,30 @@ fn datagram_strategy() -> impl Strategy<Value = Datagram> {
                 frags,
                 bytes,
             }),
-        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(stream, cum, sack)| Body::Ack {
-            stream,
-            cum,
-            sack
-        }),
+        (
+            name,
+            any::<u64>(),
+            any::<u64>(),
+            0u64..1000,
+            any::<bool>(),
+            proptest::collection::vec((any::<u64>(), any::<u16>()), 0..=32)
+        )
+            .prop_map(|(to, stream, cum, ahead, unsynced, missing)| Body::Ack {
+                to,
+                stream,
+                cum,
+                high: cum.saturating_add(ahead),
+                unsynced,
+                missing,
+            }),
         Just(Body::Ping),
+        (name, any::<u64>(), any::<u64>()).prop_map(|(to, stream, next)| Body::Sync {
+            to,
+            stream,
+            next
+        }),
     ];
-    (name, name, name, body).prop_map(|(room, from, to, body)| Datagram {
-        room,
-        from,
-        to,
-        body,
-    })
+    (name, name, body).prop_map(|(room, from, body)| Datagram { room, from, body })
 }
 
 /// A JSON value shaped like a request, with fields of random types.

@@ -568,16 +568,18 @@ fn flood_pool(room: &str, members: &[&str], to: &str, n: usize) -> Vec<Vec<u8>> 
                 },
             },
             3 => Body::Ack {
+                to: to.to_string(),
                 stream: rng.next_u64(),
                 cum: rng.next_u64() % 200,
-                sack: rng.next_u64(),
+                high: 200 + rng.next_u64() % 200,
+                unsynced: false,
+                missing: vec![(rng.next_u64() % 200, 3)],
             },
             _ => Body::Ping,
         };
         let dg = Datagram {
             room: room.to_string(),
             from,
-            to: to.to_string(),
             body,
         };
         let key = RoomKey {

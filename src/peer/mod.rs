@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Room datagrams waiting for the main loop; beyond this they are dropped.
-const DATAGRAM_QUEUE: usize = 8192;
+pub(crate) const DATAGRAM_QUEUE: usize = 8192;
 /// Connection events (chat lines, closed chats, accepted connections)
 /// waiting for the main loop. When the queue is full the threads wait to
 /// add to it: a chat reader stops reading its socket, so TCP flow control
@@ -214,7 +214,8 @@ pub fn run(cfg: Config) -> i32 {
     };
     // Datagrams get their own bounded queue: a flood of them is dropped
     // here, like a full socket buffer, and cannot crowd out other events.
-    let (dg_tx, dg_rx) = crossbeam_channel::bounded::<(Vec<u8>, SocketAddr)>(DATAGRAM_QUEUE);
+    let (dg_tx, dg_rx) =
+        crossbeam_channel::bounded::<(Vec<u8>, SocketAddr, std::time::Instant)>(DATAGRAM_QUEUE);
     let overflow = Arc::new(AtomicU64::new(0));
     let dropped = overflow.clone();
     let spawned_udp = std::thread::Builder::new()
@@ -223,13 +224,17 @@ pub fn run(cfg: Config) -> i32 {
             let mut buf = vec![0u8; 2048];
             loop {
                 match recv_udp.recv_from(&mut buf) {
-                    Ok((n, from)) => match dg_tx.try_send((buf[..n].to_vec(), from)) {
-                        Ok(()) => {}
-                        Err(crossbeam_channel::TrySendError::Full(_)) => {
-                            dropped.fetch_add(1, Ordering::Relaxed);
+                    // Stamped as it comes off the socket: liveness verdicts
+                    // go by arrival, not by when the main loop gets to it.
+                    Ok((n, from)) => {
+                        match dg_tx.try_send((buf[..n].to_vec(), from, std::time::Instant::now())) {
+                            Ok(()) => {}
+                            Err(crossbeam_channel::TrySendError::Full(_)) => {
+                                dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return,
                         }
-                        Err(crossbeam_channel::TrySendError::Disconnected(_)) => return,
-                    },
+                    }
                     // ICMP errors from earlier sends surface here; not fatal.
                     Err(e) => log::debug!("udp receive: {e}"),
                 }

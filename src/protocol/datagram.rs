@@ -1,20 +1,25 @@
 //! Room datagrams, byte for byte (documented in `protocol.md`).
 //!
 //! Every datagram is `header ‖ sealed body`: the header travels in the
-//! clear (it says which room, sender, addressee and key epoch), and the body
-//! is encrypted and authenticated with XChaCha20-Poly1305 under the room key
+//! clear (it says which room, sender and key epoch), and the body is
+//! encrypted and authenticated with XChaCha20-Poly1305 under the room key
 //! of that epoch, the whole header being the associated data. So only
 //! holders of the current key read a room, and a changed byte anywhere
 //! fails the tag. All integers are big-endian. Strings are a 1-byte length
 //! then that many bytes of ASCII.
 //!
+//! A DATA datagram is addressed to the room, not to one member: the sender
+//! seals it once and sends the same bytes to every member. Acknowledgements
+//! and syncs name the member they are for inside the sealed body.
+//!
 //! ```text
-//! header: magic "LC" (2) | version 2 (1) | kind (1) | room (str) | from (str) | to (str)
+//! header: magic "LC" (2) | version 3 (1) | kind (1) | auth (1) | room (str) | from (str)
 //!         | epoch u64 | nonce (24)
 //! body (sealed, then a 16-byte tag):
 //! DATA  (kind 1): stream u64 | seq u64 | event (1) | msg_id u64 | frag u16 | frags u16 | len u16 | bytes
-//! ACK   (kind 2): stream u64 | cum u64 | sack u64
+//! ACK   (kind 2): to (str) | stream u64 | cum u64 | high u64 | flags (1) | n (1) | n × (first u64 | count u16)
 //! PING  (kind 3): (empty)
+//! SYNC  (kind 4): to (str) | stream u64 | next u64
 //! ```
 //!
 //! Decoding never panics: every read is bounds-checked, and anything that
@@ -24,8 +29,16 @@ use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 
 pub const MAGIC: &[u8; 2] = b"LC";
-/// Version 1 had an HMAC tag and no epoch; it is refused as malformed.
-pub const VERSION: u8 = 2;
+/// Version 1 had an HMAC tag and no epoch, version 2 one stream per
+/// (sender, addressee) pair; both are refused as malformed.
+pub const VERSION: u8 = 3;
+/// The header's `auth` byte: `00`, the body's AEAD tag is the only
+/// authentication. Reserved for a per-sender signature over the sealed
+/// datagram (appended after the tag), so that a sender signs each message
+/// once, whatever the room's size.
+pub const AUTH_NONE: u8 = 0;
+/// Missing ranges one ACK lists at most.
+pub const MAX_RANGES: usize = 32;
 /// Bytes of the Poly1305 tag at the end of every datagram.
 pub const TAG_LEN: usize = 16;
 /// Bytes of the random XChaCha20 nonce in the header.
@@ -33,7 +46,7 @@ pub const NONCE_LEN: usize = 24;
 /// The largest datagram we send or accept (payload of one UDP datagram).
 pub const MAX_DATAGRAM: usize = 1200;
 /// Bytes of message text per DATA fragment; with the largest header
-/// (3 names of 32 bytes) a fragment stays within [`MAX_DATAGRAM`].
+/// (2 names of 32 bytes) a fragment stays within [`MAX_DATAGRAM`].
 pub const FRAGMENT_BYTES: usize = 1000;
 /// Longest room message, in bytes of UTF-8 (at most 32 fragments).
 pub const MAX_MESSAGE: usize = 32 * FRAGMENT_BYTES;
@@ -76,18 +89,29 @@ pub enum Body {
         frags: u16,
         bytes: Vec<u8>,
     },
-    /// Acknowledges, on stream `stream` from the addressee to the acker,
-    /// every seq ≤ `cum`, and seq `cum + 1 + i` for each bit `i` set in `sack`.
-    Ack { stream: u64, cum: u64, sack: u64 },
+    /// Member `to`'s report on its stream `stream` from the acker: it holds
+    /// every seq ≤ `cum`, nothing above `high`, and every seq in between but
+    /// the `missing` ranges (`(first, count)`). `unsynced`: it does not know
+    /// where the stream starts for it (it asks for a SYNC).
+    Ack {
+        to: String,
+        stream: u64,
+        cum: u64,
+        high: u64,
+        unsynced: bool,
+        missing: Vec<(u64, u16)>,
+    },
     /// Liveness: "I am still here".
     Ping,
+    /// To member `to`: on stream `stream`, your messages start at seq
+    /// `next` (you joined while it ran, or were dropped and let back in).
+    Sync { to: String, stream: u64, next: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Datagram {
     pub room: String,
     pub from: String,
-    pub to: String,
     pub body: Body,
 }
 
@@ -129,10 +153,11 @@ impl Datagram {
             Body::Data { .. } => 1,
             Body::Ack { .. } => 2,
             Body::Ping => 3,
+            Body::Sync { .. } => 4,
         });
+        out.push(AUTH_NONE);
         put_str(&mut out, &self.room);
         put_str(&mut out, &self.from);
-        put_str(&mut out, &self.to);
         out.extend_from_slice(&key.epoch.to_be_bytes());
         out.extend_from_slice(nonce);
         let header = out.len();
@@ -155,12 +180,32 @@ impl Datagram {
                 out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
                 out.extend_from_slice(bytes);
             }
-            Body::Ack { stream, cum, sack } => {
+            Body::Ack {
+                to,
+                stream,
+                cum,
+                high,
+                unsynced,
+                missing,
+            } => {
+                put_str(&mut out, to);
                 out.extend_from_slice(&stream.to_be_bytes());
                 out.extend_from_slice(&cum.to_be_bytes());
-                out.extend_from_slice(&sack.to_be_bytes());
+                out.extend_from_slice(&high.to_be_bytes());
+                out.push(u8::from(*unsynced));
+                let n = missing.len().min(MAX_RANGES);
+                out.push(n as u8);
+                for (first, count) in &missing[..n] {
+                    out.extend_from_slice(&first.to_be_bytes());
+                    out.extend_from_slice(&count.to_be_bytes());
+                }
             }
             Body::Ping => {}
+            Body::Sync { to, stream, next } => {
+                put_str(&mut out, to);
+                out.extend_from_slice(&stream.to_be_bytes());
+                out.extend_from_slice(&next.to_be_bytes());
+            }
         }
         let (aad, body) = out.split_at_mut(header);
         let tag = cipher(&key.key)
@@ -186,12 +231,11 @@ impl Datagram {
             return Err(DecodeError::Malformed);
         }
         let kind = r.u8()?;
-        if !(1..=3).contains(&kind) {
+        if !(1..=4).contains(&kind) || r.u8()? != AUTH_NONE {
             return Err(DecodeError::Malformed);
         }
         let room = r.str()?;
         let from = r.str()?;
-        let to = r.str()?;
         let epoch = r.u64()?;
         let nonce = r.take(NONCE_LEN)?;
         let header = r.at;
@@ -209,12 +253,7 @@ impl Datagram {
             )
             .map_err(|_| DecodeError::BadTag)?;
         let body = parse_body(kind, &plain)?;
-        Ok(Datagram {
-            room,
-            from,
-            to,
-            body,
-        })
+        Ok(Datagram { room, from, body })
     }
 }
 
@@ -249,12 +288,37 @@ fn parse_body(kind: u8, plain: &[u8]) -> Result<Body, DecodeError> {
                 bytes,
             }
         }
-        2 => Body::Ack {
+        2 => {
+            let to = r.str()?;
+            let (stream, cum, high) = (r.u64()?, r.u64()?, r.u64()?);
+            let unsynced = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(DecodeError::Malformed),
+            };
+            let n = r.u8()? as usize;
+            if n > MAX_RANGES || high < cum {
+                return Err(DecodeError::Malformed);
+            }
+            let mut missing = Vec::with_capacity(n);
+            for _ in 0..n {
+                missing.push((r.u64()?, r.u16()?));
+            }
+            Body::Ack {
+                to,
+                stream,
+                cum,
+                high,
+                unsynced,
+                missing,
+            }
+        }
+        3 => Body::Ping,
+        _ => Body::Sync {
+            to: r.str()?,
             stream: r.u64()?,
-            cum: r.u64()?,
-            sack: r.u64()?,
+            next: r.u64()?,
         },
-        _ => Body::Ping,
     };
     if r.at != plain.len() {
         return Err(DecodeError::Malformed);
@@ -314,151 +378,5 @@ pub fn parse_key(hex: &str) -> Option<[u8; 32]> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const KEY: RoomKey = RoomKey {
-        epoch: 3,
-        key: [7; 32],
-    };
-    const NONCE: [u8; NONCE_LEN] = [9; NONCE_LEN];
-
-    fn data() -> Datagram {
-        Datagram {
-            room: "lab".into(),
-            from: "alice".into(),
-            to: "bob".into(),
-            body: Body::Data {
-                stream: 9,
-                seq: 1,
-                event: EventKind::Text,
-                msg_id: 4,
-                frag: 0,
-                frags: 1,
-                bytes: b"hi".to_vec(),
-            },
-        }
-    }
-
-    #[test]
-    fn round_trip_and_tag() {
-        for d in [
-            data(),
-            Datagram {
-                body: Body::Ack {
-                    stream: 9,
-                    cum: 3,
-                    sack: 0b101,
-                },
-                ..data()
-            },
-            Datagram {
-                body: Body::Ping,
-                ..data()
-            },
-        ] {
-            let bytes = d.encode(&KEY, &NONCE);
-            assert_eq!(Datagram::decode(&bytes, |_| Some(KEY)), Ok(d.clone()));
-            let other_key = RoomKey {
-                key: [8; 32],
-                ..KEY
-            };
-            assert_eq!(
-                Datagram::decode(&bytes, |_| Some(other_key)),
-                Err(DecodeError::BadTag)
-            );
-            let next_epoch = RoomKey { epoch: 4, ..KEY };
-            assert_eq!(
-                Datagram::decode(&bytes, |_| Some(next_epoch)),
-                Err(DecodeError::OtherEpoch {
-                    room: "lab".into(),
-                    epoch: 3
-                })
-            );
-            assert_eq!(
-                Datagram::decode(&bytes, |_| None),
-                Err(DecodeError::UnknownRoom)
-            );
-            for at in 0..bytes.len() {
-                let mut flipped = bytes.clone();
-                flipped[at] ^= 1;
-                assert!(Datagram::decode(&flipped, |_| Some(KEY)).is_err(), "{at}");
-            }
-            for cut in 0..bytes.len() {
-                assert!(Datagram::decode(&bytes[..cut], |_| Some(KEY)).is_err());
-            }
-        }
-    }
-
-    #[test]
-    fn the_text_is_not_on_the_wire() {
-        let secret = b"the answer to question 3 is 42";
-        let d = Datagram {
-            body: Body::Data {
-                stream: 9,
-                seq: 1,
-                event: EventKind::Text,
-                msg_id: 4,
-                frag: 0,
-                frags: 1,
-                bytes: secret.to_vec(),
-            },
-            ..data()
-        };
-        let bytes = d.encode(&KEY, &NONCE);
-        assert!(!bytes.windows(6).any(|w| secret.windows(6).any(|s| s == w)));
-        // Another nonce, other bytes: nothing repeats between datagrams.
-        let again = d.encode(&KEY, &[10; NONCE_LEN]);
-        assert_ne!(bytes[bytes.len() - 40..], again[again.len() - 40..]);
-    }
-
-    #[test]
-    fn exact_header() {
-        let bytes = data().encode(&KEY, &NONCE);
-        let mut expect = b"LC\x02\x01\x03lab\x05alice\x03bob".to_vec();
-        expect.extend_from_slice(&3u64.to_be_bytes());
-        expect.extend_from_slice(&NONCE);
-        assert_eq!(bytes[..expect.len()], expect[..]);
-        // The 31-byte DATA body with its 2 bytes of text, then the tag.
-        assert_eq!(bytes.len(), expect.len() + 31 + 2 + TAG_LEN);
-    }
-
-    #[test]
-    fn version_1_is_refused() {
-        let mut bytes = data().encode(&KEY, &NONCE);
-        bytes[2] = 1;
-        assert_eq!(
-            Datagram::decode(&bytes, |_| Some(KEY)),
-            Err(DecodeError::Malformed)
-        );
-    }
-
-    #[test]
-    fn largest_fragment_fits() {
-        let name = "a".repeat(32);
-        let d = Datagram {
-            room: name.clone(),
-            from: name.clone(),
-            to: name,
-            body: Body::Data {
-                stream: u64::MAX,
-                seq: u64::MAX,
-                event: EventKind::Text,
-                msg_id: u64::MAX,
-                frag: 0,
-                frags: 1,
-                bytes: vec![b'x'; FRAGMENT_BYTES],
-            },
-        };
-        let bytes = d.encode(&KEY, &NONCE);
-        assert!(bytes.len() <= MAX_DATAGRAM, "{}", bytes.len());
-        assert!(Datagram::decode(&bytes, |_| Some(KEY)).is_ok());
-    }
-
-    #[test]
-    fn keys() {
-        assert_eq!(parse_key(&"0a".repeat(32)), Some([10; 32]));
-        assert_eq!(parse_key("zz"), None);
-        assert_eq!(parse_key(&"g0".repeat(32)), None);
-    }
-}
+#[path = "datagram_tests.rs"]
+mod tests;

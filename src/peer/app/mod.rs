@@ -15,6 +15,7 @@
 //! - `rooms`: glue between the room engine ([`super::rooms`]) and the UDP
 //!   socket, the registry and the UI.
 
+mod batch;
 mod chats;
 mod command;
 mod convo;
@@ -272,7 +273,7 @@ impl App {
         &mut self,
         events: Receiver<Event>,
         conn_events: Receiver<Event>,
-        datagrams: Receiver<(Vec<u8>, SocketAddr)>,
+        datagrams: Receiver<(Vec<u8>, SocketAddr, Instant)>,
         signals: Receiver<()>,
     ) -> i32 {
         self.emit(UiEvent::Ready {
@@ -314,15 +315,18 @@ impl App {
                     }
                 }
                 recv(datagrams) -> d => {
-                    if let Ok((bytes, from)) = d {
-                        self.datagram(&bytes, from);
-                        for (bytes, from) in datagrams.try_iter().take(1024) {
-                            self.datagram(&bytes, from);
-                        }
+                    if let Ok((bytes, from, at)) = d {
+                        self.datagram(&bytes, from, at);
                     }
                 }
                 recv(signals) -> _ => self.quit(),
                 recv(crossbeam_channel::after(wait)) -> _ => {}
+            }
+            // Every datagram waiting is handled before any timer: a room
+            // member is judged silent by when its datagrams arrived, never
+            // because this loop was busy.
+            for (bytes, from, at) in datagrams.try_iter().take(super::DATAGRAM_QUEUE) {
+                self.datagram(&bytes, from, at);
             }
             self.on_timer(Instant::now());
             self.move_current();

@@ -149,11 +149,10 @@ impl App {
     /// Drains the engine: datagrams to the socket, events to the UI and
     /// the registry.
     fn rooms_flush(&mut self) {
-        while let Some((to, bytes)) = self.rooms.engine.poll_transmit() {
-            if let Err(e) = self.udp.send_to(&bytes, to) {
-                // UDP: a failed send is a lost datagram; retransmission covers it.
-                log::debug!("datagram to {to}: {e}");
-            }
+        let batch: Vec<(std::net::SocketAddr, Vec<u8>)> =
+            std::iter::from_fn(|| self.rooms.engine.poll_transmit()).collect();
+        if !batch.is_empty() {
+            super::batch::send_all(&self.udp, &batch);
         }
         while let Some(ev) = self.rooms.engine.poll_event() {
             self.room_event(ev);
@@ -507,10 +506,9 @@ impl App {
     }
 
     /// A datagram arrived on our UDP socket.
-    pub fn datagram(&mut self, bytes: &[u8], src: SocketAddr) {
-        self.rooms
-            .engine
-            .handle_datagram(Instant::now(), src, bytes);
+    /// `at`: when it came off the socket.
+    pub fn datagram(&mut self, bytes: &[u8], src: SocketAddr, at: Instant) {
+        self.rooms.engine.handle_datagram(at, src, bytes);
         self.rooms_flush();
     }
 

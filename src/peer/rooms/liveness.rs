@@ -1,40 +1,42 @@
-//! Time passing: retransmissions and giving up on a member, progress
-//! reports of slow messages, rooms we left finishing, asking the registry
-//! for the members, liveness pings (and probes of members we gave up on),
-//! and dropping members that fell silent.
+//! Time passing: the sweep of members' flows (retransmissions, windows
+//! opening, giving up on a member) and of streams' acknowledgements,
+//! progress reports of slow messages, rooms we left finishing, asking the
+//! registry for the members, liveness pings (and probes of members we
+//! gave up on), and dropping members that fell silent.
+//!
+//! Liveness costs a bounded number of datagrams per member whatever the
+//! room's size: anything a member sends counts as a sign of life, a ping
+//! goes only to members we sent nothing to for a round, and at most
+//! [`PINGS_PER_ROUND`] of them per room and round, in turn. Verdicts go by
+//! the receive time of the last datagram from a member (the driver stamps
+//! datagrams as they come off the socket), never by our own queue.
 
-use super::engine::{Engine, PING_EVERY, PROGRESS_AFTER, SILENT_LIMIT};
+use super::engine::{
+    Engine, PINGS_PER_ROUND, PING_EVERY, PROGRESS_AFTER, SILENT_LIMIT, SILENT_ROUNDS,
+};
 use super::event::{Event, Gone};
-use super::stream::Item;
 use crate::protocol::datagram::{Body, EventKind};
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a member of a room of `members` others may stay silent: every
+/// other member pings it at least once per its ping cycle.
+pub fn silent_limit(members: usize) -> Duration {
+    let rounds = members.div_ceil(PINGS_PER_ROUND).max(1) as u32;
+    SILENT_LIMIT.max(PING_EVERY * rounds * SILENT_ROUNDS)
+}
 
 impl Engine {
     /// Does whatever is due at `now`. Cheap when nothing is; the driver
     /// may call it more often than [`poll_timeout`](Engine::poll_timeout) asks.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.injector.release(now);
+        if self.wake.is_some_and(|w| w <= now) {
+            self.wake = None;
+            self.sweep(now);
+        }
         let names: Vec<String> = self.rooms.keys().cloned().collect();
         for room in names {
-            let members: Vec<String> = match self.rooms.get(&room) {
-                Some(r) => r.members.keys().cloned().collect(),
-                None => continue,
-            };
-            for user in members {
-                let due = match self
-                    .rooms
-                    .get_mut(&room)
-                    .and_then(|r| r.members.get_mut(&user))
-                {
-                    Some(m) => m.tx.due(now),
-                    None => continue,
-                };
-                match due {
-                    Ok(sends) => self.transmit(&room, &user, sends, now),
-                    Err(lost) => self.unreachable(&room, &user, lost),
-                }
-            }
             let progress: Vec<(u64, usize, usize)> = match self.rooms.get_mut(&room) {
                 Some(r) => r
                     .out
@@ -65,12 +67,14 @@ impl Engine {
                 }
                 self.refresh_members(&room, now);
             }
-            if let Some(r) = self.rooms.get(&room) {
-                if r.leaving.is_some_and(|t| now >= t)
-                    || (r.leaving.is_some() && r.members.values().all(|m| m.tx.idle()))
-                {
-                    self.finish_leaving(&room);
-                }
+            if self
+                .rooms
+                .get(&room)
+                .is_some_and(|r| r.leaving.is_some_and(|t| now >= t))
+            {
+                self.finish_leaving(&room);
+            } else {
+                self.check_left(&room);
             }
         }
 
@@ -80,11 +84,46 @@ impl Engine {
         }
     }
 
+    /// Every member's flow (retransmissions due, windows opened, members
+    /// that stalled) and every stream's acknowledgement that is due.
+    fn sweep(&mut self, now: Instant) {
+        let mut flows = Vec::new();
+        let mut acks = Vec::new();
+        for (name, r) in &self.rooms {
+            for (user, m) in &r.members {
+                if m.flow.deadline().is_some_and(|t| t <= now) || m.flow.stalled(now) {
+                    flows.push((name.clone(), user.clone(), m.flow.stalled(now)));
+                } else {
+                    self.wake = [self.wake, m.flow.deadline()].into_iter().flatten().min();
+                }
+            }
+            for (user, inb) in &r.inbound {
+                for (at, s) in inb.streams.iter().enumerate() {
+                    if s.rx.due(now) {
+                        acks.push((name.clone(), user.clone(), at));
+                    } else {
+                        self.wake = [self.wake, s.rx.ack_at].into_iter().flatten().min();
+                    }
+                }
+            }
+        }
+        for (room, user, stalled) in flows {
+            if stalled {
+                self.unreachable(&room, &user, now);
+            } else {
+                self.pump(&room, &user, now);
+            }
+        }
+        for (room, user, at) in acks {
+            self.maybe_ack(&room, &user, at, now);
+        }
+    }
+
     fn liveness(&mut self, now: Instant) {
         let mut silent = Vec::new();
         let mut ping = Vec::new();
         let mut probe = Vec::new();
-        for (name, r) in &self.rooms {
+        for (name, r) in self.rooms.iter_mut() {
             if r.leaving.is_some() {
                 continue;
             }
@@ -92,36 +131,64 @@ impl Engine {
             // and anything back from them lets them in again.
             for user in &r.unheard {
                 if let Some(addr) = r.listed.get(user) {
-                    probe.push((name.clone(), user.clone(), *addr));
+                    probe.push((name.clone(), *addr));
                 }
             }
+            let limit = silent_limit(r.members.len());
             for (user, m) in &r.members {
-                if now.duration_since(m.last_heard) >= SILENT_LIMIT {
+                if now.saturating_duration_since(m.last_heard) >= limit {
                     silent.push((name.clone(), user.clone()));
-                } else {
-                    ping.push((name.clone(), user.clone()));
                 }
+            }
+            // In turn from where the last round stopped.
+            let order = r
+                .members
+                .range::<String, _>((
+                    std::ops::Bound::Excluded(&r.ping_after),
+                    std::ops::Bound::Unbounded,
+                ))
+                .chain(r.members.range::<String, _>(..=&r.ping_after));
+            let mut last = None;
+            let mut n = 0;
+            for (user, m) in order {
+                if n == PINGS_PER_ROUND {
+                    break;
+                }
+                last = Some(user.clone());
+                if now.saturating_duration_since(m.last_sent) >= PING_EVERY {
+                    ping.push((name.clone(), user.clone()));
+                    n += 1;
+                }
+            }
+            if let Some(last) = last {
+                r.ping_after = last;
             }
         }
         for (room, user) in ping {
             self.control(&room, &user, Body::Ping, now);
         }
-        for (room, user, addr) in probe {
-            self.control_to(&room, &user, addr, Body::Ping, now);
+        for (room, addr) in probe {
+            self.control_to(&room, addr, Body::Ping, now);
         }
         for (room, user) in silent {
             self.remove_member(&room, &user, Gone::Silent);
         }
     }
 
-    /// A member did not acknowledge after every retry: report the messages
-    /// it missed, by name, and drop it from the room.
-    fn unreachable(&mut self, room: &str, user: &str, lost: Vec<Item>) {
-        let ids: BTreeSet<u64> = lost
-            .iter()
-            .filter(|i| i.event == EventKind::Text)
-            .map(|i| i.msg_id)
-            .collect();
+    /// A member acknowledged nothing for too long: report the messages it
+    /// missed, by name, and drop it from the room.
+    pub(super) fn unreachable(&mut self, room: &str, user: &str, _now: Instant) {
+        let ids: BTreeSet<u64> = match self.rooms.get(room) {
+            Some(r) => {
+                let acked = r.members.get(user).map_or(0, |m| m.flow.acked);
+                r.tx.buf
+                    .range(acked + 1..)
+                    .filter(|(_, s)| s.item.event == EventKind::Text)
+                    .map(|(_, s)| s.item.msg_id)
+                    .collect()
+            }
+            None => return,
+        };
         if let Some(r) = self.rooms.get_mut(room) {
             for id in &ids {
                 if let Some(o) = r.out.get_mut(id) {

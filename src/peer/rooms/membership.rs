@@ -5,9 +5,10 @@
 
 use super::engine::{
     Engine, Listed, Room, DEPARTED_MEMORY, LEAVE_LINGER, MEMBERS_POLL, PING_EVERY,
-    PREVIOUS_KEY_GRACE, UNLISTED_LIMIT,
+    PREVIOUS_KEY_GRACE, UNLISTED_LIMIT, UNLISTED_SILENCE,
 };
 use super::event::{Ask, Event, Gone, NotMember};
+use super::flow::Outbox;
 use super::send::control_item;
 use crate::protocol::datagram::{EventKind, RoomKey};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -31,13 +32,16 @@ impl Engine {
         let online = online_others(&me, listed);
         let mut members = BTreeMap::new();
         for (name, addr) in &online {
-            members.insert(name.clone(), self.new_member(*addr, now));
+            members.insert(name.clone(), Engine::new_member(*addr, 0, now));
         }
+        let stream = self.new_stream_id();
         let names: Vec<String> = listed.iter().map(|u| u.name.clone()).collect();
         let others: Vec<String> = members.keys().cloned().collect();
         self.rooms.insert(
             room.to_string(),
             Room {
+                tx: Outbox::new(stream),
+                ping_after: String::new(),
                 key,
                 previous: None,
                 tell_registry: false,
@@ -57,9 +61,7 @@ impl Engine {
             },
         );
         self.next_ping.get_or_insert(now + PING_EVERY);
-        for m in others {
-            self.push_item(room, &m, control_item(EventKind::Join), now);
-        }
+        self.push_item(room, control_item(EventKind::Join), now);
         self.emit(Event::Joined {
             room: room.to_string(),
             members: names,
@@ -102,18 +104,24 @@ impl Engine {
             log::info!("#{room}: key epoch {} -> {}", r.key.epoch, key.epoch);
             r.previous = Some((r.key, now + PREVIOUS_KEY_GRACE));
             r.key = key;
+            for m in r.members.values_mut() {
+                m.flow.rekeyed(now);
+            }
+            self.wake = Some(now);
         }
         r.departed
             .retain(|_, t| now.duration_since(*t) < DEPARTED_MEMORY);
         r.unheard.retain(|u| online.contains_key(u));
         let mut gone = Vec::new();
-        for name in r.members.keys() {
+        for (name, m) in &r.members {
             if online.contains_key(name) {
                 r.unlisted.remove(name);
             } else {
                 let misses = r.unlisted.entry(name.clone()).or_insert(0);
                 *misses += 1;
-                if *misses >= UNLISTED_LIMIT {
+                // A silent one (killed: its session timed out) goes at once.
+                let silent = now.saturating_duration_since(m.last_heard) >= UNLISTED_SILENCE;
+                if *misses >= UNLISTED_LIMIT || silent {
                     gone.push(name.clone());
                 }
             }
@@ -139,11 +147,12 @@ impl Engine {
     }
 
     /// Lets a member the registry lists in (again), and says so once.
+    /// It is owed what we send from now on.
     pub(super) fn add_member(&mut self, room: &str, user: &str, addr: SocketAddr, now: Instant) {
-        let m = self.new_member(addr, now);
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
+        let m = Engine::new_member(addr, r.tx.last(), now);
         r.unheard.remove(user);
         r.unlisted.remove(user);
         r.members.insert(user.to_string(), m);
@@ -205,17 +214,14 @@ impl Engine {
     /// Sends our "leave" to every member and lets the room linger until it
     /// is acknowledged (or [`LEAVE_LINGER`] passes).
     fn start_leaving(&mut self, room: &str, now: Instant) {
-        let members: Vec<String> = match self.rooms.get_mut(room) {
+        match self.rooms.get_mut(room) {
             Some(r) if r.leaving.is_none() => {
                 r.leaving = Some(now + LEAVE_LINGER);
                 r.out.clear();
-                r.members.keys().cloned().collect()
             }
             _ => return,
-        };
-        for m in members {
-            self.push_item(room, &m, control_item(EventKind::Leave), now);
         }
+        self.push_item(room, control_item(EventKind::Leave), now);
     }
 
     /// Asks the registry for the members of `room`, at most once per
@@ -266,9 +272,13 @@ impl Engine {
             }
         }
         let ids: Vec<u64> = r.out.keys().copied().collect();
+        let floor = r.members.values().map(|m| m.flow.acked).min();
+        let last = r.tx.last();
+        r.tx.trim(floor.unwrap_or(last));
         for id in ids {
             self.check_done(room, id);
         }
+        self.check_left(room);
         if !leaving && announced {
             self.emit(Event::MemberLeft {
                 room: room.to_string(),

@@ -8,13 +8,15 @@
 //!   by concern in `membership`, `send`, `receive` and `liveness`.
 //! - [`event`]: what the engine reports (events, registry requests, typed
 //!   reasons, `/stats` counters).
-//! - [`stream`]: per-(sender, receiver) reliable ordered delivery.
+//! - [`flow`]: our stream to a room, and per member what it is owed and how fast.
+//! - [`stream`]: receiving one sender's stream: in order, exactly once, acks and NACKs.
 //! - [`faults`]: optional drop/duplicate/reorder injection when sending.
 //! - `sim` (tests only): many engines on a virtual clock and network.
 
 pub mod engine;
 pub mod event;
 pub mod faults;
+pub mod flow;
 mod liveness;
 mod membership;
 mod receive;

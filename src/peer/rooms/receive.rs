@@ -1,11 +1,11 @@
 //! Receiving: checking a datagram (format, epoch, tag, room, addressee,
-//! sender), letting in a sender only the registry lists, feeding DATA to the per-sender
-//! stream and acknowledging it, and acting on what arrives in order (join,
-//! leave, reassembled texts).
+//! sender), letting in a sender only the registry lists, feeding DATA and
+//! SYNCs to the per-sender stream and acknowledging when it says so, and
+//! acting on what arrives in order (join, leave, reassembled texts).
 
 use super::engine::{Engine, Inbound, StreamIn, HELD_MAX, MAX_STREAMS};
 use super::event::{Event, Gone};
-use super::stream::{Item, Received, RecvStream};
+use super::stream::{Item, Received, RecvStream, Report};
 use crate::protocol::datagram::{self as wire, Body, Datagram, DecodeError, EventKind};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
@@ -40,7 +40,11 @@ impl Engine {
                 return;
             }
         };
-        if dg.to != self.me || dg.from == self.me {
+        let to_me = match &dg.body {
+            Body::Ack { to, .. } | Body::Sync { to, .. } => *to == self.me,
+            Body::Data { .. } | Body::Ping => true,
+        };
+        if !to_me || dg.from == self.me {
             self.stats.wrong_destination += 1;
             return;
         }
@@ -87,7 +91,23 @@ impl Engine {
         }
         match dg.body {
             Body::Ping => {}
-            Body::Ack { stream, cum, sack } => self.on_ack(&room, &from, (stream, cum, sack), now),
+            Body::Ack {
+                stream,
+                cum,
+                high,
+                unsynced,
+                missing,
+                ..
+            } => {
+                let report = Report {
+                    cum,
+                    high,
+                    unsynced,
+                    missing,
+                };
+                self.on_ack(&room, &from, stream, report, now)
+            }
+            Body::Sync { stream, next, .. } => self.on_sync(&room, &from, stream, next, now),
             Body::Data {
                 stream,
                 seq,
@@ -169,19 +189,19 @@ impl Engine {
         (leave && r.members.contains_key(&dg.from)).then_some(dg)
     }
 
-    fn on_data(
+    /// The index of stream `stream` from `from` among those we hold,
+    /// opened if new; `None` (counted) for a stale one or a room we are
+    /// leaving.
+    fn inbound_stream(
         &mut self,
         room: &str,
         from: &str,
-        (stream, seq): (u64, u64),
-        item: Item,
+        stream: u64,
         now: Instant,
-    ) {
-        let Some(r) = self.rooms.get_mut(room) else {
-            return;
-        };
+    ) -> Option<usize> {
+        let r = self.rooms.get_mut(room)?;
         if r.leaving.is_some() || !r.members.contains_key(from) {
-            return;
+            return None;
         }
         let inbound = r
             .inbound
@@ -191,15 +211,15 @@ impl Engine {
                 floor: 0,
                 renewed: false,
             });
-        let at = match inbound.streams.iter().position(|s| s.rx.id == stream) {
-            Some(at) => at,
+        match inbound.streams.iter().position(|s| s.rx.id == stream) {
+            Some(at) => Some(at),
             // Below every stream we hold: an earlier run's, replayed.
             None if stream < inbound.floor
                 || inbound.streams.iter().all(|s| stream < s.rx.id)
                     && !inbound.streams.is_empty() =>
             {
                 self.stats.stale_stream += 1;
-                return;
+                None
             }
             None => {
                 // Another stream: a new run of the sender, or a forgery. The
@@ -214,7 +234,7 @@ impl Engine {
                 }
                 if stream < inbound.floor {
                     self.stats.stale_stream += 1;
-                    return;
+                    return None;
                 }
                 inbound.renewed |= !inbound.streams.is_empty();
                 inbound.streams.push(StreamIn {
@@ -222,33 +242,104 @@ impl Engine {
                     partial: None,
                     last: now,
                 });
-                inbound.streams.len() - 1
+                Some(inbound.streams.len() - 1)
             }
+        }
+    }
+
+    /// The stream at `at` from `from`, if still there.
+    fn stream_at(&mut self, room: &str, from: &str, at: usize) -> Option<&mut StreamIn> {
+        self.rooms
+            .get_mut(room)?
+            .inbound
+            .get_mut(from)?
+            .streams
+            .get_mut(at)
+    }
+
+    fn on_data(
+        &mut self,
+        room: &str,
+        from: &str,
+        (stream, seq): (u64, u64),
+        item: Item,
+        now: Instant,
+    ) {
+        let Some(at) = self.inbound_stream(room, from, stream, now) else {
+            return;
         };
-        let this = &mut inbound.streams[at];
+        let Some(this) = self.stream_at(room, from, at) else {
+            return;
+        };
         this.last = now;
-        let result = this.rx.receive(stream, seq, item);
-        let (cum, sack) = this.rx.ack();
-        let delivered = match result {
-            Received::Deliver(items) => items,
+        let delivered = match this.rx.receive(seq, item, now) {
+            Received::Deliver(items) => {
+                if items.iter().any(|i| i.event == EventKind::Leave) {
+                    // Its stream ends here: acknowledge before forgetting it.
+                    this.rx.ack_at = Some(now);
+                }
+                items
+            }
             Received::Duplicate => {
                 self.stats.duplicates += 1;
                 Vec::new()
             }
-            Received::Stale => {
-                self.stats.stale_stream += 1;
-                return;
-            }
             Received::OutOfWindow => {
                 self.stats.out_of_window += 1;
-                return;
+                Vec::new()
             }
         };
-        let ack = Body::Ack { stream, cum, sack };
-        self.control(room, from, ack, now);
+        self.maybe_ack(room, from, at, now);
         for item in delivered {
             self.deliver(room, from, stream, item, now);
         }
+    }
+
+    /// The sender's SYNC: where its stream starts for us.
+    fn on_sync(&mut self, room: &str, from: &str, stream: u64, next: u64, now: Instant) {
+        let Some(at) = self.inbound_stream(room, from, stream, now) else {
+            return;
+        };
+        let Some(this) = self.stream_at(room, from, at) else {
+            return;
+        };
+        this.last = now;
+        let delivered = this.rx.sync(next, now);
+        self.maybe_ack(room, from, at, now);
+        for item in delivered {
+            self.deliver(room, from, stream, item, now);
+        }
+    }
+
+    /// Sends the acknowledgement of stream `at` from `from` if it is due,
+    /// or has the sweep come back for it when it will be.
+    pub(super) fn maybe_ack(&mut self, room: &str, from: &str, at: usize, now: Instant) {
+        let Some(this) = self.stream_at(room, from, at) else {
+            return;
+        };
+        if !this.rx.due(now) {
+            let wake = this.rx.ack_at;
+            self.wake_at(wake);
+            return;
+        }
+        let stream = this.rx.id;
+        let Report {
+            cum,
+            high,
+            unsynced,
+            missing,
+        } = this.rx.report(now);
+        let wake = this.rx.ack_at;
+        self.wake_at(wake);
+        let ack = Body::Ack {
+            to: from.to_string(),
+            stream,
+            cum,
+            high,
+            unsynced,
+            missing,
+        };
+        self.control(room, from, ack, now);
     }
 
     /// An item arrived in order from `from` on its stream `stream`.
@@ -259,24 +350,15 @@ impl Engine {
                     r.departed.remove(from);
                 }
                 // A new run of a member we heard from before (it restarted,
-                // or left and came back) knows nothing of our stream: start
-                // a new one at seq 1, resending what it has not acknowledged.
-                let renewed = self
+                // or left and came back) knows nothing of our stream: its
+                // first acknowledgement asks for a SYNC, and it gets what
+                // it has not acknowledged.
+                if let Some(i) = self
                     .rooms
                     .get_mut(room)
                     .and_then(|r| r.inbound.get_mut(from))
-                    .is_some_and(|i| std::mem::take(&mut i.renewed));
-                if renewed {
-                    let id = self.new_stream_id();
-                    let sends = match self
-                        .rooms
-                        .get_mut(room)
-                        .and_then(|r| r.members.get_mut(from))
-                    {
-                        Some(m) => m.tx.reset(id, now),
-                        None => return,
-                    };
-                    self.transmit(room, from, sends, now);
+                {
+                    i.renewed = false;
                 }
                 // Said once: the registry's list may have let it in first.
                 let new = self

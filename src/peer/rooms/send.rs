@@ -1,12 +1,19 @@
-//! Sending: a text fanned out to every member (fragmented, one reliable
-//! stream per member), control items (join, leave), acknowledgements from
-//! members, and each message's delivery report.
+//! Sending: a text (fragmented) or a control item (join, leave) goes down
+//! our one stream to the room, sealed once and sent to every member whose
+//! window has room (the others get it when their acknowledgements open
+//! it); acknowledgements from members, repairs and SYNCs; and each
+//! message's delivery report.
 
 use super::engine::{Engine, OutMsg};
 use super::event::{Event, SayError};
-use super::stream::{Item, Transmit};
+use super::flow::OUTBOX_MAX;
+use super::stream::{Item, Report};
 use crate::protocol::datagram::{self as wire, Body, Datagram, EventKind};
-use std::time::Instant;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// SYNCs to one member at most this often.
+const SYNC_SPACING: Duration = Duration::from_millis(20);
 
 pub(super) fn text_items(text: &str, msg_id: u64) -> Vec<Item> {
     let bytes = text.as_bytes();
@@ -85,62 +92,135 @@ impl Engine {
             id,
             own: true,
         });
-        for m in &members {
-            for item in &items {
-                self.push_item(room, m, item.clone(), now);
-            }
+        for item in items {
+            self.push_item(room, item, now);
         }
         self.check_done(room, id);
         Ok(id)
     }
 
-    /// Encodes and queues stream transmissions from us to `to` in `room`.
-    pub(super) fn transmit(&mut self, room: &str, to: &str, sends: Vec<Transmit>, now: Instant) {
-        let Some(r) = self.rooms.get(room) else {
+    /// Appends an item to our stream in `room` and sends it to every
+    /// member whose window lets it through.
+    pub(super) fn push_item(&mut self, room: &str, item: Item, now: Instant) {
+        let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        let Some(m) = r.members.get(to) else { return };
-        let (key, addr, stream) = (r.key, m.addr, m.tx.id);
-        for t in sends {
-            if t.retransmit {
-                self.stats.retransmits += 1;
+        let seq = r.tx.push(item);
+        let to: Vec<String> = r
+            .members
+            .iter()
+            .filter(|(_, m)| m.flow.may_send(seq))
+            .map(|(n, _)| n.clone())
+            .collect();
+        if !to.is_empty() {
+            self.send_seq(room, seq, &to, false, now);
+        }
+        self.enforce_outbox(room, now);
+    }
+
+    /// The sealed bytes of `seq` under the room's current key (sealed once
+    /// per epoch).
+    fn sealed(&mut self, room: &str, seq: u64) -> Option<Vec<u8>> {
+        let nonce = self.nonce();
+        let me = self.me.clone();
+        let r = self.rooms.get_mut(room)?;
+        let key = r.key;
+        let stream = r.tx.id;
+        let sent = r.tx.buf.get_mut(&seq)?;
+        if let Some((epoch, bytes)) = &sent.sealed {
+            if *epoch == key.epoch {
+                return Some(bytes.clone());
             }
-            let dg = Datagram {
-                room: room.to_string(),
-                from: self.me.clone(),
-                to: to.to_string(),
-                body: Body::Data {
-                    stream,
-                    seq: t.seq,
-                    event: t.item.event,
-                    msg_id: t.item.msg_id,
-                    frag: t.item.frag,
-                    frags: t.item.frags,
-                    bytes: t.item.bytes,
-                },
+        }
+        let item = &sent.item;
+        let dg = Datagram {
+            room: room.to_string(),
+            from: me,
+            body: Body::Data {
+                stream,
+                seq,
+                event: item.event,
+                msg_id: item.msg_id,
+                frag: item.frag,
+                frags: item.frags,
+                bytes: item.bytes.clone(),
+            },
+        };
+        let bytes = dg.encode(&key, &nonce);
+        sent.sealed = Some((key.epoch, bytes.clone()));
+        Some(bytes)
+    }
+
+    /// Sends `seq` to each of `to` (the same bytes to all).
+    fn send_seq(&mut self, room: &str, seq: u64, to: &[String], retransmit: bool, now: Instant) {
+        let Some(bytes) = self.sealed(room, seq) else {
+            return;
+        };
+        let mut wake = None;
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let mut addrs = Vec::with_capacity(to.len());
+        for name in to {
+            let Some(m) = r.members.get_mut(name) else {
+                continue;
             };
-            self.stats.datagrams_out += 1;
-            let nonce = self.nonce();
-            self.injector.send(addr, dg.encode(&key, &nonce), now);
+            if !retransmit {
+                m.flow.sent(seq, now);
+            }
+            m.last_sent = now;
+            addrs.push(m.addr);
+            wake = [wake, m.flow.deadline()].into_iter().flatten().min();
+        }
+        self.wake_at(wake);
+        if retransmit {
+            self.stats.retransmits += addrs.len() as u64;
+        }
+        self.stats.datagrams_out += addrs.len() as u64;
+        for addr in addrs {
+            self.injector.send(addr, bytes.clone(), now);
         }
     }
 
-    /// Queues one unsequenced datagram (ack, ping) to member `to`.
-    pub(super) fn control(&mut self, room: &str, to: &str, body: Body, now: Instant) {
-        let Some(r) = self.rooms.get(room) else {
+    /// Sends member `user` what its window and its repairs allow now.
+    pub(super) fn pump(&mut self, room: &str, user: &str, now: Instant) {
+        let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        let Some(addr) = r.members.get(to).map(|m| m.addr) else {
+        let last = r.tx.last();
+        let Some(m) = r.members.get_mut(user) else {
             return;
         };
-        self.control_to(room, to, addr, body, now);
+        let retx = m.flow.due(now);
+        let fresh = m.flow.sent_upto + 1..=last.min(m.flow.window_end());
+        let wake = m.flow.deadline();
+        self.wake_at(wake);
+        let who = [user.to_string()];
+        for seq in retx {
+            self.send_seq(room, seq, &who, true, now);
+        }
+        for seq in fresh {
+            self.send_seq(room, seq, &who, false, now);
+        }
     }
 
-    /// Queues one unsequenced datagram to `to` at `addr`, member or not.
+    /// Queues one unsequenced datagram (ack, ping, sync) to member `to`.
+    pub(super) fn control(&mut self, room: &str, to: &str, body: Body, now: Instant) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let Some(m) = r.members.get_mut(to) else {
+            return;
+        };
+        m.last_sent = now;
+        let addr = m.addr;
+        self.control_to(room, addr, body, now);
+    }
+
+    /// Queues one unsequenced datagram to `addr`, member or not.
     pub(super) fn control_to(
         &mut self,
         room: &str,
-        to: &str,
         addr: std::net::SocketAddr,
         body: Body,
         now: Instant,
@@ -151,7 +231,6 @@ impl Engine {
         let dg = Datagram {
             room: room.to_string(),
             from: self.me.clone(),
-            to: to.to_string(),
             body,
         };
         self.stats.datagrams_out += 1;
@@ -159,58 +238,104 @@ impl Engine {
         self.injector.send(addr, dg.encode(&key, &nonce), now);
     }
 
-    /// Queues an item on the stream to one member and sends what it lets out.
-    pub(super) fn push_item(&mut self, room: &str, to: &str, item: Item, now: Instant) {
-        let sends = match self.rooms.get_mut(room).and_then(|r| r.members.get_mut(to)) {
-            Some(m) => m.tx.push(item, now),
-            None => return,
-        };
-        self.transmit(room, to, sends, now);
-    }
-
+    /// Member `from`'s acknowledgement of our stream `stream`.
     pub(super) fn on_ack(
         &mut self,
         room: &str,
         from: &str,
-        (stream, cum, sack): (u64, u64, u64),
+        stream: u64,
+        report: Report,
         now: Instant,
     ) {
-        let Some(m) = self
-            .rooms
-            .get_mut(room)
-            .and_then(|r| r.members.get_mut(from))
-        else {
-            return;
-        };
-        if stream != m.tx.id {
-            return;
-        }
-        let (acked, more) = m.tx.ack(cum, sack, now);
-        self.transmit(room, from, more, now);
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        let mut touched = Vec::new();
-        for item in acked.iter().filter(|i| i.event == EventKind::Text) {
-            if let Some(o) = r.out.get_mut(&item.msg_id) {
-                if let Some(left) = o.remaining.get_mut(from) {
-                    *left = left.saturating_sub(1);
-                    if *left == 0 {
-                        o.remaining.remove(from);
-                        touched.push(item.msg_id);
+        if stream != r.tx.id {
+            return;
+        }
+        let tx_id = r.tx.id;
+        let Some(m) = r.members.get_mut(from) else {
+            return;
+        };
+        // It does not know where our stream starts for it, or is behind
+        // where we let it in: tell it.
+        if report.unsynced || report.cum < m.flow.acked {
+            if m.flow
+                .synced_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= SYNC_SPACING)
+            {
+                m.flow.synced_at = Some(now);
+                let sync = Body::Sync {
+                    to: from.to_string(),
+                    stream: tx_id,
+                    next: m.flow.acked + 1,
+                };
+                self.control(room, from, sync, now);
+            }
+            if report.unsynced {
+                return;
+            }
+        }
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let Some(m) = r.members.get_mut(from) else {
+            return;
+        };
+        let acked = m.flow.ack(report.cum, report.high, &report.missing, now);
+        let mut touched = BTreeSet::new();
+        if !acked.is_empty() {
+            for (_, sent) in r.tx.buf.range(acked) {
+                if sent.item.event != EventKind::Text {
+                    continue;
+                }
+                if let Some(o) = r.out.get_mut(&sent.item.msg_id) {
+                    if let Some(left) = o.remaining.get_mut(from) {
+                        *left = left.saturating_sub(1);
+                        if *left == 0 {
+                            o.remaining.remove(from);
+                            touched.insert(sent.item.msg_id);
+                        }
                     }
                 }
             }
+            let floor = r.members.values().map(|m| m.flow.acked).min();
+            let last = r.tx.last();
+            r.tx.trim(floor.unwrap_or(last));
         }
+        self.pump(room, from, now);
         for id in touched {
             self.check_done(room, id);
         }
-        let leave_done = self
-            .rooms
-            .get(room)
-            .is_some_and(|r| r.leaving.is_some() && r.members.values().all(|m| m.tx.idle()));
+        self.check_left(room);
+    }
+
+    /// A room we are leaving is done once every member has our "leave".
+    pub(super) fn check_left(&mut self, room: &str) {
+        let leave_done = self.rooms.get(room).is_some_and(|r| {
+            r.leaving.is_some() && r.members.values().all(|m| m.flow.idle(r.tx.last()))
+        });
         if leave_done {
             self.finish_leaving(room);
+        }
+    }
+
+    /// A member so far behind that the outbox would outgrow
+    /// [`OUTBOX_MAX`] is given up on.
+    fn enforce_outbox(&mut self, room: &str, now: Instant) {
+        let behind: Vec<String> = match self.rooms.get(room) {
+            Some(r) if r.tx.buf.len() > OUTBOX_MAX => {
+                let floor = r.tx.last().saturating_sub(OUTBOX_MAX as u64);
+                r.members
+                    .iter()
+                    .filter(|(_, m)| m.flow.acked < floor)
+                    .map(|(n, _)| n.clone())
+                    .collect()
+            }
+            _ => return,
+        };
+        for user in behind {
+            self.unreachable(room, &user, now);
         }
     }
 

@@ -1,37 +1,37 @@
-//! Reliable, ordered, exactly-once delivery over UDP for one direction
-//! between two room members: a [`SendStream`] at the sender and a
-//! [`RecvStream`] at the receiver. Pure state machines: no sockets, no clock
-//! reads (the caller passes `now`), so they are tested deterministically.
+//! The receiving end of one sender's stream in a room: in-order,
+//! exactly-once delivery, and when to acknowledge. A pure state machine (the
+//! caller passes `now`), tested deterministically.
 //!
-//! Each (sender → receiver) pair has its own stream, identified by a stream
-//! id that grows with every new stream a sender opens, and numbered from
-//! seq 1. The receiver delivers seq `expected` and then anything buffered
-//! after it, acknowledges with a cumulative seq plus a 64-bit selective
-//! bitmap, and drops duplicates by seq — never by content, so two identical
-//! texts are two messages. The sender retransmits each unacknowledged
-//! datagram with exponential backoff until it is acknowledged or it gives up.
+//! A sender has one stream per room, numbered from seq 1, and sends each
+//! DATA to every member. A receiver delivers seq `expected` and then
+//! whatever it buffered after it, and drops duplicates by seq — never by
+//! content, so two identical texts are two messages. It does not answer
+//! every DATA: it reports a gap at once (a NACK: the ACK's missing ranges),
+//! repeats the report while the gap stays open, and otherwise acknowledges
+//! cumulatively every [`ACK_EVERY`] deliveries or [`ACK_DELAY`] after the
+//! first unacknowledged one. A member that joined while the stream ran
+//! does not know its first seq: until the sender's SYNC says so it buffers
+//! and asks (`unsynced`), delivering nothing.
 
-use crate::protocol::datagram::EventKind;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use crate::protocol::datagram::{EventKind, MAX_RANGES};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// Retransmission time-out before the first round-trip sample.
-pub const RTO_INITIAL: Duration = Duration::from_millis(40);
-pub const RTO_MIN: Duration = Duration::from_millis(20);
-pub const RTO_MAX: Duration = Duration::from_secs(1);
-/// A datagram is given up on (the receiver declared unreachable) only
-/// after this many sends *and* this long since its first send.
-pub const MAX_TRIES: u32 = 12;
-pub const GIVE_UP_AFTER: Duration = Duration::from_secs(8);
-/// …and only when the receiver has acknowledged nothing new for this long:
-/// one that keeps acknowledging other datagrams is alive, and a datagram
-/// lost over and over (a cut, then heavy loss) is sent again, once a
-/// second, rather than the member given up on.
-pub const STALLED_AFTER: Duration = Duration::from_secs(10);
-/// Datagrams in flight per stream; more wait in a local queue.
-pub const WINDOW: usize = 256;
 /// How far ahead of `expected` a receiver buffers out-of-order datagrams.
 pub const RECV_WINDOW: u64 = 1024;
+/// Acknowledge after this many deliveries…
+pub const ACK_EVERY: u32 = 16;
+/// …or this long after the first unacknowledged one.
+pub const ACK_DELAY: Duration = Duration::from_millis(20);
+/// Acknowledgements of one stream go out at most this often (a burst of
+/// gaps makes one report, not one per datagram)…
+pub const ACK_SPACING: Duration = Duration::from_millis(5);
+/// A gap is reported this long after it is seen (a datagram only
+/// overtaken by the next arrives within it)…
+pub const REORDER_GRACE: Duration = Duration::from_millis(5);
+/// …and a report of missing seqs (or a request for a SYNC) is repeated
+/// this long after the last while the gap stays open.
+pub const NACK_REPEAT: Duration = Duration::from_millis(40);
 
 /// One sequenced item: an event or one fragment of a text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,285 +43,179 @@ pub struct Item {
     pub bytes: Vec<u8>,
 }
 
-struct InFlight {
-    item: Item,
-    tries: u32,
-    first_sent: Instant,
-    due: Instant,
-    /// Selectively acknowledged: held by the receiver but not yet
-    /// delivered (a gap before it). Not retransmitted; kept until the
-    /// cumulative acknowledgement covers it.
-    sacked: bool,
-}
-
-/// The sending half.
-pub struct SendStream {
-    pub id: u64,
-    next_seq: u64,
-    in_flight: BTreeMap<u64, InFlight>,
-    /// `(due, seq)` of every in-flight datagram not selectively
-    /// acknowledged: the retransmission timers, soonest first.
-    timers: BTreeSet<(Instant, u64)>,
-    waiting: VecDeque<Item>,
-    /// Smoothed round-trip time and its variation (RFC 6298), from
-    /// datagrams acknowledged after their first send only (Karn).
-    srtt: Option<Duration>,
-    rttvar: Duration,
-    /// When the receiver last acknowledged something new.
-    progress: Option<Instant>,
-}
-
-/// What the sender should put on the wire now.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Transmit {
-    pub seq: u64,
-    pub item: Item,
-    pub retransmit: bool,
-}
-
-impl SendStream {
-    pub fn new(id: u64) -> SendStream {
-        SendStream {
-            id,
-            next_seq: 1,
-            progress: None,
-            in_flight: BTreeMap::new(),
-            timers: BTreeSet::new(),
-            waiting: VecDeque::new(),
-            srtt: None,
-            rttvar: Duration::ZERO,
-        }
-    }
-
-    /// The current retransmission time-out.
-    pub fn rto(&self) -> Duration {
-        match self.srtt {
-            None => RTO_INITIAL,
-            Some(srtt) => (srtt + 4 * self.rttvar).clamp(RTO_MIN, RTO_MAX),
-        }
-    }
-
-    fn sample(&mut self, rtt: Duration) {
-        match self.srtt {
-            None => {
-                self.srtt = Some(rtt);
-                self.rttvar = rtt / 2;
-            }
-            Some(srtt) => {
-                let delta = srtt.abs_diff(rtt);
-                self.rttvar = (self.rttvar * 3 + delta) / 4;
-                self.srtt = Some((srtt * 7 + rtt) / 8);
-            }
-        }
-    }
-
-    /// Queues an item; returns what can go out now (within the window).
-    pub fn push(&mut self, item: Item, now: Instant) -> Vec<Transmit> {
-        self.waiting.push_back(item);
-        self.fill(now)
-    }
-
-    fn fill(&mut self, now: Instant) -> Vec<Transmit> {
-        let mut out = Vec::new();
-        let rto = self.rto();
-        while self.in_flight.len() < WINDOW {
-            let Some(item) = self.waiting.pop_front() else {
-                break;
-            };
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            self.timers.insert((now + rto, seq));
-            self.in_flight.insert(
-                seq,
-                InFlight {
-                    item: item.clone(),
-                    tries: 1,
-                    first_sent: now,
-                    due: now + rto,
-                    sacked: false,
-                },
-            );
-            out.push(Transmit {
-                seq,
-                item,
-                retransmit: false,
-            });
-        }
-        out
-    }
-
-    /// Applies an acknowledgement. Returns the items now delivered (covered
-    /// by the cumulative seq) and whatever the freed window lets out.
-    pub fn ack(&mut self, cum: u64, sack: u64, now: Instant) -> (Vec<Item>, Vec<Transmit>) {
-        let mut delivered = Vec::new();
-        let mut rtt = None;
-        let rest = match cum.checked_add(1) {
-            Some(next) => self.in_flight.split_off(&next),
-            None => BTreeMap::new(),
-        };
-        let done = std::mem::replace(&mut self.in_flight, rest);
-        if !done.is_empty() {
-            self.progress = Some(now);
-        }
-        for (s, f) in done {
-            self.timers.remove(&(f.due, s));
-            if f.tries == 1 && !f.sacked {
-                rtt = Some(now.saturating_duration_since(f.first_sent));
-            }
-            delivered.push(f.item);
-        }
-        // With no gap (the common case) nothing is selectively acknowledged.
-        let window = cum.saturating_add(1)..=cum.saturating_add(64);
-        if sack != 0 {
-            for (s, f) in self.in_flight.range_mut(window) {
-                if sack & (1u64 << (s - cum - 1)) != 0 && !f.sacked {
-                    f.sacked = true;
-                    self.progress = Some(now);
-                    self.timers.remove(&(f.due, *s));
-                    if f.tries == 1 {
-                        rtt = Some(now.saturating_duration_since(f.first_sent));
-                    }
-                }
-            }
-        }
-        if let Some(r) = rtt {
-            self.sample(r);
-        }
-        let more = self.fill(now);
-        (delivered, more)
-    }
-
-    /// Datagrams due for retransmission, or `Err` with every undelivered
-    /// item when one has used up its tries (the receiver is unreachable).
-    pub fn due(&mut self, now: Instant) -> Result<Vec<Transmit>, Vec<Item>> {
-        let rto = self.rto();
-        let mut out = Vec::new();
-        // In seq order, as they were sent.
-        let mut due: Vec<u64> = self
-            .timers
-            .range(..=(now, u64::MAX))
-            .map(|&(_, seq)| seq)
-            .collect();
-        due.sort_unstable();
-        for seq in due {
-            let Some(f) = self.in_flight.get_mut(&seq) else {
-                continue;
-            };
-            let stalled = self
-                .progress
-                .is_none_or(|p| now.saturating_duration_since(p) >= STALLED_AFTER);
-            if f.tries >= MAX_TRIES
-                && now.saturating_duration_since(f.first_sent) >= GIVE_UP_AFTER
-                && stalled
-            {
-                return Err(self.take_all());
-            }
-            // Exponential backoff from the current time-out.
-            let backoff = rto.saturating_mul(1 << f.tries.min(10)).min(RTO_MAX);
-            self.timers.remove(&(f.due, seq));
-            f.tries += 1;
-            f.due = now + backoff;
-            self.timers.insert((f.due, seq));
-            out.push(Transmit {
-                seq,
-                item: f.item.clone(),
-                retransmit: true,
-            });
-        }
-        Ok(out)
-    }
-
-    fn take_all(&mut self) -> Vec<Item> {
-        self.timers.clear();
-        let mut all: Vec<Item> = std::mem::take(&mut self.in_flight)
-            .into_values()
-            .map(|f| f.item)
-            .collect();
-        all.extend(self.waiting.drain(..));
-        all
-    }
-
-    /// Starts over on a new stream (the receiver is a new incarnation that
-    /// expects seq 1): everything not yet delivered is sent again, in order.
-    pub fn reset(&mut self, id: u64, now: Instant) -> Vec<Transmit> {
-        let pending = self.take_all();
-        self.id = id;
-        self.next_seq = 1;
-        self.progress = None;
-        self.waiting = pending.into();
-        self.fill(now)
-    }
-
-    pub fn deadline(&self) -> Option<Instant> {
-        self.timers.first().map(|&(due, _)| due)
-    }
-
-    pub fn idle(&self) -> bool {
-        self.in_flight.is_empty() && self.waiting.is_empty()
-    }
-}
-
 /// What a receiver made of one DATA datagram.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Received {
-    /// New: these items are now deliverable, in order.
+    /// New: these items are now deliverable, in order (maybe none yet).
     Deliver(Vec<Item>),
-    /// Already had it (a retransmission or a replay): drop, but re-ack.
+    /// Already had it (a retransmission or a replay): dropped.
     Duplicate,
-    /// From a stream older than the current one: a replay; drop, no ack.
-    Stale,
-    /// Too far ahead to buffer; the sender will retransmit.
+    /// Too far ahead to buffer; the sender will send it again.
     OutOfWindow,
 }
 
-/// The receiving half.
+/// What an acknowledgement says (see `Body::Ack`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub cum: u64,
+    pub high: u64,
+    pub unsynced: bool,
+    pub missing: Vec<(u64, u16)>,
+}
+
+/// The receiving half of one sender's stream.
 pub struct RecvStream {
     pub id: u64,
-    expected: u64,
+    /// The next seq to deliver; `None` until we know where the stream
+    /// starts for us (seq 1, or the sender's SYNC).
+    expected: Option<u64>,
     ahead: BTreeMap<u64, Item>,
+    /// Highest seq received.
+    high: u64,
+    /// Deliveries since the last acknowledgement.
+    unacked: u32,
+    /// When the next acknowledgement is due, if one is.
+    pub ack_at: Option<Instant>,
+    last_ack: Option<Instant>,
 }
 
 impl RecvStream {
     pub fn new(id: u64) -> RecvStream {
         RecvStream {
             id,
-            expected: 1,
+            expected: None,
             ahead: BTreeMap::new(),
+            high: 0,
+            unacked: 0,
+            ack_at: None,
+            last_ack: None,
         }
     }
 
-    /// Handles DATA `seq` on stream `stream` (a newer stream id replaces
-    /// this one: the sender started over).
-    pub fn receive(&mut self, stream: u64, seq: u64, item: Item) -> Received {
-        if stream < self.id {
-            return Received::Stale;
+    /// Asks for an acknowledgement at `at` at the latest (never sooner
+    /// than [`ACK_SPACING`] after the last).
+    fn schedule(&mut self, at: Instant) {
+        let at = match self.last_ack {
+            Some(last) => at.max(last + ACK_SPACING),
+            None => at,
+        };
+        self.ack_at = Some(self.ack_at.map_or(at, |t| t.min(at)));
+    }
+
+    /// Handles DATA `seq`.
+    pub fn receive(&mut self, seq: u64, item: Item, now: Instant) -> Received {
+        if seq == 1 && self.expected.is_none() {
+            self.expected = Some(1);
         }
-        if stream > self.id {
-            *self = RecvStream::new(stream);
-        }
-        if seq < self.expected || self.ahead.contains_key(&seq) {
+        let Some(expected) = self.expected else {
+            // Not synced: keep it (bounded) and ask where we start.
+            if self.ahead.contains_key(&seq) {
+                return Received::Duplicate;
+            }
+            if self.ahead.len() as u64 >= RECV_WINDOW {
+                return Received::OutOfWindow;
+            }
+            self.ahead.insert(seq, item);
+            self.high = self.high.max(seq);
+            self.schedule(now);
+            return Received::Deliver(Vec::new());
+        };
+        if seq < expected || self.ahead.contains_key(&seq) {
+            // The sender may have missed our acknowledgement.
+            self.schedule(now + ACK_DELAY);
             return Received::Duplicate;
         }
-        if seq - self.expected >= RECV_WINDOW {
+        if seq - expected >= RECV_WINDOW {
             return Received::OutOfWindow;
         }
-        self.ahead.insert(seq, item);
-        let mut ready = Vec::new();
-        while let Some(item) = self.ahead.remove(&self.expected) {
-            ready.push(item);
-            self.expected += 1;
+        // A seq past the highest with a hole before it: a new gap, said
+        // as soon as a datagram merely overtaken would have come.
+        if seq > self.high.max(expected - 1) + 1 {
+            self.schedule(now + REORDER_GRACE);
         }
-        Received::Deliver(ready)
+        self.high = self.high.max(seq);
+        self.ahead.insert(seq, item);
+        Received::Deliver(self.drain(now))
     }
 
-    /// The acknowledgement to send: cumulative seq and selective bitmap.
-    pub fn ack(&self) -> (u64, u64) {
-        let cum = self.expected - 1;
-        let mut sack = 0u64;
-        for &s in self.ahead.range(cum + 2..=cum + 64).map(|(s, _)| s) {
-            sack |= 1u64 << (s - cum - 1);
+    fn drain(&mut self, now: Instant) -> Vec<Item> {
+        let Some(mut expected) = self.expected else {
+            return Vec::new();
+        };
+        let mut ready = Vec::new();
+        while let Some(item) = self.ahead.remove(&expected) {
+            ready.push(item);
+            expected += 1;
         }
-        (cum, sack)
+        self.expected = Some(expected);
+        self.high = self.high.max(expected - 1);
+        if !ready.is_empty() {
+            self.unacked += ready.len() as u32;
+            if self.unacked >= ACK_EVERY {
+                self.schedule(now);
+            } else {
+                self.schedule(now + ACK_DELAY);
+            }
+        }
+        ready
+    }
+
+    /// The sender's SYNC: our part of the stream starts at `next`. Taken
+    /// when we did not know, or when it is ahead of us (the sender dropped
+    /// us for a while and let us back in: what it sent meanwhile is not
+    /// ours). Returns what is now deliverable.
+    pub fn sync(&mut self, next: u64, now: Instant) -> Vec<Item> {
+        if self.expected.is_some_and(|e| e >= next) || next == 0 {
+            return Vec::new();
+        }
+        self.expected = Some(next);
+        self.ahead = self.ahead.split_off(&next);
+        self.schedule(now + ACK_DELAY);
+        self.drain(now)
+    }
+
+    /// Whether an acknowledgement is due at `now`.
+    pub fn due(&self, now: Instant) -> bool {
+        self.ack_at.is_some_and(|t| t <= now)
+    }
+
+    /// The acknowledgement to send now; schedules its repetition while a
+    /// gap stays open (or we are not synced).
+    pub fn report(&mut self, now: Instant) -> Report {
+        self.last_ack = Some(now);
+        self.unacked = 0;
+        let Some(expected) = self.expected else {
+            self.ack_at = Some(now + NACK_REPEAT);
+            return Report {
+                cum: 0,
+                high: self.high,
+                unsynced: true,
+                missing: Vec::new(),
+            };
+        };
+        let cum = expected - 1;
+        let mut missing = Vec::new();
+        let mut next = expected;
+        let mut high = self.high.max(cum);
+        for &s in self.ahead.keys() {
+            if s > next && missing.len() == MAX_RANGES {
+                // No room to list this gap: say nothing past it.
+                high = next - 1;
+                break;
+            }
+            if s > next {
+                let count = (s - next).min(u64::from(u16::MAX));
+                missing.push((next, count as u16));
+            }
+            next = s + 1;
+        }
+        self.ack_at = (!missing.is_empty()).then_some(now + NACK_REPEAT);
+        Report {
+            cum,
+            high,
+            unsynced: false,
+            missing,
+        }
     }
 }
 

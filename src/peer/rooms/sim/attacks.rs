@@ -8,11 +8,11 @@ use super::{Event, Gone, NetConfig, Sim};
 use crate::protocol::datagram::{Body, Datagram, EventKind, RoomKey, NONCE_LEN};
 
 /// A DATA of one fragment in the room, its `msg_id` being its `seq`.
-fn data(from: &str, to: &str, stream: u64, seq: u64, event: EventKind, text: &str) -> Datagram {
+/// (`_to`: DATA goes to the room; the argument says who the test hands it to.)
+fn data(from: &str, _to: &str, stream: u64, seq: u64, event: EventKind, text: &str) -> Datagram {
     Datagram {
         room: ROOM.into(),
         from: from.into(),
-        to: to.into(),
         body: Body::Data {
             stream,
             seq,
@@ -92,14 +92,27 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
         .iter()
         .map(|(_, _, b)| b.clone())
         .find(|b| {
-            Datagram::decode(b, |_| Some(key)).is_ok_and(|d| {
-                d.to == "mallory"
-                    && matches!(d.body, Body::Data { ref bytes, .. } if bytes == b"secret one")
-            })
+            Datagram::decode(b, |_| Some(key)).is_ok_and(
+                |d| matches!(d.body, Body::Data { ref bytes, .. } if bytes == b"secret one"),
+            )
         })
         .expect("alice's DATA to mallory");
-    // Replayed verbatim to another member: addressed to mallory.
-    expect_dropped(&mut sim, &captured, "wrong_destination");
+    // The same bytes went to every member: replayed, a duplicate.
+    expect_dropped(&mut sim, &captured, "duplicates");
+    // An acknowledgement meant for another member.
+    let ack = Datagram {
+        room: ROOM.into(),
+        from: "mallory".into(),
+        body: Body::Ack {
+            to: "m000".into(),
+            stream: 1,
+            cum: 1,
+            high: 1,
+            unsynced: false,
+            missing: Vec::new(),
+        },
+    };
+    expect_dropped(&mut sim, &ack.encode(&key, &n(8)), "wrong_destination");
     // Claiming to be m000 on a stream older than its current one.
     let stale = data("m000", "m001", 1, 1, EventKind::Text, "stale stream");
     expect_dropped(&mut sim, &stale.encode(&key, &n(5)), "stale_stream");

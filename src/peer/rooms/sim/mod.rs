@@ -15,7 +15,9 @@ mod joins;
 mod net;
 mod props;
 mod registry;
+mod scale;
 mod scenarios;
+mod slow;
 
 pub use net::{Net, NetConfig};
 use registry::RegRoom;
@@ -23,7 +25,7 @@ use registry::RegRoom;
 use super::faults::Faults;
 use super::{Ask, Engine, Event, Gone, StreamIds};
 use crate::protocol::datagram::RoomKey;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -57,6 +59,14 @@ pub struct Node {
     pub inbox: HashMap<(String, String), Vec<String>>,
     deadline: Option<Instant>,
     dirty: bool,
+    /// A slow node takes this long per datagram; what arrives meanwhile
+    /// waits in `backlog` (its socket buffer, at most `backlog_max`; more
+    /// is dropped and counted in `overflow`).
+    per_datagram: Option<Duration>,
+    backlog: VecDeque<(SocketAddr, Vec<u8>)>,
+    backlog_max: usize,
+    busy_until: Instant,
+    pub overflow: u64,
 }
 
 pub struct Sim {
@@ -72,6 +82,8 @@ pub struct Sim {
     /// Datagrams that reached an address with no node (an outsider's):
     /// (from, to, bytes).
     pub outside: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Datagrams sent to each node.
+    sent_to: Vec<u64>,
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -108,6 +120,11 @@ impl Sim {
                     inbox: HashMap::new(),
                     deadline: None,
                     dirty: false,
+                    per_datagram: None,
+                    backlog: VecDeque::new(),
+                    backlog_max: 0,
+                    busy_until: t0,
+                    overflow: 0,
                 }
             })
             .collect();
@@ -124,6 +141,7 @@ impl Sim {
             registry: BTreeMap::new(),
             asks: Vec::new(),
             outside: Vec::new(),
+            sent_to: vec![0; n],
         }
     }
 
@@ -202,10 +220,15 @@ impl Sim {
 
     fn drain(&mut self, i: usize) {
         let now = self.now;
+        let mut sent_to = std::mem::take(&mut self.sent_to);
+        sent_to.resize(self.nodes.len(), 0);
         let node = &mut self.nodes[i];
         node.dirty = true;
         while let Some((to, bytes)) = node.engine.poll_transmit() {
             self.net.send(now, node.addr, to, bytes);
+            if let Some(j) = self.net.node_of(to) {
+                sent_to[j] += 1;
+            }
         }
         while let Some(ev) = node.engine.poll_event() {
             match ev {
@@ -223,6 +246,7 @@ impl Sim {
                 ev => node.events.push(ev),
             }
         }
+        self.sent_to = sent_to;
     }
 
     /// Runs the network and every engine's timers for `d` of virtual time.
@@ -237,10 +261,10 @@ impl Sim {
                     continue;
                 };
                 if self.nodes[i].up {
-                    self.nodes[i].engine.handle_datagram(at, from, &bytes);
-                    self.drain(i);
+                    self.arrive(i, at, from, bytes);
                 }
             }
+            self.work_backlogs(next);
             self.now = next;
             for i in 0..self.nodes.len() {
                 if !self.nodes[i].up {

@@ -1,0 +1,73 @@
+use super::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn window_bounds_what_is_outstanding() {
+    let t = Instant::now();
+    let mut f = Flow::new(0, t);
+    let mut n = 0;
+    while f.may_send(n + 1) {
+        n += 1;
+        f.sent(n, t);
+    }
+    assert_eq!(n, CWND_INITIAL as u64);
+    assert_eq!(f.ack(10, 10, &[], t + ms(2)), 1..=10);
+    assert!(f.may_send(n + 1));
+    assert!(f.rto() >= RTO_MIN);
+}
+
+#[test]
+fn missing_ones_are_sent_again_paced_and_once_per_round_trip() {
+    let t = Instant::now();
+    let mut f = Flow::new(0, t);
+    for s in 1..=100 {
+        f.sent(s, t);
+    }
+    // A first ack gives an RTT of 2 ms.
+    f.ack(1, 1, &[], t + ms(2));
+    let t1 = t + ms(10);
+    f.ack(1, 100, &[(2, 60)], t1);
+    let first = f.due(t1);
+    assert_eq!(first.len(), RETX_BURST);
+    assert_eq!(first[0], 2);
+    // The rest waits for the pacing interval.
+    assert!(f.due(t1).is_empty());
+    let t2 = t1 + f.pace();
+    assert_eq!(f.due(t2).len(), 60 - RETX_BURST);
+    // Reported again at once: what went out just now is not sent again.
+    f.ack(1, 100, &[(2, 60)], t2);
+    let again = f.due(t2 + f.pace());
+    assert!(
+        again.iter().all(|&s| s < 2 + RETX_BURST as u64),
+        "{again:?}"
+    );
+    // What is held above the gaps never goes again.
+    assert!(again.iter().all(|&s| (2..62).contains(&s)));
+}
+
+#[test]
+fn a_time_out_resends_the_first_and_backs_off() {
+    let t = Instant::now();
+    let mut f = Flow::new(0, t);
+    f.sent(1, t);
+    let rto = f.rto();
+    assert_eq!(f.deadline(), Some(t + rto));
+    assert_eq!(f.due(t + rto), vec![1]);
+    assert!(f.rto() > rto);
+    assert_eq!(f.ack(1, 1, &[], t + rto * 2), 1..=1);
+    assert_eq!(f.deadline(), None);
+    assert!(f.idle(1));
+}
+
+#[test]
+fn stalls_only_without_progress() {
+    let t = Instant::now();
+    let mut f = Flow::new(5, t);
+    assert!(!f.stalled(t + STALLED_AFTER));
+    f.sent(6, t);
+    assert!(!f.stalled(t + ms(100)));
+    assert!(f.stalled(t + STALLED_AFTER));
+}
