@@ -7,7 +7,7 @@
 # DEMO_PACE=SECONDS pauses before each step of the scripts (default 0).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-bin=${1:-$here/../target/release}
+bin=$(cd "${1:-$here/../target/release}" && pwd)
 # DEMO_WORK names the scratch folder (tests use it to check nothing is left running).
 work=${DEMO_WORK:-$(mktemp -d)}
 pace=${DEMO_PACE:-0}
@@ -20,7 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-"$bin/registry" --listen 127.0.0.1:0 --store "$work/registry.db" >"$work/registry.out" 2>"$work/registry.log" &
+"$bin/registry" --listen 127.0.0.1:0 --store "$work/registry.db" --admin alice >"$work/registry.out" 2>"$work/registry.log" &
 pids+=($!)
 for _ in $(seq 100); do
     grep -q "^registry certificate" "$work/registry.out" 2>/dev/null && break
@@ -49,8 +49,9 @@ for script in "$here"/*.script; do
     c=${colors[$((i % ${#colors[@]}))]}
     label=$(printf '\033[1;%sm%-6s\033[0m│' "$c" "$name")
     # The peer's own PID (not a pipeline's), so it can be waited on and killed.
-    "$bin/peer" --registry "$addr" --script "$script" --color always \
-        --pace "$pace" --log-dir "$work/logs" \
+    # Run from demos/, where alice's script finds the worksheet it sends.
+    (cd "$here" && exec "$bin/peer" --registry "$addr" --script "$script" --color always \
+        --pace "$pace" --log-dir "$work/logs" --download-dir "$work/downloads/$name") \
         > >(sed -u "s/^/$label /") 2>&1 &
     peer_pids+=($!)
     pids+=($!)

@@ -33,7 +33,7 @@ fi
 
 # The registry, in the first pane; its address is read from its output.
 tm new-session -d -s "$session" -x 240 -y 60 \
-    "'$bin/registry' --listen 127.0.0.1:0 --store '$work/registry.db' --no-announce 2>&1 | tee '$work/registry.out'"
+    "'$bin/registry' --listen 127.0.0.1:0 --store '$work/registry.db' --no-announce --admin alice 2>&1 | tee '$work/registry.out'"
 tm set-option -t "$session" remain-on-exit on >/dev/null
 tm select-pane -t "$session" -T registry
 addr=
@@ -59,7 +59,7 @@ pane=
 for k in "${!scripts[@]}"; do
     script=${scripts[$k]}
     name=$(basename "$script" .script)
-    cmd="exec env XDG_CONFIG_HOME='$work/config' '$bin/peer' --registry $addr --registry-fingerprint $fingerprint --bind 127.0.0.1 --script '$script' --stay --pace $pace --log-dir '$work/logs'"
+    cmd="cd '$here' && exec env XDG_CONFIG_HOME='$work/config' '$bin/peer' --registry $addr --registry-fingerprint $fingerprint --bind 127.0.0.1 --script '$script' --stay --pace $pace --log-dir '$work/logs' --download-dir '$work/downloads/$name'"
     if [ -z "$pane" ]; then
         pane=$(tm split-window -v -b -l 80% -t "$session" -P -F '#{pane_id}' "$cmd")
     else

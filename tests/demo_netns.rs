@@ -53,11 +53,15 @@ impl ScriptPeer {
         let prefix = lab.prefix(name);
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/demos/").to_string() + name + ".script";
         let mut cmd = command(&prefix, env!("CARGO_BIN_EXE_peer"));
-        cmd.arg("--json")
+        // From demos/, where alice's script finds the worksheet it sends.
+        cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/demos"))
+            .arg("--json")
             .arg("--registry")
             .arg(registry)
             .arg("--script")
             .arg(script)
+            .arg("--download-dir")
+            .arg(dir.join("downloads").join(name))
             .env_remove("REGISTRY_ADDR")
             .env_remove("LANCHAT_FAULTS")
             .env("RUST_LOG", "warn")
@@ -130,6 +134,7 @@ fn classroom_demo_across_namespaces_learns_real_addresses() {
     let reg = Registry::builder()
         .prefix(&lab.prefix("reg"))
         .listen(&listen)
+        .flags(&["--admin", "alice"])
         .start();
     assert_eq!(
         reg.addr().to_string(),
