@@ -166,7 +166,8 @@ fn startup_lines_are_not_overwritten_by_the_prompt() {
     }
     let reg = Registry::start(&[]);
     for attempt in 0..8 {
-        let t = Tmux::start(&peer_command(&reg), 160, 20);
+        // Tall enough for the whole help text (its last line names /quit).
+        let t = Tmux::start(&peer_command(&reg), 160, 80);
         t.wait_screen("the prompt", WAIT, |s| last_line(s).trim_end() == ">");
         // /help is answered at the prompt; `ready` was printed before it.
         t.type_command("/help");
