@@ -156,6 +156,9 @@ pub(super) struct Room {
     pub departed: HashMap<String, Instant>,
     pub next_msg: u64,
     pub out: BTreeMap<u64, OutMsg>,
+    /// Messages below this id have had their progress shown (or are
+    /// done): the scans for slow messages start here, not at the oldest.
+    pub progress_from: u64,
     pub last_refresh: Option<Instant>,
     /// Set once we left: the room only finishes sending our "leave".
     pub leaving: Option<Instant>,
@@ -309,7 +312,7 @@ impl Engine {
         let progress = self
             .rooms
             .values()
-            .filter_map(|r| r.out.values().find(|o| !o.progress_shown))
+            .filter_map(|r| r.out.range(r.progress_from..).next().map(|(_, o)| o))
             .map(|o| o.sent_at + PROGRESS_AFTER)
             .min();
         let leaving = self.rooms.values().filter_map(|r| r.leaving).min();

@@ -38,15 +38,22 @@ impl Engine {
         let names: Vec<String> = self.rooms.keys().cloned().collect();
         for room in names {
             let progress: Vec<(u64, usize, usize)> = match self.rooms.get_mut(&room) {
-                Some(r) => r
-                    .out
-                    .iter_mut()
-                    .filter(|(_, o)| !o.progress_shown && now >= o.sent_at + PROGRESS_AFTER)
-                    .map(|(id, o)| {
+                Some(r) => {
+                    // Messages go out in id order: the slow ones are a run
+                    // from the first not yet shown.
+                    let mut shown = Vec::new();
+                    for (id, o) in r.out.range_mut(r.progress_from..) {
+                        if now < o.sent_at + PROGRESS_AFTER {
+                            break;
+                        }
                         o.progress_shown = true;
-                        (*id, o.total - o.remaining.len() - o.failed.len(), o.total)
-                    })
-                    .collect(),
+                        shown.push((*id, o.total - o.remaining.len() - o.failed.len(), o.total));
+                    }
+                    if let Some(&(id, _, _)) = shown.last() {
+                        r.progress_from = id + 1;
+                    }
+                    shown
+                }
                 None => continue,
             };
             for (id, acked, total) in progress {

@@ -56,6 +56,7 @@ impl Engine {
                 departed: HashMap::new(),
                 next_msg: 1,
                 out: BTreeMap::new(),
+                progress_from: 0,
                 last_refresh: None,
                 leaving: None,
             },

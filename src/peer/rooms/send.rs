@@ -121,17 +121,22 @@ impl Engine {
     /// The sealed bytes of `seq` under the room's current key (sealed once
     /// per epoch).
     fn sealed(&mut self, room: &str, seq: u64) -> Option<Vec<u8>> {
+        {
+            let r = self.rooms.get(room)?;
+            let sent = r.tx.buf.get(&seq)?;
+            if let Some((epoch, bytes)) = &sent.sealed {
+                if *epoch == r.key.epoch {
+                    return Some(bytes.clone());
+                }
+            }
+        }
+        // Only a fresh seal draws a nonce.
         let nonce = self.nonce();
         let me = self.me.clone();
         let r = self.rooms.get_mut(room)?;
         let key = r.key;
         let stream = r.tx.id;
         let sent = r.tx.buf.get_mut(&seq)?;
-        if let Some((epoch, bytes)) = &sent.sealed {
-            if *epoch == key.epoch {
-                return Some(bytes.clone());
-            }
-        }
         let item = &sent.item;
         let dg = Datagram {
             room: room.to_string(),
@@ -285,7 +290,7 @@ impl Engine {
         let acked = m.flow.ack(report.cum, report.high, &report.missing, now);
         let mut touched = BTreeSet::new();
         if !acked.is_empty() {
-            for (_, sent) in r.tx.buf.range(acked) {
+            for (_, sent) in r.tx.buf.range(acked.clone()) {
                 if sent.item.event != EventKind::Text {
                     continue;
                 }
@@ -299,9 +304,15 @@ impl Engine {
                     }
                 }
             }
-            let floor = r.members.values().map(|m| m.flow.acked).min();
-            let last = r.tx.last();
-            r.tx.trim(floor.unwrap_or(last));
+            // The outbox's floor moves only when the member at it moves
+            // (every member has acknowledged up to just below its first
+            // seq): not a scan of the room per acknowledgement.
+            let was = acked.start() - 1;
+            if r.tx.buf.first_key_value().is_some_and(|(&first, _)| was < first) {
+                let floor = r.members.values().map(|m| m.flow.acked).min();
+                let last = r.tx.last();
+                r.tx.trim(floor.unwrap_or(last));
+            }
         }
         self.pump(room, from, now);
         for id in touched {
