@@ -319,6 +319,11 @@ impl Flow {
         self.acked >= last
     }
 
+    /// When it will count as stalled, if nothing changes.
+    pub fn stall_at(&self) -> Option<Instant> {
+        (!self.out.is_empty()).then_some(self.last_progress + STALLED_AFTER)
+    }
+
     /// Outstanding messages and no progress for [`STALLED_AFTER`].
     pub fn stalled(&self, now: Instant) -> bool {
         !self.out.is_empty() && now.saturating_duration_since(self.last_progress) >= STALLED_AFTER

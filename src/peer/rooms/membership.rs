@@ -3,6 +3,8 @@
 //! let in, and members it stops listing are dropped), taking up each new
 //! key epoch, leaving, and dropping a member with a typed reason.
 
+use super::timers::Timer;
+use std::cmp::Reverse;
 use super::engine::{
     Engine, Listed, Room, DEPARTED_MEMORY, LEAVE_LINGER, MEMBERS_POLL, PING_EVERY,
     PREVIOUS_KEY_GRACE, UNLISTED_LIMIT, UNLISTED_SILENCE,
@@ -105,10 +107,16 @@ impl Engine {
             log::info!("#{room}: key epoch {} -> {}", r.key.epoch, key.epoch);
             r.previous = Some((r.key, now + PREVIOUS_KEY_GRACE));
             r.key = key;
-            for m in r.members.values_mut() {
+            for (user, m) in r.members.iter_mut() {
                 m.flow.rekeyed(now);
+                // Due now: queued afresh (an entry for later goes stale).
+                m.timer = Some(now);
+                let timer = Timer::Flow {
+                    room: room.to_string(),
+                    user: user.clone(),
+                };
+                self.timers.push(Reverse((now, timer)));
             }
-            self.wake = Some(now);
         }
         r.departed
             .retain(|_, t| now.duration_since(*t) < DEPARTED_MEMORY);

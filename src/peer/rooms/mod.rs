@@ -21,6 +21,7 @@ mod liveness;
 mod membership;
 mod receive;
 mod send;
+mod timers;
 pub mod stream;
 
 pub use engine::{Engine, Listed, StreamIds};

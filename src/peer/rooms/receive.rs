@@ -241,6 +241,7 @@ impl Engine {
                     rx: RecvStream::new(stream),
                     partial: None,
                     last: now,
+                    timer: None,
                 });
                 Some(inbound.streams.len() - 1)
             }
@@ -318,8 +319,7 @@ impl Engine {
             return;
         };
         if !this.rx.due(now) {
-            let wake = this.rx.ack_at;
-            self.wake_at(wake);
+            self.arm_ack(room, from, at);
             return;
         }
         let stream = this.rx.id;
@@ -329,8 +329,7 @@ impl Engine {
             unsynced,
             missing,
         } = this.rx.report(now);
-        let wake = this.rx.ack_at;
-        self.wake_at(wake);
+        self.arm_ack(room, from, at);
         let ack = Body::Ack {
             to: from.to_string(),
             stream,

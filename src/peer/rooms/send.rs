@@ -8,6 +8,8 @@ use super::engine::{Engine, OutMsg};
 use super::event::{Event, SayError};
 use super::flow::OUTBOX_MAX;
 use super::stream::{Item, Report};
+use super::timers::{flow_due, Timer};
+use std::cmp::Reverse;
 use crate::protocol::datagram::{self as wire, Body, Datagram, EventKind};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -161,7 +163,6 @@ impl Engine {
         let Some(bytes) = self.sealed(room, seq) else {
             return;
         };
-        let mut wake = None;
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
@@ -175,9 +176,15 @@ impl Engine {
             }
             m.last_sent = now;
             addrs.push(m.addr);
-            wake = [wake, m.flow.deadline()].into_iter().flatten().min();
+            if let Some(at) = flow_due(&m.flow).filter(|&at| m.timer.is_none_or(|t| at < t)) {
+                m.timer = Some(at);
+                let timer = Timer::Flow {
+                    room: room.to_string(),
+                    user: name.clone(),
+                };
+                self.timers.push(Reverse((at, timer)));
+            }
         }
-        self.wake_at(wake);
         if retransmit {
             self.stats.retransmits += addrs.len() as u64;
         }
@@ -198,8 +205,7 @@ impl Engine {
         };
         let retx = m.flow.due(now);
         let fresh = m.flow.sent_upto + 1..=last.min(m.flow.window_end());
-        let wake = m.flow.deadline();
-        self.wake_at(wake);
+        self.arm_flow(room, user);
         let who = [user.to_string()];
         for seq in retx {
             self.send_seq(room, seq, &who, true, now);
