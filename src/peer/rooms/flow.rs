@@ -81,7 +81,11 @@ impl Outbox {
 
     /// Forgets everything at or below `seq` (every member has it).
     pub fn trim(&mut self, seq: u64) {
-        if self.buf.first_key_value().is_none_or(|(&first, _)| first > seq) {
+        if self
+            .buf
+            .first_key_value()
+            .is_none_or(|(&first, _)| first > seq)
+        {
             return;
         }
         self.buf = self.buf.split_off(&(seq + 1));

@@ -3,8 +3,6 @@
 //! let in, and members it stops listing are dropped), taking up each new
 //! key epoch, leaving, and dropping a member with a typed reason.
 
-use super::timers::Timer;
-use std::cmp::Reverse;
 use super::engine::{
     Engine, Listed, Room, DEPARTED_MEMORY, LEAVE_LINGER, MEMBERS_POLL, PING_EVERY,
     PREVIOUS_KEY_GRACE, UNLISTED_LIMIT, UNLISTED_SILENCE,
@@ -12,7 +10,9 @@ use super::engine::{
 use super::event::{Ask, Event, Gone, NotMember};
 use super::flow::Outbox;
 use super::send::control_item;
+use super::timers::Timer;
 use crate::protocol::datagram::{EventKind, RoomKey};
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Instant;

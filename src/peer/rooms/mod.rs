@@ -21,8 +21,8 @@ mod liveness;
 mod membership;
 mod receive;
 mod send;
-mod timers;
 pub mod stream;
+mod timers;
 
 pub use engine::{Engine, Listed, StreamIds};
 pub use event::{Ask, Event, Gone, NotMember, SayError, Stats};

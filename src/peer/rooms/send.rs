@@ -9,8 +9,8 @@ use super::event::{Event, SayError};
 use super::flow::OUTBOX_MAX;
 use super::stream::{Item, Report};
 use super::timers::{flow_due, Timer};
-use std::cmp::Reverse;
 use crate::protocol::datagram::{self as wire, Body, Datagram, EventKind};
+use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -314,7 +314,11 @@ impl Engine {
             // (every member has acknowledged up to just below its first
             // seq): not a scan of the room per acknowledgement.
             let was = acked.start() - 1;
-            if r.tx.buf.first_key_value().is_some_and(|(&first, _)| was < first) {
+            if r.tx
+                .buf
+                .first_key_value()
+                .is_some_and(|(&first, _)| was < first)
+            {
                 let floor = r.members.values().map(|m| m.flow.acked).min();
                 let last = r.tx.last();
                 r.tx.trim(floor.unwrap_or(last));

@@ -29,7 +29,10 @@ pub(super) enum Timer {
 
 /// When member flow `flow` must be looked at next.
 pub(super) fn flow_due(flow: &super::flow::Flow) -> Option<Instant> {
-    [flow.deadline(), flow.stall_at()].into_iter().flatten().min()
+    [flow.deadline(), flow.stall_at()]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 pub(super) type Queue = std::collections::BinaryHeap<Reverse<(Instant, Timer)>>;
@@ -39,7 +42,11 @@ impl Engine {
     /// time-out, or the moment it counts as stalled), unless it is queued
     /// for that time or earlier already.
     pub(super) fn arm_flow(&mut self, room: &str, user: &str) {
-        let Some(m) = self.rooms.get_mut(room).and_then(|r| r.members.get_mut(user)) else {
+        let Some(m) = self
+            .rooms
+            .get_mut(room)
+            .and_then(|r| r.members.get_mut(user))
+        else {
             return;
         };
         let Some(at) = flow_due(&m.flow) else {
