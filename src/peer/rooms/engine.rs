@@ -8,6 +8,7 @@ use super::event::{Event, Stats};
 use super::faults::{Faults, Injector};
 use super::flow::{Flow, Outbox};
 use super::stream::RecvStream;
+use super::timers::Queue;
 use crate::protocol::datagram::{RoomKey, NONCE_LEN};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
@@ -81,6 +82,8 @@ pub(super) struct Member {
     pub last_heard: Instant,
     /// When we last sent it anything (a ping is needed only after a silence).
     pub last_sent: Instant,
+    /// When its flow is queued in the engine's timers.
+    pub timer: Option<Instant>,
 }
 
 /// What we receive from one sender. Kept per room by name, apart from the
@@ -112,6 +115,8 @@ pub(super) struct StreamIn {
     pub partial: Option<(u64, Vec<u8>, u16)>,
     /// When a datagram last arrived on it.
     pub last: Instant,
+    /// When its acknowledgement is queued in the engine's timers.
+    pub timer: Option<Instant>,
 }
 
 pub(super) struct OutMsg {
@@ -156,6 +161,9 @@ pub(super) struct Room {
     pub departed: HashMap<String, Instant>,
     pub next_msg: u64,
     pub out: BTreeMap<u64, OutMsg>,
+    /// Messages below this id have had their progress shown (or are
+    /// done): the scans for slow messages start here, not at the oldest.
+    pub progress_from: u64,
     pub last_refresh: Option<Instant>,
     /// Set once we left: the room only finishes sending our "leave".
     pub leaving: Option<Instant>,
@@ -176,9 +184,8 @@ pub struct Engine {
     pub(super) injector: Injector,
     pub(super) stats: Stats,
     pub(super) next_ping: Option<Instant>,
-    /// When a member's flow or a stream's acknowledgement is next due (the
-    /// earliest asked for; the sweep at that time finds which).
-    pub(super) wake: Option<Instant>,
+    /// When each member's flow and each stream's acknowledgement is due.
+    pub(super) timers: Queue,
     pub(super) events: VecDeque<Event>,
     /// Nonces for sealing datagrams: 192 random bits each.
     nonces: StdRng,
@@ -198,7 +205,7 @@ impl Engine {
             injector: Injector::new(faults, seed),
             stats: Stats::default(),
             next_ping: None,
-            wake: None,
+            timers: Queue::new(),
             events: VecDeque::new(),
             nonces: StdRng::from_entropy(),
             replaying: false,
@@ -234,13 +241,7 @@ impl Engine {
             flow: Flow::new(base, now),
             last_heard: now,
             last_sent: now,
-        }
-    }
-
-    /// Something is due at `at`: the next sweep of flows and acks runs then.
-    pub(super) fn wake_at(&mut self, at: Option<Instant>) {
-        if let Some(at) = at {
-            self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+            timer: None,
         }
     }
 
@@ -274,7 +275,7 @@ impl Engine {
     pub fn clear(&mut self) {
         self.rooms.clear();
         self.next_ping = None;
-        self.wake = None;
+        self.timers.clear();
     }
 
     /// True when no room is still sending a "leave".
@@ -303,13 +304,13 @@ impl Engine {
     /// When [`handle_timeout`](Engine::handle_timeout) should run next;
     /// `None` when nothing is pending.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let streams = self.wake;
+        let streams = self.next_timer();
         // Messages go out in id order, so the first not yet shown is the
         // oldest.
         let progress = self
             .rooms
             .values()
-            .filter_map(|r| r.out.values().find(|o| !o.progress_shown))
+            .filter_map(|r| r.out.range(r.progress_from..).next().map(|(_, o)| o))
             .map(|o| o.sent_at + PROGRESS_AFTER)
             .min();
         let leaving = self.rooms.values().filter_map(|r| r.leaving).min();

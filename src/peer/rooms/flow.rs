@@ -81,6 +81,13 @@ impl Outbox {
 
     /// Forgets everything at or below `seq` (every member has it).
     pub fn trim(&mut self, seq: u64) {
+        if self
+            .buf
+            .first_key_value()
+            .is_none_or(|(&first, _)| first > seq)
+        {
+            return;
+        }
         self.buf = self.buf.split_off(&(seq + 1));
     }
 }
@@ -314,6 +321,11 @@ impl Flow {
     /// Nothing outstanding or owed up to `last`.
     pub fn idle(&self, last: u64) -> bool {
         self.acked >= last
+    }
+
+    /// When it will count as stalled, if nothing changes.
+    pub fn stall_at(&self) -> Option<Instant> {
+        (!self.out.is_empty()).then_some(self.last_progress + STALLED_AFTER)
     }
 
     /// Outstanding messages and no progress for [`STALLED_AFTER`].

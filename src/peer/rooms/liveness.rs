@@ -31,22 +31,26 @@ impl Engine {
     /// may call it more often than [`poll_timeout`](Engine::poll_timeout) asks.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.injector.release(now);
-        if self.wake.is_some_and(|w| w <= now) {
-            self.wake = None;
-            self.sweep(now);
-        }
+        self.sweep(now);
         let names: Vec<String> = self.rooms.keys().cloned().collect();
         for room in names {
             let progress: Vec<(u64, usize, usize)> = match self.rooms.get_mut(&room) {
-                Some(r) => r
-                    .out
-                    .iter_mut()
-                    .filter(|(_, o)| !o.progress_shown && now >= o.sent_at + PROGRESS_AFTER)
-                    .map(|(id, o)| {
+                Some(r) => {
+                    // Messages go out in id order: the slow ones are a run
+                    // from the first not yet shown.
+                    let mut shown = Vec::new();
+                    for (id, o) in r.out.range_mut(r.progress_from..) {
+                        if now < o.sent_at + PROGRESS_AFTER {
+                            break;
+                        }
                         o.progress_shown = true;
-                        (*id, o.total - o.remaining.len() - o.failed.len(), o.total)
-                    })
-                    .collect(),
+                        shown.push((*id, o.total - o.remaining.len() - o.failed.len(), o.total));
+                    }
+                    if let Some(&(id, _, _)) = shown.last() {
+                        r.progress_from = id + 1;
+                    }
+                    shown
+                }
                 None => continue,
             };
             for (id, acked, total) in progress {
@@ -81,41 +85,6 @@ impl Engine {
         if self.next_ping.is_some_and(|t| now >= t) {
             self.next_ping = (!self.rooms.is_empty()).then_some(now + PING_EVERY);
             self.liveness(now);
-        }
-    }
-
-    /// Every member's flow (retransmissions due, windows opened, members
-    /// that stalled) and every stream's acknowledgement that is due.
-    fn sweep(&mut self, now: Instant) {
-        let mut flows = Vec::new();
-        let mut acks = Vec::new();
-        for (name, r) in &self.rooms {
-            for (user, m) in &r.members {
-                if m.flow.deadline().is_some_and(|t| t <= now) || m.flow.stalled(now) {
-                    flows.push((name.clone(), user.clone(), m.flow.stalled(now)));
-                } else {
-                    self.wake = [self.wake, m.flow.deadline()].into_iter().flatten().min();
-                }
-            }
-            for (user, inb) in &r.inbound {
-                for (at, s) in inb.streams.iter().enumerate() {
-                    if s.rx.due(now) {
-                        acks.push((name.clone(), user.clone(), at));
-                    } else {
-                        self.wake = [self.wake, s.rx.ack_at].into_iter().flatten().min();
-                    }
-                }
-            }
-        }
-        for (room, user, stalled) in flows {
-            if stalled {
-                self.unreachable(&room, &user, now);
-            } else {
-                self.pump(&room, &user, now);
-            }
-        }
-        for (room, user, at) in acks {
-            self.maybe_ack(&room, &user, at, now);
         }
     }
 

@@ -10,7 +10,9 @@ use super::engine::{
 use super::event::{Ask, Event, Gone, NotMember};
 use super::flow::Outbox;
 use super::send::control_item;
+use super::timers::Timer;
 use crate::protocol::datagram::{EventKind, RoomKey};
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -56,6 +58,7 @@ impl Engine {
                 departed: HashMap::new(),
                 next_msg: 1,
                 out: BTreeMap::new(),
+                progress_from: 0,
                 last_refresh: None,
                 leaving: None,
             },
@@ -104,10 +107,16 @@ impl Engine {
             log::info!("#{room}: key epoch {} -> {}", r.key.epoch, key.epoch);
             r.previous = Some((r.key, now + PREVIOUS_KEY_GRACE));
             r.key = key;
-            for m in r.members.values_mut() {
+            for (user, m) in r.members.iter_mut() {
                 m.flow.rekeyed(now);
+                // Due now: queued afresh (an entry for later goes stale).
+                m.timer = Some(now);
+                let timer = Timer::Flow {
+                    room: room.to_string(),
+                    user: user.clone(),
+                };
+                self.timers.push(Reverse((now, timer)));
             }
-            self.wake = Some(now);
         }
         r.departed
             .retain(|_, t| now.duration_since(*t) < DEPARTED_MEMORY);

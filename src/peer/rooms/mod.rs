@@ -22,6 +22,7 @@ mod membership;
 mod receive;
 mod send;
 pub mod stream;
+mod timers;
 
 pub use engine::{Engine, Listed, StreamIds};
 pub use event::{Ask, Event, Gone, NotMember, SayError, Stats};

@@ -203,14 +203,18 @@ impl Engine {
         if r.leaving.is_some() || !r.members.contains_key(from) {
             return None;
         }
-        let inbound = r
-            .inbound
-            .entry(from.to_string())
-            .or_insert_with(|| Inbound {
-                streams: Vec::new(),
-                floor: 0,
-                renewed: false,
-            });
+        // Looked up before inserting: no name allocated per datagram.
+        if !r.inbound.contains_key(from) {
+            r.inbound.insert(
+                from.to_string(),
+                Inbound {
+                    streams: Vec::new(),
+                    floor: 0,
+                    renewed: false,
+                },
+            );
+        }
+        let inbound = r.inbound.get_mut(from)?;
         match inbound.streams.iter().position(|s| s.rx.id == stream) {
             Some(at) => Some(at),
             // Below every stream we hold: an earlier run's, replayed.
@@ -241,6 +245,7 @@ impl Engine {
                     rx: RecvStream::new(stream),
                     partial: None,
                     last: now,
+                    timer: None,
                 });
                 Some(inbound.streams.len() - 1)
             }
@@ -318,8 +323,7 @@ impl Engine {
             return;
         };
         if !this.rx.due(now) {
-            let wake = this.rx.ack_at;
-            self.wake_at(wake);
+            self.arm_ack(room, from, at);
             return;
         }
         let stream = this.rx.id;
@@ -329,8 +333,7 @@ impl Engine {
             unsynced,
             missing,
         } = this.rx.report(now);
-        let wake = this.rx.ack_at;
-        self.wake_at(wake);
+        self.arm_ack(room, from, at);
         let ack = Body::Ack {
             to: from.to_string(),
             stream,

@@ -8,7 +8,9 @@ use super::engine::{Engine, OutMsg};
 use super::event::{Event, SayError};
 use super::flow::OUTBOX_MAX;
 use super::stream::{Item, Report};
+use super::timers::{flow_due, Timer};
 use crate::protocol::datagram::{self as wire, Body, Datagram, EventKind};
+use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -121,17 +123,22 @@ impl Engine {
     /// The sealed bytes of `seq` under the room's current key (sealed once
     /// per epoch).
     fn sealed(&mut self, room: &str, seq: u64) -> Option<Vec<u8>> {
+        {
+            let r = self.rooms.get(room)?;
+            let sent = r.tx.buf.get(&seq)?;
+            if let Some((epoch, bytes)) = &sent.sealed {
+                if *epoch == r.key.epoch {
+                    return Some(bytes.clone());
+                }
+            }
+        }
+        // Only a fresh seal draws a nonce.
         let nonce = self.nonce();
         let me = self.me.clone();
         let r = self.rooms.get_mut(room)?;
         let key = r.key;
         let stream = r.tx.id;
         let sent = r.tx.buf.get_mut(&seq)?;
-        if let Some((epoch, bytes)) = &sent.sealed {
-            if *epoch == key.epoch {
-                return Some(bytes.clone());
-            }
-        }
         let item = &sent.item;
         let dg = Datagram {
             room: room.to_string(),
@@ -156,7 +163,6 @@ impl Engine {
         let Some(bytes) = self.sealed(room, seq) else {
             return;
         };
-        let mut wake = None;
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
@@ -170,9 +176,15 @@ impl Engine {
             }
             m.last_sent = now;
             addrs.push(m.addr);
-            wake = [wake, m.flow.deadline()].into_iter().flatten().min();
+            if let Some(at) = flow_due(&m.flow).filter(|&at| m.timer.is_none_or(|t| at < t)) {
+                m.timer = Some(at);
+                let timer = Timer::Flow {
+                    room: room.to_string(),
+                    user: name.clone(),
+                };
+                self.timers.push(Reverse((at, timer)));
+            }
         }
-        self.wake_at(wake);
         if retransmit {
             self.stats.retransmits += addrs.len() as u64;
         }
@@ -193,8 +205,7 @@ impl Engine {
         };
         let retx = m.flow.due(now);
         let fresh = m.flow.sent_upto + 1..=last.min(m.flow.window_end());
-        let wake = m.flow.deadline();
-        self.wake_at(wake);
+        self.arm_flow(room, user);
         let who = [user.to_string()];
         for seq in retx {
             self.send_seq(room, seq, &who, true, now);
@@ -285,7 +296,7 @@ impl Engine {
         let acked = m.flow.ack(report.cum, report.high, &report.missing, now);
         let mut touched = BTreeSet::new();
         if !acked.is_empty() {
-            for (_, sent) in r.tx.buf.range(acked) {
+            for (_, sent) in r.tx.buf.range(acked.clone()) {
                 if sent.item.event != EventKind::Text {
                     continue;
                 }
@@ -299,9 +310,19 @@ impl Engine {
                     }
                 }
             }
-            let floor = r.members.values().map(|m| m.flow.acked).min();
-            let last = r.tx.last();
-            r.tx.trim(floor.unwrap_or(last));
+            // The outbox's floor moves only when the member at it moves
+            // (every member has acknowledged up to just below its first
+            // seq): not a scan of the room per acknowledgement.
+            let was = acked.start() - 1;
+            if r.tx
+                .buf
+                .first_key_value()
+                .is_some_and(|(&first, _)| was < first)
+            {
+                let floor = r.members.values().map(|m| m.flow.acked).min();
+                let last = r.tx.last();
+                r.tx.trim(floor.unwrap_or(last));
+            }
         }
         self.pump(room, from, now);
         for id in touched {
