@@ -55,10 +55,12 @@
 //!   the terminal.
 //! - [`peer::term`]: standard input and the terminal.
 //!
-//! Shared by both programs: [`sys`], process set-up (the open-file limit);
+//! Shared by both programs: [`identity`], a peer's Ed25519 and X25519
+//! keys; [`sys`], process set-up (the open-file limit);
 //! [`tls`], the registry link's TLS (certificate, pinning, trust on first use).
 
 pub mod discovery;
+pub mod identity;
 pub mod peer;
 pub mod protocol;
 pub mod registry;

@@ -67,6 +67,10 @@ pub enum Request {
         /// registry sees (for machines with several interfaces).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         advertise_ip: Option<String>,
+        /// This device's public identity keys (protocol version 2); the
+        /// registry binds them to the name for this session.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keys: Option<PeerKeys>,
     },
     /// Re-attach an existing session (after a reconnect or registry restart)
     /// without the password.
@@ -76,6 +80,9 @@ pub enum Request {
         udp_port: u16,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         advertise_ip: Option<String>,
+        /// As in `login`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        keys: Option<PeerKeys>,
     },
     Logout {
         token: String,
@@ -375,6 +382,19 @@ pub struct UserInfo {
     /// Present only while the user is online.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<Address>,
+    /// The public identity keys the user's session logged in with, as the
+    /// registry vouches for them; present with `address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<PeerKeys>,
+}
+
+/// Public identity keys (see `crate::identity`): `sign` is an Ed25519
+/// public key, `kx` an X25519 public key, each 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerKeys {
+    pub sign: String,
+    pub kx: String,
 }
 
 /// A room with its members (reply to `create_room`, `join_room`, `members`).

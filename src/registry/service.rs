@@ -184,11 +184,13 @@ impl Registry {
                     tcp_port: s.tcp_port,
                     udp_port: s.udp_port,
                 }),
+                keys: None,
             },
             None => UserInfo {
                 username,
                 online: false,
                 address: None,
+                keys: None,
             },
         }
     }
@@ -203,6 +205,7 @@ impl Registry {
                 tcp_port,
                 udp_port,
                 advertise_ip,
+                ..
             } => {
                 let ep = endpoint(conn.ip, tcp_port, udp_port, &advertise_ip)?;
                 self.login(conn, &username, &password, ep)
@@ -212,6 +215,7 @@ impl Registry {
                 tcp_port,
                 udp_port,
                 advertise_ip,
+                ..
             } => {
                 let ep = endpoint(conn.ip, tcp_port, udp_port, &advertise_ip)?;
                 self.resume(conn, &token, ep)

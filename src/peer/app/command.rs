@@ -40,6 +40,7 @@ impl App {
                     tcp_port: self.tcp_port,
                     udp_port: self.udp_port,
                     advertise_ip: self.cfg.advertise.clone(),
+                    keys: None,
                 };
                 self.send(req, Pending::Login);
             }

@@ -121,6 +121,7 @@ impl App {
             tcp_port: self.tcp_port,
             udp_port: self.udp_port,
             advertise_ip: self.cfg.advertise.clone(),
+            keys: None,
         };
         self.resuming = true;
         self.send(req, Pending::Resume);

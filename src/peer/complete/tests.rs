@@ -89,6 +89,7 @@ fn the_cursor_position_decides_the_word() {
 fn names_are_learned_from_events() {
     let mut n = Names::default();
     let user = |name: &str| UserInfo {
+        keys: None,
         username: name.into(),
         online: true,
         address: None,

@@ -195,6 +195,7 @@ fn who_lines_say_the_count_and_how_to_see_more() {
         out + rest
     };
     let user = |n: &str| UserInfo {
+        keys: None,
         username: n.into(),
         online: true,
         address: None,
@@ -394,6 +395,7 @@ fn room_role_and_announcement_lines() {
     let ui = Ui::new(false, true, super::super::Sink::Stdout);
     let line = |ev| plain(ui.line(ev));
     let user = |n: &str| crate::protocol::UserInfo {
+        keys: None,
         username: n.into(),
         online: false,
         address: None,

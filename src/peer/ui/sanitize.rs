@@ -361,6 +361,7 @@ mod tests {
             udp_port: 2,
         };
         let user = || UserInfo {
+            keys: None,
             username: t(),
             online: true,
             address: Some(addr()),

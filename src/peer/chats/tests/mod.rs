@@ -82,6 +82,7 @@ impl Net {
             net.registry.insert(
                 name.to_string(),
                 UserInfo {
+                    keys: None,
                     username: name.to_string(),
                     online: true,
                     address: Some(addr_of(&ip)),

@@ -173,6 +173,7 @@ fn register(username: &str, password: &str) -> Request {
 
 fn login_at(username: &str, password: &str, tcp: u16, udp: u16, adv: Option<&str>) -> Request {
     Request::Login {
+        keys: None,
         username: username.into(),
         password: password.into(),
         tcp_port: tcp,
@@ -187,6 +188,7 @@ fn login(username: &str, password: &str, tcp: u16) -> Request {
 
 fn resume_at(token: &str, tcp: u16, udp: u16, adv: Option<&str>) -> Request {
     Request::Resume {
+        keys: None,
         token: token.into(),
         tcp_port: tcp,
         udp_port: udp,

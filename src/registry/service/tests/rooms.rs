@@ -9,11 +9,13 @@ fn room_lifecycle() {
     let (mut b, tb) = t.user("bob", 8001);
     let (mut c, tc) = t.user("carol", 9001);
     let alice = UserInfo {
+        keys: None,
         username: "alice".into(),
         online: true,
         address: address("127.0.0.1", 7001),
     };
     let bob = UserInfo {
+        keys: None,
         username: "bob".into(),
         online: true,
         address: address("127.0.0.1", 8001),

@@ -172,6 +172,7 @@ fn heartbeats_keep_a_session_online_until_they_stop() {
     assert_eq!(
         lab.members[0],
         UserInfo {
+            keys: None,
             username: "alice".into(),
             online: false,
             address: None

@@ -246,6 +246,7 @@ fn search_finds_only_registered_users() {
     assert_eq!(
         t.search(&mut a, &ta, "carol"),
         UserInfo {
+            keys: None,
             username: "carol".into(),
             online: false,
             address: None
