@@ -336,12 +336,16 @@ mod tests {
         assert_eq!(header(&p), (APPLICATION_ID, SCHEMA_VERSION));
     }
 
-    /// [`SCHEMA`] without the columns version 3 added.
+    /// [`SCHEMA`] without the columns versions 3 and 5 added.
     fn without_v3(schema: &str) -> String {
         let v2 = schema
             .replace(",\n    topic      TEXT,\n    topic_by   TEXT", "")
+            .replace(",\n    sign_key     TEXT,\n    kx_key       TEXT", "")
             .replace(",\n    away         TEXT", "");
-        assert!(!v2.contains("topic") && !v2.contains("away"), "{v2}");
+        assert!(
+            !v2.contains("topic") && !v2.contains("away") && !v2.contains("kx_key"),
+            "{v2}"
+        );
         v2
     }
 
@@ -365,7 +369,8 @@ mod tests {
         let store = SqliteStore::open(&p).unwrap();
         let room = store.find_room("lab").unwrap().unwrap();
         assert_eq!((room.epoch, room.topic), (4, None));
-        assert_eq!(store.session_by_token("t").unwrap().unwrap().away, None);
+        let ann = store.session_by_token("t").unwrap().unwrap();
+        assert_eq!((ann.away, ann.keys), (None, None));
         assert!(store.set_topic("lab", "ann", "plans").unwrap());
         assert!(store.set_away("t", "lunch").unwrap());
         let room = store.find_room("lab").unwrap().unwrap();
