@@ -105,7 +105,7 @@ fn a_peer_keeps_its_keys_per_device_and_a_new_device_gets_new_ones() {
     let fp = |v: &Value| {
         let t = v["text"].as_str().unwrap().to_string();
         t[t.find("SHA256:").unwrap()..]
-            .trim_end_matches(|c| c == ')' || c == ';')
+            .trim_end_matches([')', ';'])
             .to_string()
     };
     let alice_fp = fp(&own);
