@@ -17,6 +17,8 @@ pub struct LectureRun {
     pub incidents: Vec<String>,
     /// Why the run stopped early, if it did.
     pub stopped: Option<String>,
+    /// The room idle before its first line ([`idle`]).
+    pub idle: Option<IdleRoom>,
 }
 
 pub struct Lecture {
@@ -77,7 +79,12 @@ fn lecture_size(
     let members: Vec<usize> = (0..n).collect();
     let room = format!("l{n}");
     setup_room(hub, &room, &members)?;
-    let run = lecture_run(p, hub, n, &members, deadline);
+    let idle = idle_room(hub, n, p.idle_settle, p.idle_window);
+    progress!("lecture: {}", idle.line());
+    let run = lecture_run(p, hub, n, &members, deadline).map(|mut x| {
+        x.idle = Some(idle);
+        x
+    });
     leave_room(hub, &room, &members);
     run
 }
@@ -225,6 +232,7 @@ fn lecture_run(
         peer_cores,
         incidents: acc.incidents,
         stopped,
+        idle: None,
     })
 }
 
@@ -242,6 +250,7 @@ fn run_json(x: &LectureRun) -> Value {
         "peer_cpu_cores": round2(x.peer_cores), "stopped": x.stopped,
         "incident_count": x.incidents.len(),
         "incidents": x.incidents.iter().take(20).collect::<Vec<_>>(),
+        "idle_before_run": x.idle.map(|i| i.json()),
     })
 }
 
@@ -289,7 +298,22 @@ pub fn report_lecture(r: &mut Report, res: &Result<Lecture, String>, p: &Params)
         for line in incident_summary(&x.incidents) {
             r.line(format!("  {n} members: {line}"));
         }
+        if let Some(i) = &x.idle {
+            r.line(format!("  {}", i.line()));
+        }
     }
+    let idle = lec
+        .sizes
+        .iter()
+        .filter_map(|(_, x)| x.as_ref().ok()?.idle)
+        .max_by_key(|i| i.members);
+    r.target(
+        "idle 100-member room: under 1% of a core per peer",
+        idle.map_or("not measured (no room of 100 in this run)".into(), |i| {
+            i.line()
+        }),
+        idle.filter(|i| i.members >= 100).map(|i| i.met()),
+    );
     let sizes: Vec<Value> = lec
         .sizes
         .iter()

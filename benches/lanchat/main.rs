@@ -14,7 +14,7 @@
 //! does, since their latencies are shown as ratios to it.
 //!
 //! Modules: [`fanout`] (issue 16's room workload figures), [`floor`], [`registry`], [`workload`], [`concurrency`], [`rooms`] (with its
-//! peers in [`hub`]), [`lecture`] (issue 16's workload on lanchat), [`irc_report`] (the ngircd baseline, with [`irc`] and
+//! peers in [`hub`]), [`lecture`] (issue 16's workload on lanchat, and the idle room in [`idle`]), [`irc_report`] (the ngircd baseline, with [`irc`] and
 //! [`irc_run`]) and [`footprint`] measure and report one section each;
 //! [`load`] drives the registry, [`sys`] reads `/proc`, [`procs`] starts the
 //! release binaries through the test kit (`tests/kit`), [`report`] formats.
@@ -38,6 +38,7 @@ mod fanout;
 mod floor;
 mod footprint;
 mod hub;
+mod idle;
 mod irc;
 mod irc_report;
 mod irc_run;
@@ -56,6 +57,7 @@ use fanout::*;
 use floor::*;
 use footprint::*;
 use hub::*;
+use idle::*;
 use irc::*;
 use irc_report::*;
 use irc_run::*;
@@ -210,6 +212,9 @@ struct Params {
     /// lanchat on the same workload (`lecture`): the bound per room size,
     /// setup included.
     lecture_limit: Duration,
+    /// The lecture room idle before its first line: settling, then measured.
+    idle_settle: Duration,
+    idle_window: Duration,
 }
 
 impl Params {
@@ -240,6 +245,8 @@ impl Params {
                 irc_burst: 500,
                 irc_limit: Duration::from_secs(15),
                 lecture_limit: Duration::from_secs(40),
+                idle_settle: Duration::from_secs(2),
+                idle_window: Duration::from_secs(3),
             }
         } else {
             Params {
@@ -267,6 +274,8 @@ impl Params {
                 irc_burst: 2000,
                 irc_limit: Duration::from_secs(30),
                 lecture_limit: Duration::from_secs(60),
+                idle_settle: Duration::from_secs(3),
+                idle_window: Duration::from_secs(10),
             }
         }
     }

@@ -308,8 +308,11 @@ impl App {
                         // Take what else is waiting before timers run, so a
                         // backlog of acknowledgements is seen before any
                         // retransmission is decided.
-                        for ev in events.try_iter().take(1024) {
+                        for (i, ev) in events.try_iter().take(1024).enumerate() {
                             self.on_event(ev);
+                            if i % 64 == 63 {
+                                self.heartbeat_if_due();
+                            }
                         }
                     }
                     Err(_) => self.quit(),
@@ -333,8 +336,13 @@ impl App {
             // Every datagram waiting is handled before any timer: a room
             // member is judged silent by when its datagrams arrived, never
             // because this loop was busy.
-            for (bytes, from, at) in datagrams.try_iter().take(super::DATAGRAM_QUEUE) {
+            for (i, (bytes, from, at)) in
+                datagrams.try_iter().take(super::DATAGRAM_QUEUE).enumerate()
+            {
                 self.datagram(&bytes, from, at);
+                if i % 256 == 255 {
+                    self.heartbeat_if_due();
+                }
             }
             self.on_timer(Instant::now());
             self.move_current();

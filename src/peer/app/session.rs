@@ -127,6 +127,18 @@ impl App {
         self.send(req, Pending::Resume);
     }
 
+    /// Sends the heartbeat if it is due, from inside a long batch of work:
+    /// the registry's verdict on us must not wait for our backlog (a sender
+    /// busy with a 100-member room's acknowledgements for more than the
+    /// session time-out was taken offline, and every member then dropped it
+    /// as "no longer listed").
+    pub(super) fn heartbeat_if_due(&mut self) {
+        let now = Instant::now();
+        if self.next_heartbeat.is_some_and(|t| t <= now) {
+            self.heartbeat(now);
+        }
+    }
+
     fn heartbeat(&mut self, now: Instant) {
         let (Some(s), Some(remote)) = (self.session.as_mut(), self.link.remote()) else {
             // Never connected yet: keep the schedule, send when we can.

@@ -186,6 +186,12 @@ impl Flow {
 
     /// `seq` went to it for the first time.
     pub fn sent(&mut self, seq: u64, now: Instant) {
+        // Nothing was outstanding: the silence before this send is not the
+        // member's (a room idle for longer than STALLED_AFTER used to make
+        // its next message find every member "unreachable" at once).
+        if self.out.is_empty() {
+            self.last_progress = now;
+        }
         self.sent_upto = self.sent_upto.max(seq);
         self.out.insert(
             seq,

@@ -71,3 +71,19 @@ fn stalls_only_without_progress() {
     assert!(!f.stalled(t + ms(100)));
     assert!(f.stalled(t + STALLED_AFTER));
 }
+
+#[test]
+fn a_send_after_an_idle_spell_does_not_count_the_spell_as_a_stall() {
+    let t = Instant::now();
+    let mut f = Flow::new(0, t);
+    f.sent(1, t);
+    f.ack(1, 1, &[], t + ms(2));
+    assert_eq!(f.stall_at(), None);
+    // The room stays quiet for longer than a stall, then talks again.
+    let later = t + STALLED_AFTER * 2;
+    f.sent(2, later);
+    assert!(!f.stalled(later + ms(10)));
+    assert_eq!(f.stall_at(), Some(later + STALLED_AFTER));
+    // Unanswered from then on, it does stall.
+    assert!(f.stalled(later + STALLED_AFTER));
+}
