@@ -257,7 +257,8 @@ impl Handshake {
         } else if self.expect.is_some() || claim.is_some() {
             return Err(SecureError::Malformed("unexpected message".into()));
         }
-        let mine = serde_json::to_vec(&self.me).map_err(|e| SecureError::Malformed(e.to_string()))?;
+        let mine =
+            serde_json::to_vec(&self.me).map_err(|e| SecureError::Malformed(e.to_string()))?;
         let mut buf = [0u8; MAX_NOISE_MSG];
         let n = self.hs.write_message(&mine, &mut buf).map_err(noise)?;
         let out = frame(&buf[..n]);

@@ -52,12 +52,7 @@ fn a_key_other_than_the_registrys_is_refused_before_the_initiator_speaks() {
     let (a, b, mallory) = (id(1), id(2), id(3));
     // Mallory answers in bob's name with her own keys.
     let err = run(&a, &mallory, b.public().kx).err();
-    assert_eq!(
-        err,
-        Some(SecureError::KeyMismatch {
-            user: "bob".into()
-        })
-    );
+    assert_eq!(err, Some(SecureError::KeyMismatch { user: "bob".into() }));
     assert_eq!(
         err.unwrap().to_string(),
         "bob's key does not match the one the registry vouches for: someone may be in the middle"

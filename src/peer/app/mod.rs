@@ -16,6 +16,7 @@
 //!   socket, the registry and the UI.
 
 mod batch;
+mod chat_keys;
 mod chats;
 mod command;
 mod convo;
@@ -97,6 +98,8 @@ pub struct App {
     /// Connections closed, until their writer has flushed (see `finish`).
     closing: Vec<Closing>,
     next_conn: ConnId,
+    /// Our user and the X25519 secret of its identity ([`chat_keys`]).
+    chat_key: Option<(String, [u8; 32])>,
     pub current: Option<Target>,
     quit_at: Option<Instant>,
     /// Logged out (or could not): exit once rooms have said goodbye.
@@ -163,6 +166,7 @@ impl App {
             conns: HashMap::new(),
             closing: Vec::new(),
             next_conn: 1,
+            chat_key: None,
             current: None,
             quit_at: None,
             quitting_ready: false,
@@ -431,7 +435,10 @@ impl App {
                 self.registry_closed(generation, reason)
             }
             Event::ChatIncoming(stream) => self.chat_incoming(stream),
-            Event::ChatDialed { user, result } => self.chat_dialed(user, result),
+            Event::ChatDialed { user, key, result } => self.chat_dialed(user, key, result),
+            Event::ChatSecured { conn, user, key } => {
+                self.with_chats(|c| c.secured(conn, user, key))
+            }
             Event::ChatMsg { conn, msg } if msg.is_file() => self.file_msg(conn, msg),
             Event::ChatMsg { conn, msg } => {
                 let now = Instant::now();
