@@ -156,7 +156,9 @@ pub struct Handshake {
     expect: Option<(String, [u8; 32])>,
 }
 
-/// What a received handshake message leads to.
+/// What a received handshake message leads to. (Made at most twice per
+/// connection: the size of the handshake state moved by value is no cost.)
+#[allow(clippy::large_enum_variant)]
 pub enum Next {
     /// Send these (framed) bytes; the handshake goes on.
     Continue(Handshake, Vec<u8>),
