@@ -104,8 +104,6 @@ pub struct App {
     /// Connections closed, until their writer has flushed (see `finish`).
     closing: Vec<Closing>,
     next_conn: ConnId,
-    /// Our user and the X25519 secret of its identity ([`chat_keys`]).
-    chat_key: Option<(String, [u8; 32])>,
     pub current: Option<Target>,
     quit_at: Option<Instant>,
     /// Logged out (or could not): exit once rooms have said goodbye.
@@ -174,7 +172,6 @@ impl App {
             conns: HashMap::new(),
             closing: Vec::new(),
             next_conn: 1,
-            chat_key: None,
             current: None,
             quit_at: None,
             quitting_ready: false,
