@@ -71,7 +71,7 @@ impl Closing {
 /// reading, so a flooding partner is held back by TCP flow control.
 /// The threads hold `slot` until both have ended.
 ///
-/// The reader thread first runs the Noise handshake ([`chat_noise`]); the
+/// The reader thread first runs the Noise handshake (`peer::chat_noise`); the
 /// writer starts once it is done, so nothing queued before (the hello)
 /// leaves before the other side's key has been checked. A failed handshake
 /// ends the connection with [`ConnEnd::Secure`].
