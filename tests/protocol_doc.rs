@@ -174,6 +174,7 @@ fn every_example_parses() {
                 assert_eq!(d.encode(&key, &nonce), bytes, "protocol.md:{line}");
             }
             "fetch" | "fetch-reply" | "chunk" => file_block(&label, text, line),
+            "noise" => noise_block(text, line),
             "" | "text" | "sh" | "console" | "toml" => {}
             other => panic!("protocol.md:{line}: unknown block label {other:?}"),
         }
@@ -188,6 +189,7 @@ fn every_example_parses() {
         "fetch",
         "fetch-reply",
         "chunk",
+        "noise",
     ] {
         assert!(
             counts.get(label).copied().unwrap_or(0) > 0,
@@ -298,4 +300,65 @@ fn file_block(label: &str, text: &str, line: usize) {
             assert_eq!(buf, plain.as_bytes(), "protocol.md:{line}");
         }
     }
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// A Noise handshake example: `name: hex` lines giving both sides' static
+/// secrets and ephemeral secrets, and the first two framed messages as
+/// the handshake of `lanchat::protocol::secure` makes them.
+fn noise_block(text: &str, line: usize) {
+    use lanchat::protocol::secure::{Deframer, Handshake, Next};
+    let field = |name: &str| -> [u8; 32] {
+        let hex = text
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+            .unwrap_or_else(|| panic!("protocol.md:{line}: no {name}"));
+        unhex(hex.trim())
+            .try_into()
+            .unwrap_or_else(|_| panic!("protocol.md:{line}: {name} is not 32 bytes"))
+    };
+    let shown = |name: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+            .unwrap_or_else(|| panic!("protocol.md:{line}: no {name}"))
+            .trim()
+            .to_string()
+    };
+    let (a, ea, b, eb) = (
+        field("alice static"),
+        field("alice ephemeral"),
+        field("bob static"),
+        field("bob ephemeral"),
+    );
+    let bob_public = lanchat::identity::Identity::from_secrets([0; 32], b)
+        .public()
+        .kx;
+    assert_eq!(
+        lanchat::identity::hex(&bob_public),
+        shown("bob public"),
+        "protocol.md:{line}: bob public"
+    );
+    let (_, m1) = Handshake::initiator(&a, "alice", "bob", bob_public, Some(&ea)).unwrap();
+    assert_eq!(
+        lanchat::identity::hex(&m1),
+        shown("message 1"),
+        "protocol.md:{line}: message 1"
+    );
+    let responder = Handshake::responder(&b, "bob", Some(&eb)).unwrap();
+    let mut d = Deframer::default();
+    d.push(&m1);
+    let Ok(Next::Continue(_, m2)) = responder.read(&d.next_msg().unwrap()) else {
+        panic!("protocol.md:{line}: message 1 refused")
+    };
+    assert_eq!(
+        lanchat::identity::hex(&m2),
+        shown("message 2"),
+        "protocol.md:{line}: message 2"
+    );
 }

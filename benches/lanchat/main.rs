@@ -10,7 +10,7 @@
 //! figures mean.
 //!
 //! Sections (`--only`, comma-separated): `floor`, `registry`, `workload`,
-//! `concurrency`, `rooms`, `lecture`, `irc`, `footprint`. The floor also runs whenever `registry` or `rooms`
+//! `concurrency`, `rooms`, `lecture`, `irc`, `footprint`, `noise` (the chat handshake, [`noise`]). The floor also runs whenever `registry` or `rooms`
 //! does, since their latencies are shown as ratios to it.
 //!
 //! Modules: [`fanout`] (issue 16's room workload figures), [`floor`], [`registry`], [`workload`], [`concurrency`], [`rooms`] (with its
@@ -44,6 +44,7 @@ mod irc_report;
 mod irc_run;
 mod lecture;
 mod load;
+mod noise;
 mod procs;
 mod registry;
 mod report;
@@ -66,6 +67,7 @@ use kit::process::{tail, START_TIMEOUT};
 use kit::{Client, Heartbeater, Registry, PASSWORD};
 use lecture::*;
 use load::*;
+use noise::*;
 use procs::*;
 use registry::*;
 use report::*;
@@ -90,7 +92,7 @@ use workload::*;
 /// When the run started, for [`progress!`].
 static T0: OnceLock<Instant> = OnceLock::new();
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "floor",
     "registry",
     "workload",
@@ -99,6 +101,7 @@ const SECTIONS: [&str; 8] = [
     "lecture",
     "irc",
     "footprint",
+    "noise",
 ];
 /// Cheap Argon2id for parts that only need many accounts quickly.
 const CHEAP_ARGON2: [&str; 4] = ["--argon2-memory-kib", "256", "--argon2-passes", "1"];
@@ -132,7 +135,7 @@ struct Opts {
         value_name = "LIST",
         value_delimiter = ',',
         value_parser = SECTIONS,
-        default_value = "floor,registry,workload,concurrency,rooms,lecture,irc,footprint"
+        default_value = "floor,registry,workload,concurrency,rooms,lecture,irc,footprint,noise"
     )]
     only: Vec<String>,
     /// Room sizes to measure (default 10,30,100).
@@ -363,6 +366,7 @@ fn main() {
     let footprint = opts
         .has("footprint")
         .then(|| guarded("footprint", || footprint_section(&p, dir.path())));
+    let noise = opts.has("noise").then(|| guarded("noise", noise_section));
     let total = started.elapsed().as_secs_f64();
     if opts.keep {
         let kept = dir.keep();
@@ -414,6 +418,9 @@ fn main() {
     }
     if let Some(x) = &footprint {
         report_footprint(&mut r, x, conc.as_ref().and_then(|c| c.as_ref().ok()));
+    }
+    if let Some(x) = &noise {
+        report_noise(&mut r, x);
     }
     r.heading("Targets (reported, not asserted)");
     let rows = std::mem::take(&mut r.target_rows);

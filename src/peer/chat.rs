@@ -9,11 +9,13 @@
 //! Every connection holds a [`Slot`] while its threads run (see
 //! [`super::slots`]).
 
+use super::chat_noise::{self, Role, SecureReader, Setup};
 use super::chats::ConnEnd;
 use super::events::Event;
 use super::slots::Slot;
 use crate::protocol::chat::{ChatMsg, MAX_TEXT};
-use crate::protocol::codec::{read_line, write_json, LineError};
+use crate::protocol::codec::{read_line, LineError};
+use crate::protocol::secure::Sealer;
 use crossbeam_channel::{Receiver, Sender};
 use std::io::BufReader;
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -68,38 +70,70 @@ impl Closing {
 /// bounded channel of connection events: when it is full the reader stops
 /// reading, so a flooding partner is held back by TCP flow control.
 /// The threads hold `slot` until both have ended.
+///
+/// The reader thread first runs the Noise handshake (`peer::chat_noise`); the
+/// writer starts once it is done, so nothing queued before (the hello)
+/// leaves before the other side's key has been checked. A failed handshake
+/// ends the connection with [`ConnEnd::Secure`].
 pub fn spawn(
     id: u64,
     stream: TcpStream,
     events: Sender<Event>,
     slot: Slot,
+    setup: Setup,
 ) -> std::io::Result<ChatConn> {
     let addr = stream.peer_addr()?;
     let _ = stream.set_nodelay(true);
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let reader = stream.try_clone()?;
+    let mut reader = stream.try_clone()?;
     let (out, out_rx) = crossbeam_channel::unbounded();
     let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
-    let ev = events.clone();
     let slot = Arc::new(slot);
-    let held = slot.clone();
     thread::Builder::new()
         .name(format!("chat-read-{id}"))
         .spawn(move || {
-            read_loop(id, reader, ev);
-            drop(held);
-        })?;
-    thread::Builder::new()
-        .name(format!("chat-write-{id}"))
-        .spawn(move || {
-            write_loop(id, stream, out_rx, events);
-            drop(done_tx);
+            let (secured, frames) = match chat_noise::handshake(&mut reader, &setup) {
+                Ok(s) => s,
+                Err(reason) => {
+                    let _ = stream.shutdown(Shutdown::Both);
+                    let _ = events.send(Event::ChatClosed { conn: id, reason });
+                    drop(done_tx);
+                    drop(slot);
+                    return;
+                }
+            };
+            if matches!(setup.role, Role::Accept) {
+                let ev = Event::ChatSecured {
+                    conn: id,
+                    user: secured.remote.user.clone(),
+                    key: secured.remote_key,
+                };
+                if events.send(ev).is_err() {
+                    return;
+                }
+            }
+            let (mut sealer, opener) = secured.channel.split();
+            let ev = events.clone();
+            let held = slot.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("chat-write-{id}"))
+                .spawn(move || {
+                    write_loop(id, stream, &mut sealer, out_rx, ev);
+                    drop(done_tx);
+                    drop(held);
+                });
+            if let Err(e) = spawned {
+                let reason = ConnEnd::Io(format!("cannot start a thread: {e}"));
+                let _ = events.send(Event::ChatClosed { conn: id, reason });
+                return;
+            }
+            read_loop(id, SecureReader::new(reader, frames, opener), events);
             drop(slot);
         })?;
     Ok(ChatConn { addr, out, done })
 }
 
-fn read_loop(id: u64, stream: TcpStream, events: Sender<Event>) {
+fn read_loop(id: u64, stream: SecureReader, events: Sender<Event>) {
     let mut r = BufReader::new(stream);
     let mut buf = Vec::new();
     let reason = loop {
@@ -127,10 +161,18 @@ fn read_loop(id: u64, stream: TcpStream, events: Sender<Event>) {
     let _ = events.send(Event::ChatClosed { conn: id, reason });
 }
 
-fn write_loop(id: u64, mut stream: TcpStream, out: Receiver<ChatMsg>, events: Sender<Event>) {
+fn write_loop(
+    id: u64,
+    mut stream: TcpStream,
+    sealer: &mut Sealer,
+    out: Receiver<ChatMsg>,
+    events: Sender<Event>,
+) {
     for msg in out.iter() {
         let last = msg == ChatMsg::Bye;
-        if let Err(e) = write_json(&mut stream, &msg) {
+        let mut line = serde_json::to_vec(&msg).unwrap_or_default();
+        line.push(b'\n');
+        if let Err(e) = chat_noise::write_sealed(&mut stream, sealer, &line) {
             let _ = events.send(Event::ChatClosed {
                 conn: id,
                 reason: ConnEnd::WriteFailed(e.to_string()),
@@ -161,7 +203,27 @@ mod tests {
         let mut partner = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (ours, _) = listener.accept().unwrap();
         let (tx, rx) = crossbeam_channel::bounded(4);
-        let _conn = spawn(1, ours, tx, Slot::outgoing()).unwrap();
+        let bob = crate::identity::Identity::from_secrets([1; 32], [2; 32]);
+        let setup = Setup {
+            secret: bob.kx_secret(),
+            me: "bob".into(),
+            role: Role::Accept,
+        };
+        let _conn = spawn(1, ours, tx, Slot::outgoing(), setup).unwrap();
+        let alice = Setup {
+            secret: [3; 32],
+            me: "alice".into(),
+            role: Role::Dial {
+                user: "bob".into(),
+                key: bob.public().kx,
+            },
+        };
+        let (secured, _) = chat_noise::handshake(&mut partner, &alice).unwrap();
+        let (mut sealer, _) = secured.channel.split();
+        assert!(matches!(
+            rx.recv_timeout(Duration::from_secs(5)),
+            Ok(Event::ChatSecured { conn: 1, .. })
+        ));
         partner
             .set_write_timeout(Some(Duration::from_millis(300)))
             .unwrap();
@@ -173,7 +235,8 @@ mod tests {
             + "\n";
         let mut sent = 0usize;
         let blocked = loop {
-            match partner.write_all(line.as_bytes()) {
+            let sealed = sealer.seal(line.as_bytes()).unwrap();
+            match partner.write_all(&sealed) {
                 Ok(()) => sent += line.len(),
                 Err(e) => break e,
             }

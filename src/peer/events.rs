@@ -40,7 +40,16 @@ pub enum Event {
     /// Our connection to a partner is up, or failed.
     ChatDialed {
         user: String,
+        /// The static key the registry vouches for `user`.
+        key: [u8; 32],
         result: Result<TcpStream, String>,
+    },
+    /// The other side of incoming connection `conn` finished the Noise
+    /// handshake as `user` (its claim) with static key `key`.
+    ChatSecured {
+        conn: u64,
+        user: String,
+        key: [u8; 32],
     },
     /// A message on chat connection `conn`.
     ChatMsg { conn: u64, msg: ChatMsg },

@@ -17,6 +17,7 @@
 
 pub mod app;
 pub mod chat;
+pub(crate) mod chat_noise;
 pub mod chats;
 pub mod commands;
 pub mod complete;

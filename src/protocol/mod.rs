@@ -25,6 +25,7 @@ pub mod file;
 pub mod heartbeat;
 pub mod messages;
 pub mod names;
+pub mod secure;
 
 pub use messages::*;
 pub use names::{NameError, RoomName, Username};

@@ -4,6 +4,7 @@
 //! they report.
 
 use super::{App, Pending, Target};
+use crate::peer::chat_noise::Role;
 use crate::peer::chats::{Action, ChatEvent, Chats, ConnId, Lookup};
 use crate::peer::events::Event;
 use crate::peer::ui::{UiEvent, UndeliveredMsg};
@@ -88,7 +89,7 @@ impl App {
                     }
                 }
             }
-            Action::Dial { user, addr } => self.dial(user, addr),
+            Action::Dial { user, addr, key } => self.dial(user, addr, key),
             Action::Event(e) => self.chat_event(e),
         }
     }
@@ -181,7 +182,7 @@ impl App {
 
     /// Connects to `user` off the main loop; the result comes back as
     /// [`Event::ChatDialed`].
-    fn dial(&mut self, user: String, addr: Address) {
+    fn dial(&mut self, user: String, addr: Address, key: [u8; 32]) {
         let events = self.events.clone();
         let who = user.clone();
         let spawned = std::thread::Builder::new()
@@ -194,7 +195,7 @@ impl App {
                         TcpStream::connect_timeout(&sa, Duration::from_secs(2))
                             .map_err(|e| format!("cannot reach {user} at {sa}: {e}"))
                     });
-                let _ = events.send(Event::ChatDialed { user, result });
+                let _ = events.send(Event::ChatDialed { user, key, result });
             });
         if let Err(e) = spawned {
             self.error(
@@ -210,21 +211,32 @@ impl App {
         &mut self,
         stream: TcpStream,
         slot: slots::Slot,
+        role: Role,
     ) -> std::io::Result<(ConnId, SocketAddr)> {
+        let setup = self.chat_setup(role)?;
         let id = self.next_conn;
         self.next_conn += 1;
-        let conn = chat::spawn(id, stream, self.conn_events.clone(), slot)?;
+        let conn = chat::spawn(id, stream, self.conn_events.clone(), slot, setup)?;
         let addr = conn.addr;
         self.conns.insert(id, conn);
         Ok((id, addr))
     }
 
-    pub(super) fn chat_dialed(&mut self, user: String, result: Result<TcpStream, String>) {
+    pub(super) fn chat_dialed(
+        &mut self,
+        user: String,
+        key: [u8; 32],
+        result: Result<TcpStream, String>,
+    ) {
         let stream = match result {
             Ok(s) => s,
             Err(why) => return self.with_chats(|c| c.dial_failed(user, why)),
         };
-        match self.spawn_conn(stream, slots::Slot::outgoing()) {
+        let role = Role::Dial {
+            user: user.clone(),
+            key,
+        };
+        match self.spawn_conn(stream, slots::Slot::outgoing(), role) {
             Ok((id, addr)) => {
                 let now = Instant::now();
                 self.with_chats(|c| c.connected(now, id, addr, user));
@@ -240,7 +252,7 @@ impl App {
     }
 
     pub(super) fn chat_incoming(&mut self, incoming: slots::Incoming) {
-        match self.spawn_conn(incoming.stream, incoming.slot) {
+        match self.spawn_conn(incoming.stream, incoming.slot, Role::Accept) {
             Ok((id, addr)) => {
                 let now = Instant::now();
                 self.with_chats(|c| c.accepted(now, id, addr));

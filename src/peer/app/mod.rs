@@ -16,6 +16,7 @@
 //!   socket, the registry and the UI.
 
 mod batch;
+mod chat_keys;
 mod chats;
 mod command;
 mod convo;
@@ -447,7 +448,10 @@ impl App {
                 self.registry_closed(generation, reason)
             }
             Event::ChatIncoming(stream) => self.chat_incoming(stream),
-            Event::ChatDialed { user, result } => self.chat_dialed(user, result),
+            Event::ChatDialed { user, key, result } => self.chat_dialed(user, key, result),
+            Event::ChatSecured { conn, user, key } => {
+                self.with_chats(|c| c.secured(conn, user, key))
+            }
             Event::ChatMsg { conn, msg } if msg.is_file() => self.file_msg(conn, msg),
             Event::ChatMsg { conn, msg } => {
                 let now = Instant::now();

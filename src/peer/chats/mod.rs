@@ -15,6 +15,7 @@ mod net;
 mod peek;
 mod reasons;
 mod resume;
+mod secure;
 #[cfg(test)]
 mod tests;
 mod user;
@@ -59,7 +60,8 @@ const REQUEST_GRACE: Duration = Duration::from_secs(2);
 pub enum Lookup {
     /// Where to dial `user`.
     Dial { user: String },
-    /// Whether an incoming hello on `conn` comes from where its user is.
+    /// Whether the static key of the incoming connection `conn` is the
+    /// one the registry vouches for the user its hello names.
     Verify { conn: ConnId },
     /// Where to redial `user` to resume an interrupted chat.
     Resume { user: String },
@@ -87,9 +89,14 @@ pub enum Action {
     Close { conn: ConnId },
     /// Ask the registry about `user`; answer with [`Chats::looked_up`].
     Lookup { user: String, purpose: Lookup },
-    /// Connect to `user` at `addr`; answer with [`Chats::connected`] or
+    /// Connect to `user` at `addr`, whose static key must be `key` (the
+    /// one the registry vouches for); answer with [`Chats::connected`] or
     /// [`Chats::dial_failed`].
-    Dial { user: String, addr: Address },
+    Dial {
+        user: String,
+        addr: Address,
+        key: [u8; 32],
+    },
     /// Show the user something.
     Event(ChatEvent),
 }
@@ -138,6 +145,9 @@ struct Chat {
     resume_from: Option<u64>,
     /// A look-up or dial to resume this chat is under way (since then).
     trying: Option<Instant>,
+    /// On an incoming connection: the name the other side claimed in the
+    /// Noise handshake and its static key (checked with the registry).
+    secured: Option<(String, [u8; 32])>,
 }
 
 impl Chat {
@@ -157,6 +167,7 @@ impl Chat {
             unacked: VecDeque::new(),
             resume_from: None,
             trying: None,
+            secured: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use super::{
     RejectReason, State, MAX_PENDING, MAX_PENDING_PER_IP,
 };
 use crate::protocol::chat::{ChatMsg, CHAT_VERSION, MAX_CHAT_ID};
+use crate::protocol::secure::SecureError;
 use crate::protocol::Username;
 use crate::protocol::{ApiError, UserInfo};
 use std::net::SocketAddr;
@@ -31,8 +32,17 @@ impl Chats {
     }
 
     pub(super) fn dial(&mut self, user: String, info: UserInfo) {
-        match info.address.filter(|_| info.online) {
-            Some(addr) => self.actions.push_back(Action::Dial { user, addr }),
+        match info.address.clone().filter(|_| info.online) {
+            Some(addr) => {
+                let unsent = self.dialing.get(&user).map_or(0, Vec::len);
+                match Self::vouched_key(&info, unsent) {
+                    Ok(key) => self.actions.push_back(Action::Dial { user, addr, key }),
+                    Err(e) => {
+                        self.dialing.remove(&user);
+                        self.error(e);
+                    }
+                }
+            }
             None => {
                 let unsent = self.dialing.remove(&user).unwrap_or_default().len();
                 self.error(ChatError::Offline { user, unsent });
@@ -90,9 +100,25 @@ impl Chats {
 
     /// Connection `conn` ended.
     pub fn conn_closed(&mut self, conn: ConnId, why: ConnEnd) {
-        let Some(state) = self.chats.get(&conn).map(|c| c.state) else {
+        let Some((state, user)) = self.chats.get(&conn).map(|c| (c.state, c.user.clone())) else {
             return;
         };
+        if let (State::Requesting, ConnEnd::Secure(error)) = (state, &why) {
+            // Our request never left: the other side failed the handshake
+            // (a key other than the registry's, a version-1 peer...).
+            let unsent = self.end(conn, None).map_or(0, |c| c.queued.len());
+            let error = match error {
+                SecureError::KeyMismatch { user } => ChatError::KeyMismatch { user: user.clone() },
+                SecureError::Version1 => ChatError::NeedsUpgrade { user, unsent },
+                e => ChatError::Secure {
+                    user,
+                    error: e.clone(),
+                    unsent,
+                },
+            };
+            self.error(error);
+            return;
+        }
         let broken = matches!(
             why,
             ConnEnd::Closed | ConnEnd::Io(_) | ConnEnd::WriteFailed(_)
@@ -258,7 +284,14 @@ impl Chats {
             Some(c) => c.is_empty() || c.len() > MAX_CHAT_ID,
             None => received.is_some(),
         };
-        if Username::parse(&from).is_err() || from == me || version != CHAT_VERSION || bad_chat {
+        // The hello must name whom the handshake claimed.
+        let other_name = self.claimed(conn).is_some_and(|u| u != from);
+        if Username::parse(&from).is_err()
+            || from == me
+            || version != CHAT_VERSION
+            || bad_chat
+            || other_name
+        {
             self.bad_hello(conn);
             return;
         }

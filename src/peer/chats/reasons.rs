@@ -68,6 +68,8 @@ pub enum ConnEnd {
     Io(String),
     /// Writing failed (the error's text).
     WriteFailed(String),
+    /// The secure channel could not be set up (or a message failed it).
+    Secure(crate::protocol::secure::SecureError),
 }
 
 impl fmt::Display for ConnEnd {
@@ -79,6 +81,7 @@ impl fmt::Display for ConnEnd {
             ConnEnd::BadEncoding => f.write_str("sent invalid UTF-8"),
             ConnEnd::Io(e) => f.write_str(e),
             ConnEnd::WriteFailed(e) => write!(f, "write failed: {e}"),
+            ConnEnd::Secure(e) => e.fmt(f),
         }
     }
 }
@@ -284,11 +287,21 @@ pub enum ChatError {
         user: String,
         max: usize,
     },
-    /// An incoming hello from an address the registry does not have for
-    /// the claimed user.
-    Impostor {
+    /// The other side's static key is not the one the registry vouches
+    /// for `user` (either side of a chat connection).
+    KeyMismatch {
         user: String,
-        from: SocketAddr,
+    },
+    /// The registry has no keys for `user`: a version-1 peer.
+    NeedsUpgrade {
+        user: String,
+        unsent: usize,
+    },
+    /// Our connection to `user` failed to set up its secure channel.
+    Secure {
+        user: String,
+        error: crate::protocol::secure::SecureError,
+        unsent: usize,
     },
     /// An incoming hello in the name of a user the registry does not know
     /// (or that it refused to look up: `why`).
@@ -306,9 +319,10 @@ impl ChatError {
             match self {
                 ChatError::Offline { .. } => "offline",
                 ChatError::LookupFailed { error, .. } => error.code.as_str(),
-                ChatError::Impostor { .. } | ChatError::UnknownSender { .. } => {
-                    "identity_check_failed"
-                }
+                ChatError::UnknownSender { .. } => "identity_check_failed",
+                ChatError::KeyMismatch { .. } => "key_mismatch",
+                ChatError::NeedsUpgrade { .. } => "needs_upgrade",
+                ChatError::Secure { .. } => "secure_failed",
                 ChatError::NotLoggedIn => "not_logged_in",
                 ChatError::ThatIsYou => "that_is_you",
                 ChatError::TooLong { .. } => "too_long",
@@ -369,10 +383,21 @@ impl fmt::Display for ChatError {
                 f,
                 "{max} messages to {user} are still unacknowledged; message not sent"
             ),
-            ChatError::Impostor { user, from } => write!(
+            ChatError::KeyMismatch { user } => write!(
                 f,
-                "refused a chat request claiming to be {user} from {from}: the registry has {user} elsewhere"
+                "{}",
+                crate::protocol::secure::SecureError::KeyMismatch { user: user.clone() }
             ),
+            ChatError::NeedsUpgrade { user, unsent } => write!(
+                f,
+                "{user} runs lanchat protocol version 1 (no keys, unencrypted chats): {user} needs to upgrade{}",
+                Unsent(*unsent)
+            ),
+            ChatError::Secure {
+                user,
+                error,
+                unsent,
+            } => write!(f, "cannot chat with {user}: {error}{}", Unsent(*unsent)),
             ChatError::UnknownSender { user, from, why } => write!(
                 f,
                 "refused a chat request claiming to be {user} from {from}: {why}"

@@ -142,8 +142,12 @@ impl Chats {
         let Some(id) = self.trying(&user) else {
             return;
         };
-        match result.map(|i| i.address.filter(|_| i.online)) {
-            Ok(Some(addr)) => self.actions.push_back(Action::Dial { user, addr }),
+        let key = result
+            .as_ref()
+            .ok()
+            .and_then(|i| Self::vouched_key(i, 0).ok());
+        match (result.map(|i| i.address.filter(|_| i.online)), key) {
+            (Ok(Some(addr)), Some(key)) => self.actions.push_back(Action::Dial { user, addr, key }),
             other => {
                 log::debug!("resuming the chat with {user}: not yet ({other:?})");
                 if let Some(c) = self.chats.get_mut(&id) {

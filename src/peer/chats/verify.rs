@@ -2,14 +2,13 @@
 //! refusal, a resumed chat, a crossed request, or a prompt for our user.
 
 use super::{ChatError, ChatEvent, ChatNotice, Chats, ConnId, RejectReason, State, REFUSAL_QUIET};
-use crate::protocol::addr::same_ip;
 use crate::protocol::chat::ChatMsg;
 use crate::protocol::{ApiError, ErrorCode, UserInfo};
 use std::time::Instant;
 
 impl Chats {
-    /// The registry's answer on who sent the hello on `conn` (`None`: it
-    /// could not be asked).
+    /// The registry's answer on who sent the hello on `conn` (an error
+    /// when it could not be asked).
     pub(super) fn verified(&mut self, now: Instant, id: ConnId, info: Result<UserInfo, ApiError>) {
         let Some(c) = self.chats.get(&id) else { return };
         if c.state != State::Verifying {
@@ -18,12 +17,10 @@ impl Chats {
         let user = c.user.clone();
         let from = c.addr;
         let refused = match info {
-            Ok(UserInfo {
-                online: true,
-                address: Some(a),
-                ..
-            }) if same_ip(from.ip(), &a.ip) => None,
-            Ok(_) => Some(ChatError::Impostor { user, from }),
+            // The key its handshake showed must be the one the registry
+            // vouches for the name; where it connects from does not matter
+            // (two users on one machine are told apart by their keys).
+            Ok(info) => self.key_check(id, &info).err(),
             Err(e) if e.code == ErrorCode::RegistryUnreachable => {
                 // The registry cannot be asked at all: let the user decide,
                 // with every line of the chat marked unverified.

@@ -57,6 +57,22 @@ fn addr_of(ip: &str) -> Address {
     }
 }
 
+/// The (stand-in) identity key of `name`.
+fn key_of(name: &str) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    for (i, b) in name.bytes().take(32).enumerate() {
+        k[i] = b;
+    }
+    k
+}
+
+fn keys_of(name: &str) -> Option<crate::protocol::messages::PeerKeys> {
+    Some(crate::protocol::messages::PeerKeys {
+        sign: "00".repeat(32),
+        kx: crate::identity::hex(&key_of(name)),
+    })
+}
+
 fn sock(ip: &str) -> SocketAddr {
     SocketAddr::new(ip.parse().unwrap(), 40000)
 }
@@ -82,7 +98,7 @@ impl Net {
             net.registry.insert(
                 name.to_string(),
                 UserInfo {
-                    keys: None,
+                    keys: keys_of(name),
                     username: name.to_string(),
                     online: true,
                     address: Some(addr_of(&ip)),
@@ -161,7 +177,7 @@ impl Net {
                 };
                 self.nodes[i].engine.looked_up(now, purpose, result);
             }
-            Action::Dial { user, addr } => {
+            Action::Dial { user, addr, key } => {
                 let found = self.nodes.iter().position(|n| n.ip == addr.ip);
                 let Some(o) = found.filter(|o| !self.nodes[*o].cut && !self.nodes[i].cut) else {
                     let why = format!("cannot reach {user} at {}", addr.ip);
@@ -174,7 +190,20 @@ impl Net {
                 self.ends.insert(b, (o, a));
                 let (ip_i, ip_o) = (self.nodes[i].ip.clone(), self.nodes[o].ip.clone());
                 self.nodes[o].engine.accepted(now, b, sock(&ip_i));
-                self.nodes[i].engine.connected(now, a, sock(&ip_o), user);
+                self.nodes[i]
+                    .engine
+                    .connected(now, a, sock(&ip_o), user.clone());
+                // The handshake: the dialler checks the key it was given,
+                // the dialled side learns the dialler's.
+                if key != key_of(&self.nodes[o].name) {
+                    let why =
+                        ConnEnd::Secure(crate::protocol::secure::SecureError::KeyMismatch { user });
+                    self.nodes[i].engine.conn_closed(a, why);
+                    self.nodes[o].engine.conn_closed(b, ConnEnd::Closed);
+                    return;
+                }
+                let me = self.nodes[i].name.clone();
+                self.nodes[o].engine.secured(b, me.clone(), key_of(&me));
             }
             Action::Event(ChatEvent::Delivered { with, id }) => {
                 self.nodes[i].delivered.push((with, id))
@@ -255,11 +284,12 @@ fn hello_on(
     e: &mut Chats,
     now: Instant,
     (conn, ip): (ConnId, &str),
-    from: &str,
+    (from, key): (&str, [u8; 32]),
     chat: Option<String>,
     received: Option<u64>,
 ) {
     e.accepted(now, conn, sock(ip));
+    e.secured(conn, from.into(), key);
     let hello = ChatMsg::Hello {
         from: from.into(),
         version: CHAT_VERSION,

@@ -147,24 +147,23 @@ fn do_not_disturb_answers_busy() {
 }
 
 #[test]
-fn hello_from_the_wrong_address_fails_the_identity_check() {
+fn hello_with_a_key_other_than_the_registrys_fails_the_identity_check() {
     let mut net = Net::new(&["alice", "bob"]);
-    net.registry.get_mut("alice").unwrap().address = Some(addr_of("10.7.7.7"));
-    // Alice's own look-up of bob still works; bob finds alice elsewhere.
+    // Bob's look-up of alice vouches for other keys than hers.
+    net.registry.get_mut("alice").unwrap().keys = keys_of("mallory");
     net.open("alice", "bob", None);
     net.pump();
     let ev = net.events("bob");
     assert_eq!(
         ev,
-        vec![ChatEvent::Error(ChatError::Impostor {
+        vec![ChatEvent::Error(ChatError::KeyMismatch {
             user: "alice".into(),
-            from: sock("10.0.0.1")
         })]
     );
     assert_eq!(
         ev[0].to_string_for_test(),
-        "refused a chat request claiming to be alice from 10.0.0.1:40000: \
-         the registry has alice elsewhere"
+        "alice's key does not match the one the registry vouches for: \
+         someone may be in the middle"
     );
     assert_eq!(
         net.events("alice")[1],
@@ -176,6 +175,52 @@ fn hello_from_the_wrong_address_fails_the_identity_check() {
     assert_eq!(
         EndReason::Rejected(RejectReason::IdentityCheckFailed).to_string(),
         "identity check failed"
+    );
+}
+
+/// Where a hello comes from does not matter, only its key: two users on
+/// one machine are told apart by their keys.
+#[test]
+fn the_address_no_longer_decides_identity() {
+    let mut net = Net::new(&["alice", "bob"]);
+    net.registry.get_mut("alice").unwrap().address = Some(addr_of("10.7.7.7"));
+    net.open("alice", "bob", None);
+    net.pump();
+    assert_eq!(net.events("bob"), vec![request_from("alice")]);
+}
+
+/// The dialler refuses a key other than the registry's before it sends
+/// its hello, and says why; a user the registry has no keys for is a
+/// version-1 peer and is named as needing to upgrade.
+#[test]
+fn the_dialler_checks_the_key_and_refuses_version_1_peers() {
+    let mut net = Net::new(&["alice", "bob"]);
+    net.registry.get_mut("bob").unwrap().keys = keys_of("mallory");
+    net.open("alice", "bob", Some("secret"));
+    net.pump();
+    let ev = net.events("alice");
+    assert!(
+        ev.contains(&ChatEvent::Error(ChatError::KeyMismatch {
+            user: "bob".into()
+        })),
+        "{ev:?}"
+    );
+    assert!(net.events("bob").is_empty());
+    net.registry.get_mut("bob").unwrap().keys = None;
+    net.open("alice", "bob", Some("secret"));
+    net.pump();
+    let ev = net.events("alice");
+    assert_eq!(
+        ev,
+        vec![ChatEvent::Error(ChatError::NeedsUpgrade {
+            user: "bob".into(),
+            unsent: 1
+        })]
+    );
+    assert_eq!(
+        ev[0].to_string_for_test(),
+        "bob runs lanchat protocol version 1 (no keys, unencrypted chats): \
+         bob needs to upgrade; 1 message(s) not sent"
     );
 }
 

@@ -261,7 +261,14 @@ fn hello_with_a_bad_chat_id_is_rejected() {
         let mut net = Net::new(&["bob"]);
         let now = net.now;
         let e = net.engine("bob");
-        hello_on(e, now, (7, "10.0.0.9"), "alice", chat, received);
+        hello_on(
+            e,
+            now,
+            (7, "10.0.0.9"),
+            ("alice", key_of("alice")),
+            chat,
+            received,
+        );
         let reason = "bad hello".to_string();
         assert_eq!(
             e.poll_action(),
@@ -327,11 +334,11 @@ fn a_redial_left_unanswered_is_tried_again() {
     assert!(net.events("alice").contains(&resumed("bob")));
 }
 
-/// A resume hello is checked like any hello: from an address the
-/// registry does not have for its user, it is refused, however right its
+/// A resume hello is checked like any hello: with a key other than the
+/// one the registry vouches for its user, it is refused, however right its
 /// chat id, and the interrupted chat goes on waiting.
 #[test]
-fn resume_from_the_wrong_address_is_refused() {
+fn resume_with_the_wrong_key_is_refused() {
     let mut net = Net::new(&["alice", "bob"]);
     net.connect("alice", "bob");
     cable(&mut net, "alice", false);
@@ -343,7 +350,15 @@ fn resume_from_the_wrong_address_is_refused() {
     let alice = net.registry["alice"].clone();
     let now = net.now;
     let e = net.engine("bob");
-    hello_on(e, now, (900, "10.9.9.9"), "alice", chat_id, Some(0));
+    let mallory = key_of("mallory");
+    hello_on(
+        e,
+        now,
+        (900, "10.9.9.9"),
+        ("alice", mallory),
+        chat_id,
+        Some(0),
+    );
     let mut actions = Vec::new();
     while let Some(a) = e.poll_action() {
         match a {
@@ -365,7 +380,9 @@ fn resume_from_the_wrong_address_is_refused() {
     assert!(
         matches!(
             &actions[2..],
-            [Action::Event(ChatEvent::Error(ChatError::Impostor { .. }))]
+            [Action::Event(ChatEvent::Error(
+                ChatError::KeyMismatch { .. }
+            ))]
         ),
         "{actions:?}"
     );
