@@ -61,6 +61,7 @@ impl Engine {
                 progress_from: 0,
                 last_refresh: None,
                 leaving: None,
+                run: None,
             },
         );
         self.next_ping.get_or_insert(now + PING_EVERY);
@@ -227,6 +228,7 @@ impl Engine {
             Some(r) if r.leaving.is_none() => {
                 r.leaving = Some(now + LEAVE_LINGER);
                 r.out.clear();
+                r.run = None;
             }
             _ => return,
         }

@@ -19,6 +19,7 @@ pub mod faults;
 pub mod flow;
 mod liveness;
 mod membership;
+mod progress;
 mod receive;
 mod send;
 pub mod stream;
@@ -26,6 +27,7 @@ mod timers;
 
 pub use engine::{Engine, Listed, StreamIds};
 pub use event::{Ask, Event, Gone, NotMember, SayError, Stats};
+pub use progress::{PASTE_MIN, SENDING_EVERY};
 
 #[cfg(test)]
 mod sim;

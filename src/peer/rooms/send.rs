@@ -94,6 +94,7 @@ impl Engine {
             id,
             own: true,
         });
+        self.run_said(room, id, now);
         for item in items {
             self.push_item(room, item, now);
         }
@@ -385,5 +386,6 @@ impl Engine {
                 missing: o.failed,
             });
         }
+        self.run_check_end(room);
     }
 }
