@@ -169,6 +169,8 @@ pub(super) struct Room {
     pub leaving: Option<Instant>,
     /// Our current run of messages still on their way (a paste's progress).
     pub run: Option<super::progress::Run>,
+    /// Members dropped from the live list, entitled to what they missed.
+    pub away: HashMap<String, super::retain::Away>,
     /// Tell the registry we left once the "leave" is done (a `/leave`;
     /// logout and quit tell it by themselves).
     pub tell_registry: bool,

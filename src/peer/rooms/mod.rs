@@ -21,6 +21,7 @@ mod liveness;
 mod membership;
 mod progress;
 mod receive;
+mod retain;
 mod send;
 pub mod stream;
 mod timers;
@@ -28,6 +29,7 @@ mod timers;
 pub use engine::{Engine, Listed, StreamIds};
 pub use event::{Ask, Event, Gone, NotMember, SayError, Stats};
 pub use progress::{PASTE_MIN, SENDING_EVERY};
+pub use retain::RETENTION;
 
 #[cfg(test)]
 mod sim;

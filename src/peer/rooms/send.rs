@@ -320,9 +320,11 @@ impl Engine {
                 .first_key_value()
                 .is_some_and(|(&first, _)| was < first)
             {
-                let floor = r.members.values().map(|m| m.flow.acked).min();
                 let last = r.tx.last();
-                r.tx.trim(floor.unwrap_or(last));
+                let floor = self.outbox_floor(room, now);
+                if let Some(r) = self.rooms.get_mut(room) {
+                    r.tx.trim(floor.unwrap_or(last));
+                }
             }
         }
         self.pump(room, from, now);
@@ -358,6 +360,14 @@ impl Engine {
         };
         for user in behind {
             self.unreachable(room, &user, now);
+        }
+        if let Some(floor) = self
+            .rooms
+            .get(room)
+            .filter(|r| r.tx.buf.len() > OUTBOX_MAX)
+            .map(|r| r.tx.last().saturating_sub(OUTBOX_MAX as u64))
+        {
+            self.outbox_overflow(room, floor, now);
         }
     }
 

@@ -10,6 +10,7 @@
 //! a little late, never early).
 
 mod attacks;
+mod blip;
 mod commands;
 mod joins;
 mod net;
