@@ -205,6 +205,7 @@ impl App {
             Event::DeliveryFailed { room, id, missing } => {
                 UiEvent::DeliveryFailed { room, id, missing }
             }
+            Event::Sending { room, done, total } => UiEvent::Sending { room, done, total },
             Event::Ask(ask) => return self.room_ask(ask),
         };
         self.emit(ui);

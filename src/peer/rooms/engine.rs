@@ -167,6 +167,10 @@ pub(super) struct Room {
     pub last_refresh: Option<Instant>,
     /// Set once we left: the room only finishes sending our "leave".
     pub leaving: Option<Instant>,
+    /// Our current run of messages still on their way (a paste's progress).
+    pub run: Option<super::progress::Run>,
+    /// Members dropped from the live list, entitled to what they missed.
+    pub away: HashMap<String, super::retain::Away>,
     /// Tell the registry we left once the "leave" is done (a `/leave`;
     /// logout and quit tell it by themselves).
     pub tell_registry: bool,
@@ -327,6 +331,7 @@ impl Engine {
             poll,
             self.next_ping,
             self.injector.deadline(),
+            self.run_deadline(),
         ]
         .into_iter()
         .flatten()

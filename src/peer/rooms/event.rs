@@ -36,6 +36,16 @@ pub enum Event {
         acked: usize,
         total: usize,
     },
+    /// Progress of a long send (a paste) in `room`: `done` of the `total`
+    /// messages of the current run are delivered (or reported missed).
+    /// Shown every [`SENDING_EVERY`](super::SENDING_EVERY) while a run of at
+    /// least [`PASTE_MIN`](super::PASTE_MIN) messages is on its way, and
+    /// with `done == total` when such a run is over.
+    Sending {
+        room: String,
+        done: u64,
+        total: u64,
+    },
     /// Our message `id` did not reach `missing` after every retry.
     DeliveryFailed {
         room: String,

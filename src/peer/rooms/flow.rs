@@ -12,8 +12,8 @@
 //! acknowledged ones (by one per acknowledged message below `ssthresh`).
 //! Retransmissions are what the member reported missing (never sent again
 //! sooner than half a round trip after the last send), plus, on a time-out
-//! (RFC 6298 from measured round trips, with a floor), the first
-//! unacknowledged one; they go out at most [`RETX_BURST`] per
+//! (RFC 6298 from measured round trips, with a floor), every outstanding
+//! one the member did not report holding; they go out at most [`RETX_BURST`] per
 //! [`pace`](Flow::pace).
 
 use super::stream::Item;
@@ -280,12 +280,20 @@ impl Flow {
         before + 1..=self.acked
     }
 
-    /// Time passing: a time-out queues the first unacknowledged seq again;
-    /// returns the retransmissions that may go out now.
+    /// Time passing: a time-out queues again every outstanding seq the
+    /// member did not say it holds (a lost tail of the window, which no
+    /// NACK can report, is repaired in one time-out, paced, not one seq
+    /// per time-out); returns the retransmissions that may go out now.
     pub fn due(&mut self, now: Instant) -> Vec<u64> {
         if self.rto_at.is_some_and(|t| t <= now) {
-            if let Some((&seq, _)) = self.out.iter().find(|(_, o)| !o.held) {
-                self.retx.insert(seq);
+            let lost: Vec<u64> = self
+                .out
+                .iter()
+                .filter(|(_, o)| !o.held)
+                .map(|(&seq, _)| seq)
+                .collect();
+            if !lost.is_empty() {
+                self.retx.extend(lost);
                 self.cut(now);
                 self.backoff += 1;
             }

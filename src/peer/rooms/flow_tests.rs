@@ -62,6 +62,25 @@ fn a_time_out_resends_the_first_and_backs_off() {
     assert!(f.idle(1));
 }
 
+/// The tail of a window lost (a receiver stopped, its socket buffer full):
+/// no NACK can name it, and one time-out queues all of it, not one seq.
+#[test]
+fn a_time_out_resends_a_lost_tail_at_once() {
+    let t = Instant::now();
+    let mut f = Flow::new(0, t);
+    for seq in 1..=50 {
+        f.sent(seq, t);
+    }
+    // It has 1..=10 and reports nothing missing: 11..=50 never arrived.
+    f.ack(10, 10, &[], t + ms(1));
+    let at = f.deadline().expect("a time-out");
+    let first = f.due(at);
+    let split = 10 + RETX_BURST as u64;
+    assert_eq!(first, (11..=split).collect::<Vec<_>>());
+    let rest = f.due(at + f.pace());
+    assert_eq!(rest, (split + 1..=50).collect::<Vec<_>>());
+}
+
 #[test]
 fn stalls_only_without_progress() {
     let t = Instant::now();

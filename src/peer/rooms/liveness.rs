@@ -82,6 +82,7 @@ impl Engine {
             }
         }
 
+        self.run_progress(now);
         if self.next_ping.is_some_and(|t| now >= t) {
             self.next_ping = (!self.rooms.is_empty()).then_some(now + PING_EVERY);
             self.liveness(now);

@@ -61,6 +61,8 @@ impl Engine {
                 progress_from: 0,
                 last_refresh: None,
                 leaving: None,
+                run: None,
+                away: HashMap::new(),
             },
         );
         self.next_ping.get_or_insert(now + PING_EVERY);
@@ -161,15 +163,25 @@ impl Engine {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        let m = Engine::new_member(addr, r.tx.last(), now);
+        let _ = r;
+        let base = self.comes_back(room, user, now);
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let m = Engine::new_member(addr, base, now);
         r.unheard.remove(user);
         r.unlisted.remove(user);
         r.members.insert(user.to_string(), m);
+        let owed = base < r.tx.last();
         if r.announced.insert(user.to_string()) {
             self.emit(Event::MemberJoined {
                 room: room.to_string(),
                 user: user.to_string(),
             });
+        }
+        if owed {
+            // What it missed goes now, paced by its window.
+            self.pump(room, user, now);
         }
     }
 
@@ -227,6 +239,7 @@ impl Engine {
             Some(r) if r.leaving.is_none() => {
                 r.leaving = Some(now + LEAVE_LINGER);
                 r.out.clear();
+                r.run = None;
             }
             _ => return,
         }
@@ -253,9 +266,15 @@ impl Engine {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        if r.members.remove(user).is_none() {
+        let Some(gone) = r.members.remove(user) else {
             return;
+        };
+        if reason != Gone::Left {
+            self.went_away(room, user, gone.flow.acked, gone.last_heard);
         }
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
         r.unlisted.remove(user);
         match reason {
             // Still listed, maybe only cut off for a while: probe it.
@@ -281,9 +300,11 @@ impl Engine {
             }
         }
         let ids: Vec<u64> = r.out.keys().copied().collect();
-        let floor = r.members.values().map(|m| m.flow.acked).min();
         let last = r.tx.last();
-        r.tx.trim(floor.unwrap_or(last));
+        let floor = self.outbox_floor(room, gone.last_heard);
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.tx.trim(floor.unwrap_or(last));
+        }
         for id in ids {
             self.check_done(room, id);
         }

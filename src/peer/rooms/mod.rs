@@ -19,13 +19,17 @@ pub mod faults;
 pub mod flow;
 mod liveness;
 mod membership;
+mod progress;
 mod receive;
+mod retain;
 mod send;
 pub mod stream;
 mod timers;
 
 pub use engine::{Engine, Listed, StreamIds};
 pub use event::{Ask, Event, Gone, NotMember, SayError, Stats};
+pub use progress::{PASTE_MIN, SENDING_EVERY};
+pub use retain::RETENTION;
 
 #[cfg(test)]
 mod sim;

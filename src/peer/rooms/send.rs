@@ -94,6 +94,7 @@ impl Engine {
             id,
             own: true,
         });
+        self.run_said(room, id, now);
         for item in items {
             self.push_item(room, item, now);
         }
@@ -319,9 +320,11 @@ impl Engine {
                 .first_key_value()
                 .is_some_and(|(&first, _)| was < first)
             {
-                let floor = r.members.values().map(|m| m.flow.acked).min();
                 let last = r.tx.last();
-                r.tx.trim(floor.unwrap_or(last));
+                let floor = self.outbox_floor(room, now);
+                if let Some(r) = self.rooms.get_mut(room) {
+                    r.tx.trim(floor.unwrap_or(last));
+                }
             }
         }
         self.pump(room, from, now);
@@ -358,6 +361,14 @@ impl Engine {
         for user in behind {
             self.unreachable(room, &user, now);
         }
+        if let Some(floor) = self
+            .rooms
+            .get(room)
+            .filter(|r| r.tx.buf.len() > OUTBOX_MAX)
+            .map(|r| r.tx.last().saturating_sub(OUTBOX_MAX as u64))
+        {
+            self.outbox_overflow(room, floor, now);
+        }
     }
 
     /// Reports the final delivery state of message `id` once every member
@@ -385,5 +396,6 @@ impl Engine {
                 missing: o.failed,
             });
         }
+        self.run_check_end(room);
     }
 }

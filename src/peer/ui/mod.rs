@@ -237,6 +237,13 @@ pub enum UiEvent {
         acked: usize,
         total: usize,
     },
+    /// Progress of a long send (a paste) to a room: `done` of `total`
+    /// messages delivered to every member (or reported missed).
+    Sending {
+        room: String,
+        done: u64,
+        total: u64,
+    },
     /// A room message that could not reach some members after every retry.
     DeliveryFailed {
         room: String,

@@ -347,6 +347,13 @@ impl Ui {
             UiEvent::Delivery { room, id, acked, total } => {
                 format!("{}", format!("   #{room} message {id}: delivered {acked}/{total}").dimmed())
             }
+            UiEvent::Sending { room, done, total } if done == total => {
+                format!("{}", format!("   #{room}: all {total} messages sent").dimmed())
+            }
+            UiEvent::Sending { room, done, total } => {
+                let pct = done * 100 / (*total).max(1);
+                format!("{}", format!("   #{room}: sending… {done}/{total} messages delivered ({pct}%)").dimmed())
+            }
             UiEvent::DeliveryFailed { room, id, missing } => format!(
                 "{} #{room} message {id} did not reach {}",
                 "!!".red().bold(),
@@ -392,3 +399,7 @@ fn discovery_line(found: &[crate::discovery::Found], using: &str) -> String {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "render_progress_tests.rs"]
+mod progress_tests;

@@ -288,6 +288,7 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
             s(text);
         }
         UiEvent::Delivery { room: r, .. } => s(r),
+        UiEvent::Sending { room: r, .. } => s(r),
         UiEvent::DeliveryFailed {
             room: r, missing, ..
         } => {
@@ -517,6 +518,11 @@ mod tests {
                 room: t(),
                 id: 1,
                 acked: 1,
+                total: 2,
+            },
+            UiEvent::Sending {
+                room: t(),
+                done: 1,
                 total: 2,
             },
             UiEvent::DeliveryFailed {

@@ -10,9 +10,11 @@
 //! a little late, never early).
 
 mod attacks;
+mod blip;
 mod commands;
 mod joins;
 mod net;
+mod paste;
 mod props;
 mod registry;
 mod scale;
@@ -67,6 +69,8 @@ pub struct Node {
     backlog_max: usize,
     busy_until: Instant,
     pub overflow: u64,
+    /// Stopped (SIGSTOP) until then: no timers run; datagrams wait.
+    pub frozen_until: Option<Instant>,
 }
 
 pub struct Sim {
@@ -125,6 +129,7 @@ impl Sim {
                     backlog_max: 0,
                     busy_until: t0,
                     overflow: 0,
+                    frozen_until: None,
                 }
             })
             .collect();
@@ -267,7 +272,7 @@ impl Sim {
             self.work_backlogs(next);
             self.now = next;
             for i in 0..self.nodes.len() {
-                if !self.nodes[i].up {
+                if !self.nodes[i].up || self.nodes[i].frozen_until.is_some_and(|t| t > next) {
                     continue;
                 }
                 if std::mem::take(&mut self.nodes[i].dirty) {
