@@ -69,7 +69,13 @@ pub struct Rooms {
 impl Rooms {
     pub fn new(faults: Faults) -> Rooms {
         Rooms {
-            engine: Engine::new(faults, rand::random(), Box::new(WallClock)),
+            engine: Engine::new(
+                faults,
+                rand::random(),
+                Box::new(WallClock),
+                // Replaced by the user's identity at login.
+                Box::new(crate::identity::Identity::generate()),
+            ),
             queue_overflow: Default::default(),
             topics: Default::default(),
         }
@@ -126,6 +132,11 @@ fn listed(users: &[UserInfo]) -> Vec<Listed> {
         .map(|u| Listed {
             name: u.username.clone(),
             addr: addr_of(u),
+            sign: u
+                .keys
+                .as_ref()
+                .and_then(|k| crate::identity::PublicKeys::from_wire(k).ok())
+                .map(|k| k.sign),
         })
         .collect()
 }
@@ -206,6 +217,13 @@ impl App {
                 UiEvent::DeliveryFailed { room, id, missing }
             }
             Event::Ask(ask) => return self.room_ask(ask),
+            Event::Outdated { room, user } => {
+                let why = format!(
+                    "{user} (in #{room}) runs an older lanchat without identity keys: \
+                     they need to upgrade before you can share the room"
+                );
+                return self.error("outdated_peer", &why);
+            }
         };
         self.emit(ui);
     }
