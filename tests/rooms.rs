@@ -468,7 +468,7 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
         let Ok((n, _)) = sock.recv_from(&mut buf) else {
             continue;
         };
-        let Ok(dg) = open(&buf[..n], &key) else {
+        let Ok(dg) = kit::rooms::open(&buf[..n], &key) else {
             continue;
         };
         if let Body::Data {

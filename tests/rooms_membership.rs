@@ -190,7 +190,7 @@ fn an_ex_member_can_neither_read_nor_post() {
     p[0].send("while mallory is in");
     let captured = m.receive_for(Duration::from_millis(500));
     assert!(
-        captured.iter().any(|b| open(b, &old).is_ok_and(
+        captured.iter().any(|b| kit::rooms::open(b, &old).is_ok_and(
             |d| matches!(d.body, Body::Data { ref bytes, .. } if bytes == b"while mallory is in")
         )),
         "mallory, still a member, reads the room"
@@ -235,7 +235,7 @@ fn an_ex_member_can_neither_read_nor_post() {
     }
     let after = m.receive_for(Duration::from_millis(700));
     assert!(
-        after.iter().all(|b| open(b, &old).is_err()),
+        after.iter().all(|b| kit::rooms::open(b, &old).is_err()),
         "{} datagrams reached mallory, some opening under its old key",
         after.len()
     );
