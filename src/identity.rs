@@ -220,6 +220,11 @@ mod tests {
     #[test]
     fn keys_survive_the_wire_and_sign() {
         let id = Identity::from_secrets([1; 32], [2; 32]);
+        // The documented example keys (protocol.md, tests/identity_keys.rs).
+        assert_eq!(
+            id.wire().sign,
+            "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"
+        );
         let p = PublicKeys::from_wire(&id.wire()).unwrap();
         assert_eq!(p, id.public());
         let sig = id.sign(b"hello");

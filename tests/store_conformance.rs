@@ -21,7 +21,7 @@ use lanchat::registry::store::embedded::SqliteStore;
 #[cfg(feature = "mongodb")]
 use lanchat::registry::store::mongo::MongoStore;
 use lanchat::registry::store::{
-    Endpoint, Left, RoomRecord, SessionRecord, Store, StoreError, UserRecord,
+    Endpoint, Left, PeerKeys, RoomRecord, SessionRecord, Store, StoreError, UserRecord,
 };
 #[cfg(feature = "mongodb")]
 use std::time::{Duration, Instant};
@@ -49,6 +49,15 @@ fn session(name: &str, instance: &str, last_seen_ms: i64, attached: bool) -> Ses
         attached,
         created_ms: 1_700_000_000_000,
         away: None,
+        keys: Some(keys('a')),
+    }
+}
+
+/// Identity keys (the store keeps them as given; the registry checks them).
+fn keys(digit: char) -> PeerKeys {
+    PeerKeys {
+        sign: digit.to_string().repeat(64),
+        kx: "0".repeat(63) + &digit.to_string(),
     }
 }
 
@@ -145,6 +154,7 @@ fn case_attach_session(s: &dyn Store) {
         ip: "10.0.0.7".into(),
         tcp_port: 40000,
         udp_port: 40001,
+        keys: Some(keys('b')),
     };
     assert!(s.attach_session(&tok("alice"), &ep, "reg-2", 5000).unwrap());
     let got = s.session_by_token(&tok("alice")).unwrap().unwrap();
@@ -152,6 +162,7 @@ fn case_attach_session(s: &dyn Store) {
         ip: "10.0.0.7".into(),
         tcp_port: 40000,
         udp_port: 40001,
+        keys: Some(keys('b')),
         instance: "reg-2".into(),
         attached: true,
         last_seen_ms: 5000,

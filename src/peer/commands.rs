@@ -28,6 +28,9 @@ pub enum Command {
         more: bool,
     },
     Search(String),
+    /// `/keys`: our identity key fingerprint; `/keys USER`: USER's, as
+    /// the registry vouches for it.
+    Keys(Option<String>),
     /// `/chat USER`: ask for a one-to-one chat, or switch to an open one.
     Chat(String),
     Accept(Option<String>),
@@ -110,6 +113,10 @@ pub const HELP: &[(&str, &str)] = &[
         "count and list online users (a page; /who + for the next)",
     ),
     ("/search USER", "is USER registered, online, and where"),
+    (
+        "/keys [USER]",
+        "your identity key fingerprint, or USER's as the registry vouches for it",
+    ),
     (
         "/chat USER",
         "ask USER for a one-to-one chat, or switch to it",
@@ -256,7 +263,7 @@ const VERBS: &[&str] = &[
     "accept", "reject", "decline", "msg", "close", "dnd", "away", "create", "join", "leave",
     "part", "rooms", "list", "members", "names", "switch", "go", "stats", "quit", "exit", "sleep",
     "retry", "wait", "me", "topic", "kick", "ban", "unban", "op", "deop", "invite", "lock",
-    "unlock", "announce",
+    "unlock", "announce", "keys",
 ];
 
 /// The known command closest to a mistyped one (at most 2 edits away).
@@ -347,6 +354,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             },
         },
         "search" | "whois" => Command::Search(one("/search USER")?),
+        "keys" => Command::Keys(opt("/keys [USER]")?),
         "chat" | "query" => Command::Chat(one("/chat USER")?),
         "accept" => Command::Accept(opt("/accept [USER]")?),
         "reject" | "decline" => Command::Reject(opt("/reject [USER]")?),

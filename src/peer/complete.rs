@@ -84,8 +84,8 @@ enum Kind {
 
 fn arg_kind(verb: &str) -> Option<Kind> {
     Some(match verb {
-        "chat" | "query" | "msg" | "search" | "whois" | "accept" | "reject" | "decline"
-        | "close" | "kick" | "ban" | "unban" | "op" | "deop" | "invite" => Kind::User,
+        "chat" | "query" | "msg" | "search" | "whois" | "keys" | "accept" | "reject"
+        | "decline" | "close" | "kick" | "ban" | "unban" | "op" | "deop" | "invite" => Kind::User,
         "join" | "leave" | "part" | "members" | "names" | "create" => Kind::Room,
         "switch" | "go" => Kind::Both,
         _ => return None,

@@ -278,6 +278,9 @@ error_codes! {
     WeakPassword => "weak_password",
     /// `advertise_ip` is not an IP address, or a port is 0.
     InvalidAddress => "invalid_address",
+    /// `keys` are not two 64-hex-digit public keys (or `sign` is not an
+    /// Ed25519 point).
+    InvalidKeys => "invalid_keys",
     UserExists => "user_exists",
     /// Unknown user or wrong password (deliberately not told apart).
     InvalidCredentials => "invalid_credentials",

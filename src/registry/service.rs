@@ -103,13 +103,19 @@ fn endpoint(
     tcp_port: u16,
     udp_port: u16,
     advertise: &Option<String>,
+    keys: Option<PeerKeys>,
 ) -> Result<Endpoint, ApiError> {
     addr::check_ports(tcp_port, udp_port)?;
     let ip = addr::peer_ip(ip, advertise.as_deref())?;
+    if let Some(k) = &keys {
+        crate::identity::PublicKeys::from_wire(k)
+            .map_err(|e| api(ErrorCode::InvalidKeys, format!("invalid keys: {e}")))?;
+    }
     Ok(Endpoint {
         ip: ip.to_string(),
         tcp_port,
         udp_port,
+        keys,
     })
 }
 
@@ -184,7 +190,7 @@ impl Registry {
                     tcp_port: s.tcp_port,
                     udp_port: s.udp_port,
                 }),
-                keys: None,
+                keys: s.keys.clone(),
             },
             None => UserInfo {
                 username,
@@ -205,9 +211,10 @@ impl Registry {
                 tcp_port,
                 udp_port,
                 advertise_ip,
+                keys,
                 ..
             } => {
-                let ep = endpoint(conn.ip, tcp_port, udp_port, &advertise_ip)?;
+                let ep = endpoint(conn.ip, tcp_port, udp_port, &advertise_ip, keys)?;
                 self.login(conn, &username, &password, ep)
             }
             Request::Resume {
@@ -215,9 +222,10 @@ impl Registry {
                 tcp_port,
                 udp_port,
                 advertise_ip,
+                keys,
                 ..
             } => {
-                let ep = endpoint(conn.ip, tcp_port, udp_port, &advertise_ip)?;
+                let ep = endpoint(conn.ip, tcp_port, udp_port, &advertise_ip, keys)?;
                 self.resume(conn, &token, ep)
             }
             other => {

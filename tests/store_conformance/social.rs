@@ -53,6 +53,7 @@ pub fn case_away(s: &dyn Store) {
         ip: "10.0.0.1".into(),
         tcp_port: 1,
         udp_port: 2,
+        keys: None,
     };
     assert!(s.attach_session(&tok("amy"), &ep, "i2", 20).unwrap());
     let amy = s.session_by_token(&tok("amy")).unwrap().unwrap();

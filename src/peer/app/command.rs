@@ -34,13 +34,16 @@ impl App {
                     self.error("already_logged_in", msg);
                     return;
                 }
+                let Some(keys) = self.load_identity(&username) else {
+                    return;
+                };
                 let req = Request::Login {
                     username,
                     password: password.unwrap_or_default(),
                     tcp_port: self.tcp_port,
                     udp_port: self.udp_port,
                     advertise_ip: self.cfg.advertise.clone(),
-                    keys: None,
+                    keys: Some(keys),
                 };
                 self.send(req, Pending::Login);
             }
@@ -54,7 +57,8 @@ impl App {
                 }
             }
             Command::Who { prefix, more } => self.who(prefix, more),
-            Command::Search(username) => {
+            Command::Keys(None) => self.show_own_keys(),
+            Command::Keys(Some(username)) | Command::Search(username) => {
                 if let Some(token) = self.token() {
                     self.send(Request::Search { token, username }, Pending::Search);
                 }

@@ -21,6 +21,7 @@ mod command;
 mod convo;
 mod file_events;
 mod files;
+mod identity;
 mod moderation;
 mod quit;
 mod registry;
@@ -77,6 +78,11 @@ pub struct App {
     pub tcp_port: u16,
     pub udp_port: u16,
     pub session: Option<Session>,
+    /// This user's identity keys on this device, loaded (or made) at
+    /// `/login`; their public halves go with `login` and `resume`.
+    pub identity: Option<std::sync::Arc<crate::identity::Identity>>,
+    /// Whose keys `identity` holds.
+    identity_user: Option<String>,
     next_heartbeat: Option<Instant>,
     /// Heartbeats sent, to pace the session checks.
     heartbeats: u64,
@@ -152,6 +158,8 @@ impl App {
             tcp_port,
             udp_port,
             session: None,
+            identity: None,
+            identity_user: None,
             next_heartbeat: None,
             heartbeats: 0,
             announcements_seen: 0,

@@ -121,7 +121,7 @@ impl App {
             tcp_port: self.tcp_port,
             udp_port: self.udp_port,
             advertise_ip: self.cfg.advertise.clone(),
-            keys: None,
+            keys: self.identity.as_ref().map(|i| i.wire()),
         };
         self.resuming = true;
         self.send(req, Pending::Resume);
@@ -285,7 +285,13 @@ impl App {
                 })
             }
             (Pending::Search, ReplyBody::User { user, away }) => {
-                self.emit(UiEvent::SearchResult { user, away })
+                let keys = user
+                    .online
+                    .then(|| super::identity::describe(&user.username, user.keys.as_ref()));
+                self.emit(UiEvent::SearchResult { user, away });
+                if let Some(line) = keys {
+                    self.notice(line);
+                }
             }
             (Pending::Away(message), _) => self.away_set(message),
             (Pending::Chat(purpose), ReplyBody::User { user, away }) => {

@@ -133,6 +133,7 @@ impl Registry {
             attached: true,
             created_ms: now,
             away: None,
+            keys: ep.keys,
         };
         // One session per user, enforced by the store's unique key. An old
         // session that is no longer online is replaced; a live one wins.
@@ -193,6 +194,7 @@ impl Registry {
             ip: ep.ip,
             tcp_port: ep.tcp_port,
             udp_port: ep.udp_port,
+            keys: ep.keys,
             attached: true,
             instance: self.instance.clone(),
             ..old

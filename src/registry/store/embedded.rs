@@ -18,7 +18,8 @@ use file::{check_existing, create_new};
 use lookups::Cols;
 
 const SESSION_COLS: &str =
-    "token_hash, username, ip, tcp_port, udp_port, last_seen_ms, instance, attached, created_ms, away";
+    "token_hash, username, ip, tcp_port, udp_port, last_seen_ms, instance, attached, created_ms, away, \
+     sign_key, kx_key";
 
 /// The embedded SQLite store.
 pub struct SqliteStore {
@@ -51,6 +52,10 @@ fn session_row(r: &impl Cols) -> rusqlite::Result<SessionRecord> {
         attached: r.col::<i64>(7)? != 0,
         created_ms: r.col(8)?,
         away: r.col(9)?,
+        keys: match (r.col::<Option<String>>(10)?, r.col::<Option<String>>(11)?) {
+            (Some(sign), Some(kx)) => Some(PeerKeys { sign, kx }),
+            _ => None,
+        },
     })
 }
 
@@ -168,7 +173,7 @@ impl Store for SqliteStore {
     fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
         self.with(|c| {
             c.prepare_cached(&format!(
-                "INSERT INTO sessions ({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                "INSERT INTO sessions ({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
             ))?
             .execute(params![
                 s.token_hash,
@@ -180,7 +185,9 @@ impl Store for SqliteStore {
                 s.instance,
                 s.attached as i64,
                 s.created_ms,
-                s.away
+                s.away,
+                s.keys.as_ref().map(|k| &k.sign),
+                s.keys.as_ref().map(|k| &k.kx)
             ])
             .map(|_| ())
         })
@@ -212,10 +219,17 @@ impl Store for SqliteStore {
         self.with(|c| {
             c.prepare_cached(
                 "UPDATE sessions SET ip = ?2, tcp_port = ?3, udp_port = ?4, instance = ?5, \
-                 attached = 1, last_seen_ms = ?6 WHERE token_hash = ?1",
+                 attached = 1, last_seen_ms = ?6, sign_key = ?7, kx_key = ?8 WHERE token_hash = ?1",
             )?
             .execute(params![
-                token_hash, e.ip, e.tcp_port, e.udp_port, instance, now_ms
+                token_hash,
+                e.ip,
+                e.tcp_port,
+                e.udp_port,
+                instance,
+                now_ms,
+                e.keys.as_ref().map(|k| &k.sign),
+                e.keys.as_ref().map(|k| &k.kx)
             ])
             .map(|n| n > 0)
         })

@@ -151,6 +151,7 @@ impl Store for MemoryStore {
             s.ip = endpoint.ip.clone();
             s.tcp_port = endpoint.tcp_port;
             s.udp_port = endpoint.udp_port;
+            s.keys = endpoint.keys.clone();
             s.instance = instance.to_string();
             s.attached = true;
             s.last_seen_ms = now_ms;

@@ -24,6 +24,7 @@ pub mod mongo;
 pub mod counting;
 pub mod memory;
 
+pub use crate::protocol::messages::PeerKeys;
 use std::fmt;
 use std::sync::Arc;
 
@@ -55,6 +56,9 @@ pub struct SessionRecord {
     pub created_ms: i64,
     /// The away message (`set_away`); `None` when the user is not away.
     pub away: Option<String>,
+    /// The public identity keys this session logged in (or last resumed)
+    /// with; `None` for a version-1 peer that sent none.
+    pub keys: Option<PeerKeys>,
 }
 
 /// A chat room. `key` is 64 hex digits: the key that seals room datagrams
@@ -91,6 +95,8 @@ pub struct Endpoint {
     pub ip: String,
     pub tcp_port: u16,
     pub udp_port: u16,
+    /// The identity keys that go with the address (checked well-formed).
+    pub keys: Option<PeerKeys>,
 }
 
 /// What leaving a room did.

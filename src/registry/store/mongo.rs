@@ -287,6 +287,8 @@ impl Store for MongoStore {
             "instance": instance,
             "attached": true,
             "last_seen_ms": now_ms,
+            "sign_key": endpoint.keys.as_ref().map(|k| k.sign.as_str()),
+            "kx_key": endpoint.keys.as_ref().map(|k| k.kx.as_str()),
         };
         Ok(self.set_sessions(doc! {"token_hash": token_hash}, set, false)? > 0)
     }

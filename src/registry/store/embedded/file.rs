@@ -24,7 +24,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     instance     TEXT NOT NULL,
     attached     INTEGER NOT NULL,
     created_ms   INTEGER NOT NULL,
-    away         TEXT
+    away         TEXT,
+    sign_key     TEXT,
+    kx_key       TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_instance ON sessions(instance);
 CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions(last_seen_ms);
@@ -47,14 +49,17 @@ CREATE INDEX IF NOT EXISTS members_username ON members(username);
 /// `PRAGMA user_version`: the schema version this build writes and reads.
 /// Version 2 added `rooms.epoch`, version 3 `rooms.topic`, `rooms.topic_by`
 /// and `sessions.away`, version 4 the tables `room_policies` and
-/// `announcements` (see `upgrade_to_v4`); an older file is upgraded in place.
-const SCHEMA_VERSION: i32 = 4;
+/// `announcements` (see `upgrade_to_v4`), version 5 `sessions.sign_key` and
+/// `sessions.kx_key` (identity keys); an older file is upgraded in place.
+const SCHEMA_VERSION: i32 = 5;
 /// The columns added since version 1: table, column, type.
-const ADDED: [(&str, &str, &str); 4] = [
+const ADDED: [(&str, &str, &str); 6] = [
     ("rooms", "epoch", "INTEGER NOT NULL DEFAULT 1"),
     ("rooms", "topic", "TEXT"),
     ("rooms", "topic_by", "TEXT"),
     ("sessions", "away", "TEXT"),
+    ("sessions", "sign_key", "TEXT"),
+    ("sessions", "kx_key", "TEXT"),
 ];
 /// The tables of [`SCHEMA`]; a database of the first release has exactly
 /// these and no application id yet.
@@ -331,12 +336,16 @@ mod tests {
         assert_eq!(header(&p), (APPLICATION_ID, SCHEMA_VERSION));
     }
 
-    /// [`SCHEMA`] without the columns version 3 added.
+    /// [`SCHEMA`] without the columns versions 3 and 5 added.
     fn without_v3(schema: &str) -> String {
         let v2 = schema
             .replace(",\n    topic      TEXT,\n    topic_by   TEXT", "")
+            .replace(",\n    sign_key     TEXT,\n    kx_key       TEXT", "")
             .replace(",\n    away         TEXT", "");
-        assert!(!v2.contains("topic") && !v2.contains("away"), "{v2}");
+        assert!(
+            !v2.contains("topic") && !v2.contains("away") && !v2.contains("kx_key"),
+            "{v2}"
+        );
         v2
     }
 
@@ -360,7 +369,8 @@ mod tests {
         let store = SqliteStore::open(&p).unwrap();
         let room = store.find_room("lab").unwrap().unwrap();
         assert_eq!((room.epoch, room.topic), (4, None));
-        assert_eq!(store.session_by_token("t").unwrap().unwrap().away, None);
+        let ann = store.session_by_token("t").unwrap().unwrap();
+        assert_eq!((ann.away, ann.keys), (None, None));
         assert!(store.set_topic("lab", "ann", "plans").unwrap());
         assert!(store.set_away("t", "lunch").unwrap());
         let room = store.find_room("lab").unwrap().unwrap();

@@ -2,7 +2,7 @@
 //! shell, a MongoDB-compatible server) store: integral doubles for
 //! integers, 0/1 for booleans.
 
-use super::{RoomRecord, SessionRecord, StoreError, StoreResult, Topic};
+use super::{PeerKeys, RoomRecord, SessionRecord, StoreError, StoreResult, Topic};
 use mongodb::bson::{doc, Bson, Document};
 
 pub(super) fn bad(d: &Document, field: &str) -> StoreError {
@@ -53,6 +53,8 @@ pub(super) fn session_doc(s: &SessionRecord) -> Document {
         "attached": s.attached,
         "created_ms": s.created_ms,
         "away": s.away.as_deref(),
+        "sign_key": s.keys.as_ref().map(|k| k.sign.as_str()),
+        "kx_key": s.keys.as_ref().map(|k| k.kx.as_str()),
     }
 }
 
@@ -76,6 +78,10 @@ pub(super) fn session_from(d: &Document) -> StoreResult<SessionRecord> {
         attached: get_bool(d, "attached")?,
         created_ms: get_i64(d, "created_ms")?,
         away: get_text(d, "away"),
+        keys: match (get_text(d, "sign_key"), get_text(d, "kx_key")) {
+            (Some(sign), Some(kx)) => Some(PeerKeys { sign, kx }),
+            _ => None,
+        },
     })
 }
 
