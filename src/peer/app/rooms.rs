@@ -57,6 +57,18 @@ impl StreamIds for WallClock {
     }
 }
 
+/// Room datagrams signed with the user's identity.
+struct Signer(Arc<crate::identity::Identity>);
+
+impl wire::Authenticator for Signer {
+    fn sign(&self, msg: &[u8]) -> [u8; wire::SIG_LEN] {
+        self.0.sign(msg)
+    }
+    fn verify(&self, signer: &wire::VerifyingKey, msg: &[u8], sig: &[u8; wire::SIG_LEN]) -> bool {
+        wire::Authenticator::verify(self.0.as_ref(), signer, msg, sig)
+    }
+}
+
 /// The peer's rooms: the engine plus what the I/O side counts.
 pub struct Rooms {
     pub engine: Engine,
@@ -81,8 +93,13 @@ impl Rooms {
         }
     }
 
-    pub fn set_identity(&mut self, me: &str) {
+    /// Who we are in rooms, and the identity keys we sign with (those the
+    /// registry vouches for with our session).
+    pub fn set_identity(&mut self, me: &str, keys: Option<Arc<crate::identity::Identity>>) {
         self.engine.set_identity(me);
+        if let Some(keys) = keys {
+            self.engine.set_auth(Box::new(Signer(keys)));
+        }
     }
 
     pub fn is_member(&self, room: &str) -> bool {
