@@ -51,9 +51,9 @@ fn with_real_signatures_a_member_cannot_forge_and_replays_do_no_harm() {
         sim.inject(i, mallory, &forge("m001", 1 << 60, 1, EventKind::Leave, 3));
     }
     sim.run_for(ms(300));
-    for i in 1..4 {
+    for (i, was) in before.iter().enumerate().skip(1) {
         assert_eq!(sim.received(i, ROOM, "m000"), real, "node {i}");
-        assert_eq!(sim.nodes[i].engine.stats().bad_signature, before[i] + 3);
+        assert_eq!(sim.nodes[i].engine.stats().bad_signature, was + 3);
     }
     for i in [0, 2, 3] {
         assert!(sim.members(i, ROOM).contains(&"m001".to_string()));
