@@ -120,7 +120,7 @@ fn a_join_under_a_name_the_registry_does_not_list_is_refused() {
     }
     let base: Vec<u64> = p
         .iter_mut()
-        .map(|x| counter(&x.stats(), "non_member"))
+        .map(|x| counter(&x.stats(), "unknown_sender"))
         .collect();
     // As a retransmitting sender would: the join, then a text, repeated
     // over two seconds (more than the registry needs to answer).
@@ -143,9 +143,9 @@ fn a_join_under_a_name_the_registry_does_not_list_is_refused() {
     p[1].wait_messages(&format!("#{ROOM}"), "alice", 1, T);
     for (i, x) in p.iter_mut().enumerate() {
         let s = x.wait_stats("admin's datagrams counted", T, |s| {
-            counter(s, "non_member") >= base[i] + 8
+            counter(s, "unknown_sender") >= base[i] + 8
         });
-        assert!(counter(&s, "non_member") >= base[i] + 8, "{s}");
+        assert!(counter(&s, "unknown_sender") >= base[i] + 8, "{s}");
         x.expect_none(
             "member_joined",
             &[("room", json!(ROOM)), ("user", json!("admin"))],
