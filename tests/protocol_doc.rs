@@ -161,17 +161,31 @@ fn every_example_parses() {
                     .and_then(|e| e.parse().ok())
                     .unwrap_or_else(|| panic!("protocol.md:{line}: an epoch line"));
                 let key = RoomKey { epoch, key };
+                // The sender's Ed25519 secret seed (an example's, never a
+                // real one): its public key checks the signature, and the
+                // same bytes come out sealed and signed again.
+                let seed = lines
+                    .next()
+                    .and_then(|l| l.strip_prefix("signer "))
+                    .and_then(parse_key)
+                    .unwrap_or_else(|| panic!("protocol.md:{line}: a signer line"));
+                let signer = lanchat::identity::Identity::from_secrets(seed, [0; 32]);
                 let hex = lines.next().unwrap();
                 let bytes: Vec<u8> = (0..hex.len())
                     .step_by(2)
                     .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
                     .collect();
-                let d = Datagram::decode(&bytes, |_| Some(key))
-                    .unwrap_or_else(|e| panic!("protocol.md:{line}: {e:?}"));
+                let d = Datagram::decode(
+                    &bytes,
+                    |_| Some(key),
+                    |_| Some(signer.public().sign),
+                    &signer,
+                )
+                .unwrap_or_else(|e| panic!("protocol.md:{line}: {e:?}"));
                 // Sealed again with the nonce it carries: the same bytes.
                 let at = 5 + 2 + d.room.len() + d.from.len() + 8;
                 let nonce: [u8; NONCE_LEN] = bytes[at..at + NONCE_LEN].try_into().unwrap();
-                assert_eq!(d.encode(&key, &nonce), bytes, "protocol.md:{line}");
+                assert_eq!(d.encode(&key, &nonce, &signer), bytes, "protocol.md:{line}");
             }
             "fetch" | "fetch-reply" | "chunk" => file_block(&label, text, line),
             "noise" => noise_block(text, line),

@@ -1,21 +1,25 @@
 //! Room datagrams, byte for byte (documented in `protocol.md`).
 //!
-//! Every datagram is `header ‖ sealed body`: the header travels in the
-//! clear (it says which room, sender and key epoch), and the body is
+//! Every datagram is `header ‖ sealed body ‖ signature`: the header travels
+//! in the clear (it says which room, sender and key epoch), the body is
 //! encrypted and authenticated with XChaCha20-Poly1305 under the room key
-//! of that epoch, the whole header being the associated data. So only
-//! holders of the current key read a room, and a changed byte anywhere
-//! fails the tag. All integers are big-endian. Strings are a 1-byte length
-//! then that many bytes of ASCII.
+//! of that epoch, the whole header being the associated data, and the
+//! sender signs everything before the signature with its Ed25519 identity
+//! key (the one the registry vouches for). So only holders of the current
+//! key read a room, a changed byte anywhere fails the tag, and no member
+//! can pass a datagram off as another's: the room key is shared, the
+//! signing key is not. All integers are big-endian. Strings are a 1-byte
+//! length then that many bytes of ASCII.
 //!
 //! A DATA datagram is addressed to the room, not to one member: the sender
 //! seals it once and sends the same bytes to every member. Acknowledgements
 //! and syncs name the member they are for inside the sealed body.
 //!
 //! ```text
-//! header: magic "LC" (2) | version 3 (1) | kind (1) | auth (1) | room (str) | from (str)
+//! header: magic "LC" (2) | version 4 (1) | kind (1) | auth 1 (1) | room (str) | from (str)
 //!         | epoch u64 | nonce (24)
-//! body (sealed, then a 16-byte tag):
+//! body (sealed, then a 16-byte tag, then the 64-byte Ed25519 signature of
+//! everything before it):
 //! DATA  (kind 1): stream u64 | seq u64 | event (1) | msg_id u64 | frag u16 | frags u16 | len u16 | bytes
 //! ACK   (kind 2): to (str) | stream u64 | cum u64 | high u64 | flags (1) | n (1) | n × (first u64 | count u16)
 //! PING  (kind 3): (empty)
@@ -27,24 +31,28 @@
 
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
+pub use ed25519_dalek::VerifyingKey;
 
 pub const MAGIC: &[u8; 2] = b"LC";
 /// Version 1 had an HMAC tag and no epoch, version 2 one stream per
-/// (sender, addressee) pair; both are refused as malformed.
-pub const VERSION: u8 = 3;
-/// The header's `auth` byte: `00`, the body's AEAD tag is the only
-/// authentication. Reserved for a per-sender signature over the sealed
-/// datagram (appended after the tag), so that a sender signs each message
-/// once, whatever the room's size.
-pub const AUTH_NONE: u8 = 0;
+/// (sender, addressee) pair, version 3 no per-sender signature; all are
+/// refused as malformed.
+pub const VERSION: u8 = 4;
+/// The header's `auth` byte: `01`, an Ed25519 signature by the sender of
+/// everything before it (header, sealed body, tag) is appended, so that a
+/// sender signs each datagram once, whatever the room's size.
+pub const AUTH_ED25519: u8 = 1;
+/// Bytes of the signature at the end of every datagram.
+pub const SIG_LEN: usize = 64;
 /// Missing ranges one ACK lists at most.
 pub const MAX_RANGES: usize = 32;
 /// Bytes of the Poly1305 tag at the end of every datagram.
 pub const TAG_LEN: usize = 16;
 /// Bytes of the random XChaCha20 nonce in the header.
 pub const NONCE_LEN: usize = 24;
-/// The largest datagram we send or accept (payload of one UDP datagram).
-pub const MAX_DATAGRAM: usize = 1200;
+/// The largest datagram we send or accept (payload of one UDP datagram
+/// that fits IPv6's minimum MTU of 1280 bytes).
+pub const MAX_DATAGRAM: usize = 1232;
 /// Bytes of message text per DATA fragment; with the largest header
 /// (2 names of 32 bytes) a fragment stays within [`MAX_DATAGRAM`].
 pub const FRAGMENT_BYTES: usize = 1000;
@@ -128,6 +136,92 @@ pub enum DecodeError {
     /// one we hold: ours is out of date, or the sender's is (or the sender
     /// is no longer a member).
     OtherEpoch { room: String, epoch: u64 },
+    /// The signature is not the named sender's (a forgery, or a sender
+    /// whose keys the registry does not vouch for).
+    BadSignature,
+    /// From a sender whose signing key we do not have (yet).
+    UnknownSender { room: String, from: String },
+}
+
+/// Signs the datagrams we send and checks those we receive. The peer uses
+/// its [`Identity`](crate::identity::Identity) (Ed25519); the room
+/// simulator, which moves millions of datagrams, may use a cheap stand-in.
+pub trait Authenticator {
+    /// Our signature of `msg`.
+    fn sign(&self, msg: &[u8]) -> [u8; SIG_LEN];
+    /// Whether `sig` is `signer`'s signature of `msg`.
+    fn verify(&self, signer: &VerifyingKey, msg: &[u8], sig: &[u8; SIG_LEN]) -> bool;
+}
+
+impl Authenticator for crate::identity::Identity {
+    fn sign(&self, msg: &[u8]) -> [u8; SIG_LEN] {
+        crate::identity::Identity::sign(self, msg)
+    }
+    fn verify(&self, signer: &VerifyingKey, msg: &[u8], sig: &[u8; SIG_LEN]) -> bool {
+        use ed25519_dalek::Verifier;
+        signer
+            .verify(msg, &ed25519_dalek::Signature::from_bytes(sig))
+            .is_ok()
+    }
+}
+
+/// A datagram's clear header, read before anything is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub kind: u8,
+    pub room: String,
+    pub from: String,
+    pub epoch: u64,
+    /// Where the sealed body starts.
+    len: usize,
+}
+
+impl Header {
+    /// Parses the header of `bytes` (length, magic, version, kind, auth).
+    pub fn peek(bytes: &[u8]) -> Result<Header, DecodeError> {
+        if bytes.len() > MAX_DATAGRAM || bytes.len() < 5 + TAG_LEN + SIG_LEN {
+            return Err(DecodeError::Malformed);
+        }
+        let mut r = Reader { b: bytes, at: 0 };
+        if r.take(2)? != MAGIC || r.u8()? != VERSION {
+            return Err(DecodeError::Malformed);
+        }
+        let kind = r.u8()?;
+        if !(1..=4).contains(&kind) || r.u8()? != AUTH_ED25519 {
+            return Err(DecodeError::Malformed);
+        }
+        let room = r.str()?;
+        let from = r.str()?;
+        let epoch = r.u64()?;
+        r.take(NONCE_LEN)?;
+        if r.at + TAG_LEN + SIG_LEN > bytes.len() {
+            return Err(DecodeError::Malformed);
+        }
+        Ok(Header {
+            kind,
+            room,
+            from,
+            epoch,
+            len: r.at,
+        })
+    }
+}
+
+/// Splits a datagram into what is signed and the signature (it must have
+/// passed [`Header::peek`]).
+fn signed(bytes: &[u8]) -> (&[u8], [u8; SIG_LEN]) {
+    let (msg, sig) = bytes.split_at(bytes.len().saturating_sub(SIG_LEN));
+    let mut s = [0; SIG_LEN];
+    if sig.len() == SIG_LEN {
+        s.copy_from_slice(sig);
+    }
+    (msg, s)
+}
+
+/// Whether `bytes` (past [`Header::peek`]) carries `signer`'s signature.
+pub fn verify(auth: &dyn Authenticator, signer: &VerifyingKey, bytes: &[u8]) -> bool {
+    let (msg, sig) = signed(bytes);
+    auth.verify(signer, msg, &sig)
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -142,11 +236,16 @@ fn cipher(key: &[u8; 32]) -> XChaCha20Poly1305 {
 }
 
 impl Datagram {
-    /// Serialises the datagram and seals its body under `key` with `nonce`
+    /// Serialises the datagram, seals its body under `key` with `nonce`
     /// (which must never repeat under one key: the engine draws it at
-    /// random, 192 bits).
-    pub fn encode(&self, key: &RoomKey, nonce: &[u8; NONCE_LEN]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(160);
+    /// random, 192 bits) and appends `auth`'s signature of it all.
+    pub fn encode(
+        &self,
+        key: &RoomKey,
+        nonce: &[u8; NONCE_LEN],
+        auth: &dyn Authenticator,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(224);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         out.push(match self.body {
@@ -155,7 +254,7 @@ impl Datagram {
             Body::Ping => 3,
             Body::Sync { .. } => 4,
         });
-        out.push(AUTH_NONE);
+        out.push(AUTH_ED25519);
         put_str(&mut out, &self.room);
         put_str(&mut out, &self.from);
         out.extend_from_slice(&key.epoch.to_be_bytes());
@@ -212,48 +311,62 @@ impl Datagram {
             .encrypt_in_place_detached(XNonce::from_slice(nonce), aad, body)
             .unwrap_or_else(|_| unreachable!("a datagram is far below the AEAD's size limit"));
         out.extend_from_slice(&tag);
+        let sig = auth.sign(&out);
+        out.extend_from_slice(&sig);
         out
     }
 
-    /// Parses a datagram's header, opens its body with the key `key_for`
-    /// returns for its room (which must be of the datagram's epoch), and
-    /// parses the body.
+    /// Checks and opens a datagram in one go: its header, the signature of
+    /// the sender `signer_of` names (by sender), the epoch of the key
+    /// `key_for` returns for its room, the tag; then parses the body.
     pub fn decode(
         bytes: &[u8],
         key_for: impl FnOnce(&str) -> Option<RoomKey>,
+        signer_of: impl FnOnce(&str) -> Option<VerifyingKey>,
+        auth: &dyn Authenticator,
     ) -> Result<Datagram, DecodeError> {
-        if bytes.len() > MAX_DATAGRAM || bytes.len() < 4 + TAG_LEN {
-            return Err(DecodeError::Malformed);
+        let h = Header::peek(bytes)?;
+        let key = key_for(&h.room).ok_or(DecodeError::UnknownRoom)?;
+        let Some(signer) = signer_of(&h.from) else {
+            return Err(DecodeError::UnknownSender {
+                room: h.room,
+                from: h.from,
+            });
+        };
+        if !verify(auth, &signer, bytes) {
+            return Err(DecodeError::BadSignature);
         }
-        let (sealed, tag) = bytes.split_at(bytes.len() - TAG_LEN);
-        let mut r = Reader { b: sealed, at: 0 };
-        if r.take(2)? != MAGIC || r.u8()? != VERSION {
-            return Err(DecodeError::Malformed);
+        Datagram::open(bytes, h, &key)
+    }
+
+    /// Opens a datagram whose header is `h` (from [`Header::peek`]) and
+    /// whose signature was checked: the epoch must be `key`'s, the tag must
+    /// hold; then parses the body.
+    pub fn open(bytes: &[u8], h: Header, key: &RoomKey) -> Result<Datagram, DecodeError> {
+        if key.epoch != h.epoch {
+            return Err(DecodeError::OtherEpoch {
+                room: h.room,
+                epoch: h.epoch,
+            });
         }
-        let kind = r.u8()?;
-        if !(1..=4).contains(&kind) || r.u8()? != AUTH_NONE {
-            return Err(DecodeError::Malformed);
-        }
-        let room = r.str()?;
-        let from = r.str()?;
-        let epoch = r.u64()?;
-        let nonce = r.take(NONCE_LEN)?;
-        let header = r.at;
-        let key = key_for(&room).ok_or(DecodeError::UnknownRoom)?;
-        if key.epoch != epoch {
-            return Err(DecodeError::OtherEpoch { room, epoch });
-        }
-        let mut plain = sealed[header..].to_vec();
+        let sealed = &bytes[..bytes.len() - SIG_LEN];
+        let (sealed, tag) = sealed.split_at(sealed.len() - TAG_LEN);
+        let nonce = &sealed[h.len - NONCE_LEN..h.len];
+        let mut plain = sealed[h.len..].to_vec();
         cipher(&key.key)
             .decrypt_in_place_detached(
                 XNonce::from_slice(nonce),
-                &sealed[..header],
+                &sealed[..h.len],
                 &mut plain,
                 Tag::from_slice(tag),
             )
             .map_err(|_| DecodeError::BadTag)?;
-        let body = parse_body(kind, &plain)?;
-        Ok(Datagram { room, from, body })
+        let body = parse_body(h.kind, &plain)?;
+        Ok(Datagram {
+            room: h.room,
+            from: h.from,
+            body,
+        })
     }
 }
 

@@ -1,4 +1,19 @@
 use super::*;
+use crate::identity::Identity;
+
+fn alice() -> Identity {
+    Identity::from_secrets([1; 32], [2; 32])
+}
+
+fn mallory() -> Identity {
+    Identity::from_secrets([3; 32], [4; 32])
+}
+
+/// Opens `bytes` as a datagram from alice, with `key` for the room.
+fn open(bytes: &[u8], key: Option<RoomKey>) -> Result<Datagram, DecodeError> {
+    let me = alice();
+    Datagram::decode(bytes, |_| key, |_| Some(me.public().sign), &me)
+}
 
 const KEY: RoomKey = RoomKey {
     epoch: 3,
@@ -50,35 +65,29 @@ fn round_trip_and_tag() {
             ..data()
         },
     ] {
-        let bytes = d.encode(&KEY, &NONCE);
-        assert_eq!(Datagram::decode(&bytes, |_| Some(KEY)), Ok(d.clone()));
+        let bytes = d.encode(&KEY, &NONCE, &alice());
+        assert_eq!(open(&bytes, Some(KEY)), Ok(d.clone()));
         let other_key = RoomKey {
             key: [8; 32],
             ..KEY
         };
-        assert_eq!(
-            Datagram::decode(&bytes, |_| Some(other_key)),
-            Err(DecodeError::BadTag)
-        );
+        assert_eq!(open(&bytes, Some(other_key)), Err(DecodeError::BadTag));
         let next_epoch = RoomKey { epoch: 4, ..KEY };
         assert_eq!(
-            Datagram::decode(&bytes, |_| Some(next_epoch)),
+            open(&bytes, Some(next_epoch)),
             Err(DecodeError::OtherEpoch {
                 room: "lab".into(),
                 epoch: 3
             })
         );
-        assert_eq!(
-            Datagram::decode(&bytes, |_| None),
-            Err(DecodeError::UnknownRoom)
-        );
+        assert_eq!(open(&bytes, None), Err(DecodeError::UnknownRoom));
         for at in 0..bytes.len() {
             let mut flipped = bytes.clone();
             flipped[at] ^= 1;
-            assert!(Datagram::decode(&flipped, |_| Some(KEY)).is_err(), "{at}");
+            assert!(open(&flipped, Some(KEY)).is_err(), "{at}");
         }
         for cut in 0..bytes.len() {
-            assert!(Datagram::decode(&bytes[..cut], |_| Some(KEY)).is_err());
+            assert!(open(&bytes[..cut], Some(KEY)).is_err());
         }
     }
 }
@@ -98,33 +107,33 @@ fn the_text_is_not_on_the_wire() {
         },
         ..data()
     };
-    let bytes = d.encode(&KEY, &NONCE);
+    let bytes = d.encode(&KEY, &NONCE, &alice());
     assert!(!bytes.windows(6).any(|w| secret.windows(6).any(|s| s == w)));
     // Another nonce, other bytes: nothing repeats between datagrams.
-    let again = d.encode(&KEY, &[10; NONCE_LEN]);
+    let again = d.encode(&KEY, &[10; NONCE_LEN], &alice());
     assert_ne!(bytes[bytes.len() - 40..], again[again.len() - 40..]);
 }
 
 #[test]
 fn exact_header() {
-    let bytes = data().encode(&KEY, &NONCE);
-    let mut expect = b"LC\x03\x01\x00\x03lab\x05alice".to_vec();
+    let bytes = data().encode(&KEY, &NONCE, &alice());
+    let mut expect = b"LC\x04\x01\x01\x03lab\x05alice".to_vec();
     expect.extend_from_slice(&3u64.to_be_bytes());
     expect.extend_from_slice(&NONCE);
     assert_eq!(bytes[..expect.len()], expect[..]);
-    // The 31-byte DATA body with its 2 bytes of text, then the tag.
-    assert_eq!(bytes.len(), expect.len() + 31 + 2 + TAG_LEN);
+    // The 31-byte DATA body with its 2 bytes of text, the tag, the
+    // signature of all that.
+    assert_eq!(bytes.len(), expect.len() + 31 + 2 + TAG_LEN + SIG_LEN);
+    let (msg, sig) = bytes.split_at(bytes.len() - SIG_LEN);
+    assert!(alice().public().verify(msg, sig.try_into().unwrap()));
 }
 
 #[test]
-fn versions_1_and_2_and_signed_datagrams_are_refused() {
-    for (at, byte) in [(2, 1), (2, 2), (4, 1)] {
-        let mut bytes = data().encode(&KEY, &NONCE);
+fn versions_1_to_3_and_other_auth_are_refused() {
+    for (at, byte) in [(2, 1), (2, 2), (2, 3), (4, 0), (4, 2)] {
+        let mut bytes = data().encode(&KEY, &NONCE, &alice());
         bytes[at] = byte;
-        assert_eq!(
-            Datagram::decode(&bytes, |_| Some(KEY)),
-            Err(DecodeError::Malformed)
-        );
+        assert_eq!(open(&bytes, Some(KEY)), Err(DecodeError::Malformed));
     }
 }
 
@@ -141,8 +150,8 @@ fn an_ack_lists_at_most_32_ranges_and_never_high_below_cum() {
         },
         ..data()
     };
-    let bytes = ack(10, 200, 40).encode(&KEY, &NONCE);
-    match Datagram::decode(&bytes, |_| Some(KEY)) {
+    let bytes = ack(10, 200, 40).encode(&KEY, &NONCE, &alice());
+    match open(&bytes, Some(KEY)) {
         Ok(Datagram {
             body: Body::Ack { missing, .. },
             ..
@@ -150,11 +159,8 @@ fn an_ack_lists_at_most_32_ranges_and_never_high_below_cum() {
         other => panic!("{other:?}"),
     }
     assert!(bytes.len() <= MAX_DATAGRAM);
-    let bytes = ack(10, 9, 0).encode(&KEY, &NONCE);
-    assert_eq!(
-        Datagram::decode(&bytes, |_| Some(KEY)),
-        Err(DecodeError::Malformed)
-    );
+    let bytes = ack(10, 9, 0).encode(&KEY, &NONCE, &alice());
+    assert_eq!(open(&bytes, Some(KEY)), Err(DecodeError::Malformed));
 }
 
 #[test]
@@ -173,9 +179,9 @@ fn largest_fragment_fits() {
             bytes: vec![b'x'; FRAGMENT_BYTES],
         },
     };
-    let bytes = d.encode(&KEY, &NONCE);
+    let bytes = d.encode(&KEY, &NONCE, &alice());
     assert!(bytes.len() <= MAX_DATAGRAM, "{}", bytes.len());
-    assert!(Datagram::decode(&bytes, |_| Some(KEY)).is_ok());
+    assert!(open(&bytes, Some(KEY)).is_ok());
 }
 
 #[test]
@@ -183,4 +189,27 @@ fn keys() {
     assert_eq!(parse_key(&"0a".repeat(32)), Some([10; 32]));
     assert_eq!(parse_key("zz"), None);
     assert_eq!(parse_key(&"g0".repeat(32)), None);
+}
+
+#[test]
+fn a_member_cannot_sign_as_another() {
+    // Mallory holds the room key but not alice's signing key: her datagram
+    // named "alice" fails alice's signature, whatever it says.
+    let forged = data().encode(&KEY, &NONCE, &mallory());
+    assert_eq!(open(&forged, Some(KEY)), Err(DecodeError::BadSignature));
+    // Alice's datagram with the signature swapped for mallory's own.
+    let mut bytes = data().encode(&KEY, &NONCE, &alice());
+    let n = bytes.len();
+    let sig = mallory().sign(&bytes[..n - SIG_LEN]);
+    bytes[n - SIG_LEN..].copy_from_slice(&sig);
+    assert_eq!(open(&bytes, Some(KEY)), Err(DecodeError::BadSignature));
+    // A sender we have no key for is named, not guessed at.
+    let me = alice();
+    assert_eq!(
+        Datagram::decode(&forged, |_| Some(KEY), |_| None, &me),
+        Err(DecodeError::UnknownSender {
+            room: "lab".into(),
+            from: "alice".into()
+        })
+    );
 }

@@ -299,7 +299,11 @@ impl Session {
             r["ok"] == true || r["code"] == "user_exists",
             "register {username}: {r}"
         );
-        let r = client.ok(login_req(username, tcp_port, udp_port));
+        // Signed room datagrams from this session use these keys.
+        let mut req = login_req(username, tcp_port, udp_port);
+        let keys = super::rooms::raw_identity().wire();
+        req["keys"] = json!({"sign": keys.sign, "kx": keys.kx});
+        let r = client.ok(req);
         let token = r["token"].as_str().expect("token").to_string();
         let hb_port = r["heartbeat_port"].as_u64().expect("heartbeat_port") as u16;
         Session {

@@ -28,12 +28,28 @@ pub fn room_key(reply: &Value) -> lanchat::protocol::datagram::RoomKey {
     }
 }
 
-/// Seals `dg` under `key` with a fresh random nonce, as a peer does.
+/// The fixed identity a raw test client logs in with and signs room
+/// datagrams with.
+pub fn raw_identity() -> lanchat::identity::Identity {
+    lanchat::identity::Identity::from_secrets([0x5a; 32], [0x5b; 32])
+}
+
+/// Seals `dg` under `key` with a fresh random nonce, as a peer does, signed
+/// by [`raw_identity`].
 pub fn seal(
     dg: &lanchat::protocol::datagram::Datagram,
     key: &lanchat::protocol::datagram::RoomKey,
 ) -> Vec<u8> {
-    dg.encode(key, &rand::random())
+    dg.encode(key, &rand::random(), &raw_identity())
+}
+
+/// Opens a captured datagram under `key`, its signature unchecked.
+pub fn open(
+    bytes: &[u8],
+    key: &lanchat::protocol::datagram::RoomKey,
+) -> Result<lanchat::protocol::datagram::Datagram, lanchat::protocol::datagram::DecodeError> {
+    use lanchat::protocol::datagram::{Datagram, Header};
+    Datagram::open(bytes, Header::peek(bytes)?, key)
 }
 
 /// `peers[0]` creates `room` and the others join it (each waiting for its

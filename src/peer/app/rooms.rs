@@ -57,6 +57,18 @@ impl StreamIds for WallClock {
     }
 }
 
+/// Room datagrams signed with the user's identity.
+struct Signer(Arc<crate::identity::Identity>);
+
+impl wire::Authenticator for Signer {
+    fn sign(&self, msg: &[u8]) -> [u8; wire::SIG_LEN] {
+        self.0.sign(msg)
+    }
+    fn verify(&self, signer: &wire::VerifyingKey, msg: &[u8], sig: &[u8; wire::SIG_LEN]) -> bool {
+        wire::Authenticator::verify(self.0.as_ref(), signer, msg, sig)
+    }
+}
+
 /// The peer's rooms: the engine plus what the I/O side counts.
 pub struct Rooms {
     pub engine: Engine,
@@ -69,14 +81,25 @@ pub struct Rooms {
 impl Rooms {
     pub fn new(faults: Faults) -> Rooms {
         Rooms {
-            engine: Engine::new(faults, rand::random(), Box::new(WallClock)),
+            engine: Engine::new(
+                faults,
+                rand::random(),
+                Box::new(WallClock),
+                // Replaced by the user's identity at login.
+                Box::new(crate::identity::Identity::generate()),
+            ),
             queue_overflow: Default::default(),
             topics: Default::default(),
         }
     }
 
-    pub fn set_identity(&mut self, me: &str) {
+    /// Who we are in rooms, and the identity keys we sign with (those the
+    /// registry vouches for with our session).
+    pub fn set_identity(&mut self, me: &str, keys: Option<Arc<crate::identity::Identity>>) {
         self.engine.set_identity(me);
+        if let Some(keys) = keys {
+            self.engine.set_auth(Box::new(Signer(keys)));
+        }
     }
 
     pub fn is_member(&self, room: &str) -> bool {
@@ -126,6 +149,11 @@ fn listed(users: &[UserInfo]) -> Vec<Listed> {
         .map(|u| Listed {
             name: u.username.clone(),
             addr: addr_of(u),
+            sign: u
+                .keys
+                .as_ref()
+                .and_then(|k| crate::identity::PublicKeys::from_wire(k).ok())
+                .map(|k| k.sign),
         })
         .collect()
 }
@@ -207,6 +235,13 @@ impl App {
             }
             Event::Sending { room, done, total } => UiEvent::Sending { room, done, total },
             Event::Ask(ask) => return self.room_ask(ask),
+            Event::Outdated { room, user } => {
+                let why = format!(
+                    "{user} (in #{room}) runs an older lanchat without identity keys: \
+                     they need to upgrade before you can share the room"
+                );
+                return self.error("outdated_peer", &why);
+            }
         };
         self.emit(ui);
     }

@@ -372,7 +372,7 @@ impl App {
 
     fn start_session(&mut self, s: &SessionReply) {
         self.set_logged_in(true);
-        self.rooms.set_identity(&s.username);
+        self.rooms.set_identity(&s.username, self.identity.clone());
         self.chats.set_me(Some(s.username.clone()));
         self.session = Some(Session {
             username: s.username.clone(),

@@ -9,7 +9,7 @@ use super::faults::{Faults, Injector};
 use super::flow::{Flow, Outbox};
 use super::stream::RecvStream;
 use super::timers::Queue;
-use crate::protocol::datagram::{RoomKey, NONCE_LEN};
+use crate::protocol::datagram::{Authenticator, RoomKey, VerifyingKey, NONCE_LEN};
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -67,11 +67,14 @@ pub trait StreamIds {
 }
 
 /// A member of a room as the registry lists it: online members have an
-/// address (where their room datagrams go), offline ones none.
+/// address (where their room datagrams go), offline ones none; `sign` is
+/// the signing key the registry vouches for with the address (none: a
+/// version-1 peer, which cannot share a room).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     pub name: String,
     pub addr: Option<SocketAddr>,
+    pub sign: Option<VerifyingKey>,
 }
 
 pub(super) struct Member {
@@ -142,6 +145,11 @@ pub(super) struct Room {
     /// The registry's latest list (online members but us, with their
     /// addresses): only a member on it is let in.
     pub listed: BTreeMap<String, SocketAddr>,
+    /// The signing key the registry vouches for, per listed member: a
+    /// datagram is looked at only once its sender's signature holds.
+    pub signers: HashMap<String, VerifyingKey>,
+    /// Listed members without keys (version 1) we told the user about.
+    pub outdated: HashSet<String>,
     /// Members missing from the registry's answers, and how many in a row.
     pub unlisted: HashMap<String, u8>,
     /// Listed members we dropped as silent or unreachable: they are probed
@@ -195,12 +203,20 @@ pub struct Engine {
     nonces: StdRng,
     /// Set while held datagrams go through again (they are not held twice).
     pub(super) replaying: bool,
+    /// Signs what we send, checks what we receive.
+    pub(super) auth: Box<dyn Authenticator>,
 }
 
 impl Engine {
     /// `seed` drives the fault injector (the only randomness); `ids` gives
-    /// stream ids.
-    pub fn new(faults: Faults, seed: u64, ids: Box<dyn StreamIds>) -> Engine {
+    /// stream ids; `auth` signs and checks datagrams (the peer's identity;
+    /// replace it with [`set_auth`](Engine::set_auth) at login).
+    pub fn new(
+        faults: Faults,
+        seed: u64,
+        ids: Box<dyn StreamIds>,
+        auth: Box<dyn Authenticator>,
+    ) -> Engine {
         Engine {
             me: String::new(),
             rooms: BTreeMap::new(),
@@ -213,7 +229,14 @@ impl Engine {
             events: VecDeque::new(),
             nonces: StdRng::from_entropy(),
             replaying: false,
+            auth,
         }
+    }
+
+    /// Signs and checks with `auth` from now on (the identity of the user
+    /// who logged in).
+    pub fn set_auth(&mut self, auth: Box<dyn Authenticator>) {
+        self.auth = auth;
     }
 
     /// A fresh nonce for sealing one datagram.

@@ -54,6 +54,13 @@ pub enum Event {
     },
     /// A request the engine needs made to the registry.
     Ask(Ask),
+    /// The registry lists `user` in `room` without identity keys (an
+    /// older, version-1 peer): nothing is sent to or taken from it until
+    /// it upgrades.
+    Outdated {
+        room: String,
+        user: String,
+    },
 }
 
 /// Registry requests the engine asks for (the driver holds the session).
@@ -120,6 +127,13 @@ pub struct Stats {
     pub datagrams_in: u64,
     pub malformed: u64,
     pub bad_tag: u64,
+    /// Signed by another key than the named sender's (a forgery).
+    #[serde(default)]
+    pub bad_signature: u64,
+    /// From a sender whose signing key the registry has not given us
+    /// (held until it answers, counted once).
+    #[serde(default)]
+    pub unknown_sender: u64,
     pub unknown_room: u64,
     /// Sealed under another key epoch than ours (a former member's old
     /// key, or ours is out of date: we then ask the registry).

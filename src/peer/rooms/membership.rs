@@ -11,18 +11,28 @@ use super::event::{Ask, Event, Gone, NotMember};
 use super::flow::Outbox;
 use super::send::control_item;
 use super::timers::Timer;
-use crate::protocol::datagram::{EventKind, RoomKey};
+use crate::protocol::datagram::{EventKind, RoomKey, VerifyingKey};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// The registry's list, without us and without members it shows offline.
+/// The registry's list, without us, without members it shows offline, and
+/// without members it vouches for no keys for (version 1).
 fn online_others(me: &str, listed: &[Listed]) -> BTreeMap<String, SocketAddr> {
     listed
         .iter()
-        .filter(|u| u.name != me)
+        .filter(|u| u.name != me && u.sign.is_some())
         .filter_map(|u| Some((u.name.clone(), u.addr?)))
+        .collect()
+}
+
+/// The signing keys the registry vouches for, by member.
+fn signers(listed: &[Listed]) -> HashMap<String, VerifyingKey> {
+    listed
+        .iter()
+        .filter(|u| u.addr.is_some())
+        .filter_map(|u| Some((u.name.clone(), u.sign?)))
         .collect()
 }
 
@@ -50,6 +60,8 @@ impl Engine {
                 announced: others.iter().cloned().collect(),
                 members,
                 listed: online,
+                signers: signers(listed),
+                outdated: HashSet::new(),
                 unlisted: HashMap::new(),
                 unheard: HashSet::new(),
                 next_poll: now + MEMBERS_POLL,
@@ -71,6 +83,31 @@ impl Engine {
             room: room.to_string(),
             members: names,
         });
+        self.refuse_outdated(room, listed);
+    }
+
+    /// Tells the user, once per member, about listed members without keys.
+    fn refuse_outdated(&mut self, room: &str, listed: &[Listed]) {
+        let me = self.me.clone();
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let mut told = Vec::new();
+        for u in listed {
+            if u.name != me
+                && u.addr.is_some()
+                && u.sign.is_none()
+                && r.outdated.insert(u.name.clone())
+            {
+                told.push(u.name.clone());
+            }
+        }
+        for user in told {
+            self.emit(Event::Outdated {
+                room: room.to_string(),
+                user,
+            });
+        }
     }
 
     /// The key epoch we hold for `room`.
@@ -148,12 +185,14 @@ impl Engine {
             }
         }
         r.listed = online;
+        r.signers = signers(listed);
         for user in gone {
             self.remove_member(room, &user, Gone::NotListed);
         }
         for (user, addr) in joined {
             self.add_member(room, &user, addr, now);
         }
+        self.refuse_outdated(room, listed);
         self.replay_held(room, now);
     }
 

@@ -6,7 +6,7 @@
 use super::engine::{Engine, Inbound, StreamIn, HELD_MAX, MAX_STREAMS};
 use super::event::{Event, Gone};
 use super::stream::{Item, Received, RecvStream, Report};
-use crate::protocol::datagram::{self as wire, Body, Datagram, DecodeError, EventKind};
+use crate::protocol::datagram::{self as wire, Body, Datagram, DecodeError, EventKind, Header};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 const NO_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
@@ -15,10 +15,8 @@ use std::time::Instant;
 impl Engine {
     /// A datagram arrived from `src`.
     pub fn handle_datagram(&mut self, now: Instant, _src: SocketAddr, bytes: &[u8]) {
-        let stats = &mut self.stats;
-        stats.datagrams_in += 1;
-        let rooms = &self.rooms;
-        let dg = match Datagram::decode(bytes, |name| rooms.get(name).map(|r| r.key)) {
+        self.stats.datagrams_in += 1;
+        let dg = match self.check(bytes) {
             Ok(d) => d,
             Err(DecodeError::OtherEpoch { room, epoch }) => {
                 match self.previous_epoch(now, &room, epoch, bytes) {
@@ -26,15 +24,31 @@ impl Engine {
                     None => {
                         // Either side's key may be out of date: ask.
                         self.stats.other_epoch += 1;
+                        log::debug!("#{room}: datagram under epoch {epoch} dropped");
                         self.refresh_members(&room, now);
                         return;
                     }
                 }
             }
+            Err(DecodeError::UnknownSender { room, from }) => {
+                // Counted once, not again when a held one is replayed.
+                if !self.replaying {
+                    self.stats.unknown_sender += 1;
+                    log::debug!("#{room}: datagram from {from}, whose keys we lack, held");
+                }
+                self.hold(&room, bytes);
+                self.refresh_members(&room, now);
+                return;
+            }
             Err(e) => {
+                let stats = &mut self.stats;
                 match e {
                     DecodeError::Malformed => stats.malformed += 1,
                     DecodeError::BadTag => stats.bad_tag += 1,
+                    DecodeError::BadSignature => {
+                        stats.bad_signature += 1;
+                        log::debug!("room datagram with a bad signature dropped");
+                    }
                     _ => stats.unknown_room += 1,
                 }
                 return;
@@ -129,6 +143,39 @@ impl Engine {
         }
     }
 
+    /// Checks a datagram in order: its header; its room; its epoch (an
+    /// ex-member's datagrams stop here, whoever still lists it); its
+    /// sender's signature, against the key the registry vouches for,
+    /// before anything else of it is believed; its tag.
+    fn check(&self, bytes: &[u8]) -> Result<Datagram, DecodeError> {
+        let h = Header::peek(bytes)?;
+        let r = self.rooms.get(&h.room).ok_or(DecodeError::UnknownRoom)?;
+        if h.epoch != r.key.epoch {
+            return Err(DecodeError::OtherEpoch {
+                room: h.room,
+                epoch: h.epoch,
+            });
+        }
+        self.signed(&h, bytes)?;
+        Datagram::open(bytes, h, &r.key)
+    }
+
+    /// Whether the sender named in `h` signed `bytes`, by the key the
+    /// registry vouches for.
+    fn signed(&self, h: &Header, bytes: &[u8]) -> Result<(), DecodeError> {
+        let r = self.rooms.get(&h.room).ok_or(DecodeError::UnknownRoom)?;
+        let Some(signer) = r.signers.get(&h.from) else {
+            return Err(DecodeError::UnknownSender {
+                room: h.room.clone(),
+                from: h.from.clone(),
+            });
+        };
+        if !wire::verify(self.auth.as_ref(), signer, bytes) {
+            return Err(DecodeError::BadSignature);
+        }
+        Ok(())
+    }
+
     /// Keeps a datagram from a sender the registry has not (yet) listed, to
     /// look at again once it answers: a newcomer's "join" is then taken at
     /// once instead of at its next retransmission. Bounded by
@@ -178,7 +225,9 @@ impl Engine {
         if key.epoch != epoch || now >= until {
             return None;
         }
-        let dg = Datagram::decode(bytes, |_| Some(key)).ok()?;
+        let h = Header::peek(bytes).ok()?;
+        self.signed(&h, bytes).ok()?;
+        let dg = Datagram::open(bytes, h, &key).ok()?;
         let leave = matches!(
             dg.body,
             Body::Data {

@@ -154,7 +154,7 @@ impl Engine {
                 bytes: item.bytes.clone(),
             },
         };
-        let bytes = dg.encode(&key, &nonce);
+        let bytes = dg.encode(&key, &nonce, self.auth.as_ref());
         sent.sealed = Some((key.epoch, bytes.clone()));
         Some(bytes)
     }
@@ -247,7 +247,8 @@ impl Engine {
         };
         self.stats.datagrams_out += 1;
         let nonce = self.nonce();
-        self.injector.send(addr, dg.encode(&key, &nonce), now);
+        let bytes = dg.encode(&key, &nonce, self.auth.as_ref());
+        self.injector.send(addr, bytes, now);
     }
 
     /// Member `from`'s acknowledgement of our stream `stream`.

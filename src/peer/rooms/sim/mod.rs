@@ -10,6 +10,7 @@
 //! a little late, never early).
 
 mod attacks;
+mod auth;
 mod blip;
 mod commands;
 mod joins;
@@ -19,6 +20,7 @@ mod props;
 mod registry;
 mod scale;
 mod scenarios;
+mod signed;
 mod slow;
 
 pub use net::{Net, NetConfig};
@@ -45,6 +47,8 @@ impl StreamIds for Counter {
 
 pub struct Node {
     pub name: String,
+    /// Its signing key, as the fake registry vouches for it.
+    pub sign: crate::protocol::datagram::VerifyingKey,
     pub addr: SocketAddr,
     pub engine: Engine,
     /// Killed nodes receive nothing and run no timers.
@@ -88,6 +92,8 @@ pub struct Sim {
     pub outside: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// Datagrams sent to each node.
     sent_to: Vec<u64>,
+    /// Engines sign with Ed25519 (else with the cheap stand-in).
+    signed: bool,
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -95,11 +101,12 @@ fn addr(i: usize) -> SocketAddr {
     SocketAddr::new(ip.into(), 40000)
 }
 
-fn engine(name: &str, generation: u64) -> Engine {
+fn engine(name: &str, generation: u64, signed: bool) -> Engine {
     let mut e = Engine::new(
         Faults::default(),
         generation,
         Box::new(Counter(generation << 40)),
+        auth::auth_for(name, signed),
     );
     e.set_identity(name);
     e
@@ -113,7 +120,8 @@ impl Sim {
             .map(|i| {
                 let name = format!("m{i:03}");
                 Node {
-                    engine: engine(&name, 1),
+                    engine: engine(&name, 1, false),
+                    sign: auth::identity(&name).public().sign,
                     name,
                     addr: addr(i),
                     up: true,
@@ -147,6 +155,7 @@ impl Sim {
             asks: Vec::new(),
             outside: Vec::new(),
             sent_to: vec![0; n],
+            signed: false,
         }
     }
 
@@ -203,7 +212,7 @@ impl Sim {
     pub fn restart(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         node.generation += 1;
-        node.engine = engine(&node.name, node.generation);
+        node.engine = engine(&node.name, node.generation, self.signed);
         node.up = true;
         node.events.clear();
         node.inbox.clear();

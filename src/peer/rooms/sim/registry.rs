@@ -37,13 +37,17 @@ impl Sim {
             return Vec::new();
         };
         // A killed node's session lives on until it times out.
+        // Every name's keys are fixed (`auth::identity`): the registry
+        // vouches for them.
         let nodes = r.members.iter().map(|&i| Listed {
             name: self.nodes[i].name.clone(),
             addr: Some(self.nodes[i].addr),
+            sign: Some(self.nodes[i].sign),
         });
         let outsiders = r.outsiders.iter().map(|(name, addr)| Listed {
             name: name.clone(),
             addr: Some(*addr),
+            sign: Some(super::auth::identity(name).public().sign),
         });
         nodes.chain(outsiders).collect()
     }
