@@ -136,6 +136,12 @@ struct Args {
     /// offers are refused with the limit named.
     #[arg(long, value_name = "BYTES", default_value_t = lanchat::peer::files::DEFAULT_MAX_SIZE)]
     max_file_size: u64,
+
+    /// Append every room key this peer is given to FILE (like
+    /// SSLKEYLOGFILE), to open a capture of the room's datagrams when
+    /// teaching or debugging. Whoever reads FILE reads those rooms.
+    #[arg(long, env = "LANCHAT_KEYLOG", value_name = "FILE")]
+    keylog: Option<std::path::PathBuf>,
 }
 
 /// A pause in seconds, 0 to 60.
@@ -282,6 +288,7 @@ fn main() {
                 .unwrap_or_else(lanchat::peer::files::default_download_dir),
             max_size: args.max_file_size,
         },
+        keylog: args.keylog,
     });
     std::process::exit(code);
 }

@@ -86,6 +86,8 @@ pub struct Config {
     pub security: link::secure::Security,
     /// `--download-dir`, `--max-file-size`.
     pub files: files::FilesConfig,
+    /// `--keylog FILE`: room keys appended there (see `app::keylog`).
+    pub keylog: Option<std::path::PathBuf>,
 }
 
 /// The outcome of looking for registries on the LAN (no `--registry`).

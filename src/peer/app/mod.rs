@@ -23,6 +23,7 @@ mod convo;
 mod file_events;
 mod files;
 mod identity;
+mod keylog;
 mod moderation;
 mod quit;
 mod registry;
@@ -84,6 +85,8 @@ pub struct App {
     pub identity: Option<std::sync::Arc<crate::identity::Identity>>,
     /// Whose keys `identity` holds.
     identity_user: Option<String>,
+    /// `--keylog`: where room keys are written.
+    keylog: Option<keylog::KeyLog>,
     next_heartbeat: Option<Instant>,
     /// Heartbeats sent, to pace the session checks.
     heartbeats: u64,
@@ -146,6 +149,7 @@ impl App {
         let rooms = Rooms::new(cfg.faults.clone());
         let logs = crate::peer::logs::Logs::new(cfg.log_root.clone());
         let files = crate::peer::files::Files::new(cfg.files.clone());
+        let keylog = cfg.keylog.clone().map(keylog::KeyLog::new);
         let mut chats = Chats::new(Instant::now(), cfg.chat_timeout);
         chats.set_resume_limit(cfg.chat_resume);
         App {
@@ -161,6 +165,7 @@ impl App {
             session: None,
             identity: None,
             identity_user: None,
+            keylog,
             next_heartbeat: None,
             heartbeats: 0,
             announcements_seen: 0,

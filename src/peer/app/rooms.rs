@@ -371,6 +371,11 @@ impl App {
         if let RoomPending::Moderated(_) | RoomPending::Announce = p {
             return self.moderation_replied(body);
         }
+        if let (Some(log), ReplyBody::Room { room, .. }) = (&mut self.keylog, &body) {
+            if let Some(key) = room_key(room) {
+                log.record(&room.name, &key);
+            }
+        }
         // Taken out by a kick or ban: told at the next member refresh.
         if let (
             RoomPending::Refresh(_) | RoomPending::Rejoin { .. } | RoomPending::Members(_),
