@@ -11,40 +11,88 @@
 mod kit;
 
 use kit::*;
+use lanchat::identity::Identity;
 use lanchat::peer::files::{transfer, Served, Table};
 use lanchat::protocol::file;
+use lanchat::protocol::secure::{Deframer, Handshake, Next, Opener, Sealer};
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// The attacker's end of the chat with the victim.
+/// The attacker's end of the chat with the victim: a Noise channel
+/// (protocol.md, "Secure channel") under mallory's own registered keys,
+/// carrying chat JSON lines.
 struct Raw {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
+    s: TcpStream,
+    frames: Deframer,
+    seal: Sealer,
+    open: Opener,
+    lines: Vec<u8>,
 }
 
 impl Raw {
+    /// Dials `port` as mallory (keys [`raw_identity`], which the kit's
+    /// raw logins register) and completes the handshake with `user`,
+    /// whose key is `key`.
+    fn dial(port: u16, user: &str, key: [u8; 32]) -> Raw {
+        let mut s = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).expect("dial");
+        s.set_read_timeout(Some(WAIT)).expect("timeout");
+        let me = kit::rooms::raw_identity();
+        let (hs, m1) =
+            Handshake::initiator(&me.kx_secret(), "mallory", user, key, None).expect("handshake");
+        s.write_all(&m1).expect("message 1");
+        let mut frames = Deframer::default();
+        let m2 = next_msg(&mut s, &mut frames).expect("message 2");
+        let Ok(Next::Done(sec, Some(m3))) = hs.read(&m2) else {
+            panic!("handshake with {user} failed")
+        };
+        s.write_all(&m3).expect("message 3");
+        let (seal, open) = sec.channel.split();
+        Raw {
+            s,
+            frames,
+            seal,
+            open,
+            lines: Vec::new(),
+        }
+    }
+
     fn send(&mut self, v: Value) {
-        self.w
-            .write_all(format!("{v}\n").as_bytes())
-            .expect("write");
+        let msg = self.seal.seal(format!("{v}\n").as_bytes()).expect("seal");
+        self.s.write_all(&msg).expect("write");
     }
 
     /// The next line that is not a ping.
     fn next(&mut self) -> Value {
         loop {
-            let mut s = String::new();
-            self.r.read_line(&mut s).expect("a line from the victim");
-            let v: Value = serde_json::from_str(&s).expect("JSON");
-            if v["type"] != "ping" {
-                return v;
+            while let Some(i) = self.lines.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.lines.drain(..=i).collect();
+                let v: Value = serde_json::from_slice(&line).expect("JSON");
+                if v["type"] != "ping" {
+                    return v;
+                }
             }
+            let m = next_msg(&mut self.s, &mut self.frames).expect("a message from the victim");
+            let plain = self.open.open(&m).expect("open");
+            self.lines.extend(plain);
         }
     }
+}
+
+fn next_msg(s: &mut TcpStream, d: &mut Deframer) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 4096];
+    for _ in 0..10_000 {
+        if let Some(m) = d.next_msg() {
+            return Some(m);
+        }
+        let n = s.read(&mut buf).ok().filter(|n| *n > 0)?;
+        d.push(&buf[..n]);
+    }
+    None
 }
 
 #[test]
@@ -72,12 +120,13 @@ fn hostile_names_from_the_wire_are_saved_safely() {
         });
     }
 
-    let w = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], bob.tcp_port))).expect("dial");
-    w.set_read_timeout(Some(WAIT)).expect("timeout");
-    let mut att = Raw {
-        r: BufReader::new(w.try_clone().expect("clone")),
-        w,
-    };
+    let bob_key =
+        Identity::load_or_create(&Identity::path(&bob.config_dir().join("lanchat"), "bob"))
+            .expect("bob's keys")
+            .0
+            .public()
+            .kx;
+    let mut att = Raw::dial(bob.tcp_port, "bob", bob_key);
     att.send(json!({"type": "hello", "from": "mallory", "version": 1}));
     bob.expect("chat_request", &[("from", "mallory")], WAIT);
     bob.send("/accept mallory");
