@@ -291,6 +291,12 @@ impl Session {
     /// Registers `username` (unless it exists) and logs it in, announcing
     /// `tcp_port` and `udp_port`.
     pub fn login(registry: SocketAddr, username: &str, tcp_port: u16, udp_port: u16) -> Session {
+        Session::login_with(registry, username, login_req(username, tcp_port, udp_port))
+    }
+
+    /// Registers `username` (unless it exists) and logs it in with the
+    /// `login` request `req` (e.g. [`login_req`] with `keys` added).
+    pub fn login_with(registry: SocketAddr, username: &str, req: Value) -> Session {
         let mut client = Client::to(registry);
         let r = client.request(json!({
             "op": "register", "username": username, "password": PASSWORD,
@@ -299,7 +305,7 @@ impl Session {
             r["ok"] == true || r["code"] == "user_exists",
             "register {username}: {r}"
         );
-        let r = client.ok(login_req(username, tcp_port, udp_port));
+        let r = client.ok(req);
         let token = r["token"].as_str().expect("token").to_string();
         let hb_port = r["heartbeat_port"].as_u64().expect("heartbeat_port") as u16;
         Session {
