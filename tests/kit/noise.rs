@@ -113,7 +113,19 @@ impl NoiseConn {
         user: &str,
         key: [u8; 32],
     ) -> Result<NoiseConn, Refused> {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|_| Refused::Closed)?;
+        let to = SocketAddr::from(([127, 0, 0, 1], port));
+        NoiseConn::try_dial_addr(to, id, me, user, key)
+    }
+
+    /// [`NoiseConn::try_dial`] to any address.
+    pub fn try_dial_addr(
+        to: SocketAddr,
+        id: &Identity,
+        me: &str,
+        user: &str,
+        key: [u8; 32],
+    ) -> Result<NoiseConn, Refused> {
+        let mut s = TcpStream::connect(to).map_err(|_| Refused::Closed)?;
         let _ = s.set_nodelay(true);
         let (hs, m1) =
             Handshake::initiator(&id.kx_secret(), me, user, key, None).map_err(Refused::Handshake)?;
@@ -160,6 +172,23 @@ impl NoiseConn {
     /// Sends one chat JSON line.
     pub fn send(&mut self, v: Value) {
         self.line(&v.to_string());
+    }
+
+    /// Every plaintext received until the peer closes (or a message fails
+    /// to authenticate, or nothing comes for `limit`), pings included.
+    pub fn rest(&mut self, limit: Duration) -> String {
+        let mut out = std::mem::take(&mut self.plain);
+        loop {
+            let deadline = Instant::now() + limit;
+            let Some(m) = read_frame(&mut self.stream, &mut self.frames, deadline) else {
+                break;
+            };
+            match self.open.open(&m) {
+                Ok(p) => out.extend(p),
+                Err(_) => break,
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// The next chat line that is not a ping (`None`: closed, failed, or
