@@ -207,9 +207,13 @@ fn flood_of_hellos_is_bounded() {
             most = most.max(threads(pid));
         }
     }
-    eprintln!("{} handshakes done, {refused} refused", held.len());
-    assert!(refused > 0, "the per-address cap never answered busy");
     most = most.max(threads(pid));
+    eprintln!(
+        "{} handshakes done, {refused} refused; {most} threads at most (from {base})",
+        held.len()
+    );
+    // (Most handshakes complete: a refused or answered hello frees its
+    // slot before the next dial; the cap was checked with `extra` above.)
     assert!(
         most <= base + 2 * MAX_CONNS + 8,
         "{most} threads under the flood (started with {base})"
@@ -218,6 +222,7 @@ fn flood_of_hellos_is_bounded() {
     victim.send("/who");
     victim.expect("who", ANY, WAIT);
     let who = t.elapsed();
+    eprintln!("/who answered in {who:?} under the flood");
     // 1.6 s before the fix, about 20 ms when idle; loose for a loaded
     // test machine.
     assert!(who < Duration::from_secs(1), "/who took {who:?}");
@@ -268,7 +273,11 @@ fn anything_but_a_valid_hello_first_is_rejected_at_once() {
         let t = Instant::now();
         let got = until_closed(s, Duration::from_secs(3));
         let got = got.unwrap_or_else(|| panic!("{what}: still open after 3 s"));
-        assert!(t.elapsed() < Duration::from_secs(1), "{what}: {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "{what}: {:?}",
+            t.elapsed()
+        );
         got
     };
     // Before the handshake: plaintext (a version-1 peer's lines) is
@@ -286,6 +295,16 @@ fn anything_but_a_valid_hello_first_is_rejected_at_once() {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(&frame(b"short")).unwrap();
     assert_eq!(at_once("a 5-byte message 1", &mut s), b"");
+    // Bytes that may still be the start of a long frame ("no" is a
+    // length of 28271) are given the hello time-out (5 s), no more.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"not json at all\n").unwrap();
+    let t = Instant::now();
+    assert_eq!(
+        until_closed(&mut s, Duration::from_secs(8)),
+        Some(Vec::new())
+    );
+    eprintln!("a partial frame was closed on after {:?}", t.elapsed());
     let me = Identity::generate();
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let (_, m1) = Handshake::initiator(&me.kx_secret(), "alice", "victim", key, None).unwrap();

@@ -88,7 +88,8 @@ fn a_man_in_the_middle_with_its_own_keys_is_refused_on_both_sides() {
         from_alice.set_read_timeout(Some(IO)).unwrap();
         let hs = Handshake::responder(&m_secret, "bob", None).unwrap();
         let mut d = Deframer::default();
-        let m1 = read_frame(&mut from_alice, &mut d, Instant::now() + IO).expect("alice's message 1");
+        let m1 =
+            read_frame(&mut from_alice, &mut d, Instant::now() + IO).expect("alice's message 1");
         let Ok(Next::Continue(_, m2)) = hs.read(&m1) else {
             panic!("message 1")
         };

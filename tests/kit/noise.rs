@@ -9,7 +9,7 @@
 use super::client::{login_req, Session};
 use super::peer::Peer;
 use lanchat::identity::Identity;
-use lanchat::protocol::secure::{Deframer, Handshake, Next, Opener, SecureError, Sealer};
+use lanchat::protocol::secure::{Deframer, Handshake, Next, Opener, Sealer, SecureError};
 use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -127,8 +127,8 @@ impl NoiseConn {
     ) -> Result<NoiseConn, Refused> {
         let mut s = TcpStream::connect(to).map_err(|_| Refused::Closed)?;
         let _ = s.set_nodelay(true);
-        let (hs, m1) =
-            Handshake::initiator(&id.kx_secret(), me, user, key, None).map_err(Refused::Handshake)?;
+        let (hs, m1) = Handshake::initiator(&id.kx_secret(), me, user, key, None)
+            .map_err(Refused::Handshake)?;
         s.write_all(&m1).map_err(|_| Refused::Closed)?;
         let deadline = Instant::now() + HANDSHAKE_WAIT;
         // A plaintext answer starts with '{'; a Noise frame's length byte
@@ -147,7 +147,9 @@ impl NoiseConn {
         let mut frames = Deframer::default();
         let m2 = read_frame(&mut s, &mut frames, deadline).ok_or(Refused::Closed)?;
         let Next::Done(sec, Some(m3)) = hs.read(&m2).map_err(Refused::Handshake)? else {
-            return Err(Refused::Handshake(SecureError::Malformed("no message 3".into())));
+            return Err(Refused::Handshake(SecureError::Malformed(
+                "no message 3".into(),
+            )));
         };
         s.write_all(&m3).map_err(|_| Refused::Closed)?;
         let (seal, open) = sec.channel.split();
