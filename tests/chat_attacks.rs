@@ -9,6 +9,7 @@
 
 mod kit;
 
+use kit::process::{raise_nofile, threads};
 use kit::*;
 use lanchat::identity::Identity;
 use lanchat::protocol::secure::{frame, Deframer, Handshake};
@@ -51,27 +52,6 @@ fn attack(victim: &Peer, me: &str) -> NoiseConn {
     let mut att = NoiseConn::dial(victim.tcp_port, &id, me, "victim", key_of(victim));
     att.send(hello(me));
     att
-}
-
-/// Threads of process `pid` now.
-fn threads(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn raise_nofile(want: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
-            lim.rlim_cur = want.min(lim.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 /// Item 2: a handshake and `hello` in the name of nobody succeed
