@@ -1,5 +1,5 @@
-//! A hostile sender of files (issue 14, Tests): a raw client, logged in at
-//! the real registry as mallory, opens a chat with a real `peer` and
+//! A hostile sender of files (issue 14, Tests): a raw Noise client, logged in at
+//! the real registry as mallory with keys of its own, opens a chat with a real `peer` and
 //! offers files under names no honest peer would send (`../../.bashrc`,
 //! `CON`, escape sequences), then serves them with the library's own
 //! serving code. The receiver saves each inside its download folder under
@@ -11,40 +11,19 @@
 mod kit;
 
 use kit::*;
+use lanchat::identity::Identity;
 use lanchat::peer::files::{transfer, Served, Table};
 use lanchat::protocol::file;
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// The attacker's end of the chat with the victim.
-struct Raw {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn send(&mut self, v: Value) {
-        self.w
-            .write_all(format!("{v}\n").as_bytes())
-            .expect("write");
-    }
-
-    /// The next line that is not a ping.
-    fn next(&mut self) -> Value {
-        loop {
-            let mut s = String::new();
-            self.r.read_line(&mut s).expect("a line from the victim");
-            let v: Value = serde_json::from_str(&s).expect("JSON");
-            if v["type"] != "ping" {
-                return v;
-            }
-        }
-    }
+/// The next chat line from the victim that is not a ping.
+fn next(att: &mut NoiseConn) -> Value {
+    att.next(WAIT).expect("a line from the victim")
 }
 
 #[test]
@@ -56,7 +35,9 @@ fn hostile_names_from_the_wire_are_saved_safely() {
     let args = ["--download-dir", down.to_str().expect("utf-8")];
     let mut bob = Peer::spawn_named("bob", reg.addr(), &args);
     bob.login_new("bob");
-    let _mallory = reg.ghost_login("mallory", 9, 9);
+    // mallory: a registered user with keys of her own, no peer behind.
+    let keys = Identity::generate();
+    let _mallory = keyed_login(reg.addr(), "mallory", &keys, 9);
 
     // Mallory's file server: the library's own serving code.
     let table: Table = Default::default();
@@ -72,16 +53,13 @@ fn hostile_names_from_the_wire_are_saved_safely() {
         });
     }
 
-    let w = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], bob.tcp_port))).expect("dial");
-    w.set_read_timeout(Some(WAIT)).expect("timeout");
-    let mut att = Raw {
-        r: BufReader::new(w.try_clone().expect("clone")),
-        w,
-    };
+    // The chat runs inside a Noise channel (version 2).
+    let bob_key = keys_of(&bob, "bob").public().kx;
+    let mut att = NoiseConn::dial(bob.tcp_port, &keys, "mallory", "bob", bob_key);
     att.send(json!({"type": "hello", "from": "mallory", "version": 1}));
     bob.expect("chat_request", &[("from", "mallory")], WAIT);
     bob.send("/accept mallory");
-    assert_eq!(att.next()["type"], "accept");
+    assert_eq!(next(&mut att)["type"], "accept");
 
     let hostile = [
         ("../../.bashrc", "bashrc"),
@@ -119,7 +97,7 @@ fn hostile_names_from_the_wire_are_saved_safely() {
         let at = PathBuf::from(got["path"].as_str().expect("path"));
         assert_eq!(at, down.join(saved));
         assert_eq!(std::fs::read_to_string(&at).expect("read"), content);
-        let done = att.next();
+        let done = next(&mut att);
         assert_eq!(
             (done["type"].as_str(), done["ok"].as_bool()),
             (Some("file_done"), Some(true))
@@ -146,7 +124,7 @@ fn hostile_names_from_the_wire_are_saved_safely() {
     }
     let mut refused = 0;
     while refused < 100 - 32 {
-        let v = att.next();
+        let v = next(&mut att);
         assert_eq!(v["type"], "file_refuse", "{v}");
         refused += 1;
     }
