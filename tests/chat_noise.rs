@@ -12,32 +12,14 @@ mod kit;
 
 use kit::*;
 use lanchat::identity::Identity;
-use lanchat::protocol::secure::{Deframer, Handshake, Next, Opener, Sealer};
+use lanchat::protocol::secure::{Deframer, Handshake, Next};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const IO: Duration = Duration::from_secs(10);
-
-/// The identity keys `peer` uses for `user` (its config directory).
-fn keys_of(peer: &Peer, user: &str) -> Identity {
-    let path = Identity::path(&peer.config_dir().join("lanchat"), user);
-    Identity::load_or_create(&path).unwrap().0
-}
-
-fn next_msg(s: &mut TcpStream, d: &mut Deframer) -> Option<Vec<u8>> {
-    let mut buf = [0u8; 4096];
-    for _ in 0..10_000 {
-        if let Some(m) = d.next_msg() {
-            return Some(m);
-        }
-        let n = s.read(&mut buf).ok().filter(|n| *n > 0)?;
-        d.push(&buf[..n]);
-    }
-    None
-}
 
 /// Dials `addr` as `me` with `secret`, expecting `user` with `key`, and
 /// sends `line` (a chat JSON line) through the channel; gives the
@@ -50,26 +32,12 @@ fn dial_and_say(
     key: [u8; 32],
     line: &str,
 ) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(IO)).unwrap();
-    let (hs, m1) = Handshake::initiator(&secret, me, user, key, None).unwrap();
-    s.write_all(&m1).unwrap();
-    let mut d = Deframer::default();
-    let m2 = next_msg(&mut s, &mut d).expect("message 2");
-    let Ok(Next::Done(sec, Some(m3))) = hs.read(&m2) else {
-        panic!("handshake with {user} failed")
-    };
-    s.write_all(&m3).unwrap();
-    let (mut seal, mut open): (Sealer, Opener) = sec.channel.split();
-    s.write_all(&seal.seal(line.as_bytes()).unwrap()).unwrap();
-    let mut out = Vec::new();
-    while let Some(m) = next_msg(&mut s, &mut d) {
-        match open.open(&m) {
-            Ok(p) => out.extend(p),
-            Err(_) => break,
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let id = Identity::from_secrets([1; 32], secret);
+    let to = addr.parse().unwrap();
+    let mut conn = NoiseConn::try_dial_addr(to, &id, me, user, key)
+        .unwrap_or_else(|e| panic!("handshake with {user} failed: {e:?}"));
+    conn.line(line.trim_end());
+    conn.rest(IO)
 }
 
 /// A free loopback port (for a peer's `--port`).
@@ -120,13 +88,14 @@ fn a_man_in_the_middle_with_its_own_keys_is_refused_on_both_sides() {
         from_alice.set_read_timeout(Some(IO)).unwrap();
         let hs = Handshake::responder(&m_secret, "bob", None).unwrap();
         let mut d = Deframer::default();
-        let m1 = next_msg(&mut from_alice, &mut d).expect("alice's message 1");
+        let m1 =
+            read_frame(&mut from_alice, &mut d, Instant::now() + IO).expect("alice's message 1");
         let Ok(Next::Continue(_, m2)) = hs.read(&m1) else {
             panic!("message 1")
         };
         from_alice.write_all(&m2).unwrap();
         // Alice must now close without her message 3.
-        let after = next_msg(&mut from_alice, &mut d);
+        let after = read_frame(&mut from_alice, &mut d, Instant::now() + IO);
         // Bob's side: dial the real bob as alice, with mallory's keys.
         let hello = "{\"type\":\"hello\",\"from\":\"alice\",\"version\":1,\"chat\":\"c1\"}\n";
         let to_bob = format!("127.0.0.3:{port}");

@@ -7,6 +7,7 @@
 mod kit;
 
 use kit::*;
+use lanchat::identity::Identity;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -65,40 +66,30 @@ fn frozen_partner_gets_the_chat_back_with_every_message_once() {
     );
 }
 
-/// One line-oriented connection to `peer`, as a hand-written partner.
-struct Wire(std::io::BufReader<std::net::TcpStream>);
+/// One chat connection to `peer` as a hand-written partner: a Noise
+/// channel (as `mallory`, with `keys`) carrying the chat's JSON lines.
+struct Wire(NoiseConn);
 
 impl Wire {
-    fn open(peer: &Peer, hello: serde_json::Value) -> Wire {
-        let s = std::net::TcpStream::connect(("127.0.0.1", peer.tcp_port)).expect("connect");
-        s.set_read_timeout(Some(WAIT)).expect("read time-out");
-        let mut w = Wire(std::io::BufReader::new(s));
+    fn open(peer: &Peer, keys: &Identity, hello: serde_json::Value) -> Wire {
+        let key = keys_of(peer, "bob").public().kx;
+        let mut w = Wire(NoiseConn::dial(peer.tcp_port, keys, "mallory", "bob", key));
         w.put(hello);
         w
     }
 
     fn put(&mut self, v: serde_json::Value) {
-        use std::io::Write;
-        let line = format!("{v}\n");
-        self.0.get_mut().write_all(line.as_bytes()).expect("write");
+        self.0.send(v);
     }
 
     /// The next line other than a ping; `None` once closed or silent.
     fn take(&mut self) -> Option<serde_json::Value> {
-        use std::io::BufRead;
-        let mut s = String::new();
-        while matches!(self.0.read_line(&mut s), Ok(n) if n > 0) {
-            let v: serde_json::Value = serde_json::from_str(&s).expect("JSON");
-            if v["type"] != "ping" {
-                return Some(v);
-            }
-            s.clear();
-        }
-        None
+        self.0.next(WAIT)
     }
 }
 
-/// The resume handshake on the wire, against a hand-written partner: a
+/// The resume handshake on the wire (inside each connection's Noise
+/// channel), against a hand-written partner: a
 /// resume of a chat the peer does not hold is refused, a dropped
 /// connection interrupts the chat, a resume answers with what was shown
 /// and sends the unacknowledged message again, and repeats are dropped.
@@ -107,7 +98,9 @@ fn resume_handshake_on_the_wire() {
     let reg = Registry::start(LONG_SESSIONS);
     let mut bob = Peer::spawn_named("bob", reg.addr(), &[]);
     bob.login_new("bob");
-    let _mallory = reg.ghost_login("mallory", 9, 9);
+    // mallory: a registered user with keys of her own, no peer behind.
+    let keys = Identity::generate();
+    let _mallory = keyed_login(reg.addr(), "mallory", &keys, 9);
     let hello = |received: Option<u64>| {
         let mut v = json!({"type": "hello", "from": "mallory", "version": 1, "chat": "c1"});
         if let Some(r) = received {
@@ -116,14 +109,14 @@ fn resume_handshake_on_the_wire() {
         v
     };
 
-    let mut w = Wire::open(&bob, hello(Some(0)));
+    let mut w = Wire::open(&bob, &keys, hello(Some(0)));
     assert_eq!(
         w.take(),
         Some(json!({"type": "reject", "reason": "unknown chat"}))
     );
     bob.expect_none("chat_request", ANY, Duration::ZERO);
 
-    let mut w = Wire::open(&bob, hello(None));
+    let mut w = Wire::open(&bob, &keys, hello(None));
     bob.expect("chat_request", &[("from", "mallory")], WAIT);
     bob.send("/accept mallory");
     assert_eq!(w.take(), Some(json!({"type": "accept", "received": 0})));
@@ -138,7 +131,7 @@ fn resume_handshake_on_the_wire() {
     bob.expect("chat_interrupted", &[("with", "mallory")], WAIT);
 
     // "hi" was never acknowledged: sent again after the resume.
-    let mut w = Wire::open(&bob, hello(Some(0)));
+    let mut w = Wire::open(&bob, &keys, hello(Some(0)));
     assert_eq!(w.take(), Some(json!({"type": "accept", "received": 1})));
     assert_eq!(
         w.take(),

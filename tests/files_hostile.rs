@@ -1,5 +1,5 @@
-//! A hostile sender of files (issue 14, Tests): a raw client, logged in at
-//! the real registry as mallory, opens a chat with a real `peer` and
+//! A hostile sender of files (issue 14, Tests): a raw Noise client, logged in at
+//! the real registry as mallory with keys of its own, opens a chat with a real `peer` and
 //! offers files under names no honest peer would send (`../../.bashrc`,
 //! `CON`, escape sequences), then serves them with the library's own
 //! serving code. The receiver saves each inside its download folder under
@@ -14,85 +14,16 @@ use kit::*;
 use lanchat::identity::Identity;
 use lanchat::peer::files::{transfer, Served, Table};
 use lanchat::protocol::file;
-use lanchat::protocol::secure::{Deframer, Handshake, Next, Opener, Sealer};
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// The attacker's end of the chat with the victim: a Noise channel
-/// (protocol.md, "Secure channel") under mallory's own registered keys,
-/// carrying chat JSON lines.
-struct Raw {
-    s: TcpStream,
-    frames: Deframer,
-    seal: Sealer,
-    open: Opener,
-    lines: Vec<u8>,
-}
-
-impl Raw {
-    /// Dials `port` as mallory (keys [`raw_identity`], which the kit's
-    /// raw logins register) and completes the handshake with `user`,
-    /// whose key is `key`.
-    fn dial(port: u16, user: &str, key: [u8; 32]) -> Raw {
-        let mut s = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).expect("dial");
-        s.set_read_timeout(Some(WAIT)).expect("timeout");
-        let me = kit::rooms::raw_identity();
-        let (hs, m1) =
-            Handshake::initiator(&me.kx_secret(), "mallory", user, key, None).expect("handshake");
-        s.write_all(&m1).expect("message 1");
-        let mut frames = Deframer::default();
-        let m2 = next_msg(&mut s, &mut frames).expect("message 2");
-        let Ok(Next::Done(sec, Some(m3))) = hs.read(&m2) else {
-            panic!("handshake with {user} failed")
-        };
-        s.write_all(&m3).expect("message 3");
-        let (seal, open) = sec.channel.split();
-        Raw {
-            s,
-            frames,
-            seal,
-            open,
-            lines: Vec::new(),
-        }
-    }
-
-    fn send(&mut self, v: Value) {
-        let msg = self.seal.seal(format!("{v}\n").as_bytes()).expect("seal");
-        self.s.write_all(&msg).expect("write");
-    }
-
-    /// The next line that is not a ping.
-    fn next(&mut self) -> Value {
-        loop {
-            while let Some(i) = self.lines.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.lines.drain(..=i).collect();
-                let v: Value = serde_json::from_slice(&line).expect("JSON");
-                if v["type"] != "ping" {
-                    return v;
-                }
-            }
-            let m = next_msg(&mut self.s, &mut self.frames).expect("a message from the victim");
-            let plain = self.open.open(&m).expect("open");
-            self.lines.extend(plain);
-        }
-    }
-}
-
-fn next_msg(s: &mut TcpStream, d: &mut Deframer) -> Option<Vec<u8>> {
-    let mut buf = [0u8; 4096];
-    for _ in 0..10_000 {
-        if let Some(m) = d.next_msg() {
-            return Some(m);
-        }
-        let n = s.read(&mut buf).ok().filter(|n| *n > 0)?;
-        d.push(&buf[..n]);
-    }
-    None
+/// The next chat line from the victim that is not a ping.
+fn next(att: &mut NoiseConn) -> Value {
+    att.next(WAIT).expect("a line from the victim")
 }
 
 #[test]
@@ -104,7 +35,9 @@ fn hostile_names_from_the_wire_are_saved_safely() {
     let args = ["--download-dir", down.to_str().expect("utf-8")];
     let mut bob = Peer::spawn_named("bob", reg.addr(), &args);
     bob.login_new("bob");
-    let _mallory = reg.ghost_login("mallory", 9, 9);
+    // mallory: a registered user with keys of her own, no peer behind.
+    let keys = Identity::generate();
+    let _mallory = keyed_login(reg.addr(), "mallory", &keys, 9);
 
     // Mallory's file server: the library's own serving code.
     let table: Table = Default::default();
@@ -120,17 +53,13 @@ fn hostile_names_from_the_wire_are_saved_safely() {
         });
     }
 
-    let bob_key =
-        Identity::load_or_create(&Identity::path(&bob.config_dir().join("lanchat"), "bob"))
-            .expect("bob's keys")
-            .0
-            .public()
-            .kx;
-    let mut att = Raw::dial(bob.tcp_port, "bob", bob_key);
+    // The chat runs inside a Noise channel (version 2).
+    let bob_key = keys_of(&bob, "bob").public().kx;
+    let mut att = NoiseConn::dial(bob.tcp_port, &keys, "mallory", "bob", bob_key);
     att.send(json!({"type": "hello", "from": "mallory", "version": 1}));
     bob.expect("chat_request", &[("from", "mallory")], WAIT);
     bob.send("/accept mallory");
-    assert_eq!(att.next()["type"], "accept");
+    assert_eq!(next(&mut att)["type"], "accept");
 
     let hostile = [
         ("../../.bashrc", "bashrc"),
@@ -168,7 +97,7 @@ fn hostile_names_from_the_wire_are_saved_safely() {
         let at = PathBuf::from(got["path"].as_str().expect("path"));
         assert_eq!(at, down.join(saved));
         assert_eq!(std::fs::read_to_string(&at).expect("read"), content);
-        let done = att.next();
+        let done = next(&mut att);
         assert_eq!(
             (done["type"].as_str(), done["ok"].as_bool()),
             (Some("file_done"), Some(true))
@@ -195,7 +124,7 @@ fn hostile_names_from_the_wire_are_saved_safely() {
     }
     let mut refused = 0;
     while refused < 100 - 32 {
-        let v = att.next();
+        let v = next(&mut att);
         assert_eq!(v["type"], "file_refuse", "{v}");
         refused += 1;
     }

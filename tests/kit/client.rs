@@ -290,7 +290,18 @@ pub struct Session {
 impl Session {
     /// Registers `username` (unless it exists) and logs it in, announcing
     /// `tcp_port` and `udp_port`.
+    /// The session registers [`raw_identity`](super::rooms::raw_identity)'s
+    /// keys: signed room datagrams from it use them.
     pub fn login(registry: SocketAddr, username: &str, tcp_port: u16, udp_port: u16) -> Session {
+        let mut req = login_req(username, tcp_port, udp_port);
+        let keys = super::rooms::raw_identity().wire();
+        req["keys"] = json!({"sign": keys.sign, "kx": keys.kx});
+        Session::login_with(registry, username, req)
+    }
+
+    /// Registers `username` (unless it exists) and logs it in with the
+    /// `login` request `req` (e.g. [`login_req`] with `keys` added).
+    pub fn login_with(registry: SocketAddr, username: &str, req: Value) -> Session {
         let mut client = Client::to(registry);
         let r = client.request(json!({
             "op": "register", "username": username, "password": PASSWORD,
@@ -299,10 +310,6 @@ impl Session {
             r["ok"] == true || r["code"] == "user_exists",
             "register {username}: {r}"
         );
-        // Signed room datagrams from this session use these keys.
-        let mut req = login_req(username, tcp_port, udp_port);
-        let keys = super::rooms::raw_identity().wire();
-        req["keys"] = json!({"sign": keys.sign, "kx": keys.kx});
         let r = client.ok(req);
         let token = r["token"].as_str().expect("token").to_string();
         let hb_port = r["heartbeat_port"].as_u64().expect("heartbeat_port") as u16;

@@ -16,6 +16,8 @@
 //!   in order, delivered).
 //! - [`wait`]: polling, for states that have no event.
 //! - [`mongo`]: MongoDB for tests (`MONGODB_URI`, else `nx-27017`).
+//! - [`noise`]: a raw one-to-one chat client over the Noise channel
+//!   ([`NoiseConn`]), and a registry login with a test's own keys.
 //! - [`netns`]: a virtual LAN of network namespaces ([`Lab`]).
 //! - [`tmux`]: a real terminal running a command ([`tmux::Tmux`]).
 //! - [`tls`]: a raw registry client over TLS, and a man in the middle.
@@ -29,6 +31,7 @@ pub mod client;
 pub mod heartbeat;
 pub mod mongo;
 pub mod netns;
+pub mod noise;
 pub mod peer;
 pub mod process;
 pub mod registry;
@@ -40,6 +43,7 @@ pub mod wait;
 pub use client::{assert_error_shape, is_hex64, login_req, lossy, names, Client, Read1, Session};
 pub use heartbeat::Heartbeater;
 pub use netns::Lab;
+pub use noise::{keyed_login, keys_of, read_frame, until_closed, NoiseConn, Refused};
 pub use peer::{field, login_all, login_peers, matches, open_chat, received, Peer, PeerOpts};
 pub use process::spawn_child;
 pub use registry::{Registry, RegistryBuilder};
