@@ -211,7 +211,6 @@ const HOSTILE: &str = "\x1b[2J\x1b[Hx\x1b]2;pwned-title\x07\x1b]52;c;Y3VybCBldml
 /// terminal end to end.)
 #[test]
 fn hostile_text_from_a_partner_cannot_drive_the_terminal() {
-    use std::io::{BufRead, BufReader, Write};
     if !tmux_available() {
         return;
     }
@@ -243,12 +242,15 @@ fn hostile_text_from_a_partner_cannot_drive_the_terminal() {
             ],
         ]
         .into_iter();
+        // Her keys are the ones the kit's raw login registered, so alice's
+        // check of them against the registry passes: the attack is the text.
+        let me = kit::rooms::raw_identity();
         for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let mut hello = String::new();
-            let _ = BufReader::new(conn.try_clone().expect("clone")).read_line(&mut hello);
+            let Ok(conn) = conn else { return };
+            let mut conn = kit::noise::NoiseConn::accept(conn, &me, "mallory");
+            let hello = conn.next(WAIT).map(|v| v.to_string()).unwrap_or_default();
             for reply in replies.next().unwrap_or_default() {
-                let _ = writeln!(conn, "{reply}");
+                conn.send(reply);
             }
             let _ = to_test.send(hello);
             // Kept open: the chat stays up while the test looks.

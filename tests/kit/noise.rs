@@ -162,6 +162,32 @@ impl NoiseConn {
         })
     }
 
+    /// The answering side: runs the handshake on an accepted `s` as `me`
+    /// holding `id` (whoever dials is accepted: checking the dialler is
+    /// the real peer's job, not this stand-in's); panics if it fails.
+    pub fn accept(mut s: TcpStream, id: &Identity, me: &str) -> NoiseConn {
+        let deadline = Instant::now() + HANDSHAKE_WAIT;
+        let mut frames = Deframer::default();
+        let hs = Handshake::responder(&id.kx_secret(), me, None).expect("responder");
+        let m1 = read_frame(&mut s, &mut frames, deadline).expect("message 1");
+        let Ok(Next::Continue(hs, m2)) = hs.read(&m1) else {
+            panic!("bad message 1")
+        };
+        s.write_all(&m2).expect("message 2");
+        let m3 = read_frame(&mut s, &mut frames, deadline).expect("message 3");
+        let Ok(Next::Done(sec, _)) = hs.read(&m3) else {
+            panic!("bad message 3")
+        };
+        let (seal, open) = sec.channel.split();
+        NoiseConn {
+            stream: s,
+            frames,
+            seal,
+            open,
+            plain: Vec::new(),
+        }
+    }
+
     /// Sends `line` (a newline is added) inside the channel.
     pub fn line(&mut self, line: &str) {
         let bytes = self
