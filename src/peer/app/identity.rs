@@ -16,6 +16,11 @@ impl App {
                 return Some(id.wire());
             }
         }
+        if crate::protocol::names::Username::parse(username).is_err() {
+            // No such account can exist (the registry refuses the login):
+            // no file is made under a name that is not a valid file name.
+            return Some(Identity::generate().wire());
+        }
         let path = Identity::path(&crate::tls::cert::config_dir(), username);
         match Identity::load_or_create(&path) {
             Ok((id, made)) => {
