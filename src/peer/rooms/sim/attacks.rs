@@ -11,7 +11,14 @@ use crate::protocol::datagram::{
 
 /// A DATA of one fragment in the room, its `msg_id` being its `seq`.
 /// (`_to`: DATA goes to the room; the argument says who the test hands it to.)
-fn data(from: &str, _to: &str, stream: u64, seq: u64, event: EventKind, text: &str) -> Datagram {
+pub(super) fn data(
+    from: &str,
+    _to: &str,
+    stream: u64,
+    seq: u64,
+    event: EventKind,
+    text: &str,
+) -> Datagram {
     Datagram {
         room: ROOM.into(),
         from: from.into(),

@@ -4,7 +4,7 @@
 
 use super::scenarios::{ms, room_of, ROOM};
 use super::{NetConfig, Sim};
-use crate::protocol::datagram::{Body, Datagram, EventKind, NONCE_LEN};
+use crate::protocol::datagram::{EventKind, NONCE_LEN};
 
 #[test]
 fn with_real_signatures_a_member_cannot_forge_and_replays_do_no_harm() {
@@ -23,20 +23,11 @@ fn with_real_signatures_a_member_cannot_forge_and_replays_do_no_harm() {
     // a new one, and a "leave" naming m001.
     let me = super::auth::identity("mallory");
     let forge = |from: &str, stream, seq, event, nonce: u8| {
-        Datagram {
-            room: ROOM.into(),
-            from: from.into(),
-            body: Body::Data {
-                stream,
-                seq,
-                event,
-                msg_id: seq,
-                frag: 0,
-                frags: 1,
-                bytes: b"forged".to_vec(),
-            },
-        }
-        .encode(&key, &[nonce; NONCE_LEN], &me)
+        super::attacks::data(from, "", stream, seq, event, "forged").encode(
+            &key,
+            &[nonce; NONCE_LEN],
+            &me,
+        )
     };
     let before: Vec<u64> = (0..4)
         .map(|i| sim.nodes[i].engine.stats().bad_signature)
