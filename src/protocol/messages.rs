@@ -135,6 +135,17 @@ pub enum Request {
         token: String,
         room: String,
     },
+    /// A member hands over the room key of `epoch`, sealed to each member
+    /// named in `packages` (username -> 160 hex digits, see
+    /// `protocol::roomkey`). The first member to do so for an epoch becomes
+    /// its key maker; after that only the maker may add packages (for
+    /// members who join later). Reply: the room, as to `members`.
+    RoomKey {
+        token: String,
+        room: String,
+        epoch: u64,
+        packages: std::collections::BTreeMap<String, String>,
+    },
     /// Sets the topic of a room the caller is in; an empty `topic` clears it.
     SetTopic {
         token: String,
@@ -216,6 +227,7 @@ impl Request {
             | Request::LeaveRoom { token, .. }
             | Request::Rooms { token }
             | Request::Members { token, .. }
+            | Request::RoomKey { token, .. }
             | Request::SetTopic { token, .. }
             | Request::SetAway { token, .. }
             | Request::Kick { token, .. }
@@ -297,6 +309,10 @@ error_codes! {
     RoomExists => "room_exists",
     NoSuchRoom => "no_such_room",
     NotAMember => "not_a_member",
+    /// A `room_key` for an epoch that is not the room's current one.
+    StaleEpoch => "stale_epoch",
+    /// A `room_key` for an epoch whose key another member made.
+    KeyExists => "key_exists",
     /// A `set_topic` topic longer than [`MAX_TOPIC`] bytes.
     TopicTooLong => "topic_too_long",
     /// A `set_away` message longer than [`MAX_AWAY`] bytes.
@@ -405,15 +421,25 @@ pub struct PeerKeys {
 #[serde(deny_unknown_fields)]
 pub struct RoomInfo {
     pub name: String,
-    /// The room key of the current epoch, 64 hex digits (32 bytes), which
-    /// seals room datagrams. Only members are told it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// The key's epoch: it grows by one each time a member leaves (or is
-    /// taken out when its session ends) and the key is replaced. Sent with
-    /// `key`.
+    /// The current key epoch: it grows by one each time a member leaves
+    /// (or is taken out when its session ends), and the room then needs a
+    /// new key. Only members are told it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<u64>,
+    /// The member who made the current epoch's room key (the first to send
+    /// `room_key` for it); absent while the epoch has no key yet. Members
+    /// only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_maker: Option<String>,
+    /// The current epoch's room key sealed to the caller by `key_maker`
+    /// (160 hex digits); absent until the maker has sealed one for it. The
+    /// registry cannot open it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_package: Option<String>,
+    /// Members the maker has not yet sealed the current key to (all of
+    /// them while there is no maker). Members only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs_key: Vec<String>,
     pub members: Vec<UserInfo>,
 }
 

@@ -25,6 +25,7 @@ pub mod file;
 pub mod heartbeat;
 pub mod messages;
 pub mod names;
+pub mod roomkey;
 pub mod secure;
 
 pub use messages::*;

@@ -339,6 +339,8 @@ impl Registry {
                 let is_member = members.iter().any(|(u, _)| *u == me.username);
                 self.room_reply_of(&room, is_member, members, &me.username, None)
             }
+            // Contract only: the registry side lands with wp-keystore.
+            Request::RoomKey { .. } => Err(api(ErrorCode::BadRequest, "room_key: not yet")),
             Request::SetTopic { room, topic, .. } => {
                 RoomName::parse(&room)?;
                 self.require_operator(&me, &room)
@@ -455,8 +457,10 @@ impl Registry {
         Ok(ReplyBody::Room {
             room: RoomInfo {
                 name: record.name,
-                key: with_key.then_some(record.key),
                 epoch: with_key.then_some(record.epoch),
+                key_maker: None,
+                key_package: None,
+                needs_key: Vec::new(),
                 members,
             },
             topic: record.topic.map(|t| TopicInfo {

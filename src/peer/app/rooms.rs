@@ -139,7 +139,7 @@ fn addr_of(u: &UserInfo) -> Option<SocketAddr> {
 fn room_key(room: &RoomInfo) -> Option<RoomKey> {
     Some(RoomKey {
         epoch: room.epoch?,
-        key: wire::parse_key(room.key.as_deref()?)?,
+        key: wire::parse_key(room.key_package.as_deref()?)?,
     })
 }
 
