@@ -27,6 +27,7 @@ mod keylog;
 mod moderation;
 mod quit;
 mod registry;
+mod room_keys;
 mod rooms;
 mod session;
 mod social;

@@ -5,6 +5,7 @@
 //! (`Instant::now()`), the stream-id source and the registry bookkeeping
 //! ([`RoomPending`]); the room logic is all in the engine.
 
+use super::room_keys::KeyNews;
 use super::{App, Pending, Target};
 use crate::peer::rooms::engine::{Engine, Listed, StreamIds};
 use crate::peer::rooms::event::{Ask, Event, NotMember, SayError, Stats};
@@ -45,6 +46,9 @@ pub enum RoomPending {
     Moderated(String),
     /// `/announce`.
     Announce,
+    /// Our `room_key` (the packages of a key we made); answered as
+    /// `members` is.
+    Key(String),
 }
 
 /// Stream ids from the wall clock: microseconds since the epoch, so a
@@ -76,6 +80,8 @@ pub struct Rooms {
     pub queue_overflow: Arc<AtomicU64>,
     /// The last topic the registry told us of each room we joined.
     pub topics: std::collections::HashMap<String, Option<crate::protocol::TopicInfo>>,
+    /// Room keys we made, and what we sealed for whom.
+    pub keys: super::room_keys::KeyState,
 }
 
 impl Rooms {
@@ -90,6 +96,7 @@ impl Rooms {
             ),
             queue_overflow: Default::default(),
             topics: Default::default(),
+            keys: Default::default(),
         }
     }
 
@@ -112,6 +119,7 @@ impl Rooms {
 
     pub fn clear(&mut self) {
         self.engine.clear();
+        self.keys.clear();
     }
 
     pub fn leaving_done(&self) -> bool {
@@ -133,14 +141,6 @@ impl Rooms {
 fn addr_of(u: &UserInfo) -> Option<SocketAddr> {
     let a = u.address.as_ref().filter(|_| u.online)?;
     Some(SocketAddr::new(a.ip.parse::<IpAddr>().ok()?, a.udp_port))
-}
-
-/// The room's key and epoch from a registry reply (only members get them).
-fn room_key(room: &RoomInfo) -> Option<RoomKey> {
-    Some(RoomKey {
-        epoch: room.epoch?,
-        key: wire::parse_key(room.key_package.as_deref()?)?,
-    })
 }
 
 fn listed(users: &[UserInfo]) -> Vec<Listed> {
@@ -165,6 +165,25 @@ impl App {
     /// The session's token, for registry requests; `None` when logged out.
     fn room_token(&self) -> Option<String> {
         self.session.as_ref().map(|s| s.token.clone())
+    }
+
+    /// The key to hand the engine with a member list: the epoch's key when
+    /// we hold it; while it has not reached us, the engine's own (which it
+    /// then sends nothing under: [`Engine::await_key`]); `None` when the
+    /// registry no longer counts us a member.
+    fn room_key_for_engine(&mut self, now: Instant, info: &RoomInfo) -> Option<RoomKey> {
+        match self.room_key_news(now, info) {
+            KeyNews::Key(key) => Some(key),
+            KeyNews::NotMember => None,
+            KeyNews::Waiting(epoch) => {
+                let engine = &mut self.rooms.engine;
+                let held = engine.key(&info.name)?;
+                if held.epoch != epoch || !engine.has_key(&info.name) {
+                    engine.await_key(now, &info.name);
+                }
+                Some(held)
+            }
+        }
     }
 
     /// A room command failed: a running script stops at this line.
@@ -371,11 +390,6 @@ impl App {
         if let RoomPending::Moderated(_) | RoomPending::Announce = p {
             return self.moderation_replied(body);
         }
-        if let (Some(log), ReplyBody::Room { room, .. }) = (&mut self.keylog, &body) {
-            if let Some(key) = room_key(room) {
-                log.record(&room.name, &key);
-            }
-        }
         // Taken out by a kick or ban: told at the next member refresh.
         if let (
             RoomPending::Refresh(_) | RoomPending::Rejoin { .. } | RoomPending::Members(_),
@@ -395,27 +409,32 @@ impl App {
                 RoomPending::Create(_) | RoomPending::Join(_),
                 ReplyBody::Room { room, topic, .. },
             ) => {
-                let Some(key) = room_key(&room) else {
-                    self.error(
-                        "bad_reply",
-                        format!("the registry sent no usable key for #{}", room.name),
-                    );
-                    return;
-                };
                 let members = listed(&room.members);
-                self.rooms.engine.enter(now, &room.name, key, &members);
+                match self.room_key_news(now, &room) {
+                    KeyNews::Key(key) => self.rooms.engine.enter(now, &room.name, key, &members),
+                    KeyNews::Waiting(epoch) => self
+                        .rooms
+                        .engine
+                        .enter_awaiting_key(now, &room.name, epoch, &members),
+                    KeyNews::NotMember => {
+                        self.error(
+                            "bad_reply",
+                            format!("the registry did not count us in #{}", room.name),
+                        );
+                        return;
+                    }
+                }
                 // The topic shows under the "joined" line.
                 self.rooms_flush();
                 self.topic_seen(&room.name, topic, true);
             }
             (
-                RoomPending::Rejoin { .. } | RoomPending::Refresh(_),
+                RoomPending::Rejoin { .. } | RoomPending::Refresh(_) | RoomPending::Key(_),
                 ReplyBody::Room { room, topic, .. },
             ) => {
                 let members = listed(&room.members);
-                self.rooms
-                    .engine
-                    .members(now, &room.name, room_key(&room), &members);
+                let key = self.room_key_for_engine(now, &room);
+                self.rooms.engine.members(now, &room.name, key, &members);
                 self.topic_seen(&room.name, topic, false);
             }
             (RoomPending::Topic(_), ReplyBody::Topic { room, topic }) => {
@@ -438,9 +457,8 @@ impl App {
             ) => {
                 self.topic_seen(&room, topic, false);
                 let members = listed(&info.members);
-                self.rooms
-                    .engine
-                    .members(now, &room, room_key(&info), &members);
+                let key = self.room_key_for_engine(now, &info);
+                self.rooms.engine.members(now, &room, key, &members);
                 self.rooms_flush();
                 self.emit(UiEvent::Members {
                     room,
@@ -493,6 +511,14 @@ impl App {
                 self.room_ask(Ask::Rejoin(room))
             }
             RoomPending::Refresh(_) => log::debug!("member refresh failed: {e}"),
+            // Another member made the key first, or the epoch moved on:
+            // the list tells us what now.
+            RoomPending::Key(room) => {
+                log::debug!("room_key for #{room} refused: {e}");
+                if self.rooms.is_member(&room) {
+                    self.room_ask(Ask::Members(room));
+                }
+            }
             RoomPending::Leave(room) => {
                 // Locally we are out either way.
                 self.emit(UiEvent::RoomLeft { room });

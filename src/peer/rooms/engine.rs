@@ -44,6 +44,8 @@ pub const HELD_MAX: usize = 64;
 /// Ask the registry for each room's members this often: members it no
 /// longer lists are dropped, and a new key epoch is picked up.
 pub const MEMBERS_POLL: Duration = Duration::from_millis(1500);
+/// How often to ask while waiting for the current epoch's key.
+pub const KEY_POLL: Duration = Duration::from_millis(250);
 /// A member missing from this many answers in a row is dropped (one answer
 /// may race a member's leave and rejoin, or a registry restart). With
 /// [`MEMBERS_POLL`], a member the registry no longer lists is gone from our
@@ -140,6 +142,10 @@ pub(super) struct Room {
     pub key: RoomKey,
     /// The key before it, until when a "leave" under it is still taken.
     pub previous: Option<(RoomKey, Instant)>,
+    /// The registry moved the room to an epoch whose key has not reached
+    /// us yet (or we just joined and wait for ours): nothing is sent under
+    /// `key` meanwhile, and what arrives is not opened ([`Engine::await_key`]).
+    pub stale: bool,
     /// Members we send to and hear from.
     pub members: BTreeMap<String, Member>,
     /// The registry's latest list (online members but us, with their

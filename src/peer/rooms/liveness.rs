@@ -94,7 +94,8 @@ impl Engine {
         let mut ping = Vec::new();
         let mut probe = Vec::new();
         for (name, r) in self.rooms.iter_mut() {
-            if r.leaving.is_some() {
+            // Waiting for a key we hear nothing: nobody is judged by it.
+            if r.leaving.is_some() || r.stale {
                 continue;
             }
             // Listed members we gave up on: a ping tells them we are here,

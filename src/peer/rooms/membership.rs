@@ -56,6 +56,7 @@ impl Engine {
                 ping_after: String::new(),
                 key,
                 previous: None,
+                stale: false,
                 tell_registry: false,
                 announced: others.iter().cloned().collect(),
                 members,
@@ -142,10 +143,16 @@ impl Engine {
             self.emit(Event::Ask(Ask::Rejoin(room.to_string())));
             return;
         };
+        let unstale = r.stale && r.key != key;
         if r.key != key {
             log::info!("#{room}: key epoch {} -> {}", r.key.epoch, key.epoch);
-            r.previous = Some((r.key, now + PREVIOUS_KEY_GRACE));
+            // A placeholder (we waited for our first key) is no key to keep.
+            if !r.stale {
+                r.previous = Some((r.key, now + PREVIOUS_KEY_GRACE));
+            }
             r.key = key;
+            r.stale = false;
+            r.next_poll = r.next_poll.min(now + MEMBERS_POLL);
             for (user, m) in r.members.iter_mut() {
                 m.flow.rekeyed(now);
                 // Due now: queued afresh (an entry for later goes stale).
@@ -194,6 +201,22 @@ impl Engine {
         }
         self.refuse_outdated(room, listed);
         self.replay_held(room, now);
+        if unstale {
+            // What waited for the key (our "join", what the user typed)
+            // goes out now.
+            let names: Vec<String> = self
+                .rooms
+                .get_mut(room)
+                .map(|r| {
+                    // We were deaf meanwhile, not they silent.
+                    r.members.values_mut().for_each(|m| m.last_heard = now);
+                    r.members.keys().cloned().collect()
+                })
+                .unwrap_or_default();
+            for user in names {
+                self.pump(room, &user, now);
+            }
+        }
     }
 
     /// Lets a member the registry lists in (again), and says so once.
@@ -297,7 +320,12 @@ impl Engine {
             return;
         }
         r.last_refresh = Some(now);
-        r.next_poll = now + MEMBERS_POLL;
+        r.next_poll = now
+            + if r.stale {
+                super::engine::KEY_POLL
+            } else {
+                MEMBERS_POLL
+            };
         self.emit(Event::Ask(Ask::Members(room.to_string())));
     }
 

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod event;
 pub mod faults;
 pub mod flow;
+mod keys;
 mod liveness;
 mod membership;
 mod progress;

@@ -150,7 +150,8 @@ impl Engine {
     fn check(&self, bytes: &[u8]) -> Result<Datagram, DecodeError> {
         let h = Header::peek(bytes)?;
         let r = self.rooms.get(&h.room).ok_or(DecodeError::UnknownRoom)?;
-        if h.epoch != r.key.epoch {
+        // Without the current key nothing is opened: we ask for it.
+        if h.epoch != r.key.epoch || r.stale {
             return Err(DecodeError::OtherEpoch {
                 room: h.room,
                 epoch: h.epoch,

@@ -125,7 +125,7 @@ impl Engine {
     /// per epoch).
     fn sealed(&mut self, room: &str, seq: u64) -> Option<Vec<u8>> {
         {
-            let r = self.rooms.get(room)?;
+            let r = self.rooms.get(room).filter(|r| !r.stale)?;
             let sent = r.tx.buf.get(&seq)?;
             if let Some((epoch, bytes)) = &sent.sealed {
                 if *epoch == r.key.epoch {
@@ -237,7 +237,7 @@ impl Engine {
         body: Body,
         now: Instant,
     ) {
-        let Some(key) = self.rooms.get(room).map(|r| r.key) else {
+        let Some(key) = self.rooms.get(room).filter(|r| !r.stale).map(|r| r.key) else {
             return;
         };
         let dg = Datagram {

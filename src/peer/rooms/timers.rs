@@ -115,6 +115,18 @@ impl Engine {
                         continue;
                     }
                     m.timer = None;
+                    if self.rooms.get(&room).is_some_and(|r| r.stale) {
+                        // Nothing goes out without the key, and no member
+                        // is judged for it: the new key pumps them all.
+                        continue;
+                    }
+                    let Some(m) = self
+                        .rooms
+                        .get_mut(&room)
+                        .and_then(|r| r.members.get_mut(&user))
+                    else {
+                        continue;
+                    };
                     if m.flow.stalled(now) {
                         self.unreachable(&room, &user, now);
                     } else if m.flow.deadline().is_some_and(|t| t <= now) {

@@ -94,6 +94,10 @@ pub struct Sim {
     sent_to: Vec<u64>,
     /// Engines sign with Ed25519 (else with the cheap stand-in).
     signed: bool,
+    /// How long a new epoch's key (or a joiner's) takes to reach each
+    /// member: zero hands it over with the list at once; more plays the
+    /// key maker sealing it and the members fetching their packages.
+    pub key_delay: Duration,
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -156,6 +160,7 @@ impl Sim {
             outside: Vec::new(),
             sent_to: vec![0; n],
             signed: false,
+            key_delay: Duration::ZERO,
         }
     }
 
@@ -174,13 +179,22 @@ impl Sim {
                 },
                 members: BTreeSet::new(),
                 outsiders: BTreeMap::new(),
+                keyless_until: BTreeMap::new(),
             });
-            r.members.insert(i);
+            if r.members.insert(i) && !self.key_delay.is_zero() && r.members.len() > 1 {
+                r.keyless_until.insert(i, self.now + self.key_delay);
+            }
             r.key
         };
         let listed = self.listed(room);
         let now = self.now;
-        self.nodes[i].engine.enter(now, room, key, &listed);
+        if self.keyless(i, room) {
+            self.nodes[i]
+                .engine
+                .enter_awaiting_key(now, room, key.epoch, &listed);
+        } else {
+            self.nodes[i].engine.enter(now, room, key, &listed);
+        }
         self.drain(i);
     }
 

@@ -8,7 +8,7 @@ use crate::peer::rooms::{Ask, Listed};
 use crate::protocol::datagram::RoomKey;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the fake registry knows of a room.
 pub(super) struct RegRoom {
@@ -16,14 +16,18 @@ pub(super) struct RegRoom {
     pub(super) members: BTreeSet<usize>,
     /// Members that are not simulated nodes (a test's own socket).
     pub(super) outsiders: BTreeMap<String, SocketAddr>,
+    /// Members the current key has not reached yet, and when it will (the
+    /// real key maker seals and the member fetches: [`Sim::key_delay`]).
+    pub(super) keyless_until: BTreeMap<usize, Instant>,
 }
 
 impl RegRoom {
     /// A member left or was taken out: a new key, one epoch on, as the
     /// real registry does.
-    pub(super) fn rekey(&mut self) {
+    pub(super) fn rekey(&mut self, ready: Instant) {
         self.key.epoch += 1;
         self.key.key = [(self.key.epoch as u8).wrapping_mul(37) ^ self.key.key[1]; 32];
+        self.keyless_until = self.members.iter().map(|&i| (i, ready)).collect();
     }
 }
 
@@ -52,6 +56,14 @@ impl Sim {
         nodes.chain(outsiders).collect()
     }
 
+    /// Whether the current key has not reached member `i` yet.
+    pub(super) fn keyless(&self, i: usize, room: &str) -> bool {
+        self.registry
+            .get(room)
+            .and_then(|r| r.keyless_until.get(&i))
+            .is_some_and(|&t| self.now < t)
+    }
+
     /// The registry's answer to node `i`: the key only for a member.
     pub(super) fn key_for(&self, i: usize, room: &str) -> Option<RoomKey> {
         let r = self.registry.get(room)?;
@@ -68,9 +80,10 @@ impl Sim {
 
     /// The outsider leaves `room` through the registry (which re-keys it).
     pub fn unregister_outsider(&mut self, room: &str, name: &str) {
+        let ready = self.now + self.key_delay;
         let r = self.registry.get_mut(room).expect("room exists");
         if r.outsiders.remove(name).is_some() {
-            r.rekey();
+            r.rekey(ready);
         }
     }
 
@@ -84,9 +97,10 @@ impl Sim {
                 continue;
             }
             self.nodes[i].killed_at = None;
+            let ready = self.now + self.key_delay;
             for (name, r) in self.registry.iter_mut() {
                 if r.members.remove(&i) {
-                    r.rekey();
+                    r.rekey(ready);
                     self.nodes[i].lost_rooms.push(name.clone());
                 }
             }
@@ -101,9 +115,10 @@ impl Sim {
     /// The registry restarts: sessions are gone, so it lists nobody until
     /// each node, its session restored, joins again.
     pub fn registry_restart(&mut self) {
+        let ready = self.now + self.key_delay;
         for r in self.registry.values_mut() {
             r.members.clear();
-            r.rekey();
+            r.rekey(ready);
         }
         self.registry_up = true;
     }
@@ -128,24 +143,38 @@ impl Sim {
                 }
                 let room = match ask {
                     Ask::Leave(room) => {
+                        let ready = self.now + self.key_delay;
                         if let Some(r) = self.registry.get_mut(&room) {
                             if r.members.remove(&i) {
-                                r.rekey();
+                                r.rekey(ready);
                             }
                         }
                         continue;
                     }
                     Ask::Rejoin(room) => {
+                        let ready = self.now + self.key_delay;
                         if let Some(r) = self.registry.get_mut(&room) {
-                            r.members.insert(i);
+                            if r.members.insert(i) && !self.key_delay.is_zero() {
+                                r.keyless_until.insert(i, ready);
+                            }
                         }
                         room
                     }
                     Ask::Members(room) => room,
                 };
-                let key = self.key_for(i, &room);
                 let listed = self.listed(&room);
                 let now = self.now;
+                let key = match self.key_for(i, &room) {
+                    Some(k) if self.keyless(i, &room) => {
+                        // As the peer does while its key is on the way.
+                        let e = &mut self.nodes[i].engine;
+                        if e.key(&room).is_some_and(|h| h.epoch != k.epoch) {
+                            e.await_key(now, &room);
+                        }
+                        e.key(&room)
+                    }
+                    k => k,
+                };
                 self.nodes[i].engine.members(now, &room, key, &listed);
                 self.drain(i);
             }

@@ -1,0 +1,78 @@
+//! Waiting for a room key. Room keys are made by a member and reach the
+//! others sealed through the registry (`protocol::roomkey`); the peer's
+//! glue opens them and hands them in with [`Engine::members`]. Between the
+//! registry saying "epoch E" and E's key arriving, the engine sends nothing
+//! under the key it holds (an ex-member may hold it too) and opens nothing.
+
+use super::engine::{Engine, KEY_POLL};
+use crate::protocol::datagram::{Body, Datagram, RoomKey};
+use std::time::Instant;
+
+impl Engine {
+    /// The registry says `room` is at an epoch whose key we lack: stop
+    /// sending under the old key, and ask for the list (and our package)
+    /// every [`KEY_POLL`] until the key comes ([`Engine::members`] with it).
+    pub fn await_key(&mut self, now: Instant, room: &str) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if !r.stale {
+            log::info!("#{room}: waiting for the new epoch's key");
+        }
+        r.stale = true;
+        r.next_poll = r.next_poll.min(now + KEY_POLL);
+    }
+
+    /// The key we hold for `room` (perhaps not the current epoch's).
+    pub fn key(&self, room: &str) -> Option<RoomKey> {
+        self.rooms.get(room).map(|r| r.key)
+    }
+
+    /// Whether we hold the key of the epoch the registry last named.
+    pub fn has_key(&self, room: &str) -> bool {
+        self.rooms.get(room).is_some_and(|r| !r.stale)
+    }
+
+    /// We joined `room` and wait for our key: [`Engine::enter`] under a
+    /// placeholder (nothing is sent or opened under it), then a knock to
+    /// every member listed, so each asks the registry for the list at once
+    /// and the key maker seals the key for us without waiting for its next
+    /// poll. The knock is a PING under epoch 0 (no room has it) and a
+    /// throwaway key: members drop it unread (counted as `other_epoch`).
+    pub fn enter_awaiting_key(
+        &mut self,
+        now: Instant,
+        room: &str,
+        epoch: u64,
+        listed: &[super::engine::Listed],
+    ) {
+        let placeholder = RoomKey {
+            epoch,
+            key: rand::random(),
+        };
+        self.enter(now, room, placeholder, listed);
+        self.await_key(now, room);
+        let Some(addrs) = self
+            .rooms
+            .get(room)
+            .map(|r| r.listed.values().copied().collect::<Vec<_>>())
+        else {
+            return;
+        };
+        let throwaway = RoomKey {
+            epoch: 0,
+            key: rand::random(),
+        };
+        let dg = Datagram {
+            room: room.to_string(),
+            from: self.me.clone(),
+            body: Body::Ping,
+        };
+        for addr in addrs {
+            let nonce = self.nonce();
+            let bytes = dg.encode(&throwaway, &nonce, self.auth.as_ref());
+            self.stats.datagrams_out += 1;
+            self.injector.send(addr, bytes, now);
+        }
+    }
+}
