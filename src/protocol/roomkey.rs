@@ -173,13 +173,19 @@ mod tests {
         assert_eq!(open_hex(&b, "alice", "bob", &akx, "den", 3, &p), None);
         assert_eq!(open_hex(&b, "alice", "bob", &akx, "lab", 4, &p), None);
         assert_eq!(open_hex(&b, "mallory", "bob", &akx, "lab", 3, &p), None);
-        assert_eq!(open_hex(&b, "alice", "bob", &m.public().kx, "lab", 3, &p), None);
+        assert_eq!(
+            open_hex(&b, "alice", "bob", &m.public().kx, "lab", 3, &p),
+            None
+        );
         let mut t = p.clone().into_bytes();
         t[100] = if t[100] == b'0' { b'1' } else { b'0' };
         let t = String::from_utf8(t).unwrap();
         assert_eq!(open_hex(&b, "alice", "bob", &akx, "lab", 3, &t), None);
         assert_eq!(open_hex(&b, "alice", "bob", &akx, "lab", 3, "zz"), None);
-        assert_eq!(open_hex(&b, "alice", "bob", &akx, "lab", 3, &"é".repeat(80)), None);
+        assert_eq!(
+            open_hex(&b, "alice", "bob", &akx, "lab", 3, &"é".repeat(80)),
+            None
+        );
         // A member who made the key can open its own package too.
         let own = seal(&a, "alice", "alice", &akx, "lab", 3, &key, [8; 32]);
         assert_eq!(open(&a, "alice", "alice", &akx, "lab", 3, &own), Some(key));
