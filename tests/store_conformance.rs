@@ -8,10 +8,13 @@ mod kit;
 mod lookups;
 #[path = "store_conformance/roles.rs"]
 mod roles;
+#[path = "store_conformance/roomkeys.rs"]
+mod roomkeys;
 #[path = "store_conformance/social.rs"]
 mod social;
 use lookups::*;
 use roles::*;
+use roomkeys::*;
 use social::*;
 
 #[cfg(feature = "mongodb")]
@@ -580,6 +583,7 @@ conformance!(
     case_away,
     case_room_policy,
     case_announcements,
+    case_swap_room_key,
 );
 
 // ---- MongoDB only (feature `mongodb`): the server goes away and comes back ----

@@ -29,6 +29,7 @@ mod joining;
 mod offline;
 mod policy;
 mod roles;
+mod roomkeys;
 mod sessions;
 mod social;
 pub use sessions::RECHECK;
@@ -290,7 +291,8 @@ impl Registry {
                 let password_hash = self.room_password_hash(password.as_deref())?;
                 let record = RoomRecord {
                     name: room.clone(),
-                    key: auth::new_token(),
+                    // No key yet: a member makes it (`room_key`).
+                    key: String::new(),
                     epoch: 1,
                     created_ms: now,
                     topic: None,
@@ -317,9 +319,7 @@ impl Registry {
                 if self.store.find_room(&room)?.is_none() {
                     return Err(no_such_room(&room));
                 }
-                let left = self
-                    .store
-                    .remove_member(&room, &me.username, &auth::new_token())?;
+                let left = self.store.remove_member(&room, &me.username, "")?;
                 if !left.removed {
                     return Err(api(
                         ErrorCode::NotAMember,
@@ -339,8 +339,12 @@ impl Registry {
                 let is_member = members.iter().any(|(u, _)| *u == me.username);
                 self.room_reply_of(&room, is_member, members, &me.username, None)
             }
-            // Contract only: the registry side lands with wp-keystore.
-            Request::RoomKey { .. } => Err(api(ErrorCode::BadRequest, "room_key: not yet")),
+            Request::RoomKey {
+                room,
+                epoch,
+                packages,
+                ..
+            } => self.room_key(&me, &room, epoch, packages),
             Request::SetTopic { room, topic, .. } => {
                 RoomName::parse(&room)?;
                 self.require_operator(&me, &room)
@@ -417,7 +421,8 @@ impl Registry {
         })
     }
 
-    /// A room with its members; the key only for members.
+    /// A room with its members; the key epoch, maker, the caller's sealed
+    /// key and who still needs one only for members.
     fn room_reply(
         &self,
         room: &str,
@@ -450,17 +455,21 @@ impl Registry {
             None => self.update_policy(room, Some(&names), |_| Ok(()))?.1,
         };
         let now = self.now_ms();
-        let members = members
+        let members: Vec<UserInfo> = members
             .into_iter()
             .map(|(u, s)| self.info(u, s.as_ref(), now))
             .collect();
+        let (key_maker, key_package, needs_key) = match with_key {
+            true => roomkeys::key_fields(&record.key, caller, &members),
+            false => (None, None, Vec::new()),
+        };
         Ok(ReplyBody::Room {
             room: RoomInfo {
                 name: record.name,
                 epoch: with_key.then_some(record.epoch),
-                key_maker: None,
-                key_package: None,
-                needs_key: Vec::new(),
+                key_maker,
+                key_package,
+                needs_key,
                 members,
             },
             topic: record.topic.map(|t| TopicInfo {

@@ -4,7 +4,6 @@
 //! of their rooms.
 
 use super::{Conn, Registry};
-use crate::registry::auth;
 use crate::registry::store::StoreError;
 
 impl Registry {
@@ -28,10 +27,7 @@ impl Registry {
         };
         let mut done = true;
         for room in rooms {
-            match self
-                .store
-                .remove_member(&room, username, &auth::new_token())
-            {
+            match self.store.remove_member(&room, username, "") {
                 Ok(left) => {
                     if left.room_deleted {
                         log::info!("room {room} is empty and deleted");

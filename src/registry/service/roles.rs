@@ -303,9 +303,10 @@ impl Registry {
             })
         })?;
         if let (true, Some(user)) = (out, m.target()) {
-            // As for a leave: the store gives the room a new key before it
-            // drops the membership, so the one taken out reads nothing more.
-            let left = self.store.remove_member(room, user, &auth::new_token())?;
+            // As for a leave: the store moves the room to a new epoch and
+            // clears its packages before it drops the membership, so the
+            // one taken out is sealed none of the next key.
+            let left = self.store.remove_member(room, user, "")?;
             self.member_gone(room, user, left, false);
         }
         log::info!(

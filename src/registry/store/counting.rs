@@ -120,6 +120,9 @@ impl Store for CountingStore {
         self.n("remove_member")
             .remove_member(room, username, new_key)
     }
+    fn swap_room_key(&self, room: &str, epoch: u64, old: &str, new: &str) -> StoreResult<bool> {
+        self.n("swap_room_key").swap_room_key(room, epoch, old, new)
+    }
     fn room_members(&self, room: &str) -> StoreResult<Vec<String>> {
         self.n("room_members").room_members(room)
     }

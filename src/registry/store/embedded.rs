@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 mod file;
+mod keys_upgrade;
 mod lookups;
 mod roles;
 mod social;
@@ -415,6 +416,16 @@ impl Store for SqliteStore {
                 removed,
                 room_deleted,
             })
+        })
+    }
+
+    fn swap_room_key(&self, room: &str, epoch: u64, old: &str, new: &str) -> StoreResult<bool> {
+        self.with(|c| {
+            c.prepare_cached(
+                "UPDATE rooms SET key = ?4 WHERE name = ?1 AND epoch = ?2 AND key = ?3",
+            )?
+            .execute(params![room, epoch as i64, old, new])
+            .map(|n| n == 1)
         })
     }
 

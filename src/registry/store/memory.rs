@@ -297,6 +297,16 @@ impl Store for MemoryStore {
         })
     }
 
+    fn swap_room_key(&self, room: &str, epoch: u64, old: &str, new: &str) -> StoreResult<bool> {
+        self.with(|d| match d.rooms.get_mut(room) {
+            Some((r, _)) if r.epoch == epoch && r.key == old => {
+                r.key = new.to_string();
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+    }
+
     fn room_members(&self, room: &str) -> StoreResult<Vec<String>> {
         self.with(|d| {
             Ok(d.rooms

@@ -23,6 +23,7 @@ pub mod mongo;
 
 pub mod counting;
 pub mod memory;
+pub mod roomkeys;
 
 pub use crate::protocol::messages::PeerKeys;
 use std::fmt;
@@ -61,9 +62,10 @@ pub struct SessionRecord {
     pub keys: Option<PeerKeys>,
 }
 
-/// A chat room. `key` is 64 hex digits: the key that seals room datagrams
-/// in the current `epoch` (1 at creation, one more each time a member is
-/// removed and the key replaced).
+/// A chat room. `key` holds the current `epoch`'s sealed room keys (see
+/// [`roomkeys::RoomKeys`]), `""` while the epoch has none; the epoch is 1 at
+/// creation and one more each time a member is removed (the packages are
+/// then cleared: the members make a new key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomRecord {
     pub name: String,
@@ -254,12 +256,15 @@ pub trait Store: Send + Sync {
     /// Adds a member (idempotent); `NotFound` if the room does not exist.
     fn add_member(&self, room: &str, username: &str) -> StoreResult<()>;
     /// Removes a member; deletes the room when it was the last one, and
-    /// otherwise gives it `new_key` under the next epoch, so the one who
-    /// left cannot read what the others send from then on. (Embedded and
+    /// otherwise gives it `new_key` (the registry passes `""`: no packages)
+    /// under the next epoch, so the one who left is sealed no key of it. (Embedded and
     /// in-memory stores do both in one transaction; on MongoDB the key
     /// changes first and the membership right after, so a failure between
     /// the two leaves the member listed, never removed under the old key.)
     fn remove_member(&self, room: &str, username: &str, new_key: &str) -> StoreResult<Left>;
+    /// Sets a room's `key` to `new`, but only if the room exists at `epoch`
+    /// with `key` still `old` (a compare-and-swap); true iff it was updated.
+    fn swap_room_key(&self, room: &str, epoch: u64, old: &str, new: &str) -> StoreResult<bool>;
     /// Usernames of a room's members, sorted.
     fn room_members(&self, room: &str) -> StoreResult<Vec<String>>;
     /// A room's members, sorted, each with their session if they have one,

@@ -420,6 +420,12 @@ impl Store for MongoStore {
         left(true, deleted)
     }
 
+    fn swap_room_key(&self, room: &str, epoch: u64, old: &str, new: &str) -> StoreResult<bool> {
+        let filter = doc! {"name": room, "epoch": epoch as i64, "key": old};
+        let set = doc! {"$set": {"key": new}};
+        Ok(ok(self.rooms.update_one(filter, set).run())?.matched_count == 1)
+    }
+
     fn room_members(&self, room: &str) -> StoreResult<Vec<String>> {
         self.member_field(doc! {"room": room}, "username")
     }

@@ -7,6 +7,7 @@ mod authorisation;
 mod costs;
 mod online;
 mod roles;
+mod roomkeys;
 mod rooms;
 mod sessions;
 mod validation;

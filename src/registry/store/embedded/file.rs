@@ -1,12 +1,13 @@
 //! The embedded store's file: how a new database is created and how an
 //! existing one is checked before the registry serves from it.
 
+use super::keys_upgrade::upgrade_to_v6;
 use super::roles::SCHEMA_V4;
 use super::{err, StoreError, StoreResult};
 use rusqlite::Connection;
 
 /// `PRAGMA application_id` of a registry database: "LANc".
-const APPLICATION_ID: i32 = 0x4C41_4E63;
+pub(super) const APPLICATION_ID: i32 = 0x4C41_4E63;
 /// The tables and indexes, as created in a new file.
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (
@@ -50,8 +51,10 @@ CREATE INDEX IF NOT EXISTS members_username ON members(username);
 /// Version 2 added `rooms.epoch`, version 3 `rooms.topic`, `rooms.topic_by`
 /// and `sessions.away`, version 4 the tables `room_policies` and
 /// `announcements` (see `upgrade_to_v4`), version 5 `sessions.sign_key` and
-/// `sessions.kx_key` (identity keys); an older file is upgraded in place.
-const SCHEMA_VERSION: i32 = 5;
+/// `sessions.kx_key` (identity keys), version 6 retired the room keys the
+/// registry used to make (see `upgrade_to_v6`); an older file is upgraded
+/// in place.
+const SCHEMA_VERSION: i32 = 6;
 /// The columns added since version 1: table, column, type.
 const ADDED: [(&str, &str, &str); 6] = [
     ("rooms", "epoch", "INTEGER NOT NULL DEFAULT 1"),
@@ -184,8 +187,9 @@ fn upgrade(conn: &Connection, path: &str) -> StoreResult<()> {
         }
     }
     let v4 = upgrade_to_v4();
+    let v6 = upgrade_to_v6();
     conn.execute_batch(&format!(
-        "BEGIN; {add} {v4} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+        "BEGIN; {add} {v4} {v6} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
     ))
     .map_err(err)?;
     log::info!("{path}: upgraded to schema version {SCHEMA_VERSION}");
@@ -327,11 +331,13 @@ mod tests {
         .unwrap();
         drop(conn);
         let store = SqliteStore::open(&p).unwrap();
+        // Version 6 retired the registry-made key 'k' with its epoch.
         let room = store.find_room("lab").unwrap().unwrap();
-        assert_eq!((room.key.as_str(), room.epoch), ("k", 1));
-        store.remove_member("lab", "ann", "k2").unwrap();
+        assert_eq!((room.key.as_str(), room.epoch), ("", 2));
+        assert!(store.swap_room_key("lab", 2, "", "k2").unwrap());
+        store.remove_member("lab", "ann", "").unwrap();
         let room = store.find_room("lab").unwrap().unwrap();
-        assert_eq!((room.key.as_str(), room.epoch), ("k2", 2));
+        assert_eq!((room.key.as_str(), room.epoch), ("", 3));
         drop(store);
         assert_eq!(header(&p), (APPLICATION_ID, SCHEMA_VERSION));
     }
@@ -368,7 +374,7 @@ mod tests {
         drop(conn);
         let store = SqliteStore::open(&p).unwrap();
         let room = store.find_room("lab").unwrap().unwrap();
-        assert_eq!((room.epoch, room.topic), (4, None));
+        assert_eq!((room.key.as_str(), room.epoch, room.topic), ("", 5, None));
         let ann = store.session_by_token("t").unwrap().unwrap();
         assert_eq!((ann.away, ann.keys), (None, None));
         assert!(store.set_topic("lab", "ann", "plans").unwrap());
