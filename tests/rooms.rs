@@ -54,6 +54,11 @@ fn create_and_join(peers: &mut [Peer], room: &str, within: Option<Duration>) {
             }
         }
     }
+    // Every member holds the room's key (made by the creator, sealed to
+    // each): what a test sends from here is opened.
+    for p in peers.iter_mut() {
+        p.expect("room_key", &[("room", json!(room))], T);
+    }
 }
 
 fn names(peers: &[Peer]) -> Vec<String> {
@@ -443,7 +448,7 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
     let mut mallory = Session::login(reg.addr(), "mallory", my_port, my_port)
         .with_heartbeats(Duration::from_millis(300));
     let joined = mallory.ok(json!({"op": "join_room", "room": "sec"}));
-    let key = room_key(&joined);
+    let key = room_key(&mut mallory, "mallory", &joined);
     let m_stream = now_us();
     let join = data("mallory", "", m_stream, 1, EventKind::Join, "");
     for addr in [alice_addr, bob_addr] {
@@ -598,7 +603,7 @@ fn a_member_cannot_forge_another_members_message() {
     let mut mallory = Session::login(reg.addr(), "mallory", my_port, my_port)
         .with_heartbeats(Duration::from_millis(300));
     let joined = mallory.ok(json!({"op": "join_room", "room": "sec"}));
-    let key = room_key(&joined);
+    let key = room_key(&mut mallory, "mallory", &joined);
     let base = p[1].stats();
     let forged = data("alice", "bob", u64::MAX, 1, EventKind::Text, "forged");
     sock.send_to(&seal(&forged, &key), bob_addr).expect("send");

@@ -22,6 +22,7 @@ const ROOM: &str = "sec";
 struct Mallory {
     sock: UdpSocket,
     session: Session,
+    name: String,
     stream: u64,
 }
 
@@ -36,13 +37,15 @@ impl Mallory {
         Mallory {
             sock,
             session,
+            name: name.to_string(),
             stream: now_us(),
         }
     }
 
     /// Joins the room through the registry; returns its key.
     fn join(&mut self) -> RoomKey {
-        room_key(&self.session.ok(json!({"op": "join_room", "room": ROOM})))
+        let joined = self.session.ok(json!({"op": "join_room", "room": ROOM}));
+        room_key(&mut self.session, &self.name, &joined)
     }
 
     /// Sends `body` to `to` at `addr` as `from`, sealed under `key`.

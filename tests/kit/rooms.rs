@@ -15,17 +15,58 @@ pub fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-/// The room key and its epoch from a registry reply holding a `room`
-/// (`create_room`, `join_room`, `members` from a member).
+/// The room key a raw client (logged in as `me` with [`raw_identity`]'s
+/// keys) gets in `room`: from `reply` (to `join_room` or `members`) when it
+/// carries our package, else asking `members` every 100 ms (up to 10 s)
+/// until the room's key maker, a real peer, has sealed one for us. Opened
+/// with the maker's key as the registry vouches for it.
 #[track_caller]
-pub fn room_key(reply: &Value) -> lanchat::protocol::datagram::RoomKey {
-    let hex = reply["room"]["key"].as_str().expect("a key in the reply");
-    lanchat::protocol::datagram::RoomKey {
-        epoch: reply["room"]["epoch"]
-            .as_u64()
-            .expect("an epoch in the reply"),
-        key: lanchat::protocol::datagram::parse_key(hex).expect("a 64-hex-digit key"),
+pub fn room_key(
+    session: &mut super::client::Session,
+    me: &str,
+    reply: &Value,
+) -> lanchat::protocol::datagram::RoomKey {
+    let room = reply["room"]["name"]
+        .as_str()
+        .expect("a room in the reply")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut reply = reply.clone();
+    loop {
+        if let Some(key) = open_package(me, &reply["room"]) {
+            return key;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no room key sealed for {me} in #{room}: {reply}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        reply = session.ok(json!({"op": "members", "room": room}));
     }
+}
+
+/// Our package in a room entry, opened.
+fn open_package(me: &str, room: &Value) -> Option<lanchat::protocol::datagram::RoomKey> {
+    let maker = room["key_maker"].as_str()?;
+    let package = room["key_package"].as_str()?;
+    let epoch = room["epoch"].as_u64()?;
+    let keys = room["members"]
+        .as_array()?
+        .iter()
+        .find(|u| u["username"] == maker)?
+        .get("keys")?;
+    let kx = lanchat::identity::unhex32(keys["kx"].as_str()?)?;
+    let name = room["name"].as_str()?;
+    let key = lanchat::protocol::roomkey::open_hex(
+        &raw_identity(),
+        maker,
+        me,
+        &kx,
+        name,
+        epoch,
+        package,
+    )?;
+    Some(lanchat::protocol::datagram::RoomKey { epoch, key })
 }
 
 /// The fixed identity a raw test client logs in with and signs room
@@ -63,6 +104,9 @@ pub fn form_room(peers: &mut [Peer], room: &str, timeout: Duration) {
         x.expect("room_joined", &[("room", room)], Duration::from_secs(10));
     }
     await_full_mesh(peers, room, timeout);
+    for x in peers.iter_mut() {
+        x.expect("room_key", &[("room", room)], timeout);
+    }
 }
 
 /// Waits until every peer has seen `member_joined` (or a `room_joined`

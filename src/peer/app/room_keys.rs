@@ -37,6 +37,8 @@ pub struct KeyState {
     sealed: HashMap<(String, String), (u64, Instant)>,
     /// Packages that did not open, said once per room and epoch.
     unopened: HashMap<String, u64>,
+    /// The epoch of the last key we told the user of, per room.
+    told: HashMap<String, u64>,
 }
 
 impl KeyState {
@@ -90,8 +92,17 @@ impl App {
             }
             Some(maker) => self.open_package(info, epoch, maker, &me, &id),
         };
-        if let (KeyNews::Key(key), Some(log)) = (&news, &mut self.keylog) {
-            log.record(room, key);
+        if let KeyNews::Key(key) = &news {
+            if self.rooms.keys.told.insert(room.to_string(), key.epoch) != Some(key.epoch) {
+                if let Some(log) = &mut self.keylog {
+                    log.record(room, key);
+                }
+                self.emit(crate::peer::ui::UiEvent::RoomKey {
+                    room: room.to_string(),
+                    epoch: key.epoch,
+                    maker: info.key_maker.clone().unwrap_or_default(),
+                });
+            }
         }
         news
     }

@@ -45,7 +45,7 @@ pub const HELD_MAX: usize = 64;
 /// longer lists are dropped, and a new key epoch is picked up.
 pub const MEMBERS_POLL: Duration = Duration::from_millis(1500);
 /// How often to ask while waiting for the current epoch's key.
-pub const KEY_POLL: Duration = Duration::from_millis(250);
+pub const KEY_POLL: Duration = Duration::from_millis(150);
 /// A member missing from this many answers in a row is dropped (one answer
 /// may race a member's leave and rejoin, or a registry restart). With
 /// [`MEMBERS_POLL`], a member the registry no longer lists is gone from our

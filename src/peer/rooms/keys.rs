@@ -50,7 +50,7 @@ impl Engine {
             epoch,
             key: rand::random(),
         };
-        self.enter(now, room, placeholder, listed);
+        self.enter_as(now, room, placeholder, listed, true);
         self.await_key(now, room);
         let Some(addrs) = self
             .rooms

@@ -40,6 +40,19 @@ impl Engine {
     /// The registry let us into `room` (created or joined): start sending to
     /// every online member listed, and tell each that we joined.
     pub fn enter(&mut self, now: Instant, room: &str, key: RoomKey, listed: &[Listed]) {
+        self.enter_as(now, room, key, listed, false);
+    }
+
+    /// [`Engine::enter`]; `stale`: `key` is a placeholder, and nothing
+    /// goes out until the real one comes ([`Engine::enter_awaiting_key`]).
+    pub(super) fn enter_as(
+        &mut self,
+        now: Instant,
+        room: &str,
+        key: RoomKey,
+        listed: &[Listed],
+        stale: bool,
+    ) {
         let me = self.me.clone();
         let online = online_others(&me, listed);
         let mut members = BTreeMap::new();
@@ -56,7 +69,7 @@ impl Engine {
                 ping_after: String::new(),
                 key,
                 previous: None,
-                stale: false,
+                stale,
                 tell_registry: false,
                 announced: others.iter().cloned().collect(),
                 members,
@@ -314,9 +327,13 @@ impl Engine {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        if r.last_refresh
-            .is_some_and(|t| now.duration_since(t) < super::engine::REFRESH_EVERY)
+        if let Some(t) = r
+            .last_refresh
+            .filter(|t| now.duration_since(*t) < super::engine::REFRESH_EVERY)
         {
+            // Not now, but not at the next routine poll either: as soon as
+            // the limit allows (a joiner waits on it for its key).
+            r.next_poll = r.next_poll.min(t + super::engine::REFRESH_EVERY);
             return;
         }
         r.last_refresh = Some(now);

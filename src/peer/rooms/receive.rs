@@ -431,6 +431,9 @@ impl Engine {
                     r.inbound.remove(from);
                     r.departed.insert(from.to_string(), now);
                 }
+                // The room moves to a new epoch without it: learn so now,
+                // and send nothing more under the key it holds.
+                self.refresh_members(room, now);
             }
             EventKind::Text => self.text_fragment(room, from, stream, item),
         }

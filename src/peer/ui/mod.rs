@@ -192,6 +192,13 @@ pub enum UiEvent {
         room: String,
         user: String,
     },
+    /// We hold `room`'s key of `epoch` now, made by member `maker` and
+    /// sealed to us (at joining, and after each re-key).
+    RoomKey {
+        room: String,
+        epoch: u64,
+        maker: String,
+    },
     MemberLeft {
         room: String,
         user: String,

@@ -303,6 +303,9 @@ impl Ui {
             }
             UiEvent::RoomLeft { room } => Self::notice(&format!("left #{room}")),
             UiEvent::MemberJoined { room, user } => format!("{} {} joined #{room}", "-->".green(), n(user)),
+            UiEvent::RoomKey { room, epoch, maker } => {
+                format!("{}", format!("   #{room}: end-to-end key of epoch {epoch} (made by {maker})").dimmed())
+            }
             UiEvent::MemberLeft { room, user, reason } if reason == "left" => format!("{} {} left #{room}", "<--".red(), n(user)),
             UiEvent::MemberLeft { room, user, reason } => format!("{} {} left #{room} ({reason})", "<--".red(), n(user)),
             UiEvent::Rooms { rooms, .. } if rooms.is_empty() => Self::notice("no rooms yet; /create one"),

@@ -235,6 +235,10 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
             s(r);
             s(u);
         }
+        UiEvent::RoomKey { room, maker, .. } => {
+            s(room);
+            s(maker);
+        }
         UiEvent::MemberLeft {
             room: r,
             user: u,
@@ -480,6 +484,11 @@ mod tests {
             UiEvent::MemberJoined {
                 room: t(),
                 user: t(),
+            },
+            UiEvent::RoomKey {
+                room: t(),
+                epoch: 1,
+                maker: t(),
             },
             UiEvent::MemberLeft {
                 room: t(),

@@ -14,6 +14,7 @@ mod auth;
 mod blip;
 mod commands;
 mod joins;
+mod keywait;
 mod net;
 mod paste;
 mod props;

@@ -115,6 +115,9 @@ pub struct Net {
     pub lost: u64,
     pub duplicated: u64,
     pub reordered: u64,
+    /// When set, a copy of every datagram sent (before loss), for tests
+    /// that look at what went on the wire.
+    pub tap: Option<Vec<(SocketAddr, Vec<u8>)>>,
 }
 
 impl Net {
@@ -130,6 +133,7 @@ impl Net {
             lost: 0,
             duplicated: 0,
             reordered: 0,
+            tap: None,
         }
     }
 
@@ -155,6 +159,9 @@ impl Net {
 
     pub fn send(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, mut bytes: Vec<u8>) {
         self.sent += 1;
+        if let Some(tap) = &mut self.tap {
+            tap.push((to, bytes.clone()));
+        }
         if self.cut.contains(&(from, to)) || self.rng.chance(self.cfg.loss) {
             self.lost += 1;
             return;
