@@ -10,7 +10,8 @@
 //! figures mean.
 //!
 //! Sections (`--only`, comma-separated): `floor`, `registry`, `workload`,
-//! `concurrency`, `rooms`, `lecture`, `irc`, `footprint`, `noise` (the chat handshake, [`noise`]). The floor also runs whenever `registry` or `rooms`
+//! `concurrency`, `rooms`, `lecture`, `irc`, `footprint`, `noise` (the chat handshake, [`noise`]), `crypto` (the room
+//! layer's seal/sign/verify/open per datagram and per member, in process, [`crypto`]). The floor also runs whenever `registry` or `rooms`
 //! does, since their latencies are shown as ratios to it.
 //!
 //! Modules: [`fanout`] (issue 16's room workload figures), [`floor`], [`registry`], [`workload`], [`concurrency`], [`rooms`] (with its
@@ -18,6 +19,10 @@
 //! [`irc_run`]) and [`footprint`] measure and report one section each;
 //! [`load`] drives the registry, [`sys`] reads `/proc`, [`procs`] starts the
 //! release binaries through the test kit (`tests/kit`), [`report`] formats.
+//!
+//! `--bin-dir DIR` runs the sections against the `registry` and `peer` in
+//! DIR instead (another commit's release build, e.g. for a before/after
+//! comparison); results.json still goes to this tree's `target/bench`.
 //!
 //! Every loop is bounded in count and in time; every child process gets
 //! `PR_SET_PDEATHSIG = SIGKILL` (and is killed on drop), and the network
@@ -34,6 +39,7 @@ macro_rules! progress {
 mod kit;
 
 mod concurrency;
+mod crypto;
 mod fanout;
 mod floor;
 mod footprint;
@@ -54,6 +60,7 @@ mod workload;
 
 use clap::Parser;
 use concurrency::*;
+use crypto::*;
 use fanout::*;
 use floor::*;
 use footprint::*;
@@ -92,7 +99,7 @@ use workload::*;
 /// When the run started, for [`progress!`].
 static T0: OnceLock<Instant> = OnceLock::new();
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "floor",
     "registry",
     "workload",
@@ -102,6 +109,7 @@ const SECTIONS: [&str; 9] = [
     "irc",
     "footprint",
     "noise",
+    "crypto",
 ];
 /// Cheap Argon2id for parts that only need many accounts quickly.
 const CHEAP_ARGON2: [&str; 4] = ["--argon2-memory-kib", "256", "--argon2-passes", "1"];
@@ -135,7 +143,7 @@ struct Opts {
         value_name = "LIST",
         value_delimiter = ',',
         value_parser = SECTIONS,
-        default_value = "floor,registry,workload,concurrency,rooms,lecture,irc,footprint,noise"
+        default_value = "floor,registry,workload,concurrency,rooms,lecture,irc,footprint,noise,crypto"
     )]
     only: Vec<String>,
     /// Room sizes to measure (default 10,30,100).
@@ -147,6 +155,10 @@ struct Opts {
     /// The first (base) room run's message count (400; quick 100).
     #[arg(long, value_name = "N", value_parser = room_msgs)]
     room_msgs: Option<usize>,
+    /// Use the `registry` and `peer` binaries in DIR (default: this tree's
+    /// target/release).
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
     /// Keep the work directory: registry logs, and every peer's stderr and
     /// JSON events.
     #[arg(long)]
@@ -300,6 +312,9 @@ fn main() {
     if let Some(n) = opts.room_msgs {
         p.room_msgs = n;
     }
+    if let Some(d) = &opts.bin_dir {
+        let _ = BIN_DIR.set(d.clone());
+    }
     let bins = bins();
     let started = Instant::now();
     let dir = tempfile::Builder::new()
@@ -367,6 +382,9 @@ fn main() {
         .has("footprint")
         .then(|| guarded("footprint", || footprint_section(&p, dir.path())));
     let noise = opts.has("noise").then(|| guarded("noise", noise_section));
+    let crypto = opts
+        .has("crypto")
+        .then(|| guarded("crypto", crypto_section));
     let total = started.elapsed().as_secs_f64();
     if opts.keep {
         let kept = dir.keep();
@@ -422,6 +440,9 @@ fn main() {
     if let Some(x) = &noise {
         report_noise(&mut r, x);
     }
+    if let Some(x) = &crypto {
+        report_crypto(&mut r, x);
+    }
     r.heading("Targets (reported, not asserted)");
     let rows = std::mem::take(&mut r.target_rows);
     if rows.is_empty() {
@@ -450,12 +471,7 @@ fn main() {
         Value::Array(std::mem::take(&mut r.targets)),
     );
     doc.insert("table".into(), json!(r.text));
-    let out_dir = bins
-        .registry
-        .parent()
-        .and_then(Path::parent)
-        .map(|t| t.join("bench"))
-        .unwrap_or_else(|| PathBuf::from("target/bench"));
+    let out_dir = target_dir().join("bench");
     let path = out_dir.join("results.json");
     match fs::create_dir_all(&out_dir).and_then(|_| {
         fs::write(

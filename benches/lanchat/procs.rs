@@ -12,20 +12,32 @@ pub struct Bins {
 
 pub static BINS: OnceLock<Bins> = OnceLock::new();
 
+/// Where the binaries are when not in this tree's target/release
+/// (`--bin-dir`); set before the first [`bins`].
+pub static BIN_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// This tree's cargo target directory.
+pub fn target_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|t| !t.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    if target.is_relative() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(target)
+    } else {
+        target
+    }
+}
+
 pub fn bins() -> &'static Bins {
     BINS.get_or_init(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .filter(|t| !t.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-        let target = if target.is_relative() {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(target)
-        } else {
-            target
-        };
+        let dir = BIN_DIR
+            .get()
+            .cloned()
+            .unwrap_or_else(|| target_dir().join("release"));
         let b = Bins {
-            registry: target.join("release").join("registry"),
-            peer: target.join("release").join("peer"),
+            registry: dir.join("registry"),
+            peer: dir.join("peer"),
         };
         for p in [&b.registry, &b.peer] {
             if !p.exists() {
