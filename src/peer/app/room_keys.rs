@@ -45,6 +45,16 @@ impl KeyState {
     pub fn clear(&mut self) {
         *self = KeyState::default();
     }
+
+    /// We (re)joined `room`: what we knew of its keys is void (a room the
+    /// registry re-created after a restart starts again at epoch 1).
+    pub fn forget(&mut self, room: &str) {
+        self.made.remove(room);
+        self.makerless.remove(room);
+        self.unopened.remove(room);
+        self.told.remove(room);
+        self.sealed.retain(|(r, _), _| r != room);
+    }
 }
 
 /// What a room reply says of our key.

@@ -170,15 +170,21 @@ impl App {
     /// The key to hand the engine with a member list: the epoch's key when
     /// we hold it; while it has not reached us, the engine's own (which it
     /// then sends nothing under: [`Engine::await_key`]); `None` when the
-    /// registry no longer counts us a member.
-    fn room_key_for_engine(&mut self, now: Instant, info: &RoomInfo) -> Option<RoomKey> {
+    /// registry no longer counts us a member. `rejoined`: the key we hold
+    /// is from before the registry dropped us, whatever its epoch says.
+    fn room_key_for_engine(
+        &mut self,
+        now: Instant,
+        info: &RoomInfo,
+        rejoined: bool,
+    ) -> Option<RoomKey> {
         match self.room_key_news(now, info) {
             KeyNews::Key(key) => Some(key),
             KeyNews::NotMember => None,
             KeyNews::Waiting(epoch) => {
                 let engine = &mut self.rooms.engine;
                 let held = engine.key(&info.name)?;
-                if held.epoch != epoch || !engine.has_key(&info.name) {
+                if rejoined || held.epoch != epoch || !engine.has_key(&info.name) {
                     engine.await_key(now, &info.name);
                 }
                 Some(held)
@@ -409,6 +415,7 @@ impl App {
                 RoomPending::Create(_) | RoomPending::Join(_),
                 ReplyBody::Room { room, topic, .. },
             ) => {
+                self.rooms.keys.forget(&room.name);
                 let members = listed(&room.members);
                 match self.room_key_news(now, &room) {
                     KeyNews::Key(key) => self.rooms.engine.enter(now, &room.name, key, &members),
@@ -429,11 +436,15 @@ impl App {
                 self.topic_seen(&room.name, topic, true);
             }
             (
-                RoomPending::Rejoin { .. } | RoomPending::Refresh(_) | RoomPending::Key(_),
+                p @ (RoomPending::Rejoin { .. } | RoomPending::Refresh(_) | RoomPending::Key(_)),
                 ReplyBody::Room { room, topic, .. },
             ) => {
+                let rejoined = matches!(p, RoomPending::Rejoin { .. });
+                if rejoined {
+                    self.rooms.keys.forget(&room.name);
+                }
                 let members = listed(&room.members);
-                let key = self.room_key_for_engine(now, &room);
+                let key = self.room_key_for_engine(now, &room, rejoined);
                 self.rooms.engine.members(now, &room.name, key, &members);
                 self.topic_seen(&room.name, topic, false);
             }
@@ -457,7 +468,7 @@ impl App {
             ) => {
                 self.topic_seen(&room, topic, false);
                 let members = listed(&info.members);
-                let key = self.room_key_for_engine(now, &info);
+                let key = self.room_key_for_engine(now, &info, false);
                 self.rooms.engine.members(now, &room, key, &members);
                 self.rooms_flush();
                 self.emit(UiEvent::Members {

@@ -191,9 +191,10 @@ fn churn_while_messages_flow() {
             90 => sim.join(9, ROOM),
             _ => {}
         }
-        // 5 ms apart: a late joiner is let in within the registry refresh
-        // limit (500 ms) of its join, so it is in before the talk ends.
-        sim.run_for(ms(5));
+        // 10 ms apart: a late joiner is let in within the registry refresh
+        // limit (500 ms) of its join, or of the members' last refresh (a
+        // leave makes them ask at once), so it is in before the talk ends.
+        sim.run_for(ms(10));
     }
     let stayed = [0, 1, 2, 3, 4, 5];
     settle(&mut sim, &senders, &sent, &stayed, Duration::from_secs(20));
