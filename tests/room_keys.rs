@@ -51,6 +51,22 @@ fn three_in_a_room(reg: &Registry, dir: &Path) -> Vec<Peer> {
         .collect();
     let mut p = login_peers(reg.addr(), &specs);
     form_room(&mut p, "lab", T);
+    // How long each waited, from its room_joined to its room_key.
+    for x in &p {
+        let at = |kind: &str| {
+            x.history
+                .iter()
+                .find(|v| v["event"] == kind && v["room"] == "lab")
+                .and_then(|v| v["ts_us"].as_u64())
+                .unwrap_or(0)
+        };
+        let waited = at("room_key").saturating_sub(at("room_joined"));
+        eprintln!(
+            "{} waited {:.1} ms for its key",
+            x.name,
+            waited as f64 / 1000.0
+        );
+    }
     p
 }
 
