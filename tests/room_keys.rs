@@ -213,3 +213,85 @@ fn an_ex_member_holds_no_key_to_what_is_sent_after_it_leaves() {
         .iter()
         .all(|t| !t.contains("after carol")));
 }
+
+/// A man in the middle of a room's keys: mallory, a registered user with
+/// keys of her own, is not let into the key's making. Outside the room she
+/// cannot post packages for it; once a member (then she reads the room, as
+/// members do) she cannot replace the key its maker made, and alice and bob
+/// go on under alice's key. (Rewriting members' datagrams with her own
+/// signature is dropped: `rooms::a_member_cannot_forge_another_members_message`.)
+#[test]
+fn a_stranger_with_keys_of_its_own_cannot_make_or_replace_a_room_key() {
+    let reg = Registry::start(&[]);
+    let mut p = login_all(reg.addr(), &["alice", "bob"], &PeerOpts::default());
+    form_room(&mut p, "lab", T);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let mut mallory = Session::login(reg.addr(), "mallory", port, port)
+        .with_heartbeats(Duration::from_millis(300));
+    let me = kit::rooms::raw_identity();
+    let seen = mallory.ok(json!({"op": "members", "room": "lab"}));
+    let kx_of = |room: &serde_json::Value, user: &str| -> [u8; 32] {
+        let u = room["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == user)
+            .unwrap_or_else(|| panic!("{user} listed: {room}"));
+        lanchat::identity::unhex32(u["keys"]["kx"].as_str().unwrap()).unwrap()
+    };
+    let packages = |room: &serde_json::Value, epoch: u64| {
+        let mut m = serde_json::Map::new();
+        for user in ["alice", "bob", "mallory"] {
+            let kx = if user == "mallory" {
+                me.public().kx
+            } else {
+                kx_of(room, user)
+            };
+            let p = lanchat::protocol::roomkey::seal_hex(
+                &me,
+                "mallory",
+                user,
+                &kx,
+                "lab",
+                epoch,
+                &[0x66; 32],
+                rand::random(),
+            );
+            m.insert(user.into(), json!(p));
+        }
+        serde_json::Value::Object(m)
+    };
+    // Outside the room: no epoch is shown to her, and no package is taken.
+    assert_eq!(seen["room"].get("epoch"), None, "{seen}");
+    let out = mallory.request(json!({
+        "op": "room_key", "room": "lab", "epoch": 1, "packages": packages(&seen["room"], 1),
+    }));
+    assert_eq!(out["code"], json!("not_a_member"), "{out}");
+
+    // A member: alice, the maker, seals the key to her too.
+    let joined = mallory.ok(json!({"op": "join_room", "room": "lab"}));
+    let key = room_key(&mut mallory, "mallory", &joined);
+    let now = mallory.ok(json!({"op": "members", "room": "lab"}));
+    assert_eq!(now["room"]["key_maker"], json!("alice"), "{now}");
+    let again = mallory.request(json!({
+        "op": "room_key", "room": "lab", "epoch": key.epoch,
+        "packages": packages(&now["room"], key.epoch),
+    }));
+    assert_eq!(again["code"], json!("key_exists"), "{again}");
+    // Nothing changed for alice and bob: still alice's key, and they talk.
+    p[0].send("/msg #lab still alice's key");
+    p[1].expect(
+        "message",
+        &[("from", "alice"), ("text", "still alice's key")],
+        T,
+    );
+    p[1].drain();
+    let keys: Vec<_> = p[1]
+        .history
+        .iter()
+        .filter(|v| v["event"] == "room_key")
+        .map(|v| (v["epoch"].clone(), v["maker"].clone()))
+        .collect();
+    assert_eq!(keys, [(json!(key.epoch), json!("alice"))], "bob's keys");
+}
