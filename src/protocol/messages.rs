@@ -23,6 +23,7 @@ pub const OPS: &[&str] = &[
     "leave_room",
     "rooms",
     "members",
+    "room_key",
     "set_topic",
     "set_away",
     "kick",
