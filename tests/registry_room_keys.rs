@@ -115,3 +115,30 @@ fn room_keys_are_made_by_members_and_stored_sealed() {
     assert_eq!(after["room"].get("key_package"), None, "{after}");
     assert_eq!(after["room"]["needs_key"], json!(["bob"]));
 }
+
+/// protocol.md's `room_key` examples carry real packages: each opens, for
+/// its member, to the documented key (32 × `07`, room `lab`, epoch 3).
+#[test]
+fn the_documented_packages_open() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol.md")).unwrap();
+    let alice = Identity::from_secrets([1; 32], [2; 32]);
+    let carol = Identity::from_secrets([3; 32], [4; 32]);
+    let mut opened = 0;
+    for line in doc.lines().filter(|l| l.contains(r#""op":"room_key""#)) {
+        let req: Value = serde_json::from_str(line).unwrap();
+        let epoch = req["epoch"].as_u64().unwrap();
+        for (to, package) in req["packages"].as_object().unwrap() {
+            let me = match to.as_str() {
+                "alice" => &alice,
+                "carol" => &carol,
+                other => panic!("no example identity for {other}"),
+            };
+            let akx = alice.public().kx;
+            let p = package.as_str().unwrap();
+            let key = roomkey::open_hex(me, "alice", to, &akx, "lab", epoch, p);
+            assert_eq!(key, Some([7; 32]), "{to}'s package in {line}");
+            opened += 1;
+        }
+    }
+    assert_eq!(opened, 2);
+}
