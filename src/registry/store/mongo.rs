@@ -422,7 +422,12 @@ impl Store for MongoStore {
     }
 
     fn swap_room_key(&self, room: &str, epoch: u64, old: &str, new: &str) -> StoreResult<bool> {
-        let filter = doc! {"name": room, "epoch": epoch as i64, "key": old};
+        // A room written before key epochs has no `epoch` (read as 0).
+        let at = match epoch {
+            0 => mongodb::bson::Bson::Document(doc! {"$exists": false}),
+            e => mongodb::bson::Bson::Int64(e as i64),
+        };
+        let filter = doc! {"name": room, "epoch": at, "key": old};
         let set = doc! {"$set": {"key": new}};
         Ok(ok(self.rooms.update_one(filter, set).run())?.matched_count == 1)
     }
