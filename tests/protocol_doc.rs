@@ -57,7 +57,7 @@ fn shape_fits(op: &str, body: &ReplyBody) -> bool {
             | ("search", ReplyBody::User { .. })
             | ("online", ReplyBody::Users { .. })
             | (
-                "create_room" | "join_room" | "members",
+                "create_room" | "join_room" | "members" | "room_key",
                 ReplyBody::Room { .. }
             )
             | ("leave_room", ReplyBody::Left { .. })

@@ -675,3 +675,27 @@ fn mongodb_server_restart() {
         Err(StoreError::Conflict)
     );
 }
+
+/// A room an older registry wrote to MongoDB before key epochs (no `epoch`
+/// field, a registry-made key) reads as epoch 0 and takes `room_key`s.
+#[cfg(feature = "mongodb")]
+#[test]
+fn mongodb_room_without_an_epoch_takes_room_keys() {
+    use ::mongodb::bson::{doc, Document};
+    let uri = support::mongo_uri("no_epoch");
+    let s = MongoStore::connect(&uri).unwrap();
+    let client = ::mongodb::sync::Client::with_uri_str(&uri).unwrap();
+    let rooms = client
+        .default_database()
+        .expect("a database in the URI")
+        .collection::<Document>("rooms");
+    let old = "ab".repeat(32);
+    rooms
+        .insert_one(doc! {"name": "old", "key": &old, "created_ms": 1_i64})
+        .run()
+        .unwrap();
+    assert_eq!(s.find_room("old").unwrap().unwrap().epoch, 0);
+    assert!(!s.swap_room_key("old", 1, &old, "x").unwrap());
+    assert!(s.swap_room_key("old", 0, &old, "x").unwrap());
+    assert_eq!(s.find_room("old").unwrap().unwrap().key, "x");
+}

@@ -447,6 +447,19 @@ impl Registry {
             .store
             .find_room(room)?
             .ok_or_else(|| no_such_room(room))?;
+        self.room_reply_from(record, with_key, members, caller, policy)
+    }
+
+    /// [`Self::room_reply_of`] with the room's record already read.
+    fn room_reply_from(
+        &self,
+        record: RoomRecord,
+        with_key: bool,
+        members: Vec<(String, Option<SessionRecord>)>,
+        caller: &str,
+        policy: Option<policy::Policy>,
+    ) -> Result<ReplyBody, ApiError> {
+        let room = record.name.as_str();
         let names: Vec<String> = members.iter().map(|(u, _)| u.clone()).collect();
         // The policy just written (create, join), or read and brought in
         // line with the members (a room older than roles gets its owner).

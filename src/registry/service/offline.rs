@@ -9,7 +9,8 @@ use crate::registry::store::StoreError;
 impl Registry {
     /// Removes a user from every room (their session went offline). What the
     /// store refuses is retried by [`Registry::retry_unfinished_leaves`]: a
-    /// member left in a room after its session ended would keep the key.
+    /// member left in a room after its session ended would be sealed the
+    /// next key.
     pub fn leave_all_rooms(&self, username: &str) {
         if !self.try_leave_all_rooms(username) {
             self.unfinished().insert(username.to_string());

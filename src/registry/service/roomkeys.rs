@@ -9,6 +9,7 @@ use super::{api, no_such_room, ConnSession, Registry};
 use crate::protocol::roomkey::SEALED_LEN;
 use crate::protocol::*;
 use crate::registry::store::roomkeys::RoomKeys;
+use crate::registry::store::RoomRecord;
 use std::collections::BTreeMap;
 
 /// How many times a `room_key` re-reads and retries when another write to
@@ -77,7 +78,8 @@ impl Registry {
                 if new != record.key {
                     log::info!("{} set keys of room {room} epoch {epoch}", me.username);
                 }
-                return self.room_reply_of(room, true, members, &me.username, None);
+                let record = RoomRecord { key: new, ..record };
+                return self.room_reply_from(record, true, members, &me.username, None);
             }
             // Another write came first (a package, a leave): read again.
         }

@@ -390,15 +390,16 @@ impl Store for MongoStore {
             })
         };
         // No transaction spans the two collections, so the order is chosen
-        // for a failure in between (a primary step-down, say): re-key first,
-        // then remove. Cut short, the member is still listed (and a retried
-        // leave re-keys again, so it never holds the final key); never
-        // removed with the room still under the key it holds.
+        // for a failure in between (a primary step-down, say): the next
+        // epoch first (sealed keys dropped), then remove. Cut short, the
+        // member is still listed (and a retried leave moves the epoch on
+        // again, so it is never sealed the final key); never removed with
+        // the room still at the epoch whose key it holds.
         let member = doc! {"room": room, "username": username};
         if self.find_one(&self.members, member.clone())?.is_none() {
             return left(false, false);
         }
-        // One update, so the key and its epoch change together.
+        // One update, so the key field and its epoch change together.
         let rekey = doc! {"$set": {"key": new_key}, "$inc": {"epoch": 1_i64}};
         ok(self.rooms.update_one(doc! {"name": room}, rekey).run())?;
         if !self.delete_one(&self.members, member)? {
@@ -421,7 +422,12 @@ impl Store for MongoStore {
     }
 
     fn swap_room_key(&self, room: &str, epoch: u64, old: &str, new: &str) -> StoreResult<bool> {
-        let filter = doc! {"name": room, "epoch": epoch as i64, "key": old};
+        // A room written before key epochs has no `epoch` (read as 0).
+        let at = match epoch {
+            0 => mongodb::bson::Bson::Document(doc! {"$exists": false}),
+            e => mongodb::bson::Bson::Int64(e as i64),
+        };
+        let filter = doc! {"name": room, "epoch": at, "key": old};
         let set = doc! {"$set": {"key": new}};
         Ok(ok(self.rooms.update_one(filter, set).run())?.matched_count == 1)
     }

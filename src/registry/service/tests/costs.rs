@@ -51,6 +51,14 @@ fn store_calls_per_operation() {
     got.push(("join_room (2 members)", calls(&t)));
     t.room(&mut b, room_op("members", &tb, "lab"));
     got.push(("members (2 members)", calls(&t)));
+    let room_key = Request::RoomKey {
+        token: tb.clone(),
+        room: "lab".into(),
+        epoch: 1,
+        packages: [("bob".to_string(), "0a".repeat(80))].into(),
+    };
+    t.room(&mut b, room_key);
+    got.push(("room_key", calls(&t)));
     t.rooms(&mut b, &tb);
     got.push(("rooms", calls(&t)));
     let topic = |room: &str| Request::SetTopic {
@@ -112,6 +120,11 @@ fn store_calls_per_operation() {
         (
             "members (2 members)",
             "find_room=1 members_with_sessions=1 room_policy=1",
+        ),
+        // The room and members read, the keys swapped in, the policy read.
+        (
+            "room_key",
+            "find_room=1 members_with_sessions=1 room_policy=1 swap_room_key=1",
         ),
         ("rooms", "list_rooms=1"),
         // Owner and operators only: the members and the policy first.
