@@ -20,6 +20,7 @@ use lanchat::protocol::datagram::{
     verify, Authenticator, Body, Datagram, EventKind, Header, RoomKey, VerifyingKey, SIG_LEN,
     TAG_LEN,
 };
+use lanchat::protocol::roomkey;
 use std::hint::black_box;
 
 /// Runs per figure (the median is reported).
@@ -187,6 +188,47 @@ pub fn crypto_section() -> Result<CryptoBench, String> {
     ];
     ops.push(time("receive: header + verify only", "recv_verify", || {
         black_box(Header::peek(black_box(&signed)).is_ok() && verify(&id, &signer, &signed));
+    }));
+    // Room keys (issue 12 item 4): the maker seals the epoch's key to each
+    // member once per leave (or join); each member opens its own once.
+    let member = Identity::generate();
+    let member_kx = member.public().kx;
+    let maker_kx = id.public().kx;
+    let package = roomkey::seal(
+        &id,
+        "alice",
+        "bob",
+        &member_kx,
+        "lab",
+        3,
+        &key.key,
+        rand::random(),
+    );
+    if roomkey::open(&member, "alice", "bob", &maker_kx, "lab", 3, &package) != Some(key.key) {
+        return Err("a room key package did not open".into());
+    }
+    ops.push(time("room key: seal one package", "roomkey_seal", || {
+        black_box(roomkey::seal(
+            &id,
+            "alice",
+            "bob",
+            &member_kx,
+            "lab",
+            3,
+            &key.key,
+            rand::random(),
+        ));
+    }));
+    ops.push(time("room key: open one package", "roomkey_open", || {
+        black_box(roomkey::open(
+            &member,
+            "alice",
+            "bob",
+            &maker_kx,
+            "lab",
+            3,
+            black_box(&package),
+        ));
     }));
     progress!(
         "crypto: {} timed calls, {} B datagram",
