@@ -142,6 +142,12 @@ struct Args {
     /// teaching or debugging. Whoever reads FILE reads those rooms.
     #[arg(long, env = "LANCHAT_KEYLOG", value_name = "FILE")]
     keylog: Option<std::path::PathBuf>,
+
+    /// How long a room member cut off from us (a Wi-Fi blip, a laptop lid)
+    /// stays owed every message we sent meanwhile, in seconds: back within
+    /// it, it gets them all, in order, once. 0 keeps nothing for it.
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    room_retention: u64,
 }
 
 /// A pause in seconds, 0 to 60.
@@ -289,6 +295,7 @@ fn main() {
             max_size: args.max_file_size,
         },
         keylog: args.keylog,
+        room_retention: std::time::Duration::from_secs(args.room_retention),
     });
     std::process::exit(code);
 }

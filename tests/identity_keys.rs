@@ -174,3 +174,40 @@ fn a_peer_keeps_its_keys_per_device_and_a_new_device_gets_new_ones() {
     );
     assert_eq!(fp(&seen), fp(&other));
 }
+
+/// A damaged identity file stops the login with a message that names the
+/// file and the way out; nothing is sent to the registry with made-up keys,
+/// and once the file is moved away the login makes new keys.
+#[test]
+fn a_damaged_identity_file_stops_the_login_with_the_way_out() {
+    let reg = Registry::start(&[]);
+    let mut alice = Peer::spawn_named("alice", reg.addr(), &[]);
+    alice.register("alice");
+    let path = alice.config_dir().join("lanchat/identity/alice.key");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "sign zzzz\nnot a key file\n\u{1b}[2J").unwrap();
+    alice.send(&format!("/login alice {PASSWORD}"));
+    let e = alice.expect("error", &[("code", "identity")], T);
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&path.display().to_string()) && msg.contains("Move that file away"),
+        "{msg}"
+    );
+    alice.expect_none("logged_in", ANY, Duration::from_millis(300));
+    // The file is left as it was.
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("not a key file"));
+    std::fs::rename(&path, path.with_extension("broken")).unwrap();
+    alice.login("alice");
+    alice.expect_where(
+        "made-keys notice",
+        |v| {
+            v["event"] == "notice"
+                && v["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("made identity keys"))
+        },
+        T,
+    );
+}

@@ -88,6 +88,9 @@ pub struct Config {
     pub files: files::FilesConfig,
     /// `--keylog FILE`: room keys appended there (see `app::keylog`).
     pub keylog: Option<std::path::PathBuf>,
+    /// `--room-retention`: how long a room member cut off stays owed what
+    /// it missed (10 minutes).
+    pub room_retention: std::time::Duration,
 }
 
 /// The outcome of looking for registries on the LAN (no `--registry`).

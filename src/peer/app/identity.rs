@@ -37,7 +37,14 @@ impl App {
                 Some(keys)
             }
             Err(e) => {
-                self.error("identity", format!("cannot use identity keys: {e}"));
+                self.error(
+                    "identity",
+                    format!(
+                        "cannot use identity keys: {e}; not logged in. Move that file away \
+                         (or delete it) and /login again to make new keys for this device \
+                         (others will then see a new fingerprint for you)"
+                    ),
+                );
                 None
             }
         }

@@ -147,7 +147,8 @@ impl App {
         udp_port: u16,
     ) -> App {
         let link = Link::new(cfg.registry.clone(), events.clone()).secured(cfg.security.clone());
-        let rooms = Rooms::new(cfg.faults.clone());
+        let mut rooms = Rooms::new(cfg.faults.clone());
+        rooms.engine.set_retention(cfg.room_retention);
         let logs = crate::peer::logs::Logs::new(cfg.log_root.clone());
         let files = crate::peer::files::Files::new(cfg.files.clone());
         let keylog = cfg.keylog.clone().map(keylog::KeyLog::new);

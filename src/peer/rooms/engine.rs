@@ -211,6 +211,9 @@ pub struct Engine {
     pub(super) replaying: bool,
     /// Signs what we send, checks what we receive.
     pub(super) auth: Box<dyn Authenticator>,
+    /// How long a member dropped from a live list stays owed what it
+    /// missed ([`RETENTION`](super::RETENTION) unless set).
+    pub(super) retention: Duration,
 }
 
 impl Engine {
@@ -236,7 +239,15 @@ impl Engine {
             nonces: StdRng::from_entropy(),
             replaying: false,
             auth,
+            retention: super::RETENTION,
         }
+    }
+
+    /// How long a member dropped from a room's live list stays owed, when
+    /// it comes back, what it missed (`--room-retention`; zero: only what
+    /// is sent after it is back).
+    pub fn set_retention(&mut self, retention: Duration) {
+        self.retention = retention;
     }
 
     /// Signs and checks with `auth` from now on (the identity of the user

@@ -15,7 +15,8 @@ use super::engine::Engine;
 use std::time::{Duration, Instant};
 
 /// How long a member dropped from the live list stays entitled to what
-/// it missed.
+/// it missed, unless `--room-retention` says otherwise
+/// ([`Engine::set_retention`]).
 pub const RETENTION: Duration = Duration::from_secs(600);
 
 /// A member dropped from the live list, entitled to what it missed.
@@ -40,6 +41,7 @@ impl Engine {
     /// [`RETENTION`] and our outbox still holds what follows; else after
     /// our last (it is owed what we send from now on).
     pub(super) fn comes_back(&mut self, room: &str, user: &str, now: Instant) -> u64 {
+        let retention = self.retention;
         let Some(r) = self.rooms.get_mut(room) else {
             return 0;
         };
@@ -51,7 +53,7 @@ impl Engine {
             r.tx.buf
                 .first_key_value()
                 .map_or(last + 1, |(&first, _)| first);
-        let fresh = now.saturating_duration_since(away.since) < RETENTION;
+        let fresh = now.saturating_duration_since(away.since) < retention;
         if fresh && away.acked + 1 >= kept && away.acked <= last {
             away.acked
         } else {
@@ -62,9 +64,10 @@ impl Engine {
     /// The lowest seq our outbox must keep in `room`: every live member's
     /// acknowledgement and every recent away member's.
     pub(super) fn outbox_floor(&mut self, room: &str, now: Instant) -> Option<u64> {
+        let retention = self.retention;
         let r = self.rooms.get_mut(room)?;
         r.away
-            .retain(|_, a| now.saturating_duration_since(a.since) < RETENTION);
+            .retain(|_, a| now.saturating_duration_since(a.since) < retention);
         let live = r.members.values().map(|m| m.flow.acked);
         let away = r.away.values().map(|a| a.acked);
         live.chain(away).min()
