@@ -92,12 +92,24 @@ impl App {
             }
             Some(maker) if maker == me => {
                 let made = self.rooms.keys.made.get(room).copied();
-                match made.filter(|k| k.epoch == epoch) {
+                // We made it; if we forgot it (a rejoin's reply came after
+                // we made it), our own package gives it back.
+                let key = match made.filter(|k| k.epoch == epoch) {
+                    Some(key) => Some(key),
+                    None => match self.open_package(info, epoch, maker, &me, &id) {
+                        KeyNews::Key(key) => {
+                            self.rooms.keys.made.insert(room.to_string(), key);
+                            Some(key)
+                        }
+                        _ => None,
+                    },
+                };
+                match key {
                     Some(key) => {
                         self.seal_for_needy(now, info, key, &me, &id);
                         KeyNews::Key(key)
                     }
-                    None => self.open_package(info, epoch, maker, &me, &id),
+                    None => KeyNews::Waiting(epoch),
                 }
             }
             Some(maker) => self.open_package(info, epoch, maker, &me, &id),

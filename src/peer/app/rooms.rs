@@ -179,7 +179,14 @@ impl App {
         rejoined: bool,
     ) -> Option<RoomKey> {
         match self.room_key_news(now, info) {
-            KeyNews::Key(key) => Some(key),
+            KeyNews::Key(key) => {
+                // The very key we held while we waited: nothing will change
+                // it, so stop waiting here.
+                if self.rooms.engine.key(&info.name) == Some(key) {
+                    self.rooms.engine.key_confirmed(now, &info.name);
+                }
+                Some(key)
+            }
             KeyNews::NotMember => None,
             KeyNews::Waiting(epoch) => {
                 let engine = &mut self.rooms.engine;

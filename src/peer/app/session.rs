@@ -51,7 +51,10 @@ impl Pending {
                 | Pending::Check
                 | Pending::Chat(Lookup::Verify { .. } | Lookup::Resume { .. })
                 | Pending::Room(
-                    RoomPending::Refresh(_) | RoomPending::Rejoin { .. } | RoomPending::Leave(_)
+                    RoomPending::Refresh(_)
+                        | RoomPending::Rejoin { .. }
+                        | RoomPending::Leave(_)
+                        | RoomPending::Key(_)
                 )
         )
     }

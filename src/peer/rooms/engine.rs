@@ -146,6 +146,9 @@ pub(super) struct Room {
     /// us yet (or we just joined and wait for ours): nothing is sent under
     /// `key` meanwhile, and what arrives is not opened ([`Engine::await_key`]).
     pub stale: bool,
+    /// `key` is a placeholder (we joined and wait for our first key): it
+    /// is never kept as the previous key, nor used to open anything.
+    pub placeholder: bool,
     /// Members we send to and hear from.
     pub members: BTreeMap<String, Member>,
     /// The registry's latest list (online members but us, with their
@@ -358,10 +361,12 @@ impl Engine {
             .map(|o| o.sent_at + PROGRESS_AFTER)
             .min();
         let leaving = self.rooms.values().filter_map(|r| r.leaving).min();
+        // A room we are leaving is polled only while our "leave" waits for
+        // its key.
         let poll = self
             .rooms
             .values()
-            .filter(|r| r.leaving.is_none())
+            .filter(|r| r.leaving.is_none() || r.stale)
             .map(|r| r.next_poll)
             .min();
         [

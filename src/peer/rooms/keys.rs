@@ -23,6 +23,37 @@ impl Engine {
         r.next_poll = r.next_poll.min(now + KEY_POLL);
     }
 
+    /// The key we hold for `room` is the current epoch's after all (the
+    /// registry named no new one, e.g. we rejoined within the same epoch):
+    /// stop waiting. [`Engine::members`] does this itself for a new key.
+    pub fn key_confirmed(&mut self, now: Instant, room: &str) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if !r.stale || r.placeholder {
+            return;
+        }
+        r.stale = false;
+        self.key_arrived(now, room);
+    }
+
+    /// The key came: what waited for it (our "join", what the user typed)
+    /// goes out now.
+    pub(super) fn key_arrived(&mut self, now: Instant, room: &str) {
+        let names: Vec<String> = self
+            .rooms
+            .get_mut(room)
+            .map(|r| {
+                // We were deaf meanwhile, not they silent.
+                r.members.values_mut().for_each(|m| m.last_heard = now);
+                r.members.keys().cloned().collect()
+            })
+            .unwrap_or_default();
+        for user in names {
+            self.pump(room, &user, now);
+        }
+    }
+
     /// The key we hold for `room` (perhaps not the current epoch's).
     pub fn key(&self, room: &str) -> Option<RoomKey> {
         self.rooms.get(room).map(|r| r.key)

@@ -64,7 +64,7 @@ impl Engine {
             if self
                 .rooms
                 .get(&room)
-                .is_some_and(|r| r.leaving.is_none() && now >= r.next_poll)
+                .is_some_and(|r| (r.leaving.is_none() || r.stale) && now >= r.next_poll)
             {
                 if let Some(r) = self.rooms.get_mut(&room) {
                     r.last_refresh = None;

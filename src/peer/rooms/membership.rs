@@ -11,7 +11,7 @@ use super::event::{Ask, Event, Gone, NotMember};
 use super::flow::Outbox;
 use super::send::control_item;
 use super::timers::Timer;
-use crate::protocol::datagram::{EventKind, RoomKey, VerifyingKey};
+use crate::protocol::datagram::{Body, EventKind, RoomKey, VerifyingKey};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -70,6 +70,7 @@ impl Engine {
                 key,
                 previous: None,
                 stale,
+                placeholder: stale,
                 tell_registry: false,
                 announced: others.iter().cloned().collect(),
                 members,
@@ -142,8 +143,16 @@ impl Engine {
     /// on the strength of that answer.
     pub fn members(&mut self, now: Instant, room: &str, key: Option<RoomKey>, listed: &[Listed]) {
         if !self.is_member(room) {
+            // Leaving: only the key matters (our "leave" may be waiting
+            // for it).
             if let (Some(key), Some(r)) = (key, self.rooms.get_mut(room)) {
+                let unstale = r.stale && r.key != key;
                 r.key = key;
+                if unstale {
+                    r.stale = false;
+                    r.placeholder = false;
+                    self.key_arrived(now, room);
+                }
             }
             return;
         }
@@ -160,11 +169,12 @@ impl Engine {
         if r.key != key {
             log::info!("#{room}: key epoch {} -> {}", r.key.epoch, key.epoch);
             // A placeholder (we waited for our first key) is no key to keep.
-            if !r.stale {
+            if !r.placeholder {
                 r.previous = Some((r.key, now + PREVIOUS_KEY_GRACE));
             }
             r.key = key;
             r.stale = false;
+            r.placeholder = false;
             r.next_poll = r.next_poll.min(now + MEMBERS_POLL);
             for (user, m) in r.members.iter_mut() {
                 m.flow.rekeyed(now);
@@ -207,6 +217,18 @@ impl Engine {
         r.listed = online;
         r.signers = signers(listed);
         for user in gone {
+            // One PING under the current epoch on the way out: a member the
+            // registry took out (a kick) that has not noticed yet cannot
+            // open it, so it asks the registry at once and learns why,
+            // while the room still exists.
+            let addr = self
+                .rooms
+                .get(room)
+                .and_then(|r| r.members.get(&user))
+                .map(|m| m.addr);
+            if let Some(addr) = addr {
+                self.control_to(room, addr, Body::Ping, now);
+            }
             self.remove_member(room, &user, Gone::NotListed);
         }
         for (user, addr) in joined {
@@ -215,20 +237,7 @@ impl Engine {
         self.refuse_outdated(room, listed);
         self.replay_held(room, now);
         if unstale {
-            // What waited for the key (our "join", what the user typed)
-            // goes out now.
-            let names: Vec<String> = self
-                .rooms
-                .get_mut(room)
-                .map(|r| {
-                    // We were deaf meanwhile, not they silent.
-                    r.members.values_mut().for_each(|m| m.last_heard = now);
-                    r.members.keys().cloned().collect()
-                })
-                .unwrap_or_default();
-            for user in names {
-                self.pump(room, &user, now);
-            }
+            self.key_arrived(now, room);
         }
     }
 

@@ -222,7 +222,11 @@ impl Engine {
         bytes: &[u8],
     ) -> Option<Datagram> {
         let r = self.rooms.get(room)?;
-        let (key, until) = r.previous?;
+        // The key we hold while we wait for the next one is as good as a
+        // previous one: a member's leave under it is still taken.
+        let grace = super::engine::PREVIOUS_KEY_GRACE;
+        let held = (r.stale && !r.placeholder).then_some((r.key, now + grace));
+        let (key, until) = held.filter(|(k, _)| k.epoch == epoch).or(r.previous)?;
         if key.epoch != epoch || now >= until {
             return None;
         }

@@ -99,3 +99,23 @@ fn a_joiner_waiting_for_its_key_sends_nothing_then_catches_up() {
     }
     assert!(sim.nodes[2].engine.has_key(ROOM));
 }
+
+#[test]
+fn a_key_confirmed_unchanged_ends_the_wait_and_what_waited_goes_out() {
+    let mut sim = Sim::new(2, 3, NetConfig::clean());
+    room_of(&mut sim, 0..2);
+    let now = sim.now;
+    sim.nodes[0].engine.await_key(now, ROOM);
+    sim.say(0, ROOM, "held while waiting");
+    sim.run_for(ms(100));
+    let a = sim.name(0);
+    assert!(sim.received(1, ROOM, &a).is_empty());
+    let now = sim.now;
+    sim.nodes[0].engine.key_confirmed(now, ROOM);
+    assert!(sim.nodes[0].engine.has_key(ROOM));
+    let end = sim.elapsed() + ms(3000);
+    while sim.received(1, ROOM, &a).is_empty() && sim.elapsed() < end {
+        sim.run_for(ms(10));
+    }
+    assert_eq!(sim.received(1, ROOM, &a), ["held while waiting"]);
+}
