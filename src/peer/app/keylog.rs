@@ -12,7 +12,7 @@ use std::path::PathBuf;
 /// Where keys go, and which were written already.
 pub struct KeyLog {
     path: PathBuf,
-    seen: HashSet<(String, u64)>,
+    seen: HashSet<(String, u64, [u8; 32])>,
 }
 
 impl KeyLog {
@@ -23,9 +23,10 @@ impl KeyLog {
         }
     }
 
-    /// Appends `ROOM_KEY #room EPOCH HEX` once per room and epoch.
+    /// Appends `ROOM_KEY #room EPOCH HEX` once per key (a room made again
+    /// after a registry restart starts again at epoch 1, with a new key).
     pub fn record(&mut self, room: &str, key: &RoomKey) {
-        if !self.seen.insert((room.to_string(), key.epoch)) {
+        if !self.seen.insert((room.to_string(), key.epoch, key.key)) {
             return;
         }
         let hex: String = key.key.iter().map(|b| format!("{b:02x}")).collect();

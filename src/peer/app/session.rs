@@ -107,7 +107,11 @@ impl App {
                 ),
             );
         }
-        if stopped_answering && self.link.is_up() && self.link.has_alternatives() {
+        // A registry that answers nothing for a request's whole time-out is
+        // as good as gone: a fresh connection (to it, or to another) beats
+        // waiting on TCP's back-off after a network cut, which can leave a
+        // peer unaware for many seconds that its session ended meanwhile.
+        if stopped_answering && self.link.is_up() {
             self.registry_gone("the registry did not answer in time".into());
         }
     }
