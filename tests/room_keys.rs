@@ -295,3 +295,39 @@ fn a_stranger_with_keys_of_its_own_cannot_make_or_replace_a_room_key() {
         .collect();
     assert_eq!(keys, [(json!(key.epoch), json!("alice"))], "bob's keys");
 }
+
+/// The first member in line, which makes each key, stops answering (its
+/// peer is stopped): the room is not held up. Carol leaves, and a key for
+/// the new epoch comes from bob, the next in line (after his second of
+/// patience, or once the stopped member's session timed out, whichever the
+/// registry sees first), and bob and dave talk under it.
+#[test]
+fn when_the_first_in_line_is_stopped_the_next_member_makes_the_key() {
+    let reg = Registry::start(&[]);
+    let mut p = login_all(
+        reg.addr(),
+        &["alice", "bob", "carol", "dave"],
+        &PeerOpts::default(),
+    );
+    form_room(&mut p, "lab", T);
+    p[0].signal(libc::SIGSTOP);
+    let stopped = std::time::Instant::now();
+    p[2].send("/leave lab");
+    p[2].expect("room_left", &[("room", json!("lab"))], T);
+    for x in [1, 3] {
+        let k = p[x].expect("room_key", &[("room", json!("lab"))], T);
+        assert!(k["epoch"].as_u64() >= Some(2), "{k}");
+        assert_eq!(k["maker"], json!("bob"), "{k}");
+    }
+    eprintln!(
+        "bob's key reached dave {:?} after alice stopped",
+        stopped.elapsed()
+    );
+    p[1].send("/msg #lab without alice's key");
+    p[3].expect(
+        "message",
+        &[("from", "bob"), ("text", "without alice's key")],
+        T,
+    );
+    p[0].signal(libc::SIGCONT);
+}

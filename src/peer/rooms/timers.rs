@@ -104,29 +104,22 @@ impl Engine {
             };
             match timer {
                 Timer::Flow { room, user } => {
-                    let Some(m) = self
-                        .rooms
-                        .get_mut(&room)
-                        .and_then(|r| r.members.get_mut(&user))
-                    else {
+                    let Some(r) = self.rooms.get_mut(&room) else {
+                        continue;
+                    };
+                    // Waiting for the key, nothing goes out and no member
+                    // is judged for it: the new key pumps them all.
+                    let stale = r.stale;
+                    let Some(m) = r.members.get_mut(&user) else {
                         continue;
                     };
                     if m.timer != Some(at) {
                         continue;
                     }
                     m.timer = None;
-                    if self.rooms.get(&room).is_some_and(|r| r.stale) {
-                        // Nothing goes out without the key, and no member
-                        // is judged for it: the new key pumps them all.
+                    if stale {
                         continue;
                     }
-                    let Some(m) = self
-                        .rooms
-                        .get_mut(&room)
-                        .and_then(|r| r.members.get_mut(&user))
-                    else {
-                        continue;
-                    };
                     if m.flow.stalled(now) {
                         self.unreachable(&room, &user, now);
                     } else if m.flow.deadline().is_some_and(|t| t <= now) {
