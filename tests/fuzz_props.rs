@@ -176,6 +176,14 @@ fn datagram_strategy() -> impl Strategy<Value = Datagram> {
             stream,
             next
         }),
+        (name, any::<u64>(), any::<u64>(), any::<bool>()).prop_map(|(to, stream, upto, noted)| {
+            Body::Late {
+                to,
+                stream,
+                upto,
+                noted,
+            }
+        }),
     ];
     (name, name, body).prop_map(|(room, from, body)| Datagram { room, from, body })
 }

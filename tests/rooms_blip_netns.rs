@@ -60,12 +60,14 @@ fn a_ten_second_link_cut_loses_no_room_message_either_way() {
     let cut = Instant::now();
     // About three a second from each side while the cable is out.
     let mut k = 5;
+    let first_cut = k;
     while cut.elapsed() < CUT {
         talk(&mut p, &mut said, k);
         k += 1;
         std::thread::sleep(Duration::from_millis(300));
     }
     lab.cable(CAROL_CABLE, true);
+    let after_cut = k;
     let back = Instant::now();
     p[2].expect("session_restored", ANY, Duration::from_secs(30));
     for _ in 0..5 {
@@ -77,10 +79,42 @@ fn a_ten_second_link_cut_loses_no_room_message_either_way() {
         ("carol".to_string(), said[1].clone()),
     ];
     expect_exact(&mut p, "#lab", &want, Duration::from_secs(60));
+    let took = back.elapsed();
+    // What each of alice and carol missed came marked late: one run, from
+    // the first message the other no longer acknowledged (said during the
+    // cut) to the last said before the sender let the other back in
+    // (after the cable came back: her session was restored first), and
+    // nothing said before the cut. Bob, cut off from carol only, got
+    // hers likewise and nothing late from alice.
+    let mut marked = Vec::new();
+    for (me, from) in [(2, "alice"), (0, "carol"), (1, "carol")] {
+        let late = late_texts(&p[me], from);
+        let said = &said[if from == "alice" { 0 } else { 1 }];
+        let first = said.iter().position(|t| late.first() == Some(t));
+        let first = first.unwrap_or_else(|| panic!("nothing from {from} came late: {late:?}"));
+        assert!(first >= first_cut, "{late:?}");
+        assert!(first + late.len() >= after_cut, "{late:?}");
+        assert_eq!(late, said[first..first + late.len()], "late from {from}");
+        marked.push(late.len());
+    }
+    assert!(late_texts(&p[1], "alice").is_empty(), "bob got late ones");
     eprintln!(
         "{} messages each way across a {CUT:?} cut: all received exactly once, in order, \
-         {:?} after the cable was back",
+         {took:?} after the cable was back; marked late: {} (carol's from alice), {} \
+         (alice's from carol), {} (bob's from carol)",
         said[0].len(),
-        back.elapsed()
+        marked[0],
+        marked[1],
+        marked[2]
     );
+}
+
+/// The texts from `from` in #lab that `p` was shown marked late, in order.
+fn late_texts(p: &Peer, from: &str) -> Vec<String> {
+    p.history
+        .iter()
+        .filter(|v| v["event"] == "message" && v["chat"] == "#lab" && v["from"] == from)
+        .filter(|v| v["late"] == serde_json::json!(true))
+        .filter_map(|v| v["text"].as_str().map(str::to_string))
+        .collect()
 }

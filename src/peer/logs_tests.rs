@@ -10,6 +10,7 @@ fn msg(from: &str, chat: &str, text: &str) -> UiEvent {
         queued: false,
         action: false,
         mention: false,
+        late: false,
     }
 }
 

@@ -42,6 +42,7 @@ fn runs_and_waits() {
         queued: false,
         action: false,
         mention: false,
+        late: false,
     });
     assert_eq!(s.next(t0 + Duration::from_millis(20)), Some(Command::Quit));
     assert_eq!(s.exit_code(), 0);

@@ -24,6 +24,7 @@
 //! ACK   (kind 2): to (str) | stream u64 | cum u64 | high u64 | flags (1) | n (1) | n × (first u64 | count u16)
 //! PING  (kind 3): (empty)
 //! SYNC  (kind 4): to (str) | stream u64 | next u64
+//! LATE  (kind 5): to (str) | stream u64 | upto u64 | noted (1)
 //! ```
 //!
 //! Decoding never panics: every read is bounds-checked, and anything that
@@ -114,6 +115,18 @@ pub enum Body {
     /// To member `to`: on stream `stream`, your messages start at seq
     /// `next` (you joined while it ran, or were dropped and let back in).
     Sync { to: String, stream: u64, next: u64 },
+    /// From a stream's sender to member `to` that was away and is let back
+    /// in (`noted` false): what it gets of stream `stream` up to seq `upto`
+    /// was sent while it was away (it shows those messages as late). From
+    /// the member back to the sender (`noted` true): noted; the sender
+    /// sends what it missed only then (or after a second without an
+    /// answer), so that none of it arrives unmarked.
+    Late {
+        to: String,
+        stream: u64,
+        upto: u64,
+        noted: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +200,7 @@ impl Header {
             return Err(DecodeError::Malformed);
         }
         let kind = r.u8()?;
-        if !(1..=4).contains(&kind) || r.u8()? != AUTH_ED25519 {
+        if !(1..=5).contains(&kind) || r.u8()? != AUTH_ED25519 {
             return Err(DecodeError::Malformed);
         }
         let room = r.str()?;
@@ -253,6 +266,7 @@ impl Datagram {
             Body::Ack { .. } => 2,
             Body::Ping => 3,
             Body::Sync { .. } => 4,
+            Body::Late { .. } => 5,
         });
         out.push(AUTH_ED25519);
         put_str(&mut out, &self.room);
@@ -304,6 +318,17 @@ impl Datagram {
                 put_str(&mut out, to);
                 out.extend_from_slice(&stream.to_be_bytes());
                 out.extend_from_slice(&next.to_be_bytes());
+            }
+            Body::Late {
+                to,
+                stream,
+                upto,
+                noted,
+            } => {
+                put_str(&mut out, to);
+                out.extend_from_slice(&stream.to_be_bytes());
+                out.extend_from_slice(&upto.to_be_bytes());
+                out.push(u8::from(*noted));
             }
         }
         let (aad, body) = out.split_at_mut(header);
@@ -427,10 +452,20 @@ fn parse_body(kind: u8, plain: &[u8]) -> Result<Body, DecodeError> {
             }
         }
         3 => Body::Ping,
-        _ => Body::Sync {
+        4 => Body::Sync {
             to: r.str()?,
             stream: r.u64()?,
             next: r.u64()?,
+        },
+        _ => Body::Late {
+            to: r.str()?,
+            stream: r.u64()?,
+            upto: r.u64()?,
+            noted: match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(DecodeError::Malformed),
+            },
         },
     };
     if r.at != plain.len() {

@@ -64,6 +64,15 @@ fn round_trip_and_tag() {
             },
             ..data()
         },
+        Datagram {
+            body: Body::Late {
+                to: "bob".into(),
+                stream: 9,
+                upto: 40,
+                noted: true,
+            },
+            ..data()
+        },
     ] {
         let bytes = d.encode(&KEY, &NONCE, &alice());
         assert_eq!(open(&bytes, Some(KEY)), Ok(d.clone()));

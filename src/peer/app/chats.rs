@@ -56,6 +56,7 @@ impl App {
                     queued: !sent,
                     action: false,
                     mention: false,
+                    late: false,
                 };
                 self.emit_marked(ev, unverified);
             }
@@ -138,6 +139,7 @@ impl App {
                     queued: false,
                     action: false,
                     mention: false,
+                    late: false,
                 };
                 self.emit_marked(ev, unverified);
             }

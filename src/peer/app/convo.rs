@@ -171,6 +171,7 @@ mod tests {
             queued: false,
             action: false,
             mention: false,
+            late: false,
         }
     }
 

@@ -241,6 +241,7 @@ impl App {
                 text,
                 id,
                 own,
+                late,
             } => UiEvent::Message {
                 from,
                 chat: format!("#{room}"),
@@ -250,6 +251,7 @@ impl App {
                 queued: false,
                 action: false,
                 mention: false,
+                late,
             },
             Event::Delivery {
                 room,

@@ -89,6 +89,9 @@ pub(super) struct Member {
     pub last_sent: Instant,
     /// When its flow is queued in the engine's timers.
     pub timer: Option<Instant>,
+    /// Let back in owing what it missed: the LATE notice it must note
+    /// before the catch-up goes (see `late`).
+    pub notice: Option<super::late::Notice>,
 }
 
 /// What we receive from one sender. Kept per room by name, apart from the
@@ -116,8 +119,9 @@ pub const MAX_STREAMS: usize = 4;
 /// One stream from one member.
 pub(super) struct StreamIn {
     pub rx: RecvStream,
-    /// Fragments of a text being reassembled: (msg_id, bytes so far, next frag).
-    pub partial: Option<(u64, Vec<u8>, u16)>,
+    /// Fragments of a text being reassembled: (msg_id, bytes so far, next
+    /// frag, whether any of them came late).
+    pub partial: Option<(u64, Vec<u8>, u16, bool)>,
     /// When a datagram last arrived on it.
     pub last: Instant,
     /// When its acknowledgement is queued in the engine's timers.
@@ -289,6 +293,7 @@ impl Engine {
             last_heard: now,
             last_sent: now,
             timer: None,
+            notice: None,
         }
     }
 

@@ -28,6 +28,9 @@ pub enum Event {
         text: String,
         id: u64,
         own: bool,
+        /// Sent while we were away, and delivered when we came back (see
+        /// the LATE notice in protocol.md).
+        late: bool,
     },
     /// Progress or final success of our message `id`: `acked` of `total`.
     Delivery {

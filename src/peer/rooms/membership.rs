@@ -252,11 +252,18 @@ impl Engine {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        let m = Engine::new_member(addr, base, now);
+        let mut m = Engine::new_member(addr, base, now);
+        let owed = base < r.tx.last();
+        if owed {
+            m.notice = Some(super::late::Notice {
+                upto: r.tx.last(),
+                since: now,
+                told: None,
+            });
+        }
         r.unheard.remove(user);
         r.unlisted.remove(user);
         r.members.insert(user.to_string(), m);
-        let owed = base < r.tx.last();
         if r.announced.insert(user.to_string()) {
             self.emit(Event::MemberJoined {
                 room: room.to_string(),

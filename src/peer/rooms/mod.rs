@@ -18,6 +18,7 @@ pub mod event;
 pub mod faults;
 pub mod flow;
 mod keys;
+mod late;
 mod liveness;
 mod membership;
 mod progress;
@@ -29,6 +30,7 @@ mod timers;
 
 pub use engine::{Engine, Listed, StreamIds};
 pub use event::{Ask, Event, Gone, NotMember, SayError, Stats};
+pub use late::{NOTICE_PATIENCE, NOTICE_REPEAT};
 pub use progress::{PASTE_MIN, SENDING_EVERY};
 pub use retain::RETENTION;
 

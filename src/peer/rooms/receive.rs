@@ -55,7 +55,7 @@ impl Engine {
             }
         };
         let to_me = match &dg.body {
-            Body::Ack { to, .. } | Body::Sync { to, .. } => *to == self.me,
+            Body::Ack { to, .. } | Body::Sync { to, .. } | Body::Late { to, .. } => *to == self.me,
             Body::Data { .. } | Body::Ping => true,
         };
         if !to_me || dg.from == self.me {
@@ -122,6 +122,12 @@ impl Engine {
                 self.on_ack(&room, &from, stream, report, now)
             }
             Body::Sync { stream, next, .. } => self.on_sync(&room, &from, stream, next, now),
+            Body::Late {
+                stream,
+                upto,
+                noted,
+                ..
+            } => self.on_late(&room, &from, (stream, upto, noted), now),
             Body::Data {
                 stream,
                 seq,
@@ -137,6 +143,7 @@ impl Engine {
                     frag,
                     frags,
                     bytes,
+                    late: false,
                 };
                 self.on_data(&room, &from, (stream, seq), item, now);
             }
@@ -246,7 +253,7 @@ impl Engine {
     /// The index of stream `stream` from `from` among those we hold,
     /// opened if new; `None` (counted) for a stale one or a room we are
     /// leaving.
-    fn inbound_stream(
+    pub(super) fn inbound_stream(
         &mut self,
         room: &str,
         from: &str,
@@ -307,7 +314,7 @@ impl Engine {
     }
 
     /// The stream at `at` from `from`, if still there.
-    fn stream_at(&mut self, room: &str, from: &str, at: usize) -> Option<&mut StreamIn> {
+    pub(super) fn stream_at(&mut self, room: &str, from: &str, at: usize) -> Option<&mut StreamIn> {
         self.rooms
             .get_mut(room)?
             .inbound
@@ -453,9 +460,11 @@ impl Engine {
         else {
             return;
         };
-        let (msg_id, mut buf, next) = match inb.partial.take() {
-            Some((id, buf, next)) if id == item.msg_id && next == item.frag => (id, buf, next),
-            _ if item.frag == 0 => (item.msg_id, Vec::new(), 0),
+        let (msg_id, mut buf, next, late) = match inb.partial.take() {
+            Some((id, buf, next, late)) if id == item.msg_id && next == item.frag => {
+                (id, buf, next, late || item.late)
+            }
+            _ if item.frag == 0 => (item.msg_id, Vec::new(), 0, item.late),
             // A fragment out of place can only come from a broken
             // sender: drop it and what was pending.
             _ => return,
@@ -463,7 +472,7 @@ impl Engine {
         buf.extend_from_slice(&item.bytes);
         if next + 1 < item.frags {
             if buf.len() <= wire::MAX_MESSAGE {
-                inb.partial = Some((msg_id, buf, next + 1));
+                inb.partial = Some((msg_id, buf, next + 1, late));
             }
             return;
         }
@@ -475,6 +484,7 @@ impl Engine {
             text,
             id: msg_id,
             own: false,
+            late,
         });
     }
 }

@@ -34,6 +34,7 @@ pub(super) fn text_items(text: &str, msg_id: u64) -> Vec<Item> {
             frag: i as u16,
             frags,
             bytes: c.to_vec(),
+            late: false,
         })
         .collect()
 }
@@ -45,6 +46,7 @@ pub(super) fn control_item(event: EventKind) -> Item {
         frag: 0,
         frags: 1,
         bytes: Vec::new(),
+        late: false,
     }
 }
 
@@ -93,6 +95,7 @@ impl Engine {
             text: text.to_string(),
             id,
             own: true,
+            late: false,
         });
         self.run_said(room, id, now);
         for item in items {
@@ -197,6 +200,9 @@ impl Engine {
 
     /// Sends member `user` what its window and its repairs allow now.
     pub(super) fn pump(&mut self, room: &str, user: &str, now: Instant) {
+        if self.hold_for_notice(room, user, now) {
+            return;
+        }
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };

@@ -41,6 +41,9 @@ pub struct Item {
     pub frag: u16,
     pub frags: u16,
     pub bytes: Vec<u8>,
+    /// Delivered as part of what we missed while away (its seq is within
+    /// the sender's LATE notice); set by the receiver only.
+    pub late: bool,
 }
 
 /// What a receiver made of one DATA datagram.
@@ -77,6 +80,9 @@ pub struct RecvStream {
     /// When the next acknowledgement is due, if one is.
     pub ack_at: Option<Instant>,
     last_ack: Option<Instant>,
+    /// Seqs up to this were sent while we were away (the sender's LATE
+    /// notice): they are delivered marked late.
+    late_upto: u64,
 }
 
 impl RecvStream {
@@ -89,7 +95,14 @@ impl RecvStream {
             unacked: 0,
             ack_at: None,
             last_ack: None,
+            late_upto: 0,
         }
+    }
+
+    /// The sender's LATE notice: what we get of seqs up to `upto` was
+    /// sent while we were away.
+    pub fn late(&mut self, upto: u64) {
+        self.late_upto = self.late_upto.max(upto);
     }
 
     /// Asks for an acknowledgement at `at` at the latest (never sooner
@@ -143,7 +156,8 @@ impl RecvStream {
             return Vec::new();
         };
         let mut ready = Vec::new();
-        while let Some(item) = self.ahead.remove(&expected) {
+        while let Some(mut item) = self.ahead.remove(&expected) {
+            item.late = expected <= self.late_upto;
             ready.push(item);
             expected += 1;
         }

@@ -8,6 +8,7 @@ fn item(n: u64) -> Item {
         frag: 0,
         frags: 1,
         bytes: n.to_string().into_bytes(),
+        late: false,
     }
 }
 
@@ -90,4 +91,27 @@ fn at_most_32_ranges_and_high_stops_before_the_unlisted() {
     assert_eq!(r.missing.len(), MAX_RANGES);
     let last = r.missing.last().unwrap().0;
     assert_eq!(r.high, last + 1);
+}
+
+#[test]
+fn after_a_late_notice_seqs_up_to_it_come_marked_late_and_no_others() {
+    let t = Instant::now();
+    let mut rx = RecvStream::new(7);
+    assert_eq!(ids(rx.receive(1, item(1), t)), [1]);
+    rx.late(4);
+    // 3 waits for 2; 2 brings 3; both late, then 4 late, 5 not.
+    assert!(ids(rx.receive(3, item(3), t)).is_empty());
+    let late = |r: Received| match r {
+        Received::Deliver(v) => v
+            .into_iter()
+            .map(|i| (i.msg_id, i.late))
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(late(rx.receive(2, item(2), t)), [(2, true), (3, true)]);
+    assert_eq!(late(rx.receive(4, item(4), t)), [(4, true)]);
+    assert_eq!(late(rx.receive(5, item(5), t)), [(5, false)]);
+    // A repeated, older notice changes nothing.
+    rx.late(2);
+    assert_eq!(late(rx.receive(6, item(6), t)), [(6, false)]);
 }

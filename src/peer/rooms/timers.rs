@@ -19,6 +19,8 @@ use std::time::Instant;
 pub(super) enum Timer {
     /// A member's flow: retransmissions, its window, or giving up on it.
     Flow { room: String, user: String },
+    /// A LATE notice to `user` to repeat (or give up on).
+    Notice { room: String, user: String },
     /// The acknowledgement of stream `stream` from `user`.
     Ack {
         room: String,
@@ -126,6 +128,16 @@ impl Engine {
                         self.pump(&room, &user, now);
                     } else {
                         self.arm_flow(&room, &user);
+                    }
+                }
+                Timer::Notice { room, user } => {
+                    let waiting = self
+                        .rooms
+                        .get(&room)
+                        .and_then(|r| r.members.get(&user))
+                        .is_some_and(|m| m.notice.is_some());
+                    if waiting {
+                        self.pump(&room, &user, now);
                     }
                 }
                 Timer::Ack { room, user, stream } => {

@@ -168,6 +168,10 @@ pub enum UiEvent {
         /// [`crate::peer::social`]).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         mention: bool,
+        /// A room message sent while we were away (cut off, dropped by
+        /// its sender), delivered when we came back.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        late: bool,
     },
     Current {
         target: String,

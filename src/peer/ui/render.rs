@@ -264,13 +264,13 @@ impl Ui {
                     list.join(", ").red()
                 )
             }
-            UiEvent::Message { from, chat, text, own, queued, action, mention, .. } => {
+            UiEvent::Message { from, chat, text, own, queued, action, mention, late, .. } => {
                 let text = &if *queued { format!("{text} (queued)") } else { text.clone() };
                 let body = format_text(text, self.color);
                 // A mention shows the sender's name in reverse video.
                 let from_name = if *mention { n(from).reversed().to_string() } else { n(from) };
                 let room = chat.starts_with('#');
-                match (room, *own, *action) {
+                let line = match (room, *own, *action) {
                     // Own text in the terminal's own colour: bright white
                     // could not be read on a light background.
                     (true, true, false) => format!("{} <{}> {body}", chat.dimmed(), "you".bold()),
@@ -280,7 +280,9 @@ impl Ui {
                     (true, _, true) => format!("{} * {from_name} {body}", chat.dimmed()),
                     (false, true, true) => format!("{} {} * {} {body}", "you →".bold(), n(chat), n(from)),
                     (false, false, true) => format!("* {from_name} {body} {}", "(private)".magenta()),
-                }
+                };
+                // Sent while we were away: it comes now, in its place.
+                if *late { format!("{line} {}", "(late)".dimmed()) } else { line }
             }
             UiEvent::History { chat, lines } if lines.is_empty() => Self::notice(&format!("no history of {chat} yet")),
             UiEvent::History { chat, lines } => {

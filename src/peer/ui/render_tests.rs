@@ -78,6 +78,7 @@ fn interrupted_and_undelivered_lines() {
         queued: true,
         action: false,
         mention: false,
+        late: false,
     });
     assert_eq!(line3, "you → bob later (queued)");
 }
@@ -174,6 +175,7 @@ fn own_text_is_never_bright_white() {
             queued: false,
             action: false,
             mention: false,
+            late: false,
         });
         assert!(!line.contains("\x1b[97m"), "{line:?}");
         assert!(line.ends_with(" hello"), "{line:?}");
@@ -337,6 +339,7 @@ fn social_lines() {
         queued: false,
         action,
         mention,
+        late: false,
     };
     let line = |ev| plain(ui.line(ev));
     assert_eq!(line(msg("#lab", false, true, false)), "#lab * bob waves");
@@ -441,4 +444,25 @@ fn room_role_and_announcement_lines() {
         "bold magenta: {coloured:?}"
     );
     assert_eq!(line(a), "📢 announcement from teacher: 10 minutes left");
+}
+
+/// A room message that came late says so after its text.
+#[test]
+fn a_late_room_message_is_marked() {
+    let ui = Ui::new(false, false, super::super::Sink::Stdout);
+    let line = ui.line(UiEvent::Message {
+        from: "alice".into(),
+        chat: "#lab".into(),
+        text: "did everyone get the link?".into(),
+        id: 6,
+        own: false,
+        queued: false,
+        action: false,
+        mention: false,
+        late: true,
+    });
+    assert!(
+        line.ends_with("<alice> did everyone get the link? (late)"),
+        "{line:?}"
+    );
 }

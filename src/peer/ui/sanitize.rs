@@ -450,6 +450,7 @@ mod tests {
                 queued: false,
                 action: false,
                 mention: false,
+                late: false,
             },
             UiEvent::ChatInterrupted {
                 with: t(),
@@ -469,6 +470,7 @@ mod tests {
                 queued: true,
                 action: false,
                 mention: false,
+                late: false,
             },
             UiEvent::Current { target: t() },
             UiEvent::History {

@@ -39,9 +39,19 @@ fn a_member_cut_off_for_ten_seconds_gets_everything_it_missed_once_in_order() {
     }
     assert_eq!(sim.received(1, ROOM, &a), sent[0].as_slice());
     assert_eq!(sim.received(0, ROOM, &b), sent[1].as_slice());
-    // The third member, never cut off, got both once, in order.
+    // What the other missed came marked late: one run, to the end.
+    for (me, s) in [(1, 0), (0, 1)] {
+        let from = sim.name(s);
+        let late = sim.received_late(me, ROOM, &from);
+        let got = sim.received(me, ROOM, &from);
+        assert!(late.len() >= 30, "{} late of {}", late.len(), got.len());
+        assert!(got.ends_with(late), "{late:?}");
+    }
+    // The third member, never cut off, got both once, in order, none late.
     assert_eq!(sim.received(2, ROOM, &a), sent[0].as_slice());
     assert_eq!(sim.received(2, ROOM, &b), sent[1].as_slice());
+    assert!(sim.received_late(2, ROOM, &a).is_empty());
+    assert!(sim.received_late(2, ROOM, &b).is_empty());
     assert!(sim.members(0, ROOM).contains(&b) && sim.members(1, ROOM).contains(&a));
 }
 
@@ -84,4 +94,79 @@ fn beyond_the_retention_window_a_member_gets_only_what_follows_its_return() {
     // The member never cut off got everything.
     let all: Vec<String> = during.iter().chain(&after).cloned().collect();
     assert_eq!(sim.received(2, ROOM, &a), all.as_slice());
+}
+
+#[test]
+fn through_loss_duplication_and_reordering_exactly_the_missed_messages_come_marked_late() {
+    for seed in 11..16 {
+        missed_messages_come_marked_late(seed);
+    }
+}
+
+fn missed_messages_come_marked_late(seed: u64) {
+    let mut sim = Sim::new(3, seed, NetConfig::lossy(0.10, 0.05, 0.10));
+    room_of(&mut sim, 0..3);
+    let (a, b) = (sim.name(0), sim.name(1));
+    let mut sent = Vec::new();
+    let mut say = |sim: &mut Sim, phase: &str, n: usize| {
+        for k in 0..n {
+            let text = format!("{phase} #{k:02}");
+            sim.say(0, ROOM, &text);
+            sent.push(text);
+            sim.run_for(ms(200));
+        }
+    };
+    say(&mut sim, "before", 10);
+    sim.partition(0, 1, true);
+    say(&mut sim, "during", 40);
+    assert!(sim.departures(0, ROOM).contains(&(b.clone(), Gone::Silent)));
+    sim.partition(0, 1, false);
+    let end = sim.elapsed() + Duration::from_secs(10);
+    while !sim.members(0, ROOM).contains(&b) && sim.elapsed() < end {
+        sim.run_for(ms(20));
+    }
+    say(&mut sim, "after", 10);
+    let end = sim.elapsed() + Duration::from_secs(10);
+    while sim.received(1, ROOM, &a).len() < sent.len() && sim.elapsed() < end {
+        sim.run_for(ms(20));
+    }
+    assert_eq!(sim.received(1, ROOM, &a), sent.as_slice());
+    let late = sim.received_late(1, ROOM, &a);
+    // Late: one run of what was said while cut off, to its end; nothing
+    // said before the cut or after the return.
+    assert!(late.len() >= 20, "{late:?}");
+    assert!(late.iter().all(|t| t.starts_with("during")), "{late:?}");
+    let first = sent.iter().position(|t| *t == late[0]).unwrap_or(0);
+    let during_end = sent.iter().filter(|t| !t.starts_with("after")).count();
+    assert_eq!(late, &sent[first..during_end]);
+    assert!(sim.received_late(2, ROOM, &a).is_empty());
+}
+
+#[test]
+fn a_member_that_never_notes_the_late_notice_still_gets_what_it_missed_unmarked() {
+    let mut sim = Sim::new(3, 13, NetConfig::clean());
+    room_of(&mut sim, 0..3);
+    let (a, b) = (sim.name(0), sim.name(1));
+    // Every LATE datagram is lost: as with a peer that does not know it.
+    sim.net.drop_kind = Some(5);
+    sim.partition(0, 1, true);
+    let mut sent = Vec::new();
+    for k in 0..30 {
+        let text = format!("during #{k:02}");
+        sim.say(0, ROOM, &text);
+        sent.push(text);
+        sim.run_for(ms(200));
+    }
+    assert!(sim.departures(0, ROOM).contains(&(b.clone(), Gone::Silent)));
+    sim.partition(0, 1, false);
+    let back = sim.elapsed();
+    let end = back + Duration::from_secs(10);
+    while sim.received(1, ROOM, &a).len() < sent.len() && sim.elapsed() < end {
+        sim.run_for(ms(20));
+    }
+    assert_eq!(sim.received(1, ROOM, &a), sent.as_slice());
+    assert!(sim.received_late(1, ROOM, &a).is_empty());
+    // Held for the notice's patience, not longer.
+    let took = sim.elapsed() - back;
+    assert!(took < Duration::from_secs(3), "{took:?}");
 }

@@ -64,6 +64,8 @@ pub struct Node {
     pub events: Vec<Event>,
     /// Texts received, by (room, sender), in delivery order.
     pub inbox: HashMap<(String, String), Vec<String>>,
+    /// Those of them marked late, likewise.
+    pub late: HashMap<(String, String), Vec<String>>,
     deadline: Option<Instant>,
     dirty: bool,
     /// A slow node takes this long per datagram; what arrives meanwhile
@@ -135,6 +137,7 @@ impl Sim {
                     generation: 1,
                     events: Vec::new(),
                     inbox: HashMap::new(),
+                    late: HashMap::new(),
                     deadline: None,
                     dirty: false,
                     per_datagram: None,
@@ -231,6 +234,7 @@ impl Sim {
         node.up = true;
         node.events.clear();
         node.inbox.clear();
+        node.late.clear();
         node.dirty = true;
         node.killed_at = None;
         let mut rooms: Vec<String> = std::mem::take(&mut node.lost_rooms);
@@ -266,8 +270,15 @@ impl Sim {
                     from,
                     text,
                     own: false,
+                    late,
                     ..
-                } => node.inbox.entry((room, from)).or_default().push(text),
+                } => {
+                    if late {
+                        let key = (room.clone(), from.clone());
+                        node.late.entry(key).or_default().push(text.clone());
+                    }
+                    node.inbox.entry((room, from)).or_default().push(text)
+                }
                 Event::Ask(a) => {
                     self.asks.push((i, a.clone()));
                     node.events.push(Event::Ask(a));
@@ -334,6 +345,14 @@ impl Sim {
     pub fn received(&self, i: usize, room: &str, from: &str) -> &[String] {
         self.nodes[i]
             .inbox
+            .get(&(room.to_string(), from.to_string()))
+            .map_or(&[], |v| v.as_slice())
+    }
+
+    /// Those of them that came marked late.
+    pub fn received_late(&self, i: usize, room: &str, from: &str) -> &[String] {
+        self.nodes[i]
+            .late
             .get(&(room.to_string(), from.to_string()))
             .map_or(&[], |v| v.as_slice())
     }

@@ -118,6 +118,9 @@ pub struct Net {
     /// When set, a copy of every datagram sent (before loss), for tests
     /// that look at what went on the wire.
     pub tap: Option<Vec<(SocketAddr, Vec<u8>)>>,
+    /// When set, every datagram of this kind (the header's fourth byte)
+    /// is lost: a peer that does not know it, or a path that drops it.
+    pub drop_kind: Option<u8>,
 }
 
 impl Net {
@@ -134,6 +137,7 @@ impl Net {
             duplicated: 0,
             reordered: 0,
             tap: None,
+            drop_kind: None,
         }
     }
 
@@ -162,7 +166,8 @@ impl Net {
         if let Some(tap) = &mut self.tap {
             tap.push((to, bytes.clone()));
         }
-        if self.cut.contains(&(from, to)) || self.rng.chance(self.cfg.loss) {
+        let dropped = self.drop_kind.is_some_and(|k| bytes.get(3) == Some(&k));
+        if dropped || self.cut.contains(&(from, to)) || self.rng.chance(self.cfg.loss) {
             self.lost += 1;
             return;
         }
