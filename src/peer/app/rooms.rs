@@ -455,6 +455,10 @@ impl App {
                 let members = listed(&room.members);
                 let key = self.room_key_for_engine(now, &room, rejoined);
                 self.rooms.engine.members(now, &room.name, key, &members);
+                if rejoined && !self.rooms.engine.has_key(&room.name) {
+                    // The key maker learns of us now, not at its next poll.
+                    self.rooms.engine.knock(now, &room.name);
+                }
                 self.topic_seen(&room.name, topic, false);
             }
             (RoomPending::Topic(_), ReplyBody::Topic { room, topic }) => {

@@ -83,6 +83,14 @@ impl Engine {
         };
         self.enter_as(now, room, placeholder, listed, true);
         self.await_key(now, room);
+        self.knock(now, room);
+    }
+
+    /// Knocks on every member the registry lists in `room` (see
+    /// [`Engine::enter_awaiting_key`]): we are in but lack the key, as a
+    /// joiner, or as a member back after its session ended, which may
+    /// have dropped every member as silent meanwhile.
+    pub fn knock(&mut self, now: Instant, room: &str) {
         let Some(addrs) = self
             .rooms
             .get(room)

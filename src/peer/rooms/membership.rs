@@ -316,8 +316,14 @@ impl Engine {
     }
 
     /// After the session is restored, join our rooms again (the registry
-    /// dropped us from them when the session went offline).
+    /// dropped us from them when the session went offline). The members
+    /// we judged silent meanwhile were most likely silent because we were
+    /// cut off: those the registry lists come back in with its answer
+    /// (and are judged afresh), instead of once each is heard from.
     pub fn rejoin(&mut self) {
+        for r in self.rooms.values_mut() {
+            r.unheard.clear();
+        }
         for room in self.joined() {
             self.emit(Event::Ask(Ask::Rejoin(room)));
         }
