@@ -127,7 +127,7 @@ pub(super) struct StreamIn {
 pub(super) struct OutMsg {
     pub total: usize,
     /// Fragments each member has still to acknowledge.
-    pub remaining: HashMap<String, u16>,
+    pub remaining: super::owed::Owed,
     pub failed: Vec<String>,
     pub sent_at: Instant,
     pub progress_shown: bool,
@@ -173,6 +173,8 @@ pub(super) struct Room {
     /// answers (at most [`HELD_MAX`]).
     pub held: Vec<Vec<u8>>,
     pub inbound: HashMap<String, Inbound>,
+    /// A small number per member name, for [`OutMsg::remaining`].
+    pub slots: super::owed::Slots,
     /// Members who said they left, and when: the registry may list them a
     /// little longer, and they must not be added back from that list.
     pub departed: HashMap<String, Instant>,

@@ -161,9 +161,10 @@ impl Engine {
             None => return,
         };
         if let Some(r) = self.rooms.get_mut(room) {
+            let slot = r.slots.get(user).copied();
             for id in &ids {
                 if let Some(o) = r.out.get_mut(id) {
-                    if o.remaining.remove(user).is_some() {
+                    if o.remaining.remove(slot) {
                         o.failed.push(user.to_string());
                     }
                 }

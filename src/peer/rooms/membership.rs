@@ -82,6 +82,7 @@ impl Engine {
                 next_poll: now + MEMBERS_POLL,
                 held: Vec::new(),
                 inbound: HashMap::new(),
+                slots: Default::default(),
                 departed: HashMap::new(),
                 next_msg: 1,
                 out: BTreeMap::new(),
@@ -383,8 +384,9 @@ impl Engine {
         // their way to it; one that fell silent did not get them, and the
         // sender is told so, by name.
         let leaving = r.leaving.is_some();
+        let slot = r.slots.get(user).copied();
         for o in r.out.values_mut() {
-            if o.remaining.remove(user).is_some() {
+            if o.remaining.remove(slot) {
                 if reason == Gone::Left {
                     o.total -= 1;
                 } else {

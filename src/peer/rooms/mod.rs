@@ -20,6 +20,7 @@ pub mod flow;
 mod keys;
 mod liveness;
 mod membership;
+mod owed;
 mod progress;
 mod receive;
 mod retain;

@@ -65,7 +65,12 @@ impl Engine {
         let id = r.next_msg;
         r.next_msg += 1;
         let items = text_items(text, id);
-        let members: Vec<String> = r.members.keys().cloned().collect();
+        let slots = &mut r.slots;
+        let members: Vec<usize> = r
+            .members
+            .keys()
+            .map(|m| super::owed::slot(slots, m))
+            .collect();
         // The registry lists members we cannot reach right now (silent, or
         // we are cut off): they are addressees too, and did not get it.
         let cut_off: Vec<String> = r
@@ -78,10 +83,7 @@ impl Engine {
             id,
             OutMsg {
                 total: members.len() + cut_off.len(),
-                remaining: members
-                    .iter()
-                    .map(|m| (m.clone(), items.len() as u16))
-                    .collect(),
+                remaining: super::owed::Owed::new(members, items.len() as u16),
                 failed: cut_off,
                 sent_at: now,
                 progress_shown: false,
@@ -297,21 +299,20 @@ impl Engine {
         };
         let acked = m.flow.ack(report.cum, report.high, &report.missing, now);
         let mut touched = BTreeSet::new();
-        if !acked.is_empty() {
+        let slot = r.slots.get(from).copied();
+        if let Some(slot) = slot.filter(|_| !acked.is_empty()) {
             for (_, sent) in r.tx.buf.range(acked.clone()) {
                 if sent.item.event != EventKind::Text {
                     continue;
                 }
                 if let Some(o) = r.out.get_mut(&sent.item.msg_id) {
-                    if let Some(left) = o.remaining.get_mut(from) {
-                        *left = left.saturating_sub(1);
-                        if *left == 0 {
-                            o.remaining.remove(from);
-                            touched.insert(sent.item.msg_id);
-                        }
+                    if o.remaining.acked(slot) {
+                        touched.insert(sent.item.msg_id);
                     }
                 }
             }
+        }
+        if !acked.is_empty() {
             // The outbox's floor moves only when the member at it moves
             // (every member has acknowledged up to just below its first
             // seq): not a scan of the room per acknowledgement.
