@@ -4,7 +4,7 @@
 //! key epoch, leaving, and dropping a member with a typed reason.
 
 use super::engine::{
-    Engine, Listed, Room, DEPARTED_MEMORY, LEAVE_LINGER, MEMBERS_POLL, PING_EVERY,
+    ByName, Engine, Listed, Room, DEPARTED_MEMORY, LEAVE_LINGER, MEMBERS_POLL, PING_EVERY,
     PREVIOUS_KEY_GRACE, UNLISTED_LIMIT, UNLISTED_SILENCE,
 };
 use super::event::{Ask, Event, Gone, NotMember};
@@ -28,7 +28,7 @@ fn online_others(me: &str, listed: &[Listed]) -> BTreeMap<String, SocketAddr> {
 }
 
 /// The signing keys the registry vouches for, by member.
-fn signers(listed: &[Listed]) -> HashMap<String, VerifyingKey> {
+fn signers(listed: &[Listed]) -> ByName<VerifyingKey> {
     listed
         .iter()
         .filter(|u| u.addr.is_some())
@@ -81,7 +81,7 @@ impl Engine {
                 unheard: HashSet::new(),
                 next_poll: now + MEMBERS_POLL,
                 held: Vec::new(),
-                inbound: HashMap::new(),
+                inbound: ByName::default(),
                 slots: Default::default(),
                 departed: HashMap::new(),
                 next_msg: 1,
