@@ -154,7 +154,7 @@ pub(super) struct Room {
     /// is never kept as the previous key, nor used to open anything.
     pub placeholder: bool,
     /// Members we send to and hear from.
-    pub members: BTreeMap<String, Member>,
+    pub members: super::members::Members,
     /// The registry's latest list (online members but us, with their
     /// addresses): only a member on it is let in.
     pub listed: BTreeMap<String, SocketAddr>,

@@ -55,7 +55,7 @@ impl Engine {
     ) {
         let me = self.me.clone();
         let online = online_others(&me, listed);
-        let mut members = BTreeMap::new();
+        let mut members = super::members::Members::default();
         for (name, addr) in &online {
             members.insert(name.clone(), Engine::new_member(*addr, 0, now));
         }
@@ -192,7 +192,7 @@ impl Engine {
             .retain(|_, t| now.duration_since(*t) < DEPARTED_MEMORY);
         r.unheard.retain(|u| online.contains_key(u));
         let mut gone = Vec::new();
-        for (name, m) in &r.members {
+        for (name, m) in r.members.iter() {
             if online.contains_key(name) {
                 r.unlisted.remove(name);
             } else {

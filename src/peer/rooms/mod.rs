@@ -19,6 +19,7 @@ pub mod faults;
 pub mod flow;
 mod keys;
 mod liveness;
+mod members;
 mod membership;
 mod owed;
 mod progress;
