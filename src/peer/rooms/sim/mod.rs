@@ -63,7 +63,7 @@ pub struct Node {
     /// but texts from others, which go to `inbox`.
     pub events: Vec<Event>,
     /// Texts received, by (room, sender), in delivery order.
-    pub inbox: HashMap<(String, String), Vec<String>>,
+    pub inbox: HashMap<(String, String), Vec<String>, foldhash::fast::RandomState>,
     deadline: Option<Instant>,
     dirty: bool,
     /// A slow node takes this long per datagram; what arrives meanwhile
@@ -134,7 +134,7 @@ impl Sim {
                     lost_rooms: Vec::new(),
                     generation: 1,
                     events: Vec::new(),
-                    inbox: HashMap::new(),
+                    inbox: HashMap::default(),
                     deadline: None,
                     dirty: false,
                     per_datagram: None,
