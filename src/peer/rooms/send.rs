@@ -76,7 +76,7 @@ impl Engine {
         let cut_off: Vec<String> = r
             .listed
             .keys()
-            .filter(|u| !r.members.contains_key(*u) && !r.departed.contains_key(*u))
+            .filter(|u| !r.members.contains_key(u) && !r.departed.contains_key(*u))
             .cloned()
             .collect();
         r.out.insert(
