@@ -64,10 +64,13 @@ impl Engine {
         }
         let room = dg.room;
         let from = dg.from;
-        let Some(r) = self.rooms.get(&room) else {
+        let Some(r) = self.rooms.get_mut(&room) else {
             return;
         };
-        if !r.members.contains_key(&from) {
+        // A member (the usual case): one lookup.
+        if let Some(m) = r.members.get_mut(&from) {
+            m.last_heard = now;
+        } else {
             // One that said it left is back only with a new "join".
             let rejoin = matches!(
                 dg.body,
@@ -95,13 +98,13 @@ impl Engine {
                     return;
                 }
             }
-        }
-        if let Some(m) = self
-            .rooms
-            .get_mut(&room)
-            .and_then(|r| r.members.get_mut(&from))
-        {
-            m.last_heard = now;
+            if let Some(m) = self
+                .rooms
+                .get_mut(&room)
+                .and_then(|r| r.members.get_mut(&from))
+            {
+                m.last_heard = now;
+            }
         }
         match dg.body {
             Body::Ping => {}
