@@ -68,6 +68,10 @@ pub trait StreamIds {
     fn stream_id(&mut self) -> u64;
 }
 
+/// A map by member name, for the lookups made per datagram: a fast
+/// hasher (seeded per process, like the standard one).
+pub(super) type ByName<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 /// A member of a room as the registry lists it: online members have an
 /// address (where their room datagrams go), offline ones none; `sign` is
 /// the signing key the registry vouches for with the address (none: a
@@ -131,7 +135,7 @@ pub(super) struct StreamIn {
 pub(super) struct OutMsg {
     pub total: usize,
     /// Fragments each member has still to acknowledge.
-    pub remaining: HashMap<String, u16>,
+    pub remaining: super::owed::Owed,
     pub failed: Vec<String>,
     pub sent_at: Instant,
     pub progress_shown: bool,
@@ -154,13 +158,13 @@ pub(super) struct Room {
     /// is never kept as the previous key, nor used to open anything.
     pub placeholder: bool,
     /// Members we send to and hear from.
-    pub members: BTreeMap<String, Member>,
+    pub members: super::members::Members,
     /// The registry's latest list (online members but us, with their
     /// addresses): only a member on it is let in.
     pub listed: BTreeMap<String, SocketAddr>,
     /// The signing key the registry vouches for, per listed member: a
     /// datagram is looked at only once its sender's signature holds.
-    pub signers: HashMap<String, VerifyingKey>,
+    pub signers: ByName<VerifyingKey>,
     /// Listed members without keys (version 1) we told the user about.
     pub outdated: HashSet<String>,
     /// Members missing from the registry's answers, and how many in a row.
@@ -176,7 +180,9 @@ pub(super) struct Room {
     /// Datagrams from senders not (yet) listed, kept until the registry
     /// answers (at most [`HELD_MAX`]).
     pub held: Vec<Vec<u8>>,
-    pub inbound: HashMap<String, Inbound>,
+    pub inbound: ByName<Inbound>,
+    /// A small number per member name, for [`OutMsg::remaining`].
+    pub slots: super::owed::Slots,
     /// Members who said they left, and when: the registry may list them a
     /// little longer, and they must not be added back from that list.
     pub departed: HashMap<String, Instant>,

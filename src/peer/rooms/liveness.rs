@@ -106,19 +106,13 @@ impl Engine {
                 }
             }
             let limit = silent_limit(r.members.len());
-            for (user, m) in &r.members {
+            for (user, m) in r.members.iter() {
                 if now.saturating_duration_since(m.last_heard) >= limit {
                     silent.push((name.clone(), user.clone()));
                 }
             }
             // In turn from where the last round stopped.
-            let order = r
-                .members
-                .range::<String, _>((
-                    std::ops::Bound::Excluded(&r.ping_after),
-                    std::ops::Bound::Unbounded,
-                ))
-                .chain(r.members.range::<String, _>(..=&r.ping_after));
+            let order = r.members.after(&r.ping_after);
             let mut last = None;
             let mut n = 0;
             for (user, m) in order {
@@ -161,9 +155,10 @@ impl Engine {
             None => return,
         };
         if let Some(r) = self.rooms.get_mut(room) {
+            let slot = r.slots.get(user).copied();
             for id in &ids {
                 if let Some(o) = r.out.get_mut(id) {
-                    if o.remaining.remove(user).is_some() {
+                    if o.remaining.remove(slot) {
                         o.failed.push(user.to_string());
                     }
                 }

@@ -4,7 +4,7 @@
 //! key epoch, leaving, and dropping a member with a typed reason.
 
 use super::engine::{
-    Engine, Listed, Room, DEPARTED_MEMORY, LEAVE_LINGER, MEMBERS_POLL, PING_EVERY,
+    ByName, Engine, Listed, Room, DEPARTED_MEMORY, LEAVE_LINGER, MEMBERS_POLL, PING_EVERY,
     PREVIOUS_KEY_GRACE, UNLISTED_LIMIT, UNLISTED_SILENCE,
 };
 use super::event::{Ask, Event, Gone, NotMember};
@@ -28,7 +28,7 @@ fn online_others(me: &str, listed: &[Listed]) -> BTreeMap<String, SocketAddr> {
 }
 
 /// The signing keys the registry vouches for, by member.
-fn signers(listed: &[Listed]) -> HashMap<String, VerifyingKey> {
+fn signers(listed: &[Listed]) -> ByName<VerifyingKey> {
     listed
         .iter()
         .filter(|u| u.addr.is_some())
@@ -55,7 +55,7 @@ impl Engine {
     ) {
         let me = self.me.clone();
         let online = online_others(&me, listed);
-        let mut members = BTreeMap::new();
+        let mut members = super::members::Members::default();
         for (name, addr) in &online {
             members.insert(name.clone(), Engine::new_member(*addr, 0, now));
         }
@@ -81,7 +81,8 @@ impl Engine {
                 unheard: HashSet::new(),
                 next_poll: now + MEMBERS_POLL,
                 held: Vec::new(),
-                inbound: HashMap::new(),
+                inbound: ByName::default(),
+                slots: Default::default(),
                 departed: HashMap::new(),
                 next_msg: 1,
                 out: BTreeMap::new(),
@@ -191,7 +192,7 @@ impl Engine {
             .retain(|_, t| now.duration_since(*t) < DEPARTED_MEMORY);
         r.unheard.retain(|u| online.contains_key(u));
         let mut gone = Vec::new();
-        for (name, m) in &r.members {
+        for (name, m) in r.members.iter() {
             if online.contains_key(name) {
                 r.unlisted.remove(name);
             } else {
@@ -396,8 +397,9 @@ impl Engine {
         // their way to it; one that fell silent did not get them, and the
         // sender is told so, by name.
         let leaving = r.leaving.is_some();
+        let slot = r.slots.get(user).copied();
         for o in r.out.values_mut() {
-            if o.remaining.remove(user).is_some() {
+            if o.remaining.remove(slot) {
                 if reason == Gone::Left {
                     o.total -= 1;
                 } else {

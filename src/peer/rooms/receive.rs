@@ -64,10 +64,13 @@ impl Engine {
         }
         let room = dg.room;
         let from = dg.from;
-        let Some(r) = self.rooms.get(&room) else {
+        let Some(r) = self.rooms.get_mut(&room) else {
             return;
         };
-        if !r.members.contains_key(&from) {
+        // A member (the usual case): one lookup.
+        if let Some(m) = r.members.get_mut(&from) {
+            m.last_heard = now;
+        } else {
             // One that said it left is back only with a new "join".
             let rejoin = matches!(
                 dg.body,
@@ -95,13 +98,13 @@ impl Engine {
                     return;
                 }
             }
-        }
-        if let Some(m) = self
-            .rooms
-            .get_mut(&room)
-            .and_then(|r| r.members.get_mut(&from))
-        {
-            m.last_heard = now;
+            if let Some(m) = self
+                .rooms
+                .get_mut(&room)
+                .and_then(|r| r.members.get_mut(&from))
+            {
+                m.last_heard = now;
+            }
         }
         match dg.body {
             Body::Ping => {}
@@ -264,18 +267,19 @@ impl Engine {
         if r.leaving.is_some() || !r.members.contains_key(from) {
             return None;
         }
-        // Looked up before inserting: no name allocated per datagram.
-        if !r.inbound.contains_key(from) {
-            r.inbound.insert(
-                from.to_string(),
-                Inbound {
-                    streams: Vec::new(),
-                    floor: 0,
-                    renewed: false,
-                },
-            );
+        // A stream we hold: one lookup, and no name allocated.
+        if let Some(at) = r
+            .inbound
+            .get(from)
+            .and_then(|i| i.streams.iter().position(|s| s.rx.id == stream))
+        {
+            return Some(at);
         }
-        let inbound = r.inbound.get_mut(from)?;
+        let inbound = r.inbound.entry(from.to_string()).or_insert(Inbound {
+            streams: Vec::new(),
+            floor: 0,
+            renewed: false,
+        });
         match inbound.streams.iter().position(|s| s.rx.id == stream) {
             Some(at) => Some(at),
             // Below every stream we hold: an earlier run's, replayed.
@@ -460,16 +464,17 @@ impl Engine {
         else {
             return;
         };
-        let (msg_id, mut buf, next, late) = match inb.partial.take() {
-            Some((id, buf, next, late)) if id == item.msg_id && next == item.frag => {
+        let (msg_id, buf, next, late) = match inb.partial.take() {
+            Some((id, mut buf, next, late)) if id == item.msg_id && next == item.frag => {
+                buf.extend_from_slice(&item.bytes);
                 (id, buf, next, late || item.late)
             }
-            _ if item.frag == 0 => (item.msg_id, Vec::new(), 0, item.late),
+            // A first fragment's bytes start the text (moved, not copied).
+            _ if item.frag == 0 => (item.msg_id, item.bytes, 0, item.late),
             // A fragment out of place can only come from a broken
             // sender: drop it and what was pending.
             _ => return,
         };
-        buf.extend_from_slice(&item.bytes);
         if next + 1 < item.frags {
             if buf.len() <= wire::MAX_MESSAGE {
                 inb.partial = Some((msg_id, buf, next + 1, late));
@@ -477,7 +482,8 @@ impl Engine {
             return;
         }
         self.stats.messages_delivered += 1;
-        let text = String::from_utf8_lossy(&buf).into_owned();
+        let text = String::from_utf8(buf)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         self.emit(Event::Message {
             from: from.to_string(),
             room: room.to_string(),

@@ -67,23 +67,25 @@ impl Engine {
         let id = r.next_msg;
         r.next_msg += 1;
         let items = text_items(text, id);
-        let members: Vec<String> = r.members.keys().cloned().collect();
+        let slots = &mut r.slots;
+        let members: Vec<usize> = r
+            .members
+            .keys()
+            .map(|m| super::owed::slot(slots, m))
+            .collect();
         // The registry lists members we cannot reach right now (silent, or
         // we are cut off): they are addressees too, and did not get it.
         let cut_off: Vec<String> = r
             .listed
             .keys()
-            .filter(|u| !r.members.contains_key(*u) && !r.departed.contains_key(*u))
+            .filter(|u| !r.members.contains_key(u) && !r.departed.contains_key(*u))
             .cloned()
             .collect();
         r.out.insert(
             id,
             OutMsg {
                 total: members.len() + cut_off.len(),
-                remaining: members
-                    .iter()
-                    .map(|m| (m.clone(), items.len() as u16))
-                    .collect(),
+                remaining: super::owed::Owed::new(members, items.len() as u16),
                 failed: cut_off,
                 sent_at: now,
                 progress_shown: false,
@@ -303,21 +305,20 @@ impl Engine {
         };
         let acked = m.flow.ack(report.cum, report.high, &report.missing, now);
         let mut touched = BTreeSet::new();
-        if !acked.is_empty() {
+        let slot = r.slots.get(from).copied();
+        if let Some(slot) = slot.filter(|_| !acked.is_empty()) {
             for (_, sent) in r.tx.buf.range(acked.clone()) {
                 if sent.item.event != EventKind::Text {
                     continue;
                 }
                 if let Some(o) = r.out.get_mut(&sent.item.msg_id) {
-                    if let Some(left) = o.remaining.get_mut(from) {
-                        *left = left.saturating_sub(1);
-                        if *left == 0 {
-                            o.remaining.remove(from);
-                            touched.insert(sent.item.msg_id);
-                        }
+                    if o.remaining.acked(slot) {
+                        touched.insert(sent.item.msg_id);
                     }
                 }
             }
+        }
+        if !acked.is_empty() {
             // The outbox's floor moves only when the member at it moves
             // (every member has acknowledged up to just below its first
             // seq): not a scan of the room per acknowledgement.

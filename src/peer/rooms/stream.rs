@@ -147,15 +147,30 @@ impl RecvStream {
             self.schedule(now + REORDER_GRACE);
         }
         self.high = self.high.max(seq);
+        if seq == expected {
+            // The next one: delivered without a stay in `ahead`.
+            return Received::Deliver(self.drain_after(now, Some(item)));
+        }
         self.ahead.insert(seq, item);
         Received::Deliver(self.drain(now))
     }
 
     fn drain(&mut self, now: Instant) -> Vec<Item> {
+        self.drain_after(now, None)
+    }
+
+    /// Delivers `first` (seq `expected`, if given), then what `ahead`
+    /// holds in order after it.
+    fn drain_after(&mut self, now: Instant, first: Option<Item>) -> Vec<Item> {
         let Some(mut expected) = self.expected else {
             return Vec::new();
         };
         let mut ready = Vec::new();
+        if let Some(mut item) = first {
+            item.late = expected <= self.late_upto;
+            ready.push(item);
+            expected += 1;
+        }
         while let Some(mut item) = self.ahead.remove(&expected) {
             item.late = expected <= self.late_upto;
             ready.push(item);

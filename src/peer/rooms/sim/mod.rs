@@ -63,7 +63,7 @@ pub struct Node {
     /// but texts from others, which go to `inbox`.
     pub events: Vec<Event>,
     /// Texts received, by (room, sender), in delivery order.
-    pub inbox: HashMap<(String, String), Vec<String>>,
+    pub inbox: HashMap<(String, String), Vec<String>, foldhash::fast::RandomState>,
     /// Those of them marked late, likewise.
     pub late: HashMap<(String, String), Vec<String>>,
     deadline: Option<Instant>,
@@ -136,7 +136,7 @@ impl Sim {
                     lost_rooms: Vec::new(),
                     generation: 1,
                     events: Vec::new(),
-                    inbox: HashMap::new(),
+                    inbox: HashMap::default(),
                     late: HashMap::new(),
                     deadline: None,
                     dirty: false,

@@ -74,42 +74,29 @@ impl NetConfig {
     }
 }
 
-/// A datagram on its way, ordered by arrival (then by when it was sent).
+/// A datagram on its way: in the queue, its arrival (then when it was
+/// sent, to break ties) and where it waits in `Net::flying`; the queue's
+/// entries stay small, so keeping it ordered moves little.
+type Due = Reverse<(Instant, u64, usize)>;
+
+/// A datagram's addresses and bytes, while it is on its way.
 struct InFlight {
-    at: Instant,
-    seq: u64,
     from: SocketAddr,
     to: SocketAddr,
     bytes: Vec<u8>,
-}
-
-impl PartialEq for InFlight {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-
-impl Eq for InFlight {}
-
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for InFlight {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
 }
 
 pub struct Net {
     pub cfg: NetConfig,
     rng: Rng,
     /// Earliest arrival first.
-    queue: BinaryHeap<Reverse<InFlight>>,
+    queue: BinaryHeap<Due>,
+    /// The datagrams the queue points to; `None`: a free place, listed in
+    /// `free`.
+    flying: Vec<Option<InFlight>>,
+    free: Vec<usize>,
     next_seq: u64,
-    nodes: HashMap<SocketAddr, usize>,
+    nodes: HashMap<SocketAddr, usize, foldhash::fast::RandomState>,
     cut: HashSet<(SocketAddr, SocketAddr)>,
     pub sent: u64,
     pub lost: u64,
@@ -129,8 +116,10 @@ impl Net {
             cfg,
             rng: Rng::new(seed),
             queue: BinaryHeap::new(),
+            flying: Vec::new(),
+            free: Vec::new(),
             next_seq: 0,
-            nodes: HashMap::new(),
+            nodes: HashMap::default(),
             cut: HashSet::new(),
             sent: 0,
             lost: 0,
@@ -186,9 +175,7 @@ impl Net {
             }
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.queue.push(Reverse(InFlight {
-                at,
-                seq,
+            let d = InFlight {
                 from,
                 to,
                 bytes: if copy == copies {
@@ -196,13 +183,24 @@ impl Net {
                 } else {
                     bytes.clone()
                 },
-            }));
+            };
+            let slot = match self.free.pop() {
+                Some(slot) => {
+                    self.flying[slot] = Some(d);
+                    slot
+                }
+                None => {
+                    self.flying.push(Some(d));
+                    self.flying.len() - 1
+                }
+            };
+            self.queue.push(Reverse((at, seq, slot)));
         }
     }
 
     /// When the next datagram arrives.
     pub fn next_at(&self) -> Option<Instant> {
-        self.queue.peek().map(|Reverse(d)| d.at)
+        self.queue.peek().map(|Reverse((at, _, _))| *at)
     }
 
     /// The next datagram arriving at or before `until`: (arrival, from, to, bytes).
@@ -211,15 +209,19 @@ impl Net {
         until: Instant,
     ) -> Option<(Instant, SocketAddr, SocketAddr, Vec<u8>)> {
         loop {
-            if self.queue.peek()?.0.at > until {
+            if self.queue.peek()?.0 .0 > until {
                 return None;
             }
-            let Reverse(d) = self.queue.pop()?;
+            let Reverse((at, _, slot)) = self.queue.pop()?;
+            let Some(d) = self.flying[slot].take() else {
+                continue;
+            };
+            self.free.push(slot);
             if self.cut.contains(&(d.from, d.to)) {
                 self.lost += 1;
                 continue;
             }
-            return Some((d.at, d.from, d.to, d.bytes));
+            return Some((at, d.from, d.to, d.bytes));
         }
     }
 }
