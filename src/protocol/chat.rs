@@ -52,6 +52,24 @@ pub enum ChatMsg {
     Ping,
     /// The sender is closing the chat (`/close`, `/quit`).
     Bye,
+    /// First line instead of `hello`: send me the last `count` texts you
+    /// kept of room `room` (`protocol.md` section 3, "Room history").
+    History {
+        from: String,
+        version: u32,
+        room: String,
+        count: u32,
+    },
+    /// One kept room text, oldest first: its sender, the sender's message
+    /// id in the room, and how long before the answer it was shown.
+    HistoryMsg {
+        from: String,
+        id: u64,
+        text: String,
+        age_ms: u64,
+    },
+    /// The last line of a history answer: `count` entries were sent.
+    HistoryEnd { count: u32 },
     /// A file offered to the partner (`/send`); see [`super::file`].
     FileOffer(super::file::Offer),
     /// The receiver will not take offer `offer` (`/refuse`, too large…).

@@ -224,9 +224,10 @@ impl App {
             Event::Joined { room, members } => {
                 self.emit(UiEvent::RoomJoined {
                     room: room.clone(),
-                    members,
+                    members: members.clone(),
                 });
-                self.set_current(Target::Room(room));
+                self.set_current(Target::Room(room.clone()));
+                self.history_joined(&room, &members);
                 return;
             }
             Event::MemberJoined { room, user } => UiEvent::MemberJoined { room, user },
@@ -235,6 +236,16 @@ impl App {
                 user,
                 reason: reason.to_string(),
             },
+            Event::Message {
+                room,
+                from,
+                text,
+                id,
+                ..
+            } if self.history_live(&room, &from, id, &text) => {
+                log::debug!("#{room}: {from}'s {id} was shown as history already");
+                return;
+            }
             Event::Message {
                 room,
                 from,
