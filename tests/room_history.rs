@@ -205,3 +205,55 @@ fn a_user_outside_the_room_is_refused() {
         x.quit();
     }
 }
+
+#[test]
+fn a_fifth_ask_in_a_minute_goes_to_the_next_member() {
+    let reg = Registry::start(&[]);
+    let mut p = lab(&reg, &[]);
+    say(&mut p, 0, "hello lab");
+    let (got, end) = carol_joins(&mut p[2]);
+    assert_eq!(texts(&got), vec!["hello lab"]);
+    assert_eq!(end["via"], "alice", "{end}");
+    // Three more asks of alice in the minute: answered, with nothing new
+    // (carol has shown "hello lab" already).
+    for _ in 0..3 {
+        p[2].clear_backlog();
+        p[2].send("/history #lab");
+        let end = p[2].expect("room_history_end", &[("room", "lab")], T);
+        assert_eq!(
+            (&end["via"], &end["count"]),
+            (&json!("alice"), &json!(0)),
+            "{end}"
+        );
+    }
+    // The fifth: alice answers busy, bob answers.
+    p[2].clear_backlog();
+    p[2].send("/history #lab");
+    let end = p[2].expect("room_history_end", &[("room", "lab")], T);
+    assert_eq!(end["via"], "bob", "{end}");
+    for x in &mut p {
+        x.quit();
+    }
+}
+
+#[test]
+fn a_creator_alone_asks_nobody_and_a_lone_member_says_so_once() {
+    let reg = Registry::start(&[]);
+    let mut p = login_all(reg.addr(), &["alice"], &PeerOpts::default());
+    p[0].send("/create lab");
+    p[0].expect("room_joined", &[("room", "lab")], T);
+    p[0].send("/history #lab");
+    let no = p[0].expect("room_history_unavailable", &[("room", "lab")], T);
+    assert_eq!(no["reason"], "no other member is online to ask", "{no}");
+    p[0].quit();
+    let n = p[0]
+        .history
+        .iter()
+        .filter(|v| {
+            v["event"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("room_history"))
+        })
+        .count();
+    assert_eq!(n, 1, "{}", p[0].recent(20));
+}

@@ -31,6 +31,10 @@ use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+/// (sender, id) shown as history remembered per room at most; beyond,
+/// forgotten (a later fetch may show them again).
+const MAX_SHOWN: usize = 10_000;
+
 /// Why a history answer is refused: the asker is not in the room.
 pub const NOT_A_MEMBER: &str = "not a member";
 
@@ -83,6 +87,12 @@ impl HistoryState {
             .map(|f| f.room.clone())
     }
 
+    /// Forgets what we kept of the rooms we are no longer in.
+    fn forget_left(&mut self, rooms: &super::Rooms) {
+        self.transcripts.retain(|r| rooms.is_member(r));
+        self.shown.retain(|r, _| rooms.is_member(r));
+    }
+
     /// When the oldest fetch gives its member up.
     pub fn deadline(&self) -> Option<Instant> {
         self.fetches.values().map(|f| f.since + FETCH_TIMEOUT).min()
@@ -125,7 +135,12 @@ impl App {
             return self.error("not_logged_in", "not logged in");
         };
         let mut seen = self.history.transcripts.keys(&room);
-        seen.extend(self.history.shown.remove(&room).unwrap_or_default());
+        if let Some(shown) = self.history.shown.get_mut(&room) {
+            if shown.len() > MAX_SHOWN {
+                shown.clear();
+            }
+            seen.extend(shown.iter().cloned());
+        }
         let mut fetch = Fetch::new(room.clone(), count, seen, Instant::now());
         fetch.manual = manual;
         self.history.fetches.insert(room.clone(), fetch);
@@ -370,8 +385,7 @@ impl App {
     /// A room text shown live: kept for latecomers. True when it was
     /// shown already as history (and is not shown again).
     pub(super) fn history_live(&mut self, room: &str, from: &str, id: u64, text: &str) -> bool {
-        let rooms = &self.rooms;
-        self.history.transcripts.retain(|r| rooms.is_member(r));
+        self.history.forget_left(&self.rooms);
         let key = (from.to_string(), id);
         if let Some(f) = self.history.fetches.get_mut(room) {
             f.seen.insert(key.clone());
@@ -392,8 +406,7 @@ impl App {
     /// `from` (its key checked with the registry) asks on `conn` for a
     /// room's history.
     pub(super) fn history_asked(&mut self, conn: ConnId, from: String, ask: HistoryAsk) {
-        let rooms = &self.rooms;
-        self.history.transcripts.retain(|r| rooms.is_member(r));
+        self.history.forget_left(&self.rooms);
         if self.history.transcripts.limit() == 0 {
             return self.history_refuse(conn, "no history kept");
         }

@@ -422,3 +422,7 @@ fn discovery_line(found: &[crate::discovery::Found], using: &str) -> String {
 #[cfg(test)]
 #[path = "render_progress_tests.rs"]
 mod progress_tests;
+
+#[cfg(test)]
+#[path = "render_history_tests.rs"]
+mod history_tests;
