@@ -16,13 +16,18 @@ const T: Duration = Duration::from_secs(15);
 
 /// Alice, bob and carol logged in; alice and bob in `#lab` (carol not).
 fn lab(reg: &Registry, member_args: &[&str]) -> Vec<Peer> {
-    let member = PeerOpts {
-        args: member_args.iter().map(|a| a.to_string()).collect(),
+    lab_with(reg, member_args, member_args)
+}
+
+/// [`lab`] with alice's and bob's own arguments.
+fn lab_with(reg: &Registry, alice: &[&str], bob: &[&str]) -> Vec<Peer> {
+    let opts = |args: &[&str]| PeerOpts {
+        args: args.iter().map(|a| a.to_string()).collect(),
         ..PeerOpts::default()
     };
     let specs = [
-        ("alice", member.clone()),
-        ("bob", member),
+        ("alice", opts(alice)),
+        ("bob", opts(bob)),
         ("carol", PeerOpts::default()),
     ];
     let mut p = login_peers(reg.addr(), &specs);
@@ -85,6 +90,8 @@ fn a_joiner_gets_the_texts_said_before_it_came_once_each() {
     // history, never both.
     p[0].send("crossing");
     let (got, end) = carol_joins(&mut p[2]);
+    eprintln!("carol: {}", serde_json::to_string(&got).unwrap_or_default());
+    eprintln!("carol: {end}");
     let via = end["via"].as_str().unwrap_or_default().to_string();
     assert!(via == "alice" || via == "bob", "{end}");
     let mut want: Vec<String> = said.iter().map(|s| s.to_string()).collect();
@@ -194,6 +201,7 @@ fn a_user_outside_the_room_is_refused() {
     say(&mut p, 0, "members only");
     p[2].send("/history #lab");
     let no = p[2].expect("room_history_unavailable", &[("room", "lab")], T);
+    eprintln!("carol: {no}");
     let reason = no["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("not a member"), "{no}");
     assert!(
@@ -256,4 +264,34 @@ fn a_creator_alone_asks_nobody_and_a_lone_member_says_so_once() {
         })
         .count();
     assert_eq!(n, 1, "{}", p[0].recent(20));
+}
+
+#[test]
+fn a_member_keeping_nothing_sends_the_joiner_to_the_next() {
+    let reg = Registry::start(&[]);
+    let mut p = lab_with(&reg, &["--room-history", "0"], &[]);
+    say(&mut p, 0, "kept by bob only");
+    let (got, end) = carol_joins(&mut p[2]);
+    assert_eq!(texts(&got), vec!["kept by bob only"]);
+    assert_eq!(end["via"], "bob", "{end}");
+    for x in &mut p {
+        x.quit();
+    }
+}
+
+#[test]
+fn a_stopped_member_is_given_up_for_the_next() {
+    let reg = Registry::start(&[]);
+    let mut p = lab(&reg, &[]);
+    say(&mut p, 1, "while alice sleeps");
+    p[0].signal(libc::SIGSTOP);
+    let asked = std::time::Instant::now();
+    let (got, end) = carol_joins(&mut p[2]);
+    eprintln!("carol had her history {:?} after joining", asked.elapsed());
+    p[0].signal(libc::SIGCONT);
+    assert_eq!(texts(&got), vec!["while alice sleeps"]);
+    assert_eq!(end["via"], "bob", "{end}");
+    for x in &mut p {
+        x.quit();
+    }
 }

@@ -4,12 +4,16 @@
 use super::*;
 
 fn asked(engine: &mut Chats, from: &str, claimed: &str, room: &str) -> Vec<Action> {
+    asked_v(engine, from, claimed, room, CHAT_VERSION)
+}
+
+fn asked_v(engine: &mut Chats, from: &str, claimed: &str, room: &str, v: u32) -> Vec<Action> {
     let now = Instant::now();
     engine.accepted(now, 9, sock("10.0.0.3"));
     engine.secured(9, claimed.into(), key_of(claimed));
     let msg = ChatMsg::History {
         from: from.into(),
-        version: CHAT_VERSION,
+        version: v,
         room: room.into(),
         count: 100,
     };
@@ -87,26 +91,28 @@ fn a_key_the_registry_does_not_vouch_for_is_refused_quietly() {
     let down = ApiError::new(ErrorCode::RegistryUnreachable, "down");
     e.looked_up(Instant::now(), Lookup::Verify { conn: 9 }, Err(down));
     let acts: Vec<Action> = std::iter::from_fn(|| e.poll_action()).collect();
-    assert!(matches!(
-        acts.as_slice(),
-        [
+    let reason = RejectReason::IdentityCheckFailed.wire().to_string();
+    assert_eq!(
+        acts,
+        vec![
             Action::Send {
-                msg: ChatMsg::Reject { .. },
-                ..
+                conn: 9,
+                msg: ChatMsg::Reject { reason }
             },
-            Action::Close { .. }
+            Action::Close { conn: 9 }
         ]
-    ));
+    );
 }
 
 #[test]
-fn a_name_other_than_the_handshakes_or_a_bad_room_is_a_bad_hello() {
-    for (from, claimed, room) in [
-        ("carol", "mallory", "lab"),
-        ("carol", "carol", "no such room!"),
+fn a_name_other_than_the_handshakes_a_bad_room_or_version_is_a_bad_hello() {
+    for (from, claimed, room, v) in [
+        ("carol", "mallory", "lab", CHAT_VERSION),
+        ("carol", "carol", "no such room!", CHAT_VERSION),
+        ("carol", "carol", "lab", CHAT_VERSION + 1),
     ] {
         let mut e = engine();
-        let acts = asked(&mut e, from, claimed, room);
+        let acts = asked_v(&mut e, from, claimed, room, v);
         let reason = RejectReason::BadHello.wire().to_string();
         assert_eq!(
             acts,
