@@ -295,3 +295,28 @@ fn a_stopped_member_is_given_up_for_the_next() {
         x.quit();
     }
 }
+
+#[test]
+fn a_member_forgets_the_texts_of_a_room_it_left() {
+    let reg = Registry::start(&[]);
+    let mut p = lab_with(&reg, &["--room-history", "0"], &[]);
+    say(&mut p, 0, "before bob left");
+    p[1].send("/leave lab");
+    p[1].expect("room_left", &[("room", "lab")], T);
+    p[1].send("/join lab");
+    p[1].expect("room_joined", &[("room", "lab")], T);
+    // Alice keeps nothing: bob has nobody to ask.
+    let no = p[1].expect("room_history_unavailable", &[("room", "lab")], T);
+    assert_eq!(no["reason"], "alice: no history kept", "{no}");
+    // And bob kept nothing of his first stay for carol.
+    let (got, end) = carol_joins(&mut p[2]);
+    assert!(got.is_empty(), "{got:?}");
+    assert_eq!(
+        (&end["via"], &end["count"]),
+        (&json!("bob"), &json!(0)),
+        "{end}"
+    );
+    for x in &mut p {
+        x.quit();
+    }
+}

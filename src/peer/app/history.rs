@@ -24,7 +24,6 @@ use crate::peer::history::{
 use crate::peer::slots;
 use crate::peer::ui::UiEvent;
 use crate::protocol::chat::{ChatMsg, CHAT_VERSION};
-use crate::protocol::codec::MAX_LINE;
 use crate::protocol::datagram::MAX_MESSAGE;
 use crate::protocol::{ApiError, ReplyBody, Request, UserInfo};
 use std::collections::{HashMap, HashSet};
@@ -54,11 +53,11 @@ pub enum HistoryPending {
 /// The peer's room history state.
 pub struct HistoryState {
     pub transcripts: Transcripts,
-    answers: AnswerLimit,
+    pub(super) answers: AnswerLimit,
     /// Our fetches under way, by room.
     fetches: HashMap<String, Fetch>,
     /// Asked connections waiting for the registry's word on the asker.
-    checking: HashMap<ConnId, String>,
+    pub(super) checking: HashMap<ConnId, String>,
     /// (sender, id) shown as history, per room: the same text arriving
     /// live afterwards is not shown again.
     shown: HashMap<String, HashSet<(String, u64)>>,
@@ -88,7 +87,7 @@ impl HistoryState {
     }
 
     /// Forgets what we kept of the rooms we are no longer in.
-    fn forget_left(&mut self, rooms: &super::Rooms) {
+    pub(super) fn forget_left(&mut self, rooms: &super::Rooms) {
         self.transcripts.retain(|r| rooms.is_member(r));
         self.shown.retain(|r, _| rooms.is_member(r));
     }
@@ -114,6 +113,10 @@ impl App {
     /// We are in `room` now, with `members`: ask one of them for what was
     /// said before.
     pub(super) fn history_joined(&mut self, room: &str, members: &[String]) {
+        // Anything kept from an earlier stay in the room is forgotten (the
+        // room engine announces a join only when we were not in it).
+        self.history.transcripts.retain(|r| r != room);
+        self.history.shown.remove(room);
         let count = self.history.transcripts.limit();
         let me = self.me().unwrap_or_default().to_string();
         if count == 0 || members.iter().all(|m| *m == me) {
@@ -401,80 +404,5 @@ impl App {
             .shown
             .get(room)
             .is_some_and(|shown| shown.contains(&key))
-    }
-
-    /// `from` (its key checked with the registry) asks on `conn` for a
-    /// room's history.
-    pub(super) fn history_asked(&mut self, conn: ConnId, from: String, ask: HistoryAsk) {
-        self.history.forget_left(&self.rooms);
-        if self.history.transcripts.limit() == 0 {
-            return self.history_refuse(conn, "no history kept");
-        }
-        if !self.rooms.is_member(&ask.room) {
-            return self.history_refuse(conn, "not in the room");
-        }
-        if !self.history.answers.allow(&from, Instant::now()) {
-            log::info!("history ask from {from}: too many this minute");
-            if let Some(c) = self.conns.get(&conn) {
-                c.send(ChatMsg::Busy);
-            }
-            return self.history_close(conn);
-        }
-        if self.rooms.engine.members_of(&ask.room).contains(&from) {
-            return self.history_answer(conn, &ask);
-        }
-        // Not (yet) in our list: the registry has the last word.
-        let Some(token) = self.session.as_ref().map(|s| s.token.clone()) else {
-            return self.history_refuse(conn, NOT_A_MEMBER);
-        };
-        self.history.checking.insert(conn, from.clone());
-        let req = Request::Members {
-            token,
-            room: ask.room.clone(),
-        };
-        let p = HistoryPending::Check { conn, from, ask };
-        self.send(req, super::Pending::History(p));
-    }
-
-    /// Sends the last entries of the room (oldest first) and the end line.
-    fn history_answer(&mut self, conn: ConnId, ask: &HistoryAsk) {
-        let now = Instant::now();
-        let count = (ask.count as usize).min(self.history.transcripts.limit());
-        let mut sent = 0u32;
-        if let Some(c) = self.conns.get(&conn) {
-            for e in self.history.transcripts.last(&ask.room, count) {
-                let msg = ChatMsg::HistoryMsg {
-                    from: e.from.clone(),
-                    id: e.id,
-                    text: e.text.clone(),
-                    age_ms: now.duration_since(e.at).as_millis() as u64,
-                };
-                // A text whose line would be too long to read is left out.
-                let len = serde_json::to_vec(&msg).map_or(usize::MAX, |v| v.len());
-                if len < MAX_LINE && c.send(msg) {
-                    sent += 1;
-                }
-            }
-            c.send(ChatMsg::HistoryEnd { count: sent });
-        }
-        log::info!("history of #{}: {sent} entries answered", ask.room);
-        self.history_close(conn);
-    }
-
-    fn history_refuse(&mut self, conn: ConnId, reason: &str) {
-        if let Some(c) = self.conns.get(&conn) {
-            c.send(ChatMsg::Reject {
-                reason: reason.into(),
-            });
-        }
-        self.history_close(conn);
-    }
-
-    /// Closes `conn` once what is queued on it has been written.
-    fn history_close(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.remove(&conn) {
-            self.closing.retain(|c| !c.is_done());
-            self.closing.push(c.close());
-        }
     }
 }

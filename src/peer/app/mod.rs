@@ -23,6 +23,7 @@ mod convo;
 mod file_events;
 mod files;
 mod history;
+mod history_answer;
 mod identity;
 mod keylog;
 mod moderation;
