@@ -61,6 +61,9 @@ pub struct HistoryState {
     /// (sender, id) shown as history, per room: the same text arriving
     /// live afterwards is not shown again.
     shown: HashMap<String, HashSet<(String, u64)>>,
+    /// Since when each member of each room is one in our room engine's
+    /// view: our texts from then on were sent to it.
+    members_since: HashMap<(String, String), Instant>,
 }
 
 impl HistoryState {
@@ -71,6 +74,7 @@ impl HistoryState {
             fetches: HashMap::new(),
             checking: HashMap::new(),
             shown: HashMap::new(),
+            members_since: HashMap::new(),
         }
     }
 
@@ -86,10 +90,26 @@ impl HistoryState {
             .map(|f| f.room.clone())
     }
 
+    /// `user` is a member of `room` from `now` on (`None`: no longer).
+    pub fn member(&mut self, room: &str, user: &str, now: Option<Instant>) {
+        let key = (room.to_string(), user.to_string());
+        match now {
+            Some(now) => self.members_since.insert(key, now),
+            None => self.members_since.remove(&key),
+        };
+    }
+
+    /// Since when `user` is a member of `room` in our view.
+    pub fn member_since(&self, room: &str, user: &str) -> Option<Instant> {
+        let key = (room.to_string(), user.to_string());
+        self.members_since.get(&key).copied()
+    }
+
     /// Forgets what we kept of the rooms we are no longer in.
     pub(super) fn forget_left(&mut self, rooms: &super::Rooms) {
         self.transcripts.retain(|r| rooms.is_member(r));
         self.shown.retain(|r, _| rooms.is_member(r));
+        self.members_since.retain(|(r, _), _| rooms.is_member(r));
     }
 
     /// When the oldest fetch gives its member up.
@@ -117,6 +137,10 @@ impl App {
         // room engine announces a join only when we were not in it).
         self.history.transcripts.retain(|r| r != room);
         self.history.shown.remove(room);
+        let now = Instant::now();
+        for m in members {
+            self.history.member(room, m, Some(now));
+        }
         let count = self.history.transcripts.limit();
         let me = self.me().unwrap_or_default().to_string();
         if count == 0 || members.iter().all(|m| *m == me) {
@@ -180,7 +204,7 @@ impl App {
                 self.history.checking.remove(&conn);
                 let member = members.is_ok_and(|m| m.iter().any(|u| u.username == from));
                 if member && self.rooms.is_member(&ask.room) {
-                    self.history_answer(conn, &ask);
+                    self.history_answer(conn, &from, &ask);
                 } else {
                     self.history_refuse(conn, NOT_A_MEMBER);
                 }

@@ -29,7 +29,7 @@ impl App {
             return self.history_close(conn);
         }
         if self.rooms.engine.members_of(&ask.room).contains(&from) {
-            return self.history_answer(conn, &ask);
+            return self.history_answer(conn, &from, &ask);
         }
         // Not (yet) in our list: the registry has the last word.
         let Some(token) = self.session.as_ref().map(|s| s.token.clone()) else {
@@ -45,12 +45,21 @@ impl App {
     }
 
     /// Sends the last entries of the room (oldest first) and the end line.
-    pub(super) fn history_answer(&mut self, conn: ConnId, ask: &HistoryAsk) {
+    /// Our own texts sent while `from` was a member in our view went to
+    /// it live, by the room's reliable transport: they are left out.
+    pub(super) fn history_answer(&mut self, conn: ConnId, from: &str, ask: &HistoryAsk) {
         let now = Instant::now();
         let count = (ask.count as usize).min(self.history.transcripts.limit());
+        let me = self.me().unwrap_or_default().to_string();
+        let since = self.history.member_since(&ask.room, from);
+        let all = self.history.transcripts.last(&ask.room, usize::MAX);
+        let missed: Vec<_> = all
+            .into_iter()
+            .filter(|e| e.from != me || since.is_none_or(|s| e.at < s))
+            .collect();
         let mut sent = 0u32;
         if let Some(c) = self.conns.get(&conn) {
-            for e in self.history.transcripts.last(&ask.room, count) {
+            for e in &missed[missed.len().saturating_sub(count)..] {
                 let msg = ChatMsg::HistoryMsg {
                     from: e.from.clone(),
                     id: e.id,

@@ -230,12 +230,18 @@ impl App {
                 self.history_joined(&room, &members);
                 return;
             }
-            Event::MemberJoined { room, user } => UiEvent::MemberJoined { room, user },
-            Event::MemberLeft { room, user, reason } => UiEvent::MemberLeft {
-                room,
-                user,
-                reason: reason.to_string(),
-            },
+            Event::MemberJoined { room, user } => {
+                self.history.member(&room, &user, Some(Instant::now()));
+                UiEvent::MemberJoined { room, user }
+            }
+            Event::MemberLeft { room, user, reason } => {
+                self.history.member(&room, &user, None);
+                UiEvent::MemberLeft {
+                    room,
+                    user,
+                    reason: reason.to_string(),
+                }
+            }
             Event::Message {
                 room,
                 from,
