@@ -45,17 +45,18 @@ impl App {
     }
 
     /// Sends the last entries of the room (oldest first) and the end line.
-    /// Our own texts sent while `from` was a member in our view went to
-    /// it live, by the room's reliable transport: they are left out.
+    /// Texts shown after `from` became a member in our view are left
+    /// out: their senders sent them to it live too (by the room's reliable
+    /// transport), and a history copy that won the race would hide the
+    /// live one.
     pub(super) fn history_answer(&mut self, conn: ConnId, from: &str, ask: &HistoryAsk) {
         let now = Instant::now();
         let count = (ask.count as usize).min(self.history.transcripts.limit());
-        let me = self.me().unwrap_or_default().to_string();
         let since = self.history.member_since(&ask.room, from);
         let all = self.history.transcripts.last(&ask.room, usize::MAX);
         let missed: Vec<_> = all
             .into_iter()
-            .filter(|e| e.from != me || since.is_none_or(|s| e.at < s))
+            .filter(|e| since.is_none_or(|s| e.at < s))
             .collect();
         let mut sent = 0u32;
         if let Some(c) = self.conns.get(&conn) {
