@@ -112,9 +112,14 @@ impl HistoryState {
         self.members_since.retain(|(r, _), _| rooms.is_member(r));
     }
 
-    /// When the oldest fetch gives its member up.
+    /// When the oldest fetch gives its member up (one waiting for the
+    /// registry's list has the registry's own time-out).
     pub fn deadline(&self) -> Option<Instant> {
-        self.fetches.values().map(|f| f.since + FETCH_TIMEOUT).min()
+        self.fetches
+            .values()
+            .filter(|f| f.via.is_some())
+            .map(|f| f.since + FETCH_TIMEOUT)
+            .min()
     }
 }
 
