@@ -148,6 +148,13 @@ struct Args {
     /// it, it gets them all, in order, once. 0 keeps nothing for it.
     #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     room_retention: u64,
+
+    /// How many of each room's last texts this peer keeps for members who
+    /// join later (and asks the members present for when it joins); at
+    /// most 1 MiB of text per room is kept. 0 keeps, serves and asks for
+    /// none.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    room_history: u32,
 }
 
 /// A pause in seconds, 0 to 60.
@@ -296,6 +303,7 @@ fn main() {
         },
         keylog: args.keylog,
         room_retention: std::time::Duration::from_secs(args.room_retention),
+        room_history: args.room_history as usize,
     });
     std::process::exit(code);
 }

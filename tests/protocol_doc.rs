@@ -127,7 +127,10 @@ fn every_example_parses() {
             "chat" => {
                 let m: ChatMsg = serde_json::from_str(text)
                     .unwrap_or_else(|e| panic!("protocol.md:{line}: {e}"));
-                if let ChatMsg::Hello { from, .. } = &m {
+                if let ChatMsg::Hello { from, .. }
+                | ChatMsg::History { from, .. }
+                | ChatMsg::HistoryMsg { from, .. } = &m
+                {
                     Username::parse(from).unwrap_or_else(|e| panic!("protocol.md:{line}: {e}"));
                 }
                 let again: Value = serde_json::to_value(&m).unwrap();
@@ -235,7 +238,18 @@ fn every_op_and_error_code_is_documented() {
         );
     }
     for t in [
-        "hello", "accept", "reject", "busy", "timeout", "msg", "ack", "ping", "bye",
+        "hello",
+        "accept",
+        "reject",
+        "busy",
+        "timeout",
+        "msg",
+        "ack",
+        "ping",
+        "bye",
+        "history",
+        "history_msg",
+        "history_end",
     ] {
         assert!(
             doc.contains(&format!("{{\"type\":\"{t}\"")),

@@ -55,6 +55,12 @@ pub enum Command {
     Stats,
     /// `/history [N]`: the last N lines of the current conversation.
     History(Option<usize>),
+    /// `/history #ROOM [N]`: ask a member of the room for its last N
+    /// texts (see `app::history`).
+    RoomHistory {
+        room: String,
+        count: Option<u32>,
+    },
     Quit,
     /// Plain text for the current conversation.
     Say(String),
@@ -150,6 +156,10 @@ pub const HELP: &[(&str, &str)] = &[
     (
         "/history [N]",
         "the last N (20) lines of the current conversation",
+    ),
+    (
+        "/history #ROOM [N]",
+        "ask a member of the room for its last N (100) texts",
     ),
     (
         "/stats",
@@ -399,6 +409,18 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         "stats" => Command::Stats,
         v @ ("send" | "get" | "refuse" | "cancel" | "files") => {
             Command::File(crate::peer::files::parse(v, args)?)
+        }
+        "history" | "lastlog" if words.first().is_some_and(|w| w.starts_with('#')) => {
+            let usage = "usage: /history #ROOM [N] (N a number of texts)";
+            let count = match words.get(1..) {
+                Some([]) => None,
+                Some([n]) => Some(n.parse::<u32>().ok().filter(|n| *n > 0).ok_or(usage)?),
+                _ => return Err(usage.into()),
+            };
+            Command::RoomHistory {
+                room: strip_room(words[0]),
+                count,
+            }
         }
         "history" | "lastlog" => match opt("/history [N]")? {
             None => Command::History(None),

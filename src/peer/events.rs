@@ -44,6 +44,14 @@ pub enum Event {
         key: [u8; 32],
         result: Result<TcpStream, String>,
     },
+    /// Our connection to `user`, to ask for `room`'s history, is up or
+    /// failed (see `app::history`).
+    HistoryDialed {
+        room: String,
+        user: String,
+        key: [u8; 32],
+        result: Result<TcpStream, String>,
+    },
     /// The other side of incoming connection `conn` finished the Noise
     /// handshake as `user` (its claim) with static key `key`.
     ChatSecured {

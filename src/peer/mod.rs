@@ -24,6 +24,7 @@ pub mod complete;
 pub mod editor;
 pub mod events;
 pub mod files;
+pub mod history;
 pub mod link;
 pub mod logs;
 mod password;
@@ -91,6 +92,9 @@ pub struct Config {
     /// `--room-retention`: how long a room member cut off stays owed what
     /// it missed (10 minutes).
     pub room_retention: std::time::Duration,
+    /// `--room-history`: room texts kept per room for latecomers, and
+    /// asked for on joining (100; 0: none kept, served or asked for).
+    pub room_history: usize,
 }
 
 /// The outcome of looking for registries on the LAN (no `--registry`).

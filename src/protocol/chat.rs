@@ -52,6 +52,24 @@ pub enum ChatMsg {
     Ping,
     /// The sender is closing the chat (`/close`, `/quit`).
     Bye,
+    /// First line instead of `hello`: send me the last `count` texts you
+    /// kept of room `room` (`protocol.md` section 3, "Room history").
+    History {
+        from: String,
+        version: u32,
+        room: String,
+        count: u32,
+    },
+    /// One kept room text, oldest first: its sender, the sender's message
+    /// id in the room, and how long before the answer it was shown.
+    HistoryMsg {
+        from: String,
+        id: u64,
+        text: String,
+        age_ms: u64,
+    },
+    /// The last line of a history answer: `count` entries were sent.
+    HistoryEnd { count: u32 },
     /// A file offered to the partner (`/send`); see [`super::file`].
     FileOffer(super::file::Offer),
     /// The receiver will not take offer `offer` (`/refuse`, too large…).
@@ -111,6 +129,33 @@ mod tests {
             serde_json::to_string(&ChatMsg::Accept { received: Some(4) }).unwrap(),
             r#"{"type":"accept","received":4}"#
         );
+        let asks = [
+            (
+                ChatMsg::History {
+                    from: "carol".into(),
+                    version: 1,
+                    room: "lab".into(),
+                    count: 100,
+                },
+                r#"{"type":"history","from":"carol","version":1,"room":"lab","count":100}"#,
+            ),
+            (
+                ChatMsg::HistoryMsg {
+                    from: "alice".into(),
+                    id: 7,
+                    text: "see you at 10".into(),
+                    age_ms: 1234,
+                },
+                r#"{"type":"history_msg","from":"alice","id":7,"text":"see you at 10","age_ms":1234}"#,
+            ),
+            (
+                ChatMsg::HistoryEnd { count: 1 },
+                r#"{"type":"history_end","count":1}"#,
+            ),
+        ];
+        for (m, line) in asks {
+            assert_eq!(serde_json::to_string(&m).unwrap(), line);
+        }
         let r: ChatMsg = serde_json::from_str(r#"{"type":"reject"}"#).unwrap();
         assert_eq!(
             r,

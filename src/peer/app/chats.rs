@@ -92,6 +92,7 @@ impl App {
             }
             Action::Dial { user, addr, key } => self.dial(user, addr, key),
             Action::Event(e) => self.chat_event(e),
+            Action::HistoryAsked { conn, from, ask } => self.history_asked(conn, from, ask),
         }
     }
 
@@ -209,7 +210,7 @@ impl App {
     }
 
     /// Starts a connection's threads under a new id.
-    fn spawn_conn(
+    pub(super) fn spawn_conn(
         &mut self,
         stream: TcpStream,
         slot: slots::Slot,

@@ -101,6 +101,10 @@ impl App {
                 self.emit(UiEvent::Stats { rooms })
             }
             Command::History(n) => self.history(n),
+            Command::RoomHistory { room, count } => {
+                let count = count.unwrap_or(crate::peer::history::DEFAULT_ENTRIES as u32);
+                self.history_fetch(room, count, true)
+            }
             Command::Quit => self.quit(),
             Command::Topic { room, text } => self.topic_command(room, text),
             Command::RoomWithPassword {

@@ -22,6 +22,8 @@ mod command;
 mod convo;
 mod file_events;
 mod files;
+mod history;
+mod history_answer;
 mod identity;
 mod keylog;
 mod moderation;
@@ -134,6 +136,8 @@ pub struct App {
     convos: convo::Conversations,
     /// The current conversation ended: move to another (see `convo`).
     pending_move: bool,
+    /// Room history for latecomers (see `history`).
+    history: history::HistoryState,
 }
 
 impl App {
@@ -150,6 +154,7 @@ impl App {
         let mut rooms = Rooms::new(cfg.faults.clone());
         rooms.engine.set_retention(cfg.room_retention);
         let logs = crate::peer::logs::Logs::new(cfg.log_root.clone());
+        let history = history::HistoryState::new(cfg.room_history);
         let files = crate::peer::files::Files::new(cfg.files.clone());
         let keylog = cfg.keylog.clone().map(keylog::KeyLog::new);
         let mut chats = Chats::new(Instant::now(), cfg.chat_timeout);
@@ -194,6 +199,7 @@ impl App {
             prompt: Default::default(),
             convos: Default::default(),
             pending_move: false,
+            history,
         }
     }
 
@@ -382,6 +388,7 @@ impl App {
             self.quit_at,
             self.rooms.deadline(),
             self.ui.deadline(),
+            self.history.deadline(),
             script,
         ]
         .into_iter()
@@ -395,6 +402,7 @@ impl App {
         self.with_chats(|c| c.handle_timeout(now));
         self.flush_offers();
         self.rooms_tick(now);
+        self.history_tick(now);
         self.quit_tick(now);
         self.script_step(now);
         self.ui.tick(now);
@@ -459,6 +467,13 @@ impl App {
             Event::ChatSecured { conn, user, key } => {
                 self.with_chats(|c| c.secured(conn, user, key))
             }
+            Event::HistoryDialed {
+                room,
+                user,
+                key,
+                result,
+            } => self.history_dialed(room, user, key, result),
+            Event::ChatMsg { conn, msg } if self.history.owns(conn) => self.history_msg(conn, msg),
             Event::ChatMsg { conn, msg } if msg.is_file() => self.file_msg(conn, msg),
             Event::ChatMsg { conn, msg } => {
                 let now = Instant::now();
@@ -466,6 +481,9 @@ impl App {
             }
             Event::File(report) => self.file_report(report),
             Event::ChatGarbage { conn } => self.with_chats(|c| c.garbage(conn)),
+            Event::ChatClosed { conn, reason } if self.history.owns(conn) => {
+                self.history_closed(conn, reason)
+            }
             Event::ChatClosed { conn, reason } => {
                 self.with_chats(|c| c.conn_closed(conn, reason));
             }

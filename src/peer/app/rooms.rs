@@ -224,17 +224,34 @@ impl App {
             Event::Joined { room, members } => {
                 self.emit(UiEvent::RoomJoined {
                     room: room.clone(),
-                    members,
+                    members: members.clone(),
                 });
-                self.set_current(Target::Room(room));
+                self.set_current(Target::Room(room.clone()));
+                self.history_joined(&room, &members);
                 return;
             }
-            Event::MemberJoined { room, user } => UiEvent::MemberJoined { room, user },
-            Event::MemberLeft { room, user, reason } => UiEvent::MemberLeft {
+            Event::MemberJoined { room, user } => {
+                self.history.member(&room, &user, Some(Instant::now()));
+                UiEvent::MemberJoined { room, user }
+            }
+            Event::MemberLeft { room, user, reason } => {
+                self.history.member(&room, &user, None);
+                UiEvent::MemberLeft {
+                    room,
+                    user,
+                    reason: reason.to_string(),
+                }
+            }
+            Event::Message {
                 room,
-                user,
-                reason: reason.to_string(),
-            },
+                from,
+                text,
+                id,
+                ..
+            } if self.history_live(&room, &from, id, &text) => {
+                log::debug!("#{room}: {from}'s {id} was shown as history already");
+                return;
+            }
             Event::Message {
                 room,
                 from,

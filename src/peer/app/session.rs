@@ -37,6 +37,10 @@ pub enum Pending {
     Room(super::RoomPending),
     /// `set_away` with this message (`None`: back).
     Away(Option<String>),
+    /// Room history (see `history`): the members of a room whose history
+    /// we fetch, or, asked for it on a connection, whether the asker is
+    /// a member.
+    History(super::history::HistoryPending),
 }
 
 impl Pending {
@@ -49,6 +53,7 @@ impl Pending {
             self,
             Pending::Resume
                 | Pending::Check
+                | Pending::History(_)
                 | Pending::Chat(Lookup::Verify { .. } | Lookup::Resume { .. })
                 | Pending::Room(
                     RoomPending::Refresh(_)
@@ -318,6 +323,7 @@ impl App {
                 let now = Instant::now();
                 self.with_chats(|c| c.looked_up(now, purpose, Ok(user)));
             }
+            (Pending::History(p), body) => self.history_replied(p, Ok(body)),
             (Pending::Room(p), body) => self.room_replied(p, body),
             (_, body) => log::warn!("unexpected reply shape: {body:?}"),
         }
@@ -364,6 +370,7 @@ impl App {
                 self.with_chats(|c| c.looked_up(now, purpose, Err(e.clone())));
                 return;
             }
+            Pending::History(p) => return self.history_replied(p, Err(e.clone())),
             Pending::Room(p) => {
                 self.room_failed(p, e);
                 if !background {

@@ -11,6 +11,7 @@
 //! [`Chats::handle_timeout`] next. Every reason is a type
 //! (`reasons`), rendered to the exact text the peer prints.
 
+mod history;
 mod net;
 mod peek;
 mod reasons;
@@ -21,6 +22,7 @@ mod tests;
 mod user;
 mod verify;
 
+pub use history::HistoryAsk;
 pub use reasons::{ChatError, ChatEvent, ChatNotice, ConnEnd, EndReason, RejectReason};
 pub use resume::{MAX_UNACKED, RESUME_ATTEMPT, RESUME_LIMIT};
 
@@ -99,6 +101,14 @@ pub enum Action {
     },
     /// Show the user something.
     Event(ChatEvent),
+    /// `from` (checked with the registry) asks for the history of a room
+    /// on `conn`, which the engine has let go of: the owner answers (or
+    /// refuses) and closes it.
+    HistoryAsked {
+        conn: ConnId,
+        from: String,
+        ask: HistoryAsk,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +158,9 @@ struct Chat {
     /// On an incoming connection: the name the other side claimed in the
     /// Noise handshake and its static key (checked with the registry).
     secured: Option<(String, [u8; 32])>,
+    /// On an incoming connection: its first line asked for a room's
+    /// history, not for a chat.
+    history: Option<HistoryAsk>,
 }
 
 impl Chat {
@@ -168,6 +181,7 @@ impl Chat {
             resume_from: None,
             trying: None,
             secured: None,
+            history: None,
         }
     }
 }

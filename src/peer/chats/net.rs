@@ -159,6 +159,15 @@ impl Chats {
                     received,
                 },
             ) => self.hello(conn, from, version, chat, received),
+            (
+                State::Hello,
+                ChatMsg::History {
+                    from,
+                    version,
+                    room,
+                    count,
+                },
+            ) => self.history_hello(conn, from, version, super::HistoryAsk { room, count }),
             (State::Hello, _) => self.bad_hello(conn),
             (_, ChatMsg::Ping) => {}
             (State::Requesting, ChatMsg::Accept { received }) => {
@@ -248,14 +257,14 @@ impl Chats {
     }
 
     /// The connection did not start with a valid hello.
-    fn bad_hello(&mut self, conn: ConnId) {
+    pub(super) fn bad_hello(&mut self, conn: ConnId) {
         let reason = RejectReason::BadHello.wire().to_string();
         self.end(conn, Some(ChatMsg::Reject { reason }));
     }
 
     /// Requests from `ip` and in all that wait for the registry or for
     /// our user.
-    fn pending(&self, ip: std::net::IpAddr) -> (usize, usize) {
+    pub(super) fn pending(&self, ip: std::net::IpAddr) -> (usize, usize) {
         let waiting = || {
             self.chats
                 .values()

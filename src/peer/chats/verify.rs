@@ -16,6 +16,26 @@ impl Chats {
         }
         let user = c.user.clone();
         let from = c.addr;
+        if c.history.is_some() {
+            // Nobody is asked about a history request: without the
+            // registry's word for the asker's key it is refused.
+            let refused = match &info {
+                Ok(info) => self.key_check(id, info).err().map(|e| e.to_string()),
+                Err(e) => Some(format!(
+                    "{user}'s identity cannot be checked: {}",
+                    e.message
+                )),
+            };
+            match refused {
+                Some(why) => {
+                    log::info!("history ask from {from} refused: {why}");
+                    let reason = RejectReason::IdentityCheckFailed.wire().to_string();
+                    self.end(id, Some(ChatMsg::Reject { reason }));
+                }
+                None => self.history_verified(id),
+            }
+            return;
+        }
         let refused = match info {
             // The key its handshake showed must be the one the registry
             // vouches for the name; where it connects from does not matter

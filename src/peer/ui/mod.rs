@@ -261,6 +261,33 @@ pub enum UiEvent {
         id: u64,
         missing: Vec<String>,
     },
+    /// A member starts answering our room history request: what follows
+    /// is `room`'s texts as `via` kept them.
+    RoomHistoryStart {
+        room: String,
+        via: String,
+    },
+    /// A room text shown before we joined (or asked), `age_ms` before
+    /// `via` answered; vouched for by `via`, not signed by `from`.
+    RoomHistory {
+        room: String,
+        from: String,
+        id: u64,
+        text: String,
+        age_ms: u64,
+        via: String,
+    },
+    /// The end of `via`'s history answer: `count` earlier texts shown.
+    RoomHistoryEnd {
+        room: String,
+        via: String,
+        count: u32,
+    },
+    /// No member could give us `room`'s history (`reason`).
+    RoomHistoryUnavailable {
+        room: String,
+        reason: String,
+    },
     Stats {
         rooms: crate::peer::rooms::Stats,
     },

@@ -364,6 +364,22 @@ impl Ui {
                 "!!".red().bold(),
                 missing.join(", ").red()
             ),
+            UiEvent::RoomHistoryStart { room, via } => {
+                format!("{}", format!("   #{room}: earlier messages, as kept by {via}:").dimmed())
+            }
+            UiEvent::RoomHistory { room, from, text, .. } => {
+                let body = format_text(text, false);
+                format!("{} {}", format!("#{room}").dimmed(), format!("[earlier] <{from}> {body}").dimmed())
+            }
+            UiEvent::RoomHistoryEnd { room, via, count: 0 } => {
+                format!("{}", format!("   #{room}: no earlier messages from {via}").dimmed())
+            }
+            UiEvent::RoomHistoryEnd { room, via, count } => {
+                format!("{}", format!("   #{room}: {count} earlier messages from {via}").dimmed())
+            }
+            UiEvent::RoomHistoryUnavailable { room, reason } => {
+                format!("{}", format!("   #{room}: no earlier messages ({reason})").dimmed())
+            }
             UiEvent::Stats { rooms } => {
                 let v = serde_json::to_value(rooms).unwrap_or_default();
                 let parts: Vec<String> = v
@@ -408,3 +424,7 @@ fn discovery_line(found: &[crate::discovery::Found], using: &str) -> String {
 #[cfg(test)]
 #[path = "render_progress_tests.rs"]
 mod progress_tests;
+
+#[cfg(test)]
+#[path = "render_history_tests.rs"]
+mod history_tests;

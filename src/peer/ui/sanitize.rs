@@ -299,6 +299,27 @@ pub fn event(mut ev: UiEvent) -> UiEvent {
             s(r);
             missing.iter_mut().for_each(s);
         }
+        UiEvent::RoomHistoryStart { room: r, via }
+        | UiEvent::RoomHistoryEnd { room: r, via, .. } => {
+            s(r);
+            s(via);
+        }
+        UiEvent::RoomHistory {
+            room: r,
+            from,
+            text,
+            via,
+            ..
+        } => {
+            s(r);
+            s(from);
+            s(text);
+            s(via);
+        }
+        UiEvent::RoomHistoryUnavailable { room: r, reason } => {
+            s(r);
+            s(reason);
+        }
         UiEvent::ScriptFailed { reason, .. } => s(reason),
         UiEvent::Undelivered { with, messages } => {
             s(with);

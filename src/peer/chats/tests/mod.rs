@@ -2,6 +2,7 @@
 //! network between them, a registry table, and a hand-moved clock.
 
 mod ending;
+mod history;
 mod requests;
 mod resume;
 
@@ -209,6 +210,8 @@ impl Net {
                 self.nodes[i].delivered.push((with, id))
             }
             Action::Event(e) => self.nodes[i].events.push(e),
+            // History requests have their own tests (`history`).
+            Action::HistoryAsked { .. } => {}
         }
     }
 
