@@ -320,3 +320,64 @@ fn a_member_forgets_the_texts_of_a_room_it_left() {
         x.quit();
     }
 }
+
+/// A member that restarts counts its message ids in the room from 1
+/// again: its new texts reuse ids a joiner was shown as history, and are
+/// shown all the same (a live text is taken for a history copy only with
+/// the same text, soon after).
+#[test]
+fn a_restarted_members_new_texts_are_shown_though_their_ids_came_as_history() {
+    let reg = Registry::start(&[]);
+    let mut p = lab(&reg, &[]);
+    say(&mut p, 0, "before the restart");
+    let (got, _) = carol_joins(&mut p[2]);
+    assert_eq!(texts(&got), ["before the restart"]);
+    assert_eq!(got[0]["id"], json!(1), "{got:?}");
+    // Alice restarts on the same device (her identity file copied over).
+    let old_config = p[0].config_dir().to_path_buf();
+    p[0].quit();
+    let mut alice = Peer::start(reg.addr(), "alice", &PeerOpts::default());
+    let from = old_config.join("lanchat");
+    let to = alice.config_dir().join("lanchat");
+    copy_dir(&from, &to);
+    alice.login("alice");
+    alice.send("/join lab");
+    alice.expect("room_joined", &[("room", "lab")], T);
+    alice.expect("room_key", &[("room", "lab")], T);
+    alice.send("after the restart");
+    let own = alice.expect(
+        "message",
+        &[
+            ("chat", json!("#lab")),
+            ("text", json!("after the restart")),
+        ],
+        T,
+    );
+    assert_eq!(own["id"], json!(1), "ids count from 1 again: {own}");
+    p[2].expect(
+        "message",
+        &[
+            ("chat", json!("#lab")),
+            ("from", json!("alice")),
+            ("text", json!("after the restart")),
+        ],
+        T,
+    );
+    alice.quit();
+    for x in &mut p[1..] {
+        x.quit();
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}

@@ -217,6 +217,41 @@ impl Fetch {
     }
 }
 
+/// A live text is taken for one shown as history (and not shown again)
+/// only this long after it, and only with the same text: a copy racing
+/// its history copy comes within seconds, while the same sender and id
+/// later is a new message (its sender restarted, and counts from 1 again).
+pub const SHOWN_FOR: Duration = Duration::from_secs(60);
+
+/// A text shown as history: its fingerprint and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shown {
+    print: u64,
+    at: Instant,
+}
+
+impl Shown {
+    pub fn new(text: &str, at: Instant) -> Shown {
+        Shown {
+            print: fingerprint(text),
+            at,
+        }
+    }
+
+    /// Whether `text`, arriving live at `now` with this one's sender and
+    /// id, is the same message (not to be shown again).
+    pub fn is_copy(&self, text: &str, now: Instant) -> bool {
+        self.print == fingerprint(text) && now.saturating_duration_since(self.at) < SHOWN_FOR
+    }
+}
+
+fn fingerprint(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +346,16 @@ mod tests {
         assert_eq!(asked, vec!["a", "b", "c"]);
         assert!(!f.overdue(now));
         assert!(f.overdue(now + FETCH_TIMEOUT));
+    }
+
+    #[test]
+    fn a_live_text_is_a_copy_of_a_history_one_only_soon_after_and_with_the_same_text() {
+        let t = Instant::now();
+        let shown = Shown::new("see you at 10", t);
+        assert!(shown.is_copy("see you at 10", t + Duration::from_secs(2)));
+        // Its sender restarted and reuses the id for another text.
+        assert!(!shown.is_copy("I'm back", t + Duration::from_secs(2)));
+        // Long after, even the same text is a new message.
+        assert!(!shown.is_copy("see you at 10", t + SHOWN_FOR));
     }
 }

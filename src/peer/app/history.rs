@@ -19,14 +19,14 @@ use crate::peer::chat_noise::Role;
 use crate::peer::chats::{ConnEnd, ConnId, HistoryAsk};
 use crate::peer::events::Event;
 use crate::peer::history::{
-    AnswerLimit, Candidate, Entry, Fetch, Transcripts, FETCH_TIMEOUT, MAX_ROOM_BYTES,
+    AnswerLimit, Candidate, Entry, Fetch, Shown, Transcripts, FETCH_TIMEOUT, MAX_ROOM_BYTES,
 };
 use crate::peer::slots;
 use crate::peer::ui::UiEvent;
 use crate::protocol::chat::{ChatMsg, CHAT_VERSION};
 use crate::protocol::datagram::MAX_MESSAGE;
 use crate::protocol::{ApiError, ReplyBody, Request, UserInfo};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,8 @@ pub struct HistoryState {
     pub(super) checking: HashMap<ConnId, String>,
     /// (sender, id) shown as history, per room: the same text arriving
     /// live afterwards is not shown again.
-    shown: HashMap<String, HashSet<(String, u64)>>,
+    /// With each, the text's fingerprint and when it was shown.
+    shown: HashMap<String, HashMap<(String, u64), Shown>>,
     /// Since when each member of each room is one in our room engine's
     /// view: our texts from then on were sent to it.
     members_since: HashMap<(String, String), Instant>,
@@ -171,7 +172,7 @@ impl App {
             if shown.len() > MAX_SHOWN {
                 shown.clear();
             }
-            seen.extend(shown.iter().cloned());
+            seen.extend(shown.keys().cloned());
         }
         let mut fetch = Fetch::new(room.clone(), count, seen, Instant::now());
         fetch.manual = manual;
@@ -336,7 +337,7 @@ impl App {
                     .shown
                     .entry(room.clone())
                     .or_default()
-                    .insert((from.clone(), id));
+                    .insert((from.clone(), id), Shown::new(&text, Instant::now()));
                 if first {
                     let (room, via) = (room.clone(), via.clone());
                     self.emit(UiEvent::RoomHistoryStart { room, via });
@@ -432,6 +433,7 @@ impl App {
         self.history
             .shown
             .get(room)
-            .is_some_and(|shown| shown.contains(&key))
+            .and_then(|shown| shown.get(&key))
+            .is_some_and(|shown| shown.is_copy(text, Instant::now()))
     }
 }
