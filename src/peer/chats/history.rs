@@ -5,9 +5,8 @@
 //! [`Action::HistoryAsked`](super::Action::HistoryAsked), without asking
 //! our user. Refusals are logged, not shown.
 
-use super::{Action, Chats, ConnId, Lookup, RejectReason, State, MAX_PENDING, MAX_PENDING_PER_IP};
-use crate::protocol::chat::{ChatMsg, CHAT_VERSION};
-use crate::protocol::{RoomName, Username};
+use super::{Action, Chats, ConnId};
+use crate::protocol::RoomName;
 
 /// What an incoming history request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,39 +24,10 @@ impl Chats {
         version: u32,
         ask: HistoryAsk,
     ) {
-        let Some(me) = self.me.as_deref() else {
-            let reason = RejectReason::NotLoggedIn.wire().to_string();
-            self.end(conn, Some(ChatMsg::Reject { reason }));
-            return;
-        };
-        let other_name = self.claimed(conn).is_some_and(|u| u != from);
-        if Username::parse(&from).is_err()
-            || from == me
-            || version != CHAT_VERSION
-            || RoomName::parse(&ask.room).is_err()
-            || other_name
-        {
-            self.bad_hello(conn);
-            return;
-        }
-        let Some(ip) = self.chats.get(&conn).map(|c| c.addr.ip()) else {
-            return;
-        };
-        let (from_ip, all) = self.pending(ip);
-        if from_ip >= MAX_PENDING_PER_IP || all >= MAX_PENDING {
-            log::info!("history ask {conn}: {from_ip} pending from {ip}, {all} in all: busy");
-            self.end(conn, Some(ChatMsg::Busy));
-            return;
-        }
-        if let Some(c) = self.chats.get_mut(&conn) {
-            c.user = from.clone();
-            c.state = State::Verifying;
+        let bad = RoomName::parse(&ask.room).is_err();
+        if let Some(c) = self.admit(conn, from, version, bad) {
             c.history = Some(ask);
         }
-        self.actions.push_back(Action::Lookup {
-            user: from,
-            purpose: Lookup::Verify { conn },
-        });
     }
 
     /// The asker of history request `conn` passed the identity check: the

@@ -284,46 +284,62 @@ impl Chats {
         chat: Option<String>,
         received: Option<u64>,
     ) {
-        let Some(me) = self.me.as_deref() else {
-            let reason = RejectReason::NotLoggedIn.wire().to_string();
-            self.end(conn, Some(ChatMsg::Reject { reason }));
-            return;
-        };
         let bad_chat = match &chat {
             Some(c) => c.is_empty() || c.len() > MAX_CHAT_ID,
             None => received.is_some(),
         };
-        // The hello must name whom the handshake claimed.
+        let Some(c) = self.admit(conn, from, version, bad_chat) else {
+            return;
+        };
+        c.resumable = chat.is_some();
+        c.chat_id = chat;
+        c.resume_from = received;
+    }
+
+    /// The checks every first line (`hello`, or a history request) passes
+    /// before the registry is asked about `from`: we are logged in; a valid
+    /// name, not ours, the one the handshake claimed; our version; nothing
+    /// else wrong with it (`bad`); room in the caps on pending requests.
+    /// Then the connection waits for the identity check, and is returned
+    /// for its first line's own fields; `None` when it was ended.
+    pub(super) fn admit(
+        &mut self,
+        conn: ConnId,
+        from: String,
+        version: u32,
+        bad: bool,
+    ) -> Option<&mut Chat> {
+        let Some(me) = self.me.as_deref() else {
+            let reason = RejectReason::NotLoggedIn.wire().to_string();
+            self.end(conn, Some(ChatMsg::Reject { reason }));
+            return None;
+        };
+        // The first line must name whom the handshake claimed.
         let other_name = self.claimed(conn).is_some_and(|u| u != from);
         if Username::parse(&from).is_err()
             || from == me
             || version != CHAT_VERSION
-            || bad_chat
+            || bad
             || other_name
         {
             self.bad_hello(conn);
-            return;
+            return None;
         }
-        let Some(ip) = self.chats.get(&conn).map(|c| c.addr.ip()) else {
-            return;
-        };
+        let ip = self.chats.get(&conn).map(|c| c.addr.ip())?;
         let (from_ip, all) = self.pending(ip);
         if from_ip >= MAX_PENDING_PER_IP || all >= MAX_PENDING {
             log::info!("chat {conn}: {from_ip} requests pending from {ip}, {all} in all: busy");
             self.end(conn, Some(ChatMsg::Busy));
-            return;
-        }
-        if let Some(c) = self.chats.get_mut(&conn) {
-            c.user = from.clone();
-            c.state = State::Verifying;
-            c.resumable = chat.is_some();
-            c.chat_id = chat;
-            c.resume_from = received;
+            return None;
         }
         self.actions.push_back(Action::Lookup {
-            user: from,
+            user: from.clone(),
             purpose: Lookup::Verify { conn },
         });
+        let c = self.chats.get_mut(&conn)?;
+        c.user = from;
+        c.state = State::Verifying;
+        Some(c)
     }
 
     /// A chat ended from the other side (or went silent).

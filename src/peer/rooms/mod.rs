@@ -32,7 +32,6 @@ mod timers;
 
 pub use engine::{Engine, Listed, StreamIds};
 pub use event::{Ask, Event, Gone, NotMember, SayError, Stats};
-pub use late::{NOTICE_PATIENCE, NOTICE_REPEAT};
 pub use progress::{PASTE_MIN, SENDING_EVERY};
 pub use retain::RETENTION;
 
