@@ -4,7 +4,7 @@
 use clap::Parser;
 use lanchat::peer::link::secure::{forget, Security};
 use lanchat::peer::rooms::faults::Faults;
-use lanchat::peer::{run, term, Config, Discovery};
+use lanchat::peer::{run, term, Config, Discovery, RoomTransport};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -155,6 +155,14 @@ struct Args {
     /// none.
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     room_history: u32,
+
+    /// How room messages travel. auto: by IP multicast where the LAN
+    /// carries it (one datagram reaches every member on the segment), with
+    /// a copy of its own to each member it does not reach; multicast: the
+    /// same, but says so when it cannot be set up; unicast: one copy per
+    /// member, always. A peer on a loopback address is always unicast.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = RoomTransport::Auto)]
+    room_transport: RoomTransport,
 }
 
 /// A pause in seconds, 0 to 60.
@@ -304,6 +312,7 @@ fn main() {
         keylog: args.keylog,
         room_retention: std::time::Duration::from_secs(args.room_retention),
         room_history: args.room_history as usize,
+        room_transport: args.room_transport,
     });
     std::process::exit(code);
 }

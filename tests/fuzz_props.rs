@@ -159,17 +159,20 @@ fn datagram_strategy() -> impl Strategy<Value = Datagram> {
             any::<u64>(),
             any::<u64>(),
             0u64..1000,
-            any::<bool>(),
+            (any::<bool>(), any::<bool>()),
             proptest::collection::vec((any::<u64>(), any::<u16>()), 0..=32)
         )
-            .prop_map(|(to, stream, cum, ahead, unsynced, missing)| Body::Ack {
-                to,
-                stream,
-                cum,
-                high: cum.saturating_add(ahead),
-                unsynced,
-                missing,
-            }),
+            .prop_map(
+                |(to, stream, cum, ahead, (unsynced, group), missing)| Body::Ack {
+                    to,
+                    stream,
+                    cum,
+                    high: cum.saturating_add(ahead),
+                    unsynced,
+                    group,
+                    missing,
+                }
+            ),
         Just(Body::Ping),
         (name, any::<u64>(), any::<u64>()).prop_map(|(to, stream, next)| Body::Sync {
             to,

@@ -573,6 +573,7 @@ fn flood_pool(room: &str, members: &[&str], to: &str, n: usize) -> Vec<Vec<u8>> 
                 cum: rng.next_u64() % 200,
                 high: 200 + rng.next_u64() % 200,
                 unsynced: false,
+                group: false,
                 missing: vec![(rng.next_u64() % 200, 3)],
             },
             _ => Body::Ping,

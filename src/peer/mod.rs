@@ -95,6 +95,22 @@ pub struct Config {
     /// `--room-history`: room texts kept per room for latecomers, and
     /// asked for on joining (100; 0: none kept, served or asked for).
     pub room_history: usize,
+    /// `--room-transport`: whether rooms use IP multicast where the LAN
+    /// carries it.
+    pub room_transport: RoomTransport,
+}
+
+/// How room datagrams travel (`--room-transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RoomTransport {
+    /// Multicast where this peer has a LAN address and the group can be
+    /// joined, unicast otherwise, without a word.
+    #[default]
+    Auto,
+    /// Like auto, but says so when multicast cannot be set up.
+    Multicast,
+    /// Never multicast: one copy per member.
+    Unicast,
 }
 
 /// The outcome of looking for registries on the LAN (no `--registry`).
@@ -224,8 +240,8 @@ pub fn run(cfg: Config) -> i32 {
     };
     // Datagrams get their own bounded queue: a flood of them is dropped
     // here, like a full socket buffer, and cannot crowd out other events.
-    let (dg_tx, dg_rx) =
-        crossbeam_channel::bounded::<(Vec<u8>, SocketAddr, std::time::Instant)>(DATAGRAM_QUEUE);
+    let (dg_tx, dg_rx) = crossbeam_channel::bounded::<app::Arrived>(DATAGRAM_QUEUE);
+    let group_tx = dg_tx.clone();
     let overflow = Arc::new(AtomicU64::new(0));
     let dropped = overflow.clone();
     let spawned_udp = std::thread::Builder::new()
@@ -237,7 +253,8 @@ pub fn run(cfg: Config) -> i32 {
                     // Stamped as it comes off the socket: liveness verdicts
                     // go by arrival, not by when the main loop gets to it.
                     Ok((n, from)) => {
-                        match dg_tx.try_send((buf[..n].to_vec(), from, std::time::Instant::now())) {
+                        let at = std::time::Instant::now();
+                        match dg_tx.try_send((buf[..n].to_vec(), from, at, false)) {
                             Ok(()) => {}
                             Err(crossbeam_channel::TrySendError::Full(_)) => {
                                 dropped.fetch_add(1, Ordering::Relaxed);
@@ -259,6 +276,11 @@ pub fn run(cfg: Config) -> i32 {
     app.share_names(names);
     app.share_prompt(prompt);
     app.script = script;
+    app.multicast = Some(app::Multicast::new(
+        app.cfg.room_transport,
+        group_tx,
+        overflow.clone(),
+    ));
     app.rooms.queue_overflow = overflow;
     let code = app.run(rx, conn_rx, dg_rx, sig_rx);
     term::restore();

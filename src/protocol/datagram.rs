@@ -45,6 +45,10 @@ pub const VERSION: u8 = 4;
 pub const AUTH_ED25519: u8 = 1;
 /// Bytes of the signature at the end of every datagram.
 pub const SIG_LEN: usize = 64;
+/// An ACK's flags: the member does not know where the stream starts for it…
+pub const ACK_UNSYNCED: u8 = 0x01;
+/// …the sender's copies to the room's multicast group reach it.
+pub const ACK_GROUP: u8 = 0x02;
 /// Missing ranges one ACK lists at most.
 pub const MAX_RANGES: usize = 32;
 /// Bytes of the Poly1305 tag at the end of every datagram.
@@ -101,13 +105,16 @@ pub enum Body {
     /// Member `to`'s report on its stream `stream` from the acker: it holds
     /// every seq ≤ `cum`, nothing above `high`, and every seq in between but
     /// the `missing` ranges (`(first, count)`). `unsynced`: it does not know
-    /// where the stream starts for it (it asks for a SYNC).
+    /// where the stream starts for it (it asks for a SYNC). `group`: the
+    /// sender's copies to the room's multicast group reach it (it needs no
+    /// copy of its own).
     Ack {
         to: String,
         stream: u64,
         cum: u64,
         high: u64,
         unsynced: bool,
+        group: bool,
         missing: Vec<(u64, u16)>,
     },
     /// Liveness: "I am still here".
@@ -299,13 +306,14 @@ impl Datagram {
                 cum,
                 high,
                 unsynced,
+                group,
                 missing,
             } => {
                 put_str(&mut out, to);
                 out.extend_from_slice(&stream.to_be_bytes());
                 out.extend_from_slice(&cum.to_be_bytes());
                 out.extend_from_slice(&high.to_be_bytes());
-                out.push(u8::from(*unsynced));
+                out.push(u8::from(*unsynced) | (u8::from(*group) << 1));
                 let n = missing.len().min(MAX_RANGES);
                 out.push(n as u8);
                 for (first, count) in &missing[..n] {
@@ -429,11 +437,10 @@ fn parse_body(kind: u8, plain: &[u8]) -> Result<Body, DecodeError> {
         2 => {
             let to = r.str()?;
             let (stream, cum, high) = (r.u64()?, r.u64()?, r.u64()?);
-            let unsynced = match r.u8()? {
-                0 => false,
-                1 => true,
-                _ => return Err(DecodeError::Malformed),
-            };
+            let flags = r.u8()?;
+            if flags & !(ACK_UNSYNCED | ACK_GROUP) != 0 {
+                return Err(DecodeError::Malformed);
+            }
             let n = r.u8()? as usize;
             if n > MAX_RANGES || high < cum {
                 return Err(DecodeError::Malformed);
@@ -447,7 +454,8 @@ fn parse_body(kind: u8, plain: &[u8]) -> Result<Body, DecodeError> {
                 stream,
                 cum,
                 high,
-                unsynced,
+                unsynced: flags & ACK_UNSYNCED != 0,
+                group: flags & ACK_GROUP != 0,
                 missing,
             }
         }

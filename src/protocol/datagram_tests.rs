@@ -48,6 +48,7 @@ fn round_trip_and_tag() {
                 cum: 3,
                 high: 9,
                 unsynced: false,
+                group: false,
                 missing: vec![(4, 2), (8, 1)],
             },
             ..data()
@@ -155,6 +156,7 @@ fn an_ack_lists_at_most_32_ranges_and_never_high_below_cum() {
             cum,
             high,
             unsynced: true,
+            group: false,
             missing: (0..n).map(|i| (cum + 1 + 2 * i, 1)).collect(),
         },
         ..data()

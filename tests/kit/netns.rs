@@ -238,6 +238,30 @@ impl Lab {
         nft(&rule)
     }
 
+    /// Drops every multicast packet arriving in `role`'s namespace (an
+    /// nftables rule on the input hook: a switch or a firewall that does
+    /// not pass multicast to that host), and counts them.
+    pub fn deaf_to_multicast(&self, role: &str) -> Result<(), String> {
+        let ns = self.ns(role);
+        let nft = |rest: &[&str]| {
+            let mut args = vec!["ip", "netns", "exec", &ns, "nft"];
+            args.extend_from_slice(rest);
+            run(&args)
+        };
+        nft(&["add", "table", "ip", "deaf"])?;
+        nft(&[
+            "add",
+            "chain",
+            "ip",
+            "deaf",
+            "input",
+            "{ type filter hook input priority 0; }",
+        ])?;
+        nft(&[
+            "add", "rule", "ip", "deaf", "input", "ip", "daddr", MULTICAST, "counter", "drop",
+        ])
+    }
+
     /// Makes `role` send every TCP segment as a packet of its own (no
     /// segmentation offload on its veth), so a loss rule drops packets of
     /// at most the MTU, as on a real link, not 64 KiB aggregates.

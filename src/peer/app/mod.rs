@@ -27,6 +27,7 @@ mod history_answer;
 mod identity;
 mod keylog;
 mod moderation;
+mod multicast;
 mod quit;
 mod registry;
 mod room_keys;
@@ -37,6 +38,7 @@ mod topics;
 
 pub use rooms::{RoomCommand, RoomPending, Rooms};
 
+pub use multicast::{Arrived, Multicast};
 pub use registry::Moving;
 pub use session::{Pending, Session};
 
@@ -50,7 +52,7 @@ use super::Config;
 use crate::protocol::{ApiError, Request};
 use crossbeam_channel::{select, Receiver, Sender};
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 /// The conversation plain text goes to.
@@ -138,6 +140,8 @@ pub struct App {
     pending_move: bool,
     /// Room history for latecomers (see `history`).
     history: history::HistoryState,
+    /// Room multicast (`--room-transport`), once `run` set it up.
+    pub multicast: Option<Multicast>,
 }
 
 impl App {
@@ -200,6 +204,7 @@ impl App {
             convos: Default::default(),
             pending_move: false,
             history,
+            multicast: None,
         }
     }
 
@@ -295,7 +300,7 @@ impl App {
         &mut self,
         events: Receiver<Event>,
         conn_events: Receiver<Event>,
-        datagrams: Receiver<(Vec<u8>, SocketAddr, Instant)>,
+        datagrams: Receiver<Arrived>,
         signals: Receiver<()>,
     ) -> i32 {
         self.emit(UiEvent::Ready {
@@ -340,8 +345,8 @@ impl App {
                     }
                 }
                 recv(datagrams) -> d => {
-                    if let Ok((bytes, from, at)) = d {
-                        self.datagram(&bytes, from, at);
+                    if let Ok((bytes, from, at, group)) = d {
+                        self.datagram(&bytes, from, at, group);
                     }
                 }
                 recv(signals) -> _ => self.quit(),
@@ -350,10 +355,10 @@ impl App {
             // Every datagram waiting is handled before any timer: a room
             // member is judged silent by when its datagrams arrived, never
             // because this loop was busy.
-            for (i, (bytes, from, at)) in
+            for (i, (bytes, from, at, group)) in
                 datagrams.try_iter().take(super::DATAGRAM_QUEUE).enumerate()
             {
-                self.datagram(&bytes, from, at);
+                self.datagram(&bytes, from, at, group);
                 if i % 256 == 255 {
                     self.heartbeat_if_due();
                 }

@@ -209,6 +209,9 @@ impl App {
     /// Drains the engine: datagrams to the socket, events to the UI and
     /// the registry.
     fn rooms_flush(&mut self) {
+        if let Some(m) = &mut self.multicast {
+            m.reconcile(&self.rooms.engine.groups());
+        }
         let batch: Vec<(std::net::SocketAddr, Vec<u8>)> =
             std::iter::from_fn(|| self.rooms.engine.poll_transmit()).collect();
         if !batch.is_empty() {
@@ -613,10 +616,15 @@ impl App {
         }
     }
 
-    /// A datagram arrived on our UDP socket.
-    /// `at`: when it came off the socket.
-    pub fn datagram(&mut self, bytes: &[u8], src: SocketAddr, at: Instant) {
-        self.rooms.engine.handle_datagram(at, src, bytes);
+    /// A datagram arrived on our UDP socket (`group`: on the group
+    /// socket, by a room's multicast group). `at`: when it came off the
+    /// socket.
+    pub fn datagram(&mut self, bytes: &[u8], src: SocketAddr, at: Instant, group: bool) {
+        if group {
+            self.rooms.engine.handle_group_datagram(at, src, bytes);
+        } else {
+            self.rooms.engine.handle_datagram(at, src, bytes);
+        }
         self.rooms_flush();
     }
 

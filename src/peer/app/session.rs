@@ -387,6 +387,13 @@ impl App {
     fn start_session(&mut self, s: &SessionReply) {
         self.set_logged_in(true);
         self.rooms.set_identity(&s.username, self.identity.clone());
+        if let Some(m) = &mut self.multicast {
+            let (port, refused) = m.start(&s.address.ip, &self.udp);
+            self.rooms.engine.set_multicast(port);
+            if let Some(why) = refused {
+                self.notice(format!("rooms use unicast: {why}"));
+            }
+        }
         self.chats.set_me(Some(s.username.clone()));
         self.session = Some(Session {
             username: s.username.clone(),

@@ -96,6 +96,9 @@ pub(super) struct Member {
     /// Let back in owing what it missed: the LATE notice it must note
     /// before the catch-up goes (see `late`).
     pub notice: Option<super::late::Notice>,
+    /// Its last ACK said our copies to the room's group reach it: what
+    /// goes to the group is not sent to it again (see `group`).
+    pub hears_group: bool,
 }
 
 /// What we receive from one sender. Kept per room by name, apart from the
@@ -130,6 +133,8 @@ pub(super) struct StreamIn {
     pub last: Instant,
     /// When its acknowledgement is queued in the engine's timers.
     pub timer: Option<Instant>,
+    /// Whether the sender's copies to the group reach us.
+    pub hearing: super::group::Hearing,
 }
 
 pub(super) struct OutMsg {
@@ -198,6 +203,8 @@ pub(super) struct Room {
     pub run: Option<super::progress::Run>,
     /// Members dropped from the live list, entitled to what they missed.
     pub away: HashMap<String, super::retain::Away>,
+    /// The last seq of our stream sent to the room's multicast group.
+    pub group_upto: u64,
     /// Tell the registry we left once the "leave" is done (a `/leave`;
     /// logout and quit tell it by themselves).
     pub tell_registry: bool,
@@ -227,6 +234,11 @@ pub struct Engine {
     /// How long a member dropped from a live list stays owed what it
     /// missed ([`RETENTION`](super::RETENTION) unless set).
     pub(super) retention: Duration,
+    /// The port of the rooms' multicast groups, when the driver set up
+    /// multicast (see `group`); none: unicast only.
+    pub(super) multicast: Option<u16>,
+    /// Set while a datagram that came by a group is handled.
+    pub(super) via_group: bool,
 }
 
 impl Engine {
@@ -253,7 +265,46 @@ impl Engine {
             replaying: false,
             auth,
             retention: super::RETENTION,
+            multicast: None,
+            via_group: false,
         }
+    }
+
+    /// Sends what goes to every member of a room once to its multicast
+    /// group on `port` as well (and unicast only to the members that do
+    /// not hear the group), or with `None` (the default) unicast only. The
+    /// driver calls it once its socket can send to groups, and joins
+    /// [`groups`](Engine::groups).
+    pub fn set_multicast(&mut self, port: Option<u16>) {
+        self.multicast = port;
+    }
+
+    /// Whether one of the rooms we are in has group `group`.
+    pub fn listens(&self, group: SocketAddr) -> bool {
+        self.multicast.is_some_and(|port| {
+            port == group.port()
+                && self
+                    .rooms
+                    .iter()
+                    .any(|(n, r)| r.leaving.is_none() && super::group::group_of(n, port) == group)
+        })
+    }
+
+    /// The groups of the rooms we are in: the driver's group socket joins
+    /// these (none without [`set_multicast`](Engine::set_multicast)).
+    pub fn groups(&self) -> Vec<SocketAddr> {
+        let Some(port) = self.multicast else {
+            return Vec::new();
+        };
+        let mut g: Vec<SocketAddr> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.leaving.is_none())
+            .map(|(n, _)| super::group::group_of(n, port))
+            .collect();
+        g.sort();
+        g.dedup();
+        g
     }
 
     /// How long a member dropped from a room's live list stays owed, when
@@ -300,6 +351,7 @@ impl Engine {
             last_sent: now,
             timer: None,
             notice: None,
+            hears_group: false,
         }
     }
 

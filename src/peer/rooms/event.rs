@@ -154,4 +154,11 @@ pub struct Stats {
     pub injected_delays: u64,
     /// Datagrams dropped because the main loop's queue was full (a flood).
     pub queue_overflow: u64,
+    /// DATA datagrams sent to a room's multicast group (each in place of
+    /// one per member that hears the group).
+    #[serde(default)]
+    pub group_out: u64,
+    /// Datagrams that came by a room's multicast group.
+    #[serde(default)]
+    pub group_in: u64,
 }

@@ -91,6 +91,7 @@ impl Engine {
                 leaving: None,
                 run: None,
                 away: HashMap::new(),
+                group_upto: 0,
             },
         );
         self.next_ping.get_or_insert(now + PING_EVERY);

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod event;
 pub mod faults;
 pub mod flow;
+pub(crate) mod group;
 mod keys;
 mod late;
 mod liveness;
@@ -32,6 +33,7 @@ mod timers;
 
 pub use engine::{Engine, Listed, StreamIds};
 pub use event::{Ask, Event, Gone, NotMember, SayError, Stats};
+pub use group::{group_of, GROUP_PORT};
 pub use progress::{PASTE_MIN, SENDING_EVERY};
 pub use retain::RETENTION;
 

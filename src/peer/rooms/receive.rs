@@ -13,6 +13,20 @@ const NO_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFI
 use std::time::Instant;
 
 impl Engine {
+    /// A datagram arrived from `src` by a room's multicast group (the
+    /// driver's group socket).
+    pub fn handle_group_datagram(&mut self, now: Instant, src: SocketAddr, bytes: &[u8]) {
+        // Our own copies come back (peers on one machine hear each
+        // other's): dropped before their signature is checked.
+        if Header::peek(bytes).is_ok_and(|h| h.from == self.me) {
+            return;
+        }
+        self.stats.group_in += 1;
+        self.via_group = true;
+        self.handle_datagram(now, src, bytes);
+        self.via_group = false;
+    }
+
     /// A datagram arrived from `src`.
     pub fn handle_datagram(&mut self, now: Instant, _src: SocketAddr, bytes: &[u8]) {
         self.stats.datagrams_in += 1;
@@ -113,6 +127,7 @@ impl Engine {
                 cum,
                 high,
                 unsynced,
+                group,
                 missing,
                 ..
             } => {
@@ -122,7 +137,7 @@ impl Engine {
                     unsynced,
                     missing,
                 };
-                self.on_ack(&room, &from, stream, report, now)
+                self.on_ack(&room, &from, (stream, group), report, now)
             }
             Body::Sync { stream, next, .. } => self.on_sync(&room, &from, stream, next, now),
             Body::Late {
@@ -311,6 +326,7 @@ impl Engine {
                     partial: None,
                     last: now,
                     timer: None,
+                    hearing: Default::default(),
                 });
                 Some(inbound.streams.len() - 1)
             }
@@ -338,10 +354,24 @@ impl Engine {
         let Some(at) = self.inbound_stream(room, from, stream, now) else {
             return;
         };
+        let via_group = self.via_group;
         let Some(this) = self.stream_at(room, from, at) else {
             return;
         };
         this.last = now;
+        if this.hearing.arrived(via_group, now) {
+            // Tell the sender at once: it stops (or starts) sending us
+            // our own copies.
+            this.rx.ack_at = Some(now);
+            log::info!(
+                "#{room}: {from}'s multicast copies {} reach us",
+                if this.hearing.hears {
+                    "now"
+                } else {
+                    "no longer"
+                }
+            );
+        }
         let delivered = match this.rx.receive(seq, item, now) {
             Received::Deliver(items) => {
                 if items.iter().any(|i| i.event == EventKind::Leave) {
@@ -392,6 +422,7 @@ impl Engine {
             return;
         }
         let stream = this.rx.id;
+        let group = this.hearing.hears;
         let Report {
             cum,
             high,
@@ -405,6 +436,7 @@ impl Engine {
             cum,
             high,
             unsynced,
+            group,
             missing,
         };
         self.control(room, from, ack, now);

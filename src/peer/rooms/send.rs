@@ -8,9 +8,8 @@ use super::engine::{Engine, OutMsg};
 use super::event::{Event, SayError};
 use super::flow::OUTBOX_MAX;
 use super::stream::{Item, Report};
-use super::timers::{flow_due, Timer};
+use super::timers::arm_member;
 use crate::protocol::datagram::{self as wire, Body, Datagram, EventKind};
-use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -164,32 +163,56 @@ impl Engine {
         Some(bytes)
     }
 
-    /// Sends `seq` to each of `to` (the same bytes to all).
+    /// Sends `seq` to each of `to` (the same bytes to all). The first time
+    /// `seq` goes to anyone it also goes to the room's multicast group, if
+    /// any, and so to every member that hears the group, whatever its
+    /// window (the group goes at the pace of the members' fastest window,
+    /// and a slower one gets repairs, unicast, at its own); what went to
+    /// the group is not sent again to a member that hears it.
     fn send_seq(&mut self, room: &str, seq: u64, to: &[String], retransmit: bool, now: Instant) {
         let Some(bytes) = self.sealed(room, seq) else {
             return;
         };
+        let group = self
+            .multicast
+            .filter(|_| !retransmit)
+            .map(|port| super::group::group_of(room, port));
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        let mut addrs = Vec::with_capacity(to.len());
+        let timers = &mut self.timers;
+        let mut addrs = Vec::with_capacity(to.len() + 1);
+        if let Some(g) = group.filter(|_| seq > r.group_upto) {
+            r.group_upto = seq;
+            self.stats.group_out += 1;
+            addrs.push(g);
+            for (name, m) in r.members.iter_mut().filter(|(_, m)| m.hears_group) {
+                for s in m.flow.sent_upto + 1..=seq {
+                    m.flow.sent(s, now);
+                }
+                m.last_sent = now;
+                arm_member(timers, room, name, m);
+            }
+        }
         for name in to {
             let Some(m) = r.members.get_mut(name) else {
                 continue;
             };
+            if group.is_some() && m.hears_group {
+                // Went to the group, now or before.
+                if m.flow.sent_upto < seq {
+                    m.flow.sent(seq, now);
+                    m.last_sent = now;
+                    arm_member(timers, room, name, m);
+                }
+                continue;
+            }
             if !retransmit {
                 m.flow.sent(seq, now);
             }
             m.last_sent = now;
             addrs.push(m.addr);
-            if let Some(at) = flow_due(&m.flow).filter(|&at| m.timer.is_none_or(|t| at < t)) {
-                m.timer = Some(at);
-                let timer = Timer::Flow {
-                    room: room.to_string(),
-                    user: name.clone(),
-                };
-                self.timers.push(Reverse((at, timer)));
-            }
+            arm_member(timers, room, name, m);
         }
         if retransmit {
             self.stats.retransmits += addrs.len() as u64;
@@ -259,12 +282,13 @@ impl Engine {
         self.injector.send(addr, bytes, now);
     }
 
-    /// Member `from`'s acknowledgement of our stream `stream`.
+    /// Member `from`'s acknowledgement of our stream `stream` (`group`: it
+    /// hears our copies to the room's group).
     pub(super) fn on_ack(
         &mut self,
         room: &str,
         from: &str,
-        stream: u64,
+        (stream, group): (u64, bool),
         report: Report,
         now: Instant,
     ) {
@@ -278,6 +302,7 @@ impl Engine {
         let Some(m) = r.members.get_mut(from) else {
             return;
         };
+        m.hears_group = group;
         // It does not know where our stream starts for it, or is behind
         // where we let it in: tell it.
         if report.unsynced || report.cum < m.flow.acked {

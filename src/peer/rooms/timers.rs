@@ -10,7 +10,7 @@
 //! again at the new time. A deadline that moves earlier is queued at once
 //! by [`arm_flow`](Engine::arm_flow) / [`arm_ack`](Engine::arm_ack).
 
-use super::engine::Engine;
+use super::engine::{Engine, Member};
 use std::cmp::Reverse;
 use std::time::Instant;
 
@@ -44,25 +44,13 @@ impl Engine {
     /// time-out, or the moment it counts as stalled), unless it is queued
     /// for that time or earlier already.
     pub(super) fn arm_flow(&mut self, room: &str, user: &str) {
-        let Some(m) = self
+        if let Some(m) = self
             .rooms
             .get_mut(room)
             .and_then(|r| r.members.get_mut(user))
-        else {
-            return;
-        };
-        let Some(at) = flow_due(&m.flow) else {
-            return;
-        };
-        if m.timer.is_some_and(|t| t <= at) {
-            return;
+        {
+            arm_member(&mut self.timers, room, user, m);
         }
-        m.timer = Some(at);
-        let timer = Timer::Flow {
-            room: room.to_string(),
-            user: user.to_string(),
-        };
-        self.timers.push(Reverse((at, timer)));
     }
 
     /// Queues the acknowledgement of stream `at` from `user` at its time.
@@ -166,4 +154,21 @@ impl Engine {
             }
         }
     }
+}
+
+/// Queues member `user`'s flow at its next deadline, unless it is queued
+/// no later already.
+pub(super) fn arm_member(timers: &mut Queue, room: &str, user: &str, m: &mut Member) {
+    let Some(at) = flow_due(&m.flow) else {
+        return;
+    };
+    if m.timer.is_some_and(|t| t <= at) {
+        return;
+    }
+    m.timer = Some(at);
+    let timer = Timer::Flow {
+        room: room.to_string(),
+        user: user.to_string(),
+    };
+    timers.push(Reverse((at, timer)));
 }

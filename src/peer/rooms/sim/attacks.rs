@@ -131,6 +131,7 @@ fn forged_replayed_and_foreign_datagrams_are_dropped() {
             cum: 1,
             high: 1,
             unsynced: false,
+            group: false,
             missing: Vec::new(),
         },
     };

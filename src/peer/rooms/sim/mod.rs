@@ -15,6 +15,7 @@ mod blip;
 mod commands;
 mod joins;
 mod keywait;
+mod multicast;
 mod net;
 mod paste;
 mod props;
@@ -72,7 +73,7 @@ pub struct Node {
     /// waits in `backlog` (its socket buffer, at most `backlog_max`; more
     /// is dropped and counted in `overflow`).
     per_datagram: Option<Duration>,
-    backlog: VecDeque<(SocketAddr, Vec<u8>)>,
+    backlog: VecDeque<(SocketAddr, Vec<u8>, bool)>,
     backlog_max: usize,
     busy_until: Instant,
     pub overflow: u64,
@@ -255,14 +256,25 @@ impl Sim {
         let now = self.now;
         let mut sent_to = std::mem::take(&mut self.sent_to);
         sent_to.resize(self.nodes.len(), 0);
-        let node = &mut self.nodes[i];
-        node.dirty = true;
-        while let Some((to, bytes)) = node.engine.poll_transmit() {
-            self.net.send(now, node.addr, to, bytes);
+        self.nodes[i].dirty = true;
+        while let Some((to, bytes)) = self.nodes[i].engine.poll_transmit() {
+            let from = self.nodes[i].addr;
+            if to.ip().is_multicast() {
+                // Every node up that joined the group, but the sender.
+                let heard_by: Vec<SocketAddr> = (0..self.nodes.len())
+                    .filter(|&j| j != i && self.nodes[j].up)
+                    .filter(|&j| self.nodes[j].engine.listens(to))
+                    .map(|j| self.nodes[j].addr)
+                    .collect();
+                self.net.send_group(now, from, to, &heard_by, bytes);
+                continue;
+            }
+            self.net.send(now, from, to, bytes);
             if let Some(j) = self.net.node_of(to) {
                 sent_to[j] += 1;
             }
         }
+        let node = &mut self.nodes[i];
         while let Some(ev) = node.engine.poll_event() {
             match ev {
                 Event::Message {
@@ -294,14 +306,14 @@ impl Sim {
         let end = self.now + d;
         while self.now < end {
             let next = self.tick_end(end);
-            while let Some((at, from, to, bytes)) = self.net.next_before(next) {
-                self.now = at;
-                let Some(i) = self.net.node_of(to) else {
-                    self.outside.push((from, to, bytes));
+            while let Some(a) = self.net.next_before(next) {
+                self.now = a.at;
+                let Some(i) = self.net.node_of(a.to) else {
+                    self.outside.push((a.from, a.to, a.bytes));
                     continue;
                 };
                 if self.nodes[i].up {
-                    self.arrive(i, at, from, bytes);
+                    self.arrive(i, a.at, a.from, a.bytes, a.group);
                 }
             }
             self.work_backlogs(next);

@@ -83,7 +83,19 @@ type Due = Reverse<(Instant, u64, usize)>;
 struct InFlight {
     from: SocketAddr,
     to: SocketAddr,
+    /// It came by a multicast group.
+    group: bool,
     bytes: Vec<u8>,
+}
+
+/// A datagram arriving: when, from and to whom, whether by a multicast
+/// group, its bytes.
+pub struct Arrival {
+    pub at: Instant,
+    pub from: SocketAddr,
+    pub to: SocketAddr,
+    pub group: bool,
+    pub bytes: Vec<u8>,
 }
 
 pub struct Net {
@@ -108,6 +120,11 @@ pub struct Net {
     /// When set, every datagram of this kind (the header's fourth byte)
     /// is lost: a peer that does not know it, or a path that drops it.
     pub drop_kind: Option<u8>,
+    /// Nodes no multicast reaches (a switch or a firewall that drops it):
+    /// every group copy to them is lost.
+    pub group_deaf: HashSet<SocketAddr>,
+    /// Datagrams sent to a multicast group (counted in `sent` as well).
+    pub group_sent: u64,
 }
 
 impl Net {
@@ -127,6 +144,8 @@ impl Net {
             reordered: 0,
             tap: None,
             drop_kind: None,
+            group_deaf: HashSet::new(),
+            group_sent: 0,
         }
     }
 
@@ -150,11 +169,47 @@ impl Net {
         }
     }
 
-    pub fn send(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, mut bytes: Vec<u8>) {
+    pub fn send(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
         self.sent += 1;
         if let Some(tap) = &mut self.tap {
             tap.push((to, bytes.clone()));
         }
+        self.carry(now, from, to, bytes, false);
+    }
+
+    /// One datagram to multicast group `group`: sent once, it reaches each
+    /// of `to` (the nodes that joined it) or not, each copy lost,
+    /// duplicated and delayed on its own (one segment, many receivers).
+    pub fn send_group(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        group: SocketAddr,
+        to: &[SocketAddr],
+        bytes: Vec<u8>,
+    ) {
+        self.sent += 1;
+        self.group_sent += 1;
+        if let Some(tap) = &mut self.tap {
+            tap.push((group, bytes.clone()));
+        }
+        for &to in to {
+            if self.group_deaf.contains(&to) {
+                self.lost += 1;
+                continue;
+            }
+            self.carry(now, from, to, bytes.clone(), true);
+        }
+    }
+
+    fn carry(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+        mut bytes: Vec<u8>,
+        group: bool,
+    ) {
         let dropped = self.drop_kind.is_some_and(|k| bytes.get(3) == Some(&k));
         if dropped || self.cut.contains(&(from, to)) || self.rng.chance(self.cfg.loss) {
             self.lost += 1;
@@ -178,6 +233,7 @@ impl Net {
             let d = InFlight {
                 from,
                 to,
+                group,
                 bytes: if copy == copies {
                     std::mem::take(&mut bytes)
                 } else {
@@ -203,11 +259,8 @@ impl Net {
         self.queue.peek().map(|Reverse((at, _, _))| *at)
     }
 
-    /// The next datagram arriving at or before `until`: (arrival, from, to, bytes).
-    pub fn next_before(
-        &mut self,
-        until: Instant,
-    ) -> Option<(Instant, SocketAddr, SocketAddr, Vec<u8>)> {
+    /// The next datagram arriving at or before `until`.
+    pub fn next_before(&mut self, until: Instant) -> Option<Arrival> {
         loop {
             if self.queue.peek()?.0 .0 > until {
                 return None;
@@ -221,7 +274,13 @@ impl Net {
                 self.lost += 1;
                 continue;
             }
-            return Some((at, d.from, d.to, d.bytes));
+            return Some(Arrival {
+                at,
+                from: d.from,
+                to: d.to,
+                group: d.group,
+                bytes: d.bytes,
+            });
         }
     }
 }

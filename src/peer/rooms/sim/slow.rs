@@ -19,14 +19,21 @@ impl Sim {
         self.sent_to.get(i).copied().unwrap_or(0)
     }
 
-    /// A datagram reaches node `i` at `at`: handled now, or queued behind
-    /// a slow node's backlog.
-    pub(super) fn arrive(&mut self, i: usize, at: Instant, from: SocketAddr, bytes: Vec<u8>) {
+    /// A datagram reaches node `i` at `at` (`group`: by a multicast
+    /// group): handled now, or queued behind a slow node's backlog.
+    pub(super) fn arrive(
+        &mut self,
+        i: usize,
+        at: Instant,
+        from: SocketAddr,
+        bytes: Vec<u8>,
+        group: bool,
+    ) {
         let node = &mut self.nodes[i];
         if let Some(per) = node.per_datagram {
             if node.busy_until > at || !node.backlog.is_empty() {
                 if node.backlog.len() < node.backlog_max {
-                    node.backlog.push_back((from, bytes));
+                    node.backlog.push_back((from, bytes, group));
                 } else {
                     node.overflow += 1;
                 }
@@ -34,7 +41,16 @@ impl Sim {
             }
             node.busy_until = at + per;
         }
-        self.nodes[i].engine.handle_datagram(at, from, &bytes);
+        self.handle(i, at, from, &bytes, group);
+    }
+
+    fn handle(&mut self, i: usize, at: Instant, from: SocketAddr, bytes: &[u8], group: bool) {
+        let engine = &mut self.nodes[i].engine;
+        if group {
+            engine.handle_group_datagram(at, from, bytes);
+        } else {
+            engine.handle_datagram(at, from, bytes);
+        }
         self.drain(i);
     }
 
@@ -46,15 +62,14 @@ impl Sim {
                 if node.busy_until > until || !node.up {
                     break;
                 }
-                let Some((from, bytes)) = node.backlog.pop_front() else {
+                let Some((from, bytes, group)) = node.backlog.pop_front() else {
                     break;
                 };
                 let at = node.busy_until;
                 node.busy_until = at + per;
                 let saved = self.now;
                 self.now = at;
-                self.nodes[i].engine.handle_datagram(at, from, &bytes);
-                self.drain(i);
+                self.handle(i, at, from, &bytes, group);
                 self.now = saved;
             }
         }
