@@ -774,3 +774,37 @@ fn room_errors_suggest_the_next_step() {
     let msg = e["message"].as_str().unwrap_or_default();
     assert!(msg.ends_with("; /join lab to go in"), "{e}");
 }
+
+/// `--room-transport multicast` on a loopback address: the peer says at
+/// login that rooms stay unicast, and its room works as before, nothing
+/// sent to a group (`auto`, the default, stays unicast there without a
+/// word).
+#[test]
+fn multicast_asked_for_on_loopback_says_so_and_stays_unicast() {
+    let reg = Registry::start(&[]);
+    let multicast = PeerOpts {
+        args: vec!["--room-transport".into(), "multicast".into()],
+        ..PeerOpts::default()
+    };
+    let specs = [("alice", multicast), ("bob", PeerOpts::default())];
+    let mut p = login_peers(reg.addr(), &specs);
+    let said = |h: &[Value]| {
+        h.iter().any(|v| {
+            v["event"] == "notice"
+                && v["text"].as_str().is_some_and(|t| {
+                    t.starts_with("rooms use unicast: multicast needs a LAN address")
+                })
+        })
+    };
+    p[0].wait_history("the notice that rooms stay unicast", T, said);
+    assert!(!said(&p[1].history), "auto says nothing");
+    create_and_join(&mut p, "lab", None);
+    p[0].send("/msg #lab over unicast");
+    p[1].wait_messages("#lab", "alice", 1, T);
+    p[0].expect("delivery", &[("room", "lab")], T);
+    let s = p[0].stats();
+    assert_eq!(
+        (s["group_out"].as_u64(), s["group_in"].as_u64()),
+        (Some(0), Some(0))
+    );
+}

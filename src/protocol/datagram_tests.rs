@@ -224,3 +224,83 @@ fn a_member_cannot_sign_as_another() {
         })
     );
 }
+
+/// `d` sealed and signed by alice, with byte `at` of its body (counted
+/// from the body's start) set to `byte` before sealing: what a peer that
+/// sent a body this version does not know would send.
+fn sealed_with(d: &Datagram, at: usize, byte: u8) -> Vec<u8> {
+    let bytes = d.encode(&KEY, &NONCE, &alice());
+    let h = Header::peek(&bytes).unwrap();
+    let end = bytes.len() - TAG_LEN - SIG_LEN;
+    let (aad, body) = bytes[..end].split_at(h.len);
+    let mut plain = body.to_vec();
+    let c = cipher(&KEY.key);
+    let tag = Tag::clone_from_slice(&bytes[end..end + TAG_LEN]);
+    c.decrypt_in_place_detached(XNonce::from_slice(&NONCE), aad, &mut plain, &tag)
+        .unwrap();
+    plain[at] = byte;
+    let tag = c
+        .encrypt_in_place_detached(XNonce::from_slice(&NONCE), aad, &mut plain)
+        .unwrap();
+    let mut out = aad.to_vec();
+    out.extend_from_slice(&plain);
+    out.extend_from_slice(&tag);
+    let sig = alice().sign(&out);
+    out.extend_from_slice(&sig);
+    out
+}
+
+#[test]
+fn unknown_ack_flags_and_late_noted_bytes_are_malformed() {
+    let ack = Datagram {
+        body: Body::Ack {
+            to: "bob".into(),
+            stream: 1,
+            cum: 2,
+            high: 2,
+            unsynced: false,
+            group: true,
+            missing: Vec::new(),
+        },
+        ..data()
+    };
+    // The flags byte: after `to` (1 + 3) and three u64s.
+    let flags = 4 + 24;
+    for (byte, ok) in [
+        (0, true),
+        (1, true),
+        (2, true),
+        (3, true),
+        (4, false),
+        (0x80, false),
+    ] {
+        let got = open(&sealed_with(&ack, flags, byte), Some(KEY));
+        match got {
+            Ok(Datagram {
+                body: Body::Ack {
+                    unsynced, group, ..
+                },
+                ..
+            }) if ok => assert_eq!((unsynced, group), (byte & 1 != 0, byte & 2 != 0)),
+            Err(DecodeError::Malformed) if !ok => {}
+            other => panic!("flags {byte:02x}: {other:?}"),
+        }
+    }
+    let late = Datagram {
+        body: Body::Late {
+            to: "bob".into(),
+            stream: 1,
+            upto: 40,
+            noted: false,
+        },
+        ..data()
+    };
+    let noted = 4 + 16;
+    assert!(open(&sealed_with(&late, noted, 1), Some(KEY)).is_ok());
+    for byte in [2, 0xff] {
+        assert_eq!(
+            open(&sealed_with(&late, noted, byte), Some(KEY)),
+            Err(DecodeError::Malformed)
+        );
+    }
+}

@@ -33,6 +33,8 @@ pub struct Multicast {
     /// The interface the groups are joined on and our copies leave by.
     iface: Option<Ipv4Addr>,
     joined: Vec<SocketAddr>,
+    /// The user was told why rooms stay unicast (once a run).
+    told: bool,
 }
 
 impl Multicast {
@@ -44,6 +46,7 @@ impl Multicast {
             sock: None,
             iface: None,
             joined: Vec::new(),
+            told: false,
         }
     }
 
@@ -51,12 +54,13 @@ impl Multicast {
     /// multicast on its interface (`udp` is the room socket, which sends
     /// our copies to the groups). Returns the port to give the engine
     /// (`None`: unicast), and what to tell the user when `multicast` was
-    /// asked for and cannot be had.
+    /// asked for and cannot be had (the first time only).
     pub fn start(&mut self, ip: &str, udp: &UdpSocket) -> (Option<u16>, Option<String>) {
         if self.mode == RoomTransport::Unicast {
             return (None, None);
         }
-        let insist = self.mode == RoomTransport::Multicast;
+        let insist =
+            self.mode == RoomTransport::Multicast && !std::mem::replace(&mut self.told, true);
         let refused = |why: String| {
             log::info!("rooms use unicast: {why}");
             (None, insist.then_some(why))
