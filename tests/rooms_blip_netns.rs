@@ -5,7 +5,9 @@
 //! registry, which takes her out of the room (a new key epoch, made by
 //! alice); when the cable is back, carol's peer restores its session and
 //! joins again, and every message sent meanwhile, in both directions,
-//! arrives exactly once and in order.
+//! arrives exactly once and in order. Then dave joins and fetches the
+//! room's history from a member: every text, those the cut delayed
+//! included, once each and in each sender's order.
 //!
 //! Needs root and `ip`. Without them the test prints a SKIP line and
 //! passes, unless the environment variable `CI` is set, when it fails.
@@ -32,6 +34,7 @@ fn a_ten_second_link_cut_loses_no_room_message_either_way() {
         ("alice", ip(10)),
         ("bob", ip(11)),
         ("carol", ip(12)),
+        ("dave", ip(13)),
     ];
     let Some(lab) = Lab::start(NS_PREFIX, "rooms_blip", &hosts, false) else {
         return;
@@ -55,6 +58,11 @@ fn a_ten_second_link_cut_loses_no_room_message_either_way() {
     };
     for k in 0..5 {
         talk(&mut p, &mut said, k);
+    }
+    // What was said before the cut has arrived before it (else it would
+    // rightly come late).
+    for (me, from) in [(0, "carol"), (1, "alice"), (1, "carol"), (2, "alice")] {
+        p[me].wait_messages("#lab", from, 5, Duration::from_secs(10));
     }
     lab.cable(CAROL_CABLE, false);
     let cut = Instant::now();
@@ -98,6 +106,35 @@ fn a_ten_second_link_cut_loses_no_room_message_either_way() {
         marked.push(late.len());
     }
     assert!(late_texts(&p[1], "alice").is_empty(), "bob got late ones");
+
+    // Dave joins after it all and fetches the room's history: every text
+    // said, those carol's cut delayed included, once each, in each
+    // sender's order (2 × 44 is within the 100 a member keeps).
+    let mut dave = login_peers(reg.addr(), &[("dave", lab.peer_opts("dave"))]).remove(0);
+    dave.send("/join lab");
+    dave.expect("room_joined", &[("room", "lab")], Duration::from_secs(10));
+    let end = dave.expect("room_history_end", &[("room", "lab")], Duration::from_secs(20));
+    let shown: Vec<(String, String)> = dave
+        .history
+        .iter()
+        .filter(|v| v["event"] == "room_history" && v["room"] == "lab")
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            (s("from"), s("text"))
+        })
+        .collect();
+    assert_eq!(end["count"], serde_json::json!(shown.len()), "{end}");
+    for (s, from) in [(0, "alice"), (1, "carol")] {
+        let got: Vec<&String> = shown
+            .iter()
+            .filter(|(f, _)| f == from)
+            .map(|(_, t)| t)
+            .collect();
+        let want: Vec<&String> = said[s].iter().collect();
+        assert_eq!(got, want, "history of {from}'s texts via {}", end["via"]);
+    }
+    assert_eq!(shown.len(), said[0].len() + said[1].len());
+    eprintln!("dave's history: {} texts via {}", shown.len(), end["via"]);
     eprintln!(
         "{} messages each way across a {CUT:?} cut: all received exactly once, in order, \
          {took:?} after the cable was back; marked late: {} (carol's from alice), {} \
