@@ -113,7 +113,11 @@ fn a_ten_second_link_cut_loses_no_room_message_either_way() {
     let mut dave = login_peers(reg.addr(), &[("dave", lab.peer_opts("dave"))]).remove(0);
     dave.send("/join lab");
     dave.expect("room_joined", &[("room", "lab")], Duration::from_secs(10));
-    let end = dave.expect("room_history_end", &[("room", "lab")], Duration::from_secs(20));
+    let end = dave.expect(
+        "room_history_end",
+        &[("room", "lab")],
+        Duration::from_secs(20),
+    );
     let shown: Vec<(String, String)> = dave
         .history
         .iter()

@@ -2,9 +2,11 @@
 //! members cut off from each other for longer than the liveness limit,
 //! both sending meanwhile, drop each other from their live lists and,
 //! once the link is back, each gets every message the other sent, once
-//! and in order.
+//! and in order; and the room history each member keeps for latecomers
+//! stays bounded and holds, through a blip and a lossy network, the last
+//! texts of every sender, once each and in order.
 
-use super::scenarios::{ms, room_of, ROOM};
+use super::scenarios::{ms, room_of, settle, traffic, ROOM};
 use super::{NetConfig, Sim};
 use crate::peer::rooms::Gone;
 use std::time::Duration;
@@ -169,4 +171,86 @@ fn a_member_that_never_notes_the_late_notice_still_gets_what_it_missed_unmarked(
     // Held for the notice's patience, not longer.
     let took = sim.elapsed() - back;
     assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+impl Sim {
+    /// Every node keeps the last `limit` texts of each room (and at most
+    /// 1 MiB of them), as a peer's `--room-history` does.
+    pub fn keep_history(&mut self, limit: usize) {
+        for n in &mut self.nodes {
+            let store =
+                crate::peer::history::Transcripts::new(limit, crate::peer::history::MAX_ROOM_BYTES);
+            n.transcripts = Some(store);
+        }
+    }
+}
+
+#[test]
+fn the_history_each_member_keeps_is_bounded_and_whole_through_a_blip_and_loss() {
+    const KEPT: usize = 100;
+    let all: Vec<usize> = (0..6).collect();
+    let mut sim = Sim::new(6, 21, NetConfig::lossy(0.10, 0.05, 0.10));
+    sim.keep_history(KEPT);
+    room_of(&mut sim, 0..6);
+    let senders = [0, 1, 2];
+    let mut sent = traffic(&mut sim, &senders, 150, 3);
+    // Node 3 is cut off from every other for 6 s (dropped as silent by
+    // all) while the senders go on, then comes back.
+    for j in (0..6).filter(|&j| j != 3) {
+        sim.partition(3, j, true);
+    }
+    for k in 0..30 {
+        for (n, &s) in senders.iter().enumerate() {
+            let text = format!("{} cut #{k:02}", sim.name(s));
+            sim.say(s, ROOM, &text);
+            sent[n].push(text);
+        }
+        sim.run_for(ms(200));
+    }
+    for j in (0..6).filter(|&j| j != 3) {
+        sim.partition(3, j, false);
+    }
+    let more = traffic(&mut sim, &senders, 60, 3);
+    for (n, texts) in more.into_iter().enumerate() {
+        sent[n].extend(texts);
+    }
+    settle(&mut sim, &senders, &sent, &all, Duration::from_secs(30));
+    assert!(sim
+        .departures(0, ROOM)
+        .contains(&(sim.name(3), Gone::Silent)));
+    let late: Vec<String> = senders
+        .iter()
+        .flat_map(|&s| sim.received_late(3, ROOM, &sim.name(s)).to_vec())
+        .collect();
+    assert!(!late.is_empty());
+    let total: usize = sent.iter().map(Vec::len).sum();
+    for i in all {
+        let t = sim.nodes[i].transcripts.as_ref().unwrap();
+        let (entries, bytes) = t.size(ROOM);
+        assert_eq!(entries, KEPT.min(total), "{}", sim.name(i));
+        assert!(bytes <= crate::peer::history::MAX_ROOM_BYTES);
+        let history = t.last(ROOM, KEPT);
+        // What it would give a latecomer: of each sender, the last of its
+        // texts, once each and in its order (its own included), however
+        // late some of them came.
+        for (n, &s) in senders.iter().enumerate() {
+            let from = sim.name(s);
+            let mine: Vec<&String> = history
+                .iter()
+                .filter(|e| e.from == from)
+                .map(|e| &e.text)
+                .collect();
+            let suffix: Vec<&String> = sent[n][sent[n].len() - mine.len()..].iter().collect();
+            assert_eq!(mine, suffix, "{}'s history of {from}", sim.name(i));
+        }
+        if i == 3 {
+            // Some of what it keeps came late.
+            let kept_late = history.iter().filter(|e| late.contains(&e.text)).count();
+            eprintln!(
+                "node 3 keeps {kept_late} texts that came late ({} came late)",
+                late.len()
+            );
+            assert!(kept_late > 0);
+        }
+    }
 }

@@ -79,6 +79,9 @@ pub struct Node {
     pub overflow: u64,
     /// Stopped (SIGSTOP) until then: no timers run; datagrams wait.
     pub frozen_until: Option<Instant>,
+    /// The room history it keeps for latecomers (the peer's own store),
+    /// fed every text it shows, once [`Sim::keep_history`] is called.
+    pub transcripts: Option<crate::peer::history::Transcripts>,
 }
 
 pub struct Sim {
@@ -147,6 +150,7 @@ impl Sim {
                     busy_until: t0,
                     overflow: 0,
                     frozen_until: None,
+                    transcripts: None,
                 }
             })
             .collect();
@@ -276,6 +280,25 @@ impl Sim {
         }
         let node = &mut self.nodes[i];
         while let Some(ev) = node.engine.poll_event() {
+            if let (
+                Some(t),
+                Event::Message {
+                    room,
+                    from,
+                    text,
+                    id,
+                    ..
+                },
+            ) = (&mut node.transcripts, &ev)
+            {
+                let entry = crate::peer::history::Entry {
+                    from: from.clone(),
+                    id: *id,
+                    text: text.clone(),
+                    at: now,
+                };
+                t.record(room, entry);
+            }
             match ev {
                 Event::Message {
                     room,
