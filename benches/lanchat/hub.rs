@@ -154,6 +154,8 @@ pub struct Hub {
     pub pending: Vec<VecDeque<Value>>,
     pub alive: Vec<bool>,
     pub acc: Option<RunAcc>,
+    /// More arguments for every peer started from now on.
+    pub args: Vec<String>,
 }
 
 impl Hub {
@@ -168,6 +170,7 @@ impl Hub {
             pending: Vec::new(),
             alive: Vec::new(),
             acc: None,
+            args: Vec::new(),
         }
     }
 
@@ -179,6 +182,7 @@ impl Hub {
         cmd.arg("--registry")
             .arg(self.registry.to_string())
             .args(["--json", "--no-color"])
+            .args(&self.args)
             .env_remove("REGISTRY_ADDR")
             .env_remove("LANCHAT_FAULTS")
             .env("RUST_LOG", "warn")
