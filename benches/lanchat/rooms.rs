@@ -297,10 +297,10 @@ pub fn lossy_room(p: &Params, dir: &Path, transport: &str) -> Result<Lossy, Stri
         lab.lossy_input(role)
             .map_err(|e| format!("skipped: nftables: {e}"))?;
     }
-    let reg = registry(&dir.join("registry-lossy.log"))
+    let reg = registry(&dir.join(format!("registry-lossy-{transport}.log")))
         .prefix(&lab.prefix("reg"))
         .listen("0.0.0.0:0")
-        .store(&dir.join("lossy.db").to_string_lossy())
+        .store(&dir.join(format!("lossy-{transport}.db")).to_string_lossy())
         .flags(&CHEAP_ARGON2)
         .connect_ip(IpAddr::V4(reg_ip))
         .try_start()?;
