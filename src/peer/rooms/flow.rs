@@ -259,6 +259,7 @@ impl Flow {
             .peekable();
         // Not sent again while it may still be on its way (reordered).
         let pace_floor = self.srtt() / 2;
+        let mut heard = false;
         for (&seq, o) in self.out.range_mut(..=high.min(self.sent_upto)) {
             while gaps.peek().is_some_and(|&(_, end)| end <= seq) {
                 gaps.next();
@@ -268,11 +269,18 @@ impl Flow {
                 if !o.held {
                     o.held = true;
                     self.last_progress = now;
+                    // It hears us: what is outstanding is waiting on a
+                    // repair or on its next acknowledgement, not lost
+                    // (RFC 6298 5.3, with selective acknowledgements).
+                    heard = true;
                 }
                 self.retx.remove(&seq);
             } else if now.saturating_duration_since(o.last_sent) >= pace_floor {
                 lost |= self.retx.insert(seq);
             }
+        }
+        if heard {
+            self.rto_at = Some(now + self.rto());
         }
         if lost {
             self.cut(now);
@@ -286,18 +294,29 @@ impl Flow {
     /// per time-out); returns the retransmissions that may go out now.
     pub fn due(&mut self, now: Instant) -> Vec<u64> {
         if self.rto_at.is_some_and(|t| t <= now) {
-            let lost: Vec<u64> = self
-                .out
-                .iter()
-                .filter(|(_, o)| !o.held)
-                .map(|(&seq, _)| seq)
-                .collect();
-            if !lost.is_empty() {
+            // Not what went out too recently for its acknowledgement to
+            // be back (a time-out restarted by the member's last report
+            // fires while the next is on its way): it is due when it is
+            // no longer recent, if still unacknowledged.
+            let recent = self.srtt();
+            let mut lost = Vec::new();
+            let mut young: Option<Instant> = None;
+            for (&seq, o) in self.out.iter().filter(|(_, o)| !o.held) {
+                if now.saturating_duration_since(o.last_sent) >= recent {
+                    lost.push(seq);
+                } else {
+                    young = Some(young.map_or(o.last_sent, |t| t.min(o.last_sent)));
+                }
+            }
+            let next = if lost.is_empty() {
+                young.map(|t| t + recent)
+            } else {
                 self.retx.extend(lost);
                 self.cut(now);
                 self.backoff += 1;
-            }
-            self.rto_at = (!self.out.is_empty()).then(|| now + self.rto());
+                None
+            };
+            self.rto_at = (!self.out.is_empty()).then(|| next.unwrap_or(now + self.rto()));
         }
         if self.retx.is_empty() || now < self.pace_at {
             return Vec::new();

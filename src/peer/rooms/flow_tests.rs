@@ -106,3 +106,35 @@ fn a_send_after_an_idle_spell_does_not_count_the_spell_as_a_stall() {
     // Unanswered from then on, it does stall.
     assert!(f.stalled(later + STALLED_AFTER));
 }
+
+#[test]
+fn a_member_that_reports_progress_is_not_timed_out_and_recent_sends_wait() {
+    let t = Instant::now();
+    let mut f = Flow::new(0, t);
+    f.sent(1, t);
+    // An RTT of 10 ms: the time-out is its floor.
+    f.ack(1, 1, &[], t + ms(10));
+    assert_eq!(f.rto(), RTO_MIN);
+    // Seq 2 is lost for good; 3 to 20 go out, one every 5 ms, and the
+    // member's reports every 20 ms say it holds all it got but 2.
+    let mut now = t + ms(10);
+    for s in 2..=20 {
+        f.sent(s, now);
+        if s % 4 == 0 {
+            f.ack(1, s - 1, &[(2, 1)], now);
+            let repaired = f.due(now);
+            assert!(repaired.is_empty() || repaired == [2], "{repaired:?}");
+        }
+        now += ms(5);
+    }
+    // 95 ms after the last cumulative progress but 5 ms after the last
+    // report: no time-out, so nothing it holds or may still report goes
+    // again (it used to be every seq not reported yet).
+    assert!(f.due(now).is_empty());
+    // The reports stop (lost). 21 goes out 5 ms before the time-out; at
+    // the time-out, what is a round trip old goes again (2, 20), not 21.
+    let last_report = t + ms(100);
+    f.sent(21, last_report + f.rto() - ms(5));
+    let again = f.due(last_report + f.rto());
+    assert!(again.contains(&20) && !again.contains(&21), "{again:?}");
+}
