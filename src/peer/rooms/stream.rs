@@ -31,7 +31,7 @@ pub const ACK_SPACING: Duration = Duration::from_millis(5);
 pub const REORDER_GRACE: Duration = Duration::from_millis(5);
 /// …and a report of missing seqs (or a request for a SYNC) is repeated
 /// this long after the last while the gap stays open.
-pub const NACK_REPEAT: Duration = Duration::from_millis(40);
+pub const NACK_REPEAT: Duration = Duration::from_millis(20);
 
 /// One sequenced item: an event or one fragment of a text.
 #[derive(Debug, Clone, PartialEq, Eq)]
