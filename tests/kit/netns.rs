@@ -214,52 +214,43 @@ impl Lab {
     /// without) arriving in `role`'s namespace.
     pub fn drop_input(&self, role: &str, percent: u32, l4: Option<&str>) -> Result<(), String> {
         assert!((1..=100).contains(&percent), "{percent}%");
-        let ns = self.ns(role);
-        let nft = |rest: &[&str]| {
-            let mut args = vec!["ip", "netns", "exec", &ns, "nft"];
-            args.extend_from_slice(rest);
-            run(&args)
-        };
-        nft(&["add", "table", "inet", "lossy"])?;
-        nft(&[
-            "add",
-            "chain",
-            "inet",
-            "lossy",
-            "input",
-            "{ type filter hook input priority 0; }",
-        ])?;
         let below = format!("0-{}", percent - 1);
-        let mut rule = vec!["add", "rule", "inet", "lossy", "input"];
+        let mut rule = Vec::new();
         if let Some(l4) = l4 {
             rule.extend(["meta", "l4proto", l4]);
         }
         rule.extend(["numgen", "random", "mod", "100", &below, "counter", "drop"]);
-        nft(&rule)
+        self.input_rule(role, ["inet", "lossy"], &rule)
     }
 
     /// Drops every multicast packet arriving in `role`'s namespace (an
     /// nftables rule on the input hook: a switch or a firewall that does
     /// not pass multicast to that host), and counts them.
     pub fn deaf_to_multicast(&self, role: &str) -> Result<(), String> {
+        let rule = ["ip", "daddr", MULTICAST, "counter", "drop"];
+        self.input_rule(role, ["ip", "deaf"], &rule)
+    }
+
+    /// Adds nftables `rule` on the input hook of `role`'s namespace, in
+    /// table `family table` (made, with its input chain, if new).
+    fn input_rule(
+        &self,
+        role: &str,
+        [family, table]: [&str; 2],
+        rule: &[&str],
+    ) -> Result<(), String> {
         let ns = self.ns(role);
         let nft = |rest: &[&str]| {
             let mut args = vec!["ip", "netns", "exec", &ns, "nft"];
             args.extend_from_slice(rest);
             run(&args)
         };
-        nft(&["add", "table", "ip", "deaf"])?;
-        nft(&[
-            "add",
-            "chain",
-            "ip",
-            "deaf",
-            "input",
-            "{ type filter hook input priority 0; }",
-        ])?;
-        nft(&[
-            "add", "rule", "ip", "deaf", "input", "ip", "daddr", MULTICAST, "counter", "drop",
-        ])
+        nft(&["add", "table", family, table])?;
+        let chain = "{ type filter hook input priority 0; }";
+        nft(&["add", "chain", family, table, "input", chain])?;
+        let mut add = vec!["add", "rule", family, table, "input"];
+        add.extend_from_slice(rule);
+        nft(&add)
     }
 
     /// Makes `role` send every TCP segment as a packet of its own (no
