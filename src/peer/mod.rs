@@ -38,7 +38,7 @@ pub mod ui;
 use events::Event;
 use rooms::faults::Faults;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 /// Room datagrams waiting for the main loop; beyond this they are dropped.
@@ -246,27 +246,7 @@ pub fn run(cfg: Config) -> i32 {
     let dropped = overflow.clone();
     let spawned_udp = std::thread::Builder::new()
         .name("udp".into())
-        .spawn(move || {
-            let mut buf = vec![0u8; 2048];
-            loop {
-                match recv_udp.recv_from(&mut buf) {
-                    // Stamped as it comes off the socket: liveness verdicts
-                    // go by arrival, not by when the main loop gets to it.
-                    Ok((n, from)) => {
-                        let at = std::time::Instant::now();
-                        match dg_tx.try_send((buf[..n].to_vec(), from, at, false)) {
-                            Ok(()) => {}
-                            Err(crossbeam_channel::TrySendError::Full(_)) => {
-                                dropped.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return,
-                        }
-                    }
-                    // ICMP errors from earlier sends surface here; not fatal.
-                    Err(e) => log::debug!("udp receive: {e}"),
-                }
-            }
-        });
+        .spawn(move || app::receive(&recv_udp, &dg_tx, &dropped, false));
     if spawned.is_err() || spawned_udp.is_err() {
         eprintln!("error: cannot start threads");
         return 1;

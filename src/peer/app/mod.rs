@@ -38,7 +38,7 @@ mod topics;
 
 pub use rooms::{RoomCommand, RoomPending, Rooms};
 
-pub use multicast::{Arrived, Multicast};
+pub use multicast::{receive, Arrived, Multicast};
 pub use registry::Moving;
 pub use session::{Pending, Session};
 

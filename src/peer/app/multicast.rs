@@ -33,7 +33,8 @@ pub struct Multicast {
     /// The interface the groups are joined on and our copies leave by.
     iface: Option<Ipv4Addr>,
     joined: Vec<SocketAddr>,
-    /// The user was told why rooms stay unicast (once a run).
+    /// The user was told why rooms stay unicast (once a run, the first
+    /// time it happens).
     told: bool,
 }
 
@@ -59,29 +60,22 @@ impl Multicast {
         if self.mode == RoomTransport::Unicast {
             return (None, None);
         }
-        let insist =
-            self.mode == RoomTransport::Multicast && !std::mem::replace(&mut self.told, true);
-        let refused = |why: String| {
-            log::info!("rooms use unicast: {why}");
-            (None, insist.then_some(why))
-        };
-        let iface = match ip.parse::<IpAddr>() {
-            Ok(IpAddr::V4(v4)) if !v4.is_loopback() && !v4.is_unspecified() => v4,
+        let why = match ip.parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) if !v4.is_loopback() && !v4.is_unspecified() => {
+                match self.open(v4, udp) {
+                    Ok(()) => return (Some(GROUP_PORT), None),
+                    Err(e) => format!("cannot set up multicast on {v4}: {e}"),
+                }
+            }
             Ok(IpAddr::V4(v4)) => {
-                return refused(format!(
-                    "multicast needs a LAN address, and other peers reach this one at {v4}"
-                ))
+                format!("multicast needs a LAN address, and other peers reach this one at {v4}")
             }
-            _ => {
-                return refused(format!(
-                    "room multicast is IPv4 only, and other peers reach this one at {ip}"
-                ))
-            }
+            _ => format!("room multicast is IPv4 only, and other peers reach this one at {ip}"),
         };
-        if let Err(e) = self.open(iface, udp) {
-            return refused(format!("cannot set up multicast on {iface}: {e}"));
-        }
-        (Some(GROUP_PORT), None)
+        log::info!("rooms use unicast: {why}");
+        let tell =
+            self.mode == RoomTransport::Multicast && !std::mem::replace(&mut self.told, true);
+        (None, tell.then_some(why))
     }
 
     fn open(&mut self, iface: Ipv4Addr, udp: &UdpSocket) -> std::io::Result<()> {
@@ -102,7 +96,7 @@ impl Multicast {
             let overflow = self.overflow.clone();
             std::thread::Builder::new()
                 .name("udp-group".into())
-                .spawn(move || receive(&rx, &queue, &overflow))?;
+                .spawn(move || receive(&rx, &queue, &overflow, true))?;
             self.sock = Some(sock);
         }
         Ok(())
@@ -162,14 +156,17 @@ fn group_socket() -> std::io::Result<UdpSocket> {
     Ok(s.into())
 }
 
-/// The group receiver: like the room socket's, stamped on arrival, dropped
-/// (and counted) when the main loop's queue is full.
-fn receive(sock: &UdpSocket, queue: &Sender<Arrived>, overflow: &AtomicU64) {
+/// A receiver thread's loop (the room socket's, `group` false, and the
+/// group socket's): each datagram stamped as it comes off the socket, so
+/// liveness verdicts go by arrival, not by when the main loop gets to it;
+/// dropped (and counted) when the main loop's queue is full, like a full
+/// socket buffer. Returns when the main loop is gone.
+pub fn receive(sock: &UdpSocket, queue: &Sender<Arrived>, overflow: &AtomicU64, group: bool) {
     let mut buf = vec![0u8; 2048];
     loop {
         match sock.recv_from(&mut buf) {
             Ok((n, from)) => {
-                match queue.try_send((buf[..n].to_vec(), from, Instant::now(), true)) {
+                match queue.try_send((buf[..n].to_vec(), from, Instant::now(), group)) {
                     Ok(()) => {}
                     Err(crossbeam_channel::TrySendError::Full(_)) => {
                         overflow.fetch_add(1, Ordering::Relaxed);
@@ -177,7 +174,8 @@ fn receive(sock: &UdpSocket, queue: &Sender<Arrived>, overflow: &AtomicU64) {
                     Err(crossbeam_channel::TrySendError::Disconnected(_)) => return,
                 }
             }
-            Err(e) => log::debug!("udp group receive: {e}"),
+            // ICMP errors from earlier sends surface here; not fatal.
+            Err(e) => log::debug!("udp receive: {e}"),
         }
     }
 }
