@@ -55,6 +55,13 @@ fn members_that_hear_the_group_cost_the_sender_one_datagram_per_message() {
         stats.group_out, stats.retransmits
     );
     assert_eq!(uni.nodes[0].engine.stats().group_out, 0);
+    assert_eq!(uni.net.group_sent, 0);
+    // What the engines sent to the group is what the network carried
+    // there (the members' joins included).
+    let group_out: u64 = (0..30)
+        .map(|i| multi.nodes[i].engine.stats().group_out)
+        .sum();
+    assert_eq!(multi.net.group_sent, group_out);
     // Each text once to the group (and the join before them).
     assert!(
         (500..=501).contains(&stats.group_out),
